@@ -1,0 +1,83 @@
+"""The `token_budget` fixture's handle, and the capture state of one test."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .capture import Capture, Miss
+from .usage import Call, Usage, parse_exchange, usage_from_api
+
+
+@dataclass
+class CaseCapture:
+    """Everything captured for one test: its cassette, and usage recorded by hand."""
+
+    endpoint: str
+    case_id: str
+    capture: Capture | None
+    manual: list[Call] = field(default_factory=list)
+    closed: bool = False
+    error: str | None = None  # the cassette could not be opened
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            if self.capture is not None:
+                self.capture.__exit__(None, None, None)
+
+    @property
+    def misses(self) -> list[Miss]:
+        return self.capture.log.misses if self.capture else []
+
+    def calls(self) -> list[Call]:
+        """Calls in the order they happened: HTTP exchanges, then hand-recorded usage."""
+        found: list[Call] = []
+        if self.capture is not None:
+            for exchange in self.capture.log.exchanges:
+                found.extend(parse_exchange(exchange))
+        return found + self.manual
+
+
+class TokenBudget:
+    """What a test sees of the plugin: its endpoint, its case, the calls so far."""
+
+    def __init__(self, state: CaseCapture, case: dict[str, Any]) -> None:
+        self._state = state
+        self.endpoint = state.endpoint
+        self.case = case
+
+    @property
+    def calls(self) -> list[Call]:
+        return [c for c in self._state.calls() if c.kind != "count_tokens"]
+
+    def record(self, usage: Any, *, model: str, batch: bool = False) -> None:
+        """Usage that did not go over HTTP (another transport, a cached result, a batch job).
+
+        Takes a ``Usage``, an API usage dict, or an SDK usage object.
+        """
+        if not isinstance(usage, Usage):
+            if not isinstance(usage, dict):
+                usage = usage.model_dump() if hasattr(usage, "model_dump") else vars(usage)
+            usage = usage_from_api(usage)
+        self._state.manual.append(
+            Call(provider="anthropic", kind="messages", model=model, usage=usage, batch=batch)
+        )
+
+    def count(self, **request: Any) -> int:
+        """Input tokens of a Messages request, from the count_tokens endpoint.
+
+        Goes over HTTP like any other call, so it is recorded and replayed with the case.
+        """
+        import anthropic
+
+        counted = {k: v for k, v in request.items() if k not in _NOT_COUNTED}
+        client = anthropic.Anthropic(api_key=os.environ.get("ANTHROPIC_API_KEY"))
+        return client.messages.count_tokens(**counted).input_tokens
+
+
+# count_tokens takes the prompt, not the sampling parameters.
+_NOT_COUNTED = frozenset(
+    {"max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"}
+)

@@ -1,0 +1,36 @@
+"""How numbers read in the terminal and in Markdown (the JSON keeps them raw)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+Number = Fraction | int | float | None
+
+
+def tokens(value: Number) -> str:
+    return "—" if value is None else f"{int(value):,}"
+
+
+def rate(value: Number) -> str:
+    return "—" if value is None else f"{float(value) * 100:.1f}%"
+
+
+def usd(value: Number) -> str:
+    if value is None:
+        return "—"
+    v = float(value)
+    if v == 0:
+        return "$0"
+    if abs(v) < 0.01:
+        return f"${v:.5f}"
+    if abs(v) < 100:
+        return f"${v:,.4f}" if abs(v) < 1 else f"${v:,.2f}"
+    return f"${v:,.0f}"
+
+
+def metric(name: str, value: Number) -> str:
+    if name.endswith("_usd"):
+        return usd(value)
+    if name.endswith("_rate"):
+        return rate(value)
+    return tokens(value)

@@ -1,0 +1,319 @@
+"""pytest wiring: options, marker, fixtures and hooks. Logic lives in the other modules.
+
+Without --token-budget the plugin is inert: nothing heavy (anthropic, vcrpy,
+jsonschema) is imported, and marked tests are skipped with a reason that says
+how to run them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import pytest
+
+if TYPE_CHECKING:
+    from .fixture import CaseCapture, TokenBudget
+    from .session import BudgetRun
+
+RUN_KEY = pytest.StashKey["BudgetRun"]()
+CAPTURE_KEY = pytest.StashKey["CaseCapture"]()
+OUTCOME_KEY = pytest.StashKey[str]()
+PLACEHOLDER_KEY = "tokenbudget-replay-placeholder"
+MARKER_HELP = (
+    "token_budget(endpoint): measure this test's Anthropic API calls against the budgets "
+    "of `endpoint` in token_budgets.yml (runs with pytest --token-budget)"
+)
+SKIP_REASON = "token budget test: run it with `pytest --token-budget`"
+
+
+# -- options ---------------------------------------------------------------------------
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("token-budget", "token budgets (pytest-tokenbudget)")
+    group.addoption(
+        "--token-budget", action="store_true", default=False,
+        help="measure token usage of token_budget-marked tests and gate on token_budgets.yml",
+    )  # fmt: skip
+    group.addoption(
+        "--token-budget-config", metavar="PATH", default=None,
+        help="budget file (default: token_budgets.yml at the rootdir, or ini token_budget_config)",
+    )  # fmt: skip
+    group.addoption(
+        "--token-budget-record", default="none", choices=("none", "once", "new_episodes", "all"),
+        help="recording: none = replay only, never touch the network (default); once = record "
+        "missing cassettes; new_episodes = also record new requests; all = re-record",
+    )  # fmt: skip
+    group.addoption(
+        "--token-budget-cassettes", metavar="DIR", default=None,
+        help="cassette directory (default: cassettes/ beside the config file)",
+    )  # fmt: skip
+    group.addoption(
+        "--token-budget-report", metavar="DIR", default=".token-budget",
+        help="where report.json and report.md are written (default: .token-budget/)",
+    )  # fmt: skip
+    parser.addini("token_budget_config", "path of token_budgets.yml, relative to the ini file")
+    parser.addini("token_budget_cassettes", "cassette directory, relative to the ini file")
+
+
+# -- configure -------------------------------------------------------------------------
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER_HELP)
+    if not config.getoption("token_budget"):
+        return
+    from .errors import TokenBudgetError
+    from .config import load_config
+    from .session import BudgetRun, Options
+
+    options = _options(config)
+    try:
+        budget_config = load_config(options.config_path)
+    except TokenBudgetError as err:
+        raise pytest.UsageError(f"pytest-tokenbudget: {err}") from None
+    if options.cassettes is None:
+        options.cassettes = budget_config.path.parent / "cassettes"
+    config.stash[RUN_KEY] = BudgetRun(budget_config, options)
+    if options.record_mode == "none" and not os.environ.get("ANTHROPIC_API_KEY"):
+        # CI on a pull request has no key; the team's code must still build its client.
+        os.environ["ANTHROPIC_API_KEY"] = PLACEHOLDER_KEY
+        config.add_cleanup(lambda: os.environ.pop("ANTHROPIC_API_KEY", None))
+
+
+def _options(config: pytest.Config) -> Any:
+    from .session import Options
+
+    ini_dir = config.inipath.parent if config.inipath else config.rootpath
+    given = config.getoption("token_budget_config")
+    if given:
+        path = Path(config.invocation_params.dir, given)
+    elif config.getini("token_budget_config"):
+        path = ini_dir / config.getini("token_budget_config")
+    else:
+        path = config.rootpath / "token_budgets.yml"
+    cassettes = config.getoption("token_budget_cassettes")
+    if cassettes:
+        cassette_dir: Path | None = Path(config.invocation_params.dir, cassettes)
+    elif config.getini("token_budget_cassettes"):
+        cassette_dir = ini_dir / config.getini("token_budget_cassettes")
+    else:
+        cassette_dir = None  # beside the config file, once it is loaded
+    return Options(
+        config_path=path,
+        cassettes=cassette_dir,  # type: ignore[arg-type]
+        report_dir=Path(config.invocation_params.dir, config.getoption("token_budget_report")),
+        record_mode=config.getoption("token_budget_record"),
+    )
+
+
+def _run(config: pytest.Config) -> BudgetRun | None:
+    return config.stash.get(RUN_KEY, None)
+
+
+# -- collection ------------------------------------------------------------------------
+def _endpoint_of(marker: pytest.Mark) -> str:
+    if len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        pytest.fail(
+            "@pytest.mark.token_budget takes one endpoint name: "
+            '@pytest.mark.token_budget("chat_reply")',
+            pytrace=False,
+        )
+    return marker.args[0]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("token_budget")
+    run = _run(metafunc.config)
+    if marker is None or run is None:
+        return
+    name = _endpoint_of(marker)
+    endpoint = run.config.endpoints.get(name)
+    if endpoint is None:
+        known = ", ".join(run.config.endpoints) or "none"
+        pytest.fail(
+            f"{metafunc.definition.nodeid}: endpoint {name!r} is not in {run.config.path} "
+            f"(endpoints: {known})",
+            pytrace=False,
+        )
+    if "budget_case" in metafunc.fixturenames:
+        if not endpoint.cases:
+            pytest.fail(
+                f"{metafunc.definition.nodeid}: endpoint {name!r} has no cases; add `cases:` "
+                f"to it in {run.config.path}",
+                pytrace=False,
+            )
+        metafunc.parametrize(
+            "budget_case", list(endpoint.cases), ids=[c["id"] for c in endpoint.cases]
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if _run(config) is not None:
+        return
+    skip = pytest.mark.skip(reason=SKIP_REASON)
+    for item in items:
+        if item.get_closest_marker("token_budget") is not None:
+            item.add_marker(skip)
+
+
+# -- capture around each marked test ---------------------------------------------------
+@pytest.fixture(autouse=True)
+def _token_budget_capture(request: pytest.FixtureRequest) -> Iterator[None]:
+    run = _run(request.config)
+    marker = request.node.get_closest_marker("token_budget")
+    if run is None or marker is None:
+        yield
+        return
+    from .capture import Capture
+    from .errors import CassetteError
+    from .fixture import CaseCapture
+
+    item = request.node
+    endpoint = _endpoint_of(marker)
+    case_id = _case_id(item)
+    path = run.options.cassettes / endpoint / f"{case_id}.yaml"
+    capture = Capture(path, run.options.record_mode, record_hint=_record_hint(item, path))
+    state = CaseCapture(endpoint, case_id, capture)
+    item.stash[CAPTURE_KEY] = state
+    try:
+        capture.__enter__()
+    except CassetteError as err:
+        state.capture = None
+        state.error = str(err)
+        pytest.fail(f"pytest-tokenbudget: {err}", pytrace=False)
+    try:
+        yield
+    finally:
+        state.close()
+
+
+def _case_id(item: pytest.Item) -> str:
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and isinstance(callspec.params.get("budget_case"), dict):
+        return str(callspec.params["budget_case"]["id"])
+    return item.originalname if isinstance(item, pytest.Function) else item.name
+
+
+def _record_hint(item: pytest.Item, path: Path) -> str:
+    mode = "all" if path.exists() else "once"
+    return (
+        f"Record it (with ANTHROPIC_API_KEY set): "
+        f"pytest --token-budget --token-budget-record={mode} '{item.nodeid}'"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    state = item.stash.get(CAPTURE_KEY, None)
+    run = _run(item.config)
+    if state is None or run is None:
+        return report
+    if report.when == "setup" and not report.passed:
+        _finish(run, item, state, "skipped" if report.skipped else "failed")
+    elif report.when == "call":
+        state.close()
+        if state.misses and not report.failed:
+            report.outcome = "failed"
+        if state.misses:
+            report.longrepr = _miss_message(item, state)
+        _finish(run, item, state, report.outcome)
+    return report
+
+
+def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str) -> None:
+    from .errors import CassetteError
+    from .samples import CaseRun
+
+    errors = [state.error] if state.error else []
+    if state.misses:
+        errors.append(f"{len(state.misses)} request(s) had no recording")
+    try:
+        calls = state.calls()
+    except CassetteError as err:
+        calls, outcome = [], "failed"
+        errors.append(str(err))
+    run.add_calls(calls, endpoint=state.endpoint, case_id=state.case_id, test_id=item.nodeid)
+    run.add_case_run(CaseRun(state.endpoint, state.case_id, item.nodeid, outcome, errors))
+
+
+def _miss_message(item: pytest.Item, state: CaseCapture) -> str:
+    from .staleness import describe_misses
+
+    return describe_misses(state, item.nodeid)
+
+
+# -- fixtures --------------------------------------------------------------------------
+@pytest.fixture
+def budget_case(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The current case of a token_budget test (parametrized by the plugin)."""
+    pytest.skip(SKIP_REASON if _run(request.config) is None else "no token_budget marker")
+
+
+@pytest.fixture
+def token_budget(request: pytest.FixtureRequest) -> TokenBudget:
+    """Handle on the current budget test: .endpoint, .case, .calls, .count(), .record()."""
+    from .fixture import TokenBudget
+
+    state = request.node.stash.get(CAPTURE_KEY, None)
+    if state is None:
+        pytest.skip(SKIP_REASON if _run(request.config) is None else "no token_budget marker")
+    case = request.getfixturevalue("budget_case") if "budget_case" in request.fixturenames else {"id": state.case_id}
+    return TokenBudget(state, case)
+
+
+# -- the end of the run ----------------------------------------------------------------
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    config = session.config
+    run = _run(config)
+    if run is None:
+        return
+    if hasattr(config, "workerinput"):
+        config.workeroutput["tokenbudget"] = run.to_wire()  # type: ignore[attr-defined]
+        return
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
+    from .errors import TokenBudgetError
+    from .markdown import render_markdown
+    from .report import write_report
+    from .table import render_findings, render_table
+
+    report, _ = run.report()
+    lines = render_table(report) + [""] + render_findings(report)
+    try:
+        json_path, _ = write_report(run.options.report_dir, report, render_markdown(report))
+        lines.append(f"report: {_display(json_path, config)}")
+    except (TokenBudgetError, OSError) as err:
+        lines.append(f"FAIL could not write the report: {err}")
+        report["status"] = "fail"
+    config.stash[SUMMARY_KEY] = lines
+    if report["status"] == "fail" and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+SUMMARY_KEY = pytest.StashKey[list]()
+
+
+def _display(path: Path, config: pytest.Config) -> str:
+    try:
+        return str(path.relative_to(config.invocation_params.dir))
+    except ValueError:
+        return str(path)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: merge a worker's samples (as syrupy does)."""
+    run = _run(node.config)
+    output = getattr(node, "workeroutput", {}).get("tokenbudget")
+    if run is not None and output is not None:
+        run.merge_wire(output)
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    lines = config.stash.get(SUMMARY_KEY, None)
+    if not lines:
+        return
+    terminalreporter.section("token budget")
+    for line in lines:
+        markup = {"red": True} if line.startswith("FAIL") else {}
+        terminalreporter.line(line, **markup)

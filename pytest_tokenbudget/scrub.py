@@ -1,0 +1,74 @@
+"""Credentials never reach a cassette: scrub what we know, refuse what still looks like a key."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .errors import SecretError
+
+# Request headers that carry credentials in any SDK generation (0.x/1.x x-api-key,
+# 2.x Authorization: Bearer, Azure api-key, admin keys) and identifying ones.
+REQUEST_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "anthropic-admin-api-key",
+        "openai-organization",
+        "openai-project",
+        "cookie",
+        "proxy-authorization",
+    }
+)
+RESPONSE_HEADERS = frozenset(
+    {"anthropic-organization-id", "openai-organization", "openai-project", "set-cookie"}
+)
+REDACTED = "REDACTED"
+
+# Key-shaped values: Anthropic and OpenAI keys, and bearer tokens in any text.
+_SECRET = re.compile(r"sk-(?:ant-)?[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9._\-]{12,}")
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token)=)[^&#]+")
+
+
+def scrub_text(text: str) -> str:
+    text = _SECRET.sub(REDACTED, text)
+    return _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def scrub_bytes(body: bytes) -> bytes:
+    if not body:
+        return body
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return body  # compressed or binary: the final scan still checks what is written
+    cleaned = scrub_text(text)
+    return body if cleaned == text else cleaned.encode("utf-8")
+
+
+def scrub_headers(headers: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
+    return {k: v for k, v in headers.items() if k.lower() not in names}
+
+
+def find_secret(text: str) -> str | None:
+    """The first key-shaped value in text, shortened so the message itself leaks nothing."""
+    match = _SECRET.search(text)
+    if match:
+        return match.group(0)[:10] + "…"
+    return None
+
+
+def refuse_if_secret(text: str, *, path: str) -> None:
+    """Last gate before a file is written: a surviving key aborts the write."""
+    found = find_secret(text)
+    if found is None:
+        return
+    line = text[: text.find(found[:-1])].count("\n") + 1
+    raise SecretError(
+        f"refusing to write: a value shaped like a credential ({found}) survived scrubbing. "
+        "Nothing was written; remove the key from the request or add a "
+        "pytest_tokenbudget_scrub hook.",
+        path=path,
+        line=line,
+    )

@@ -1,0 +1,141 @@
+"""State of one `pytest --token-budget` run: samples in, report out.
+
+Kept on the pytest config; under xdist each worker fills its own and the
+controller merges them, so the report is computed once, from all samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import Config
+from .errors import PricingError
+from .pricing import PriceBook, table_date
+from .report import EndpointResult, build_report
+from .samples import CaseRun, Sample
+from .stats import endpoint_stats
+from .usage import Call, parse_exchange
+from .verdicts import judge
+
+SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses"})
+
+
+@dataclass
+class Options:
+    config_path: Path
+    cassettes: Path | None
+    report_dir: Path
+    record_mode: str = "none"
+
+
+@dataclass
+class BudgetRun:
+    config: Config
+    options: Options
+    samples: list[Sample] = field(default_factory=list)
+    case_runs: list[CaseRun] = field(default_factory=list)
+
+    # -- collecting -------------------------------------------------------------
+    def add_calls(self, calls: Iterable[Call], *, endpoint: str, case_id: str, test_id: str) -> None:
+        """All calls of one test, in the order they were made."""
+        index = 0
+        for call in calls:
+            if call.kind not in SAMPLE_KINDS:
+                continue
+            self.samples.append(
+                Sample(
+                    endpoint=endpoint,
+                    case_id=case_id,
+                    test_id=test_id,
+                    index=index,
+                    model=call.model,
+                    usage=call.usage,
+                    provider=call.provider,
+                    batch=call.batch,
+                    note=call.note,
+                )
+            )
+            index += 1
+
+    def add_case_run(self, run: CaseRun) -> None:
+        self.case_runs.append(run)
+
+    # -- xdist ------------------------------------------------------------------
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "samples": [s.to_dict() for s in self.samples],
+            "case_runs": [c.to_dict() for c in self.case_runs],
+        }
+
+    def merge_wire(self, data: dict[str, Any]) -> None:
+        self.samples.extend(Sample.from_dict(s) for s in data["samples"])
+        self.case_runs.extend(CaseRun.from_dict(c) for c in data["case_runs"])
+
+    # -- evaluation -------------------------------------------------------------
+    def results(self) -> list[EndpointResult]:
+        book = PriceBook(self.config.pricing)
+        # Workers finish in any order: sort so a parallel run reports exactly as a serial one.
+        samples = sorted(self.samples, key=lambda s: (s.test_id, s.index))
+        runs = sorted(self.case_runs, key=lambda r: r.test_id)
+        return [self._evaluate(name, samples, runs, book) for name in self.config.endpoints]
+
+    def _evaluate(
+        self, name: str, samples: list[Sample], runs: list[CaseRun], book: PriceBook
+    ) -> EndpointResult:
+        ep = self.config.endpoints[name]
+        ran = [r for r in runs if r.endpoint == name and r.outcome != "skipped"]
+        mine = [s for s in samples if s.endpoint == name]
+        if not ran and not mine:
+            return EndpointResult(name, "not-run", None, line=ep.line)
+        case_ids = list(dict.fromkeys(r.case_id for r in ran))
+        try:
+            stats = endpoint_stats(
+                name,
+                mine,
+                case_ids,
+                book=book,
+                target_model=ep.target_model,
+                escalation_models=ep.escalation_models,
+                requests_per_day=ep.requests_per_day,
+                batch=ep.batch,
+            )
+        except PricingError as err:
+            return EndpointResult(name, "fail", None, problems=[err.message], line=ep.line)
+        result = EndpointResult(name, "pass", stats, judge(stats, ep.budgets), line=ep.line)
+        if stats.calls == 0:
+            result.problems.append(
+                "its tests ran but captured no API call: is the client created before the "
+                "cassette (at import time), using a transport vcrpy does not patch, or is "
+                "the code path no longer calling the API?"
+            )
+        for run in ran:
+            result.problems.extend(f"case {run.case_id}: {e}" for e in run.errors)
+        if stats.calls and stats.calls < ep.min_samples:
+            result.warnings.append(
+                f"{stats.calls} calls is below min_samples ({ep.min_samples}): "
+                "percentiles are indicative only"
+            )
+        for model, source in sorted(stats.price_sources.items()):
+            if source == "token_budgets.yml":
+                result.warnings.append(f"{model} priced from your pricing: override")
+        if result.problems or any(v.ok is False for v in result.verdicts):
+            result.status = "fail"
+        return result
+
+    def report(self) -> tuple[dict[str, Any], list[EndpointResult]]:
+        results = self.results()
+        return (
+            build_report(
+                results, config_path=self.config.path.name, price_table_date=table_date()
+            ),
+            results,
+        )
+
+
+def calls_of(exchanges: Iterable[Any]) -> list[Call]:
+    calls: list[Call] = []
+    for exchange in exchanges:
+        calls.extend(parse_exchange(exchange))
+    return calls

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import pytest
+
+# pytester's in-process runs drop modules first imported inside them; PyYAML's C
+# extension cannot be imported twice, so keep the heavy modules loaded out here.
+import anthropic  # noqa: F401
+import vcr  # noqa: F401
+import yaml  # noqa: F401
+
+from emulator import Emulator
+
+pytest_plugins = ["pytester"]
+
+FAKE_KEY = "sk-ant-api03-" + "k3yMaterial" * 6  # key-shaped, so scrubbing is really tested
+
+
+@pytest.fixture
+def emulator():
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+def recording_env(monkeypatch, emulator):
+    """The team's machine while recording: a real-looking key, the API at the emulator."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    return emulator
+
+
+@pytest.fixture
+def ci_env(monkeypatch):
+    """CI on a pull request: no key."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)

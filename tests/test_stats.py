@@ -1,0 +1,70 @@
+from fractions import Fraction
+
+import pytest
+
+from pytest_tokenbudget.pricing import PriceBook
+from pytest_tokenbudget.samples import Sample
+from pytest_tokenbudget.stats import endpoint_stats, nearest_rank
+from pytest_tokenbudget.usage import Usage
+
+
+@pytest.mark.parametrize(
+    ("n", "pct", "expected"),
+    [(100, 95, 95), (100, 99, 99), (100, 50, 50), (20, 95, 19), (10, 50, 5), (1, 95, 1), (3, 50, 2)],
+)
+def test_nearest_rank(n, pct, expected):
+    assert nearest_rank(list(range(1, n + 1)), pct) == expected
+
+
+def sample(case, model, **usage):
+    return Sample("ep", case, f"t::{case}", 0, model, Usage(**usage))
+
+
+def test_whole_prompt_rates_and_costs():
+    samples = [
+        sample("a", "claude-sonnet-4-6", input_tokens=100, cache_write_5m_tokens=1000, output_tokens=50),
+        sample("a", "claude-opus-4-7", input_tokens=100, cache_read_tokens=1000, output_tokens=200),
+        sample("b", "claude-sonnet-4-6", input_tokens=300, cache_read_tokens=1000, output_tokens=10),
+    ]
+    stats = endpoint_stats(
+        "ep",
+        samples,
+        ["a", "b", "c"],  # c ran but made no call: it still counts as a request
+        book=PriceBook(),
+        target_model="claude-sonnet-4-6",
+        requests_per_day=1000,
+    )
+    m = stats.metrics
+    # caching never shrinks the prompt: 1100, 1100, 1300
+    assert (m["input_tokens_p50"], m["input_tokens_max"]) == (1100, 1300)
+    assert m["output_tokens_p95"] == 200
+    assert m["cache_hit_rate"] == Fraction(2000, 3500)
+    assert m["escalation_rate"] == Fraction(1, 3)
+    sonnet_a = Fraction(100 * 3 + 1000 * Fraction("3.75") + 50 * 15, 10**6)
+    opus_a = Fraction(100 * 5 + 1000 * Fraction("0.5") + 200 * 25, 10**6)
+    sonnet_b = Fraction(300 * 3 + 1000 * Fraction("0.3") + 10 * 15, 10**6)
+    total = sonnet_a + opus_a + sonnet_b
+    assert stats.per_case["a"].cost == sonnet_a + opus_a
+    assert m["cost_per_call_usd"] == total / 3
+    assert m["cost_per_request_usd"] == total / 3
+    assert m["monthly_cost_usd"] == total / 3 * 1000 * 30
+
+
+def test_escalation_models_list_and_batch():
+    samples = [
+        sample("a", "claude-haiku-4-5", input_tokens=1000, output_tokens=1000),
+        sample("b", "claude-sonnet-4-6", input_tokens=1000, output_tokens=1000),
+    ]
+    stats = endpoint_stats(
+        "ep", samples, [], book=PriceBook(), escalation_models=["claude-opus-4-7"], batch=True
+    )
+    assert stats.metrics["escalation_rate"] == 0
+    assert stats.cost_total == Fraction(1000 * 6 + 1000 * 18, 10**6) / 2
+
+
+def test_no_rule_no_calls():
+    stats = endpoint_stats("ep", [], ["a"], book=PriceBook())
+    assert stats.calls == 0 and stats.cases == 1
+    assert stats.metrics["input_tokens_p95"] is None
+    assert stats.metrics["escalation_rate"] is None
+    assert stats.metrics["cost_per_request_usd"] == 0
