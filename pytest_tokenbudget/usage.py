@@ -2,12 +2,27 @@
 
 Anthropic's ``input_tokens`` excludes cached tokens; ``Usage`` keeps that meaning
 (``input_tokens`` is the uncached part) and ``prompt_tokens`` is the whole prompt,
-so turning caching on never looks like a shrinking prompt.
+so turning caching on never looks like a shrinking prompt. OpenAI counts cached
+tokens inside the prompt, so its usage is split the same way here.
+
+Stdlib only (yaml is imported where a file is read): this module is imported by
+every pytest run.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
+import os
+import re
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from .errors import CassetteError
 
 
 @dataclass(frozen=True)
@@ -55,17 +70,13 @@ class Exchange:
     body: bytes
 
 
-# -- parsing ---------------------------------------------------------------------------
-import gzip  # noqa: E402
-import json  # noqa: E402
-import zlib  # noqa: E402
-from typing import Any, Mapping  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
-
-from .errors import CassetteError  # noqa: E402
+# -- bodies -----------------------------------------------------------------------------
+_GZIP_MAGIC = b"\x1f\x8b"
+_SSE_FIELDS = (b"event:", b"data:", b"id:", b"retry:", b":")
 
 
 def _header(headers: Mapping[str, Any], name: str) -> str:
+    """A header's value, whatever the case of its name; repeated values joined with ', '."""
     for key, value in headers.items():
         if key.lower() == name:
             if isinstance(value, (list, tuple)):
@@ -74,182 +85,338 @@ def _header(headers: Mapping[str, Any], name: str) -> str:
     return ""
 
 
+def _looks_decoded(body: bytes) -> bool:
+    head = body.lstrip()
+    return head[:1] in (b"{", b"[") or head.startswith(_SSE_FIELDS)
+
+
 def decode_body(headers: Mapping[str, Any], body: bytes) -> bytes:
-    """Undo gzip/deflate; a body already decoded (as vcrpy may store it) passes through."""
-    encoding = _header(headers, "content-encoding").lower()
-    if body[:2] == b"\x1f\x8b" or "gzip" in encoding:
-        try:
-            return gzip.decompress(body)
-        except (OSError, EOFError):
-            return body
-    if "deflate" in encoding:
-        try:
-            return zlib.decompress(body)
-        except zlib.error:
-            return body
+    """Undo gzip/deflate content-encoding.
+
+    vcrpy stores bodies decoded when ``decode_compressed_response`` is on, sometimes
+    leaving the header behind, so a body that is not compressed passes through.
+    Codings the stdlib cannot undo (br, zstd) are left as they are.
+    """
+    codings = [c.strip().lower() for c in _header(headers, "content-encoding").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings and body.startswith(_GZIP_MAGIC):
+        codings = ["gzip"]  # the header was dropped but the body was not decoded
+    for coding in reversed(codings):  # applied in order, so undone from the last
+        if coding in ("gzip", "x-gzip") and body.startswith(_GZIP_MAGIC):
+            try:
+                body = gzip.decompress(body)
+            except (OSError, EOFError, zlib.error) as err:
+                raise CassetteError(f"gzip body is corrupt or truncated ({err})") from None
+        elif coding == "deflate" and not _looks_decoded(body):
+            try:
+                body = zlib.decompress(body)  # zlib-wrapped, as RFC 9110 says
+            except zlib.error:
+                try:
+                    body = zlib.decompress(body, -zlib.MAX_WBITS)  # raw, as some servers send
+                except zlib.error:
+                    return body
+        else:
+            break
     return body
 
 
-def usage_from_api(data: Mapping[str, Any] | None) -> Usage:
-    """An Anthropic usage object: cache writes split by TTL, 5-minute when unsplit."""
-    data = data or {}
-    written = int(data.get("cache_creation_input_tokens") or 0)
-    split = data.get("cache_creation") or {}
-    w1h = int(split.get("ephemeral_1h_input_tokens") or 0)
-    w5m = int(split.get("ephemeral_5m_input_tokens") or 0) if split else written
-    if split and w5m + w1h != written and written:
-        w5m = written - w1h  # trust the total; the split only says how much is 1-hour
-    return Usage(
-        input_tokens=int(data.get("input_tokens") or 0),
-        output_tokens=int(data.get("output_tokens") or 0),
-        cache_write_5m_tokens=w5m,
-        cache_write_1h_tokens=w1h,
-        cache_read_tokens=int(data.get("cache_read_input_tokens") or 0),
-    )
+def _is_stream(headers: Mapping[str, Any], body: bytes) -> bool:
+    if "text/event-stream" in _header(headers, "content-type").lower():
+        return True
+    return body.lstrip().startswith(_SSE_FIELDS)
 
 
-def _openai_usage(data: Mapping[str, Any] | None) -> Usage:
-    """OpenAI counts cached tokens inside the prompt; split them out to match Anthropic's meaning."""
-    data = data or {}
-    prompt = int(data.get("prompt_tokens", data.get("input_tokens")) or 0)
-    details = data.get("prompt_tokens_details") or data.get("input_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or 0)
-    output = int(data.get("completion_tokens", data.get("output_tokens")) or 0)
-    return Usage(input_tokens=prompt - cached, output_tokens=output, cache_read_tokens=cached)
+def _sse_events(body: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event name, JSON payload) of each server-sent event; [DONE] and non-JSON skipped."""
+    text = body.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    name, data = "", []
 
-
-def _sse_events(text: str) -> list[tuple[str, Any]]:
-    events: list[tuple[str, Any]] = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        name, data = "", []
-        for line in block.split("\n"):
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].lstrip())
-        if not data:
-            continue
+    def dispatch() -> tuple[str, dict[str, Any]] | None:
         payload = "\n".join(data)
-        if payload.strip() == "[DONE]":
-            continue
+        if not payload.strip() or payload.strip() == "[DONE]":
+            return None
         try:
             parsed = json.loads(payload)
         except ValueError:
-            continue
-        events.append((name or str(parsed.get("type", "")), parsed))
-    return events
+            return None  # a stream cut mid-event: what came before still counts
+        return (name, parsed) if isinstance(parsed, dict) else None
+
+    for line in text.split("\n"):
+        if line.startswith("event:") and data:
+            event = dispatch()  # a recording that lost the blank line between events
+            if event:
+                yield event
+            name, data = "", []
+        if not line:
+            event = dispatch() if data else None
+            if event:
+                yield event
+            name, data = "", []
+        elif line.startswith("event:"):
+            name = line[6:].strip()
+        elif line.startswith("data:"):
+            value = line[5:]
+            data.append(value[1:] if value.startswith(" ") else value)
+    if data:
+        event = dispatch()
+        if event:
+            yield event
 
 
-def _json(body: bytes, url: str) -> Any:
+def _event_type(name: str, event: Mapping[str, Any]) -> str:
+    kind = event.get("type")
+    return kind if isinstance(kind, str) and kind else name
+
+
+def _json(body: bytes, headers: Mapping[str, Any]) -> Any:
+    if not body.strip():
+        raise CassetteError("response body is empty")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise CassetteError(f"response of {url} is not JSON") from None
+        encoding = _header(headers, "content-encoding")
+        if encoding and not _looks_decoded(body):
+            raise CassetteError(
+                f"response is not JSON: it is encoded with {encoding!r}, which cannot be "
+                "decoded here; re-record the cassette (bodies are recorded decoded)"
+            ) from None
+        raise CassetteError(f"response is not JSON (starts with {body[:40]!r})") from None
 
 
-def _request_json(body: bytes) -> dict[str, Any]:
+def _request_json(body: bytes) -> Mapping[str, Any]:
+    """The request body, when it is JSON: only the model is read from it."""
     try:
-        data = json.loads(body) if body else {}
+        data = json.loads(body) if body.strip() else {}
     except (ValueError, UnicodeDecodeError):
         return {}
     return data if isinstance(data, dict) else {}
 
 
-def _is_stream(headers: Mapping[str, Any], body: bytes) -> bool:
-    return "text/event-stream" in _header(headers, "content-type") or body.lstrip().startswith(
-        (b"event:", b"data:")
+def _object(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value: Any) -> int:
+    """A token count: missing or null is 0; anything but a whole number is an error."""
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise CassetteError(f"token count {value!r} is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise CassetteError(f"token count {value!r} is not a number")
+
+
+# -- usage objects ------------------------------------------------------------------------
+def usage_from_api(data: Mapping[str, Any] | None) -> Usage:
+    """An Anthropic usage object: cache writes split by TTL, 5-minute when unsplit."""
+    data = _object(data)
+    written = _count(data.get("cache_creation_input_tokens"))
+    split = _object(data.get("cache_creation"))
+    if split:
+        w5m = _count(split.get("ephemeral_5m_input_tokens"))
+        w1h = _count(split.get("ephemeral_1h_input_tokens"))
+        if written and w5m + w1h != written:
+            # Trust the total (it is what is billed); the split only says how much is 1-hour.
+            w1h = min(w1h, written)
+            w5m = written - w1h
+    else:
+        w5m, w1h = written, 0
+    return Usage(
+        input_tokens=_count(data.get("input_tokens")),
+        output_tokens=_count(data.get("output_tokens")),
+        cache_write_5m_tokens=w5m,
+        cache_write_1h_tokens=w1h,
+        cache_read_tokens=_count(data.get("cache_read_input_tokens")),
     )
 
 
-def parse_exchange(exchange: Exchange) -> list[Call]:
-    """The API calls in one exchange: none for errors and endpoints we do not know."""
-    if exchange.status >= 400:
-        return []
-    path = urlsplit(exchange.url).path.rstrip("/")
-    body = decode_body(exchange.headers, exchange.body)
-    request = _request_json(exchange.request_body)
-    model = str(request.get("model", ""))
-    if path.endswith("/messages/count_tokens"):
-        data = _json(body, exchange.url)
-        return [Call("anthropic", "count_tokens", model, Usage(input_tokens=int(data.get("input_tokens", 0))))]
-    if path.endswith("/messages"):
-        return _anthropic_messages(exchange.url, exchange.headers, body, model)
-    if "/messages/batches/" in path and path.endswith("/results"):
-        return _anthropic_batch(body)
+def _openai_usage(data: Mapping[str, Any] | None) -> Usage:
+    """Chat Completions or Responses usage; the cached part is taken out of the prompt."""
+    data = _object(data)
+    if "prompt_tokens" in data or "completion_tokens" in data:  # Chat Completions
+        prompt = _count(data.get("prompt_tokens"))
+        details = _object(data.get("prompt_tokens_details"))
+        output = _count(data.get("completion_tokens"))
+    else:  # Responses
+        prompt = _count(data.get("input_tokens"))
+        details = _object(data.get("input_tokens_details"))
+        output = _count(data.get("output_tokens"))
+    cached = min(_count(details.get("cached_tokens")), prompt)
+    return Usage(input_tokens=prompt - cached, output_tokens=output, cache_read_tokens=cached)
+
+
+# -- exchanges ----------------------------------------------------------------------------
+_BATCH_RESULTS = re.compile(r"/v1/messages/batches/[^/]+/results$")
+
+
+def _route(url: str) -> tuple[str, str] | None:
+    """(provider, kind) of an API call by its path; None for anything else.
+
+    By path, not host: cassettes are recorded through proxies and the loopback
+    emulator. ``/v1/`` is required for Anthropic so that OpenAI's
+    ``/v1/threads/{id}/messages`` is not taken for a Messages call.
+    """
+    path = urlsplit(url).path.rstrip("/")
+    if path.endswith("/v1/messages"):
+        return "anthropic", "messages"
+    if path.endswith("/v1/messages/count_tokens"):
+        return "anthropic", "count_tokens"
+    if _BATCH_RESULTS.search(path):
+        return "anthropic", "batch"
     if path.endswith("/chat/completions"):
-        return _openai(exchange.url, exchange.headers, body, model, "chat")
+        return "openai", "chat"
     if path.endswith("/responses"):
-        return _openai(exchange.url, exchange.headers, body, model, "responses")
-    return []
+        return "openai", "responses"
+    return None
 
 
-def _anthropic_messages(url: str, headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
-    if _is_stream(headers, body):
-        usage: dict[str, Any] = {}
-        for name, event in _sse_events(body.decode("utf-8", "replace")):
-            if name == "message_start":
-                message = event.get("message", {})
-                model = message.get("model") or model
-                usage.update(message.get("usage") or {})
-            elif name == "message_delta":
-                # Cumulative: each field the delta carries replaces the earlier value.
-                usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
-            elif name == "error":
-                return []
-        if not usage:
-            return []
-        return [Call("anthropic", "messages", model, usage_from_api(usage), streamed=True)]
-    data = _json(body, url)
-    if not isinstance(data, dict) or data.get("type") == "error":
+def parse_exchange(exchange: Exchange) -> list[Call]:
+    """The API calls in one exchange: none for errors and endpoints we do not know.
+
+    Raises ``CassetteError`` naming the URL when a response of a known endpoint
+    cannot be read.
+    """
+    route = _route(exchange.url)
+    if route is None or not 200 <= exchange.status < 300:
         return []
-    return [Call("anthropic", "messages", data.get("model") or model, usage_from_api(data.get("usage")))]
+    provider, kind = route
+    try:
+        body = decode_body(exchange.headers, exchange.body)
+        model = str(_request_json(exchange.request_body).get("model") or "")
+        if provider == "openai":
+            return _openai(kind, exchange.headers, body, model)
+        if kind == "count_tokens":
+            return _count_tokens(exchange.headers, body, model)
+        if kind == "batch":
+            return _batch_results(body)
+        return _messages(exchange.headers, body, model)
+    except CassetteError as err:
+        raise CassetteError(f"{exchange.method} {exchange.url}: {err.message}") from None
 
 
-def _anthropic_batch(body: bytes) -> list[Call]:
+def _is_error(data: Mapping[str, Any]) -> bool:
+    return data.get("type") == "error" or bool(data.get("error"))
+
+
+def _count_tokens(headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
+    data = _object(_json(body, headers))
+    if _is_error(data):
+        return []
+    if "input_tokens" not in data:
+        raise CassetteError("count_tokens response has no input_tokens")
+    usage = Usage(input_tokens=_count(data["input_tokens"]))
+    return [Call("anthropic", "count_tokens", model, usage)]
+
+
+def _messages(headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
+    if _is_stream(headers, body):
+        return _messages_stream(body, model)
+    data = _json(body, headers)
+    if not isinstance(data, dict):
+        raise CassetteError("response is not a JSON object")
+    if _is_error(data):
+        return []
+    note = "" if data.get("usage") else "response carried no usage"
+    usage = usage_from_api(data.get("usage"))
+    return [Call("anthropic", "messages", str(data.get("model") or model), usage, note=note)]
+
+
+def _messages_stream(body: bytes, model: str) -> list[Call]:
+    """message_start holds the prompt's usage; each message_delta's fields replace it.
+
+    The delta's counts are cumulative: adding them would count the prompt twice
+    on newer streams, whose message_delta repeats input and cache counts.
+    """
+    usage: dict[str, Any] = {}
+    started = finished = False
+    for name, event in _sse_events(body):
+        kind = _event_type(name, event)
+        if kind == "message_start":
+            message = _object(event.get("message"))
+            model = str(message.get("model") or model)
+            usage.update(_object(message.get("usage")))
+            started = True
+        elif kind == "message_delta":
+            delta = _object(event.get("usage"))
+            usage.update({k: v for k, v in delta.items() if v is not None})
+            finished = True
+        elif kind == "error":
+            return []
+    if not started:
+        raise CassetteError("stream has no message_start event (truncated recording?)")
+    note = "" if finished else "stream ended before message_delta: output tokens incomplete"
+    return [Call("anthropic", "messages", model, usage_from_api(usage), streamed=True, note=note)]
+
+
+def _batch_results(body: bytes) -> list[Call]:
+    """One call per succeeded request of a Message Batches results file (JSONL)."""
     calls = []
-    for line in body.decode("utf-8", "replace").splitlines():
+    for number, line in enumerate(body.decode("utf-8", "replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except ValueError:
-            continue
-        result = item.get("result") or {}
+            raise CassetteError(f"batch results line {number} is not JSON") from None
+        result = _object(_object(item).get("result"))
         if result.get("type") != "succeeded":
-            continue
-        message = result.get("message") or {}
-        calls.append(
-            Call("anthropic", "batch", message.get("model", ""), usage_from_api(message.get("usage")), batch=True)
-        )
+            continue  # errored, canceled and expired requests generate nothing
+        message = _object(result.get("message"))
+        usage = usage_from_api(message.get("usage"))
+        model = str(message.get("model") or "")
+        calls.append(Call("anthropic", "batch", model, usage, batch=True))
     return calls
 
 
-def _openai(url: str, headers: Mapping[str, Any], body: bytes, model: str, kind: str) -> list[Call]:
+def _openai(kind: str, headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
     if _is_stream(headers, body):
-        usage = None
-        for _, event in _sse_events(body.decode("utf-8", "replace")):
-            if kind == "responses" and event.get("type") == "response.completed":
-                response = event.get("response") or {}
-                usage = response.get("usage")
-                model = response.get("model") or model
-            elif kind == "chat":
-                model = event.get("model") or model
-                if event.get("usage"):
-                    usage = event["usage"]
-        if usage is None:
-            return [
-                Call("openai", kind, model, Usage(), streamed=True,
-                     note="stream carried no usage (set stream_options.include_usage)")
-            ]  # fmt: skip
-        return [Call("openai", kind, model, _openai_usage(usage), streamed=True)]
-    data = _json(body, url)
-    if not isinstance(data, dict) or "error" in data:
+        return _openai_stream(kind, body, model)
+    data = _json(body, headers)
+    if not isinstance(data, dict):
+        raise CassetteError("response is not a JSON object")
+    if _is_error(data):  # a Responses object always has "error": null
         return []
-    return [Call("openai", kind, data.get("model") or model, _openai_usage(data.get("usage")))]
+    note = "" if data.get("usage") else "response carried no usage"
+    usage = _openai_usage(data.get("usage"))
+    return [Call("openai", kind, str(data.get("model") or model), usage, note=note)]
 
 
-# -- cassette files --------------------------------------------------------------------
+def _openai_stream(kind: str, body: bytes, model: str) -> list[Call]:
+    """Chat: the last chunk with usage (include_usage). Responses: response.completed."""
+    usage: Any = None
+    for name, event in _sse_events(body):
+        if kind == "chat":
+            if event.get("error"):
+                return []
+            model = str(event.get("model") or model)
+            if event.get("usage"):
+                usage = event["usage"]
+            continue
+        event_type = _event_type(name, event)
+        response = _object(event.get("response"))
+        if event_type in ("error", "response.failed"):
+            return []
+        model = str(response.get("model") or model)
+        if event_type in ("response.completed", "response.incomplete") and response.get("usage"):
+            usage = response["usage"]
+    if usage is None:
+        note = (
+            "stream carried no usage (set stream_options.include_usage)"
+            if kind == "chat"
+            else "stream carried no usage (it ended before response.completed)"
+        )
+        return [Call("openai", kind, model, Usage(), streamed=True, note=note)]
+    return [Call("openai", kind, model, _openai_usage(usage), streamed=True)]
+
+
+# -- cassettes ----------------------------------------------------------------------------
 def _as_bytes(value: Any) -> bytes:
+    """A vcrpy body: str, bytes (YAML !!binary), None, or a parsed JSON body (pydantic-ai)."""
     if value is None:
         return b""
     if isinstance(value, bytes):
@@ -259,50 +426,94 @@ def _as_bytes(value: Any) -> bytes:
     return json.dumps(value).encode("utf-8")
 
 
-def exchanges_from_cassette(data: Any, *, path: str = "<cassette>") -> list[Exchange]:
+def _status(response: Mapping[str, Any]) -> int:
+    status = response["status"]
+    code = status.get("code") if isinstance(status, dict) else status
+    if isinstance(code, bool) or not isinstance(code, (int, str)) or not str(code).isdigit():
+        raise ValueError(f"status code {code!r} is not a number")
+    return int(code)
+
+
+def _exchange(interaction: Any) -> Exchange:
+    request, response = interaction["request"], interaction["response"]
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        raise TypeError("request and response must be mappings")
+    body = response.get("body")
+    if isinstance(body, dict):
+        body = body["string"] if "string" in body else body.get("parsed_body")
+    headers = {
+        str(name).lower(): [str(v) for v in value] if isinstance(value, list) else [str(value)]
+        for name, value in _object(response.get("headers")).items()
+    }
+    request_body = request["body"] if "body" in request else request.get("parsed_body")
+    return Exchange(
+        method=str(request.get("method") or "POST"),
+        url=str(request["uri"]),
+        request_body=_as_bytes(request_body),
+        status=_status(response),
+        headers=headers,
+        body=_as_bytes(body),
+    )
+
+
+def exchanges_from_cassette(
+    data: Any, *, path: str | os.PathLike[str] | None = None
+) -> list[Exchange]:
+    """The exchanges of a loaded vcrpy cassette (``{"version": 1, "interactions": [...]}``)."""
+    if isinstance(data, list):
+        raise CassetteError("cassette is in the pre-1.0 vcrpy format; re-record it", path=path)
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
         raise CassetteError("not a vcrpy cassette (no `interactions` list)", path=path)
+    if "version" not in data:
+        # vcrpy writes `version` after `interactions`: a file cut short loses it first.
+        raise CassetteError("cassette has no `version`: the file looks truncated", path=path)
+    if data["version"] != 1:
+        raise CassetteError(f"unsupported cassette version {data['version']!r}", path=path)
     exchanges = []
     for index, interaction in enumerate(data["interactions"]):
         try:
-            request, response = interaction["request"], interaction["response"]
-            body = response.get("body") or {}
-            raw_headers = response.get("headers") or {}
-            headers = {
-                k.lower(): (v if isinstance(v, list) else [v]) for k, v in raw_headers.items()
-            }
-            exchanges.append(
-                Exchange(
-                    method=str(request.get("method", "POST")),
-                    url=str(request["uri"]),
-                    request_body=_as_bytes(request.get("body", request.get("parsed_body"))),
-                    status=int((response.get("status") or {}).get("code", 200)),
-                    headers=headers,
-                    body=_as_bytes(body.get("string", body.get("parsed_body"))),
-                )
-            )
-        except (KeyError, TypeError, AttributeError, ValueError) as err:
+            exchanges.append(_exchange(interaction))
+        except KeyError as err:
             raise CassetteError(
-                f"interaction {index} is malformed ({type(err).__name__}: {err})", path=path
+                f"interaction {index} has no {err.args[0]!r} (truncated or hand-edited?)",
+                path=path,
             ) from None
+        except (TypeError, ValueError, AttributeError) as err:
+            raise CassetteError(f"interaction {index} is malformed: {err}", path=path) from None
     return exchanges
 
 
-def load_cassette_file(path: Any) -> list[Exchange]:
+def load_cassette_file(path: str | os.PathLike[str]) -> list[Exchange]:
+    """The exchanges of a cassette file, every response checked to be readable.
+
+    Every problem is a ``CassetteError`` naming the file (and the line, for YAML
+    errors), so a corrupt cassette is one clear message, never a traceback.
+    """
     import yaml
 
     try:
-        text = open(path, encoding="utf-8").read()
-    except (OSError, UnicodeDecodeError) as err:
-        raise CassetteError(f"cannot read cassette: {err}", path=path) from None
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CassetteError("cannot read cassette: it is not UTF-8 text", path=path) from None
+    except OSError as err:
+        raise CassetteError(f"cannot read cassette: {err.strerror or err}", path=path) from None
+    if not text.strip():
+        raise CassetteError("cassette is empty", path=path)
+    loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
     try:
         data = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
         raise CassetteError(
-            f"corrupt cassette (YAML: {getattr(err, 'problem', None) or err})",
+            f"corrupt cassette (YAML: {problem}); delete it and re-record",
             path=path,
-            line=mark.line + 1 if mark else None,
+            line=mark.line + 1 if mark is not None else None,
         ) from None
-    return exchanges_from_cassette(data, path=str(path))
+    exchanges = exchanges_from_cassette(data, path=path)
+    for index, exchange in enumerate(exchanges):
+        try:
+            parse_exchange(exchange)
+        except CassetteError as err:
+            raise CassetteError(f"interaction {index}: {err.message}", path=path) from None
+    return exchanges

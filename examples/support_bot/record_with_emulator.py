@@ -25,7 +25,7 @@ def main() -> int:
         env = {
             **os.environ,
             "ANTHROPIC_BASE_URL": emu.base_url,
-            "ANTHROPIC_API_KEY": "sk-ant-api03-emulator-only-not-a-real-key-000000",
+            "ANTHROPIC_API_KEY": "emulator-only-key",
         }
         command = [sys.executable, "-m", "pytest", "--token-budget", "--token-budget-record=all", "-q"]
         code = subprocess.call(command, cwd=ROOT, env=env)
