@@ -9,6 +9,7 @@ import vcr  # noqa: F401
 import yaml  # noqa: F401
 
 from emulator import Emulator
+from project_files import APP, CASES, CONFIG, TEST
 
 pytest_plugins = ["pytester"]
 
@@ -34,3 +35,11 @@ def ci_env(monkeypatch):
     """CI on a pull request: no key."""
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.delenv("ANTHROPIC_AUTH_TOKEN", raising=False)
+
+
+@pytest.fixture
+def project(pytester):
+    pytester.makefile(".yml", token_budgets=CONFIG.format(input_p95=4000), cases=CASES)
+    pytester.makepyfile(app=APP, test_chat=TEST)
+    pytester.syspathinsert()
+    return pytester
