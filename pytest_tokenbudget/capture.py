@@ -9,14 +9,14 @@ instead of a connection error the SDK would retry.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-import os
-import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .atomic import write_atomic
 from .errors import CassetteError
 from .scrub import (
     REQUEST_HEADERS,
@@ -26,6 +26,7 @@ from .scrub import (
     scrub_headers,
     scrub_text,
 )
+from .counting import CountCache, count_async, count_key, count_sync, counted_request
 from .usage import Exchange
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
@@ -46,6 +47,8 @@ class Miss:
 class CaptureLog:
     exchanges: list[Exchange] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    counts: dict[int, tuple[int, bool]] = field(default_factory=dict)  # exchange -> (count, recounted)
 
 
 def request_key(request: Any) -> tuple[str, str, str, str]:
@@ -152,19 +155,6 @@ def _persister(mode: str) -> type:
     return AtomicPersister
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file and rename, so an interrupted run never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _placeholder_response(httpx: Any, request: Any, message: str) -> Any:
     # 400 is not retried by the SDKs, so the test fails once, fast, with our message.
     body = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
@@ -172,7 +162,13 @@ def _placeholder_response(httpx: Any, request: Any, message: str) -> Any:
 
 
 class Capture:
-    """Context manager: the cassette of one case, with an ordered log of its exchanges."""
+    """Context manager: the cassette of one case, with an ordered log of its exchanges.
+
+    With a count cache (count mode), the input tokens of every Messages request are
+    counted as sent now, and a request whose prompt changed since recording is
+    answered by the recording at the same position, so output usage still comes
+    from the cassette and no generation call is made.
+    """
 
     def __init__(
         self,
@@ -180,12 +176,16 @@ class Capture:
         mode: str,
         *,
         record_hint: str,
+        counter: CountCache | None = None,
+        can_count_online: bool = False,
     ) -> None:
         if mode not in RECORD_MODES:
             raise ValueError(mode)
         self.path = path
         self.mode = mode
         self.record_hint = record_hint
+        self.counter = counter
+        self.can_count_online = can_count_online
         self.log = CaptureLog()
         self._stack = ExitStack()
         self._cassette: Any = None
@@ -230,13 +230,28 @@ class Capture:
         from vcr.errors import CannotOverwriteExistingCassetteException
 
         capture = self
+        network = inspect.unwrap(inner)  # the real transport, under vcrpy's patch
 
         def handle_request(transport: Any, request: Any) -> Any:
+            counted = None
+            if capture.counter is not None and _is_messages(request):
+                def send(fields: dict) -> tuple[int, Any, bytes]:
+                    response = network(transport, _count_request(httpx, request, fields))
+                    return response.status_code, response.headers, response.read()
+
+                try:
+                    counted = capture._count(request, lambda body: count_sync(capture.counter, body, send))
+                except CassetteError as err:
+                    return capture._fail(httpx, request, str(err))
+            recounted = False
             try:
                 response = inner(transport, request)
             except CannotOverwriteExistingCassetteException:
-                return capture._miss(httpx, request)
-            capture._log(request, response, b"".join(response.stream))
+                response = capture._by_position(httpx, request) if counted is not None else None
+                if response is None:
+                    return capture._miss(httpx, request)
+                recounted = True
+            capture._log(request, response, b"".join(response.stream), counted, recounted)
             return response
 
         return handle_request
@@ -245,23 +260,83 @@ class Capture:
         from vcr.errors import CannotOverwriteExistingCassetteException
 
         capture = self
+        network = inspect.unwrap(inner)
 
         async def handle_async_request(transport: Any, request: Any) -> Any:
+            counted = None
+            if capture.counter is not None and _is_messages(request):
+                async def send(fields: dict) -> tuple[int, Any, bytes]:
+                    response = await network(transport, _count_request(httpx, request, fields))
+                    return response.status_code, response.headers, await response.aread()
+
+                try:
+                    body = capture._count_body(request)
+                    counted = (await count_async(capture.counter, body, send)).input_tokens
+                except CassetteError as err:
+                    return capture._fail(httpx, request, str(err))
+            recounted = False
             try:
                 response = await inner(transport, request)
             except CannotOverwriteExistingCassetteException:
-                return capture._miss(httpx, request)
+                response = capture._by_position(httpx, request) if counted is not None else None
+                if response is None:
+                    return capture._miss(httpx, request)
+                recounted = True
             body = b"".join([chunk async for chunk in response.stream])
             response.stream = httpx.ByteStream(body)
-            capture._log(request, response, body)
+            capture._log(request, response, body, counted, recounted)
             return response
 
         return handle_async_request
 
-    def _log(self, request: Any, response: Any, body: bytes) -> None:
+    # -- counting -----------------------------------------------------------------
+    def _count_body(self, request: Any) -> dict:
+        try:
+            body = json.loads(b"".join(request.stream))
+        except ValueError:
+            raise CassetteError("count mode: the Messages request body is not JSON") from None
+        if not self.can_count_online:
+            assert self.counter is not None
+            if self.counter.get(count_key(counted_request(body))) is None:
+                raise CassetteError(
+                    f"no recorded count for this request in {self.counter.path}: count it "
+                    "with a key (counting is free): ANTHROPIC_API_KEY=... "
+                    "pytest --token-budget --token-budget-count"
+                )
+        return body
+
+    def _count(self, request: Any, count: Callable[[dict], Any]) -> int:
+        return count(self._count_body(request)).input_tokens
+
+    def _by_position(self, httpx: Any, request: Any) -> Any:
+        """The recording at this call's position among the case's Messages requests."""
+        position = sum(1 for e in self.log.exchanges if _is_messages_url(e.method, e.url))
+        found = [
+            index
+            for index, (req, _) in enumerate(self._cassette.data)
+            if _is_messages_url(req.method, req.uri)
+        ]
+        if position >= len(found):
+            return None
+        index = found[position]
+        self._cassette.play_counts[index] += 1
+        recorded = self._cassette.data[index][1]
+        headers = [(k, v) for k, values in recorded["headers"].items() for v in values]
+        body = recorded["body"]["string"]
+        body = body.encode("utf-8") if isinstance(body, str) else body
+        return httpx.Response(
+            recorded["status"]["code"], headers=headers, stream=httpx.ByteStream(body), request=request
+        )
+
+    # -- the log ------------------------------------------------------------------
+    def _log(
+        self, request: Any, response: Any, body: bytes, counted: int | None, recounted: bool
+    ) -> None:
         headers: dict[str, list[str]] = {}
         for name, value in response.headers.multi_items():
             headers.setdefault(name.lower(), []).append(value)
+        if counted is not None:
+            self.log.counts[len(self.log.exchanges)] = (counted, recounted)
         self.log.exchanges.append(
             Exchange(
                 method=request.method,
@@ -272,6 +347,10 @@ class Capture:
                 body=body,
             )
         )
+
+    def _fail(self, httpx: Any, request: Any, message: str) -> Any:
+        self.log.errors.append(message)
+        return _placeholder_response(httpx, request, f"pytest-tokenbudget: {message}")
 
     def _miss(self, httpx: Any, request: Any) -> Any:
         body = b"".join(request.stream)
@@ -299,6 +378,25 @@ class Capture:
             return None
         body = unplayed[min(nth, len(unplayed) - 1)].body
         return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _is_messages_url(method: str, url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    return method.upper() == "POST" and urlsplit(str(url)).path.rstrip("/").endswith("/v1/messages")
+
+
+def _is_messages(request: Any) -> bool:
+    return _is_messages_url(request.method, str(request.url))
+
+
+def _count_request(httpx: Any, request: Any, fields: dict) -> Any:
+    """A count_tokens request with the original's credentials and API version headers."""
+    keep = {"authorization", "x-api-key", "anthropic-version", "anthropic-beta", "user-agent"}
+    headers = {k: v for k, v in request.headers.items() if k.lower() in keep}
+    headers["content-type"] = "application/json"
+    url = request.url.copy_with(path=request.url.path.rstrip("/") + "/count_tokens")
+    return httpx.Request("POST", url, headers=headers, content=json.dumps(fields).encode("utf-8"))
 
 
 def _httpx_modules() -> list[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .capture import Capture, Miss
@@ -31,13 +31,38 @@ class CaseCapture:
     def misses(self) -> list[Miss]:
         return self.capture.log.misses if self.capture else []
 
+    @property
+    def errors(self) -> list[str]:
+        return self.capture.log.errors if self.capture else []
+
     def calls(self) -> list[Call]:
         """Calls in the order they happened: HTTP exchanges, then hand-recorded usage."""
         found: list[Call] = []
         if self.capture is not None:
-            for exchange in self.capture.log.exchanges:
-                found.extend(parse_exchange(exchange))
+            counts = self.capture.log.counts
+            for index, exchange in enumerate(self.capture.log.exchanges):
+                calls = parse_exchange(exchange)
+                if index in counts:
+                    calls = [with_count(c, *counts[index]) for c in calls]
+                found.extend(calls)
         return found + self.manual
+
+
+def with_count(call: Call, counted: int, recounted: bool) -> Call:
+    """The recorded call, with its whole prompt taken from count_tokens.
+
+    The recorded cache split is kept while it fits in the new prompt (a re-counted
+    call's cache figures are stale, and the report says so); otherwise all is uncached.
+    """
+    if call.kind != "messages":
+        return call
+    u = call.usage
+    cached = u.cache_write_tokens + u.cache_read_tokens
+    if cached <= counted:
+        usage = replace(u, input_tokens=counted - cached)
+    else:
+        usage = Usage(input_tokens=counted, output_tokens=u.output_tokens)
+    return replace(call, usage=usage, recounted=recounted)
 
 
 class TokenBudget:

@@ -45,6 +45,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "missing cassettes; new_episodes = also record new requests; all = re-record",
     )  # fmt: skip
     group.addoption(
+        "--token-budget-count", action="store_true", default=False,
+        help="input tokens of every Messages request from count_tokens on the request as sent "
+        "now (free; cached in token_counts.json beside the cassettes); output from the recording",
+    )  # fmt: skip
+    group.addoption(
         "--token-budget-cassettes", metavar="DIR", default=None,
         help="cassette directory (default: cassettes/ beside the config file)",
     )  # fmt: skip
@@ -72,7 +77,15 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-tokenbudget: {err}") from None
     if options.cassettes is None:
         options.cassettes = budget_config.path.parent / "cassettes"
-    config.stash[RUN_KEY] = BudgetRun(budget_config, options)
+    run = BudgetRun(budget_config, options)
+    if options.count:
+        from .counting import CACHE_FILE, CountCache
+
+        run.counter = CountCache(options.cassettes / CACHE_FILE)
+    config.stash[RUN_KEY] = run
+    run.can_count_online = bool(
+        os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+    )
     if options.record_mode == "none" and not os.environ.get("ANTHROPIC_API_KEY"):
         # CI on a pull request has no key; the team's code must still build its client.
         os.environ["ANTHROPIC_API_KEY"] = PLACEHOLDER_KEY
@@ -102,6 +115,7 @@ def _options(config: pytest.Config) -> Any:
         cassettes=cassette_dir,  # type: ignore[arg-type]
         report_dir=Path(config.invocation_params.dir, config.getoption("token_budget_report")),
         record_mode=config.getoption("token_budget_record"),
+        count=config.getoption("token_budget_count"),
     )
 
 
@@ -171,7 +185,13 @@ def _token_budget_capture(request: pytest.FixtureRequest) -> Iterator[None]:
     endpoint = _endpoint_of(marker)
     case_id = _case_id(item)
     path = run.options.cassettes / endpoint / f"{case_id}.yaml"
-    capture = Capture(path, run.options.record_mode, record_hint=_record_hint(item, path))
+    capture = Capture(
+        path,
+        run.options.record_mode,
+        record_hint=_record_hint(item, path),
+        counter=run.counter,
+        can_count_online=run.can_count_online,
+    )
     state = CaseCapture(endpoint, case_id, capture)
     item.stash[CAPTURE_KEY] = state
     try:
@@ -212,10 +232,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         _finish(run, item, state, "skipped" if report.skipped else "failed")
     elif report.when == "call":
         state.close()
-        if state.misses and not report.failed:
+        if (state.misses or state.errors) and not report.failed:
             report.outcome = "failed"
-        if state.misses:
-            report.longrepr = _miss_message(item, state)
+        if state.misses or state.errors:
+            report.longrepr = _capture_failure(item, state)
         _finish(run, item, state, report.outcome)
     return report
 
@@ -224,7 +244,7 @@ def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str)
     from .errors import CassetteError
     from .samples import CaseRun
 
-    errors = [state.error] if state.error else []
+    errors = ([state.error] if state.error else []) + state.errors
     if state.misses:
         errors.append(f"{len(state.misses)} request(s) had no recording")
     try:
@@ -236,10 +256,13 @@ def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str)
     run.add_case_run(CaseRun(state.endpoint, state.case_id, item.nodeid, outcome, errors))
 
 
-def _miss_message(item: pytest.Item, state: CaseCapture) -> str:
+def _capture_failure(item: pytest.Item, state: CaseCapture) -> str:
     from .staleness import describe_misses
 
-    return describe_misses(state, item.nodeid)
+    lines = [f"pytest-tokenbudget: {error}" for error in state.errors]
+    if state.misses:
+        lines.append(describe_misses(state, item.nodeid))
+    return "\n".join(lines)
 
 
 # -- fixtures --------------------------------------------------------------------------
@@ -267,11 +290,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     run = _run(config)
     if run is None:
         return
+    if run.counter is not None:
+        run.counter.save()
     if hasattr(config, "workerinput"):
         config.workeroutput["tokenbudget"] = run.to_wire()  # type: ignore[attr-defined]
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return
+
     from .errors import TokenBudgetError
     from .markdown import render_markdown
     from .report import write_report
@@ -279,6 +305,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     report, _ = run.report()
     lines = render_table(report) + [""] + render_findings(report)
+    if run.options.count:
+        sent, cached = run.count_stats
+        lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
     try:
         json_path, _ = write_report(run.options.report_dir, report, render_markdown(report))
         lines.append(f"report: {_display(json_path, config)}")

@@ -8,7 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from .capture import write_atomic
+from .atomic import write_atomic
 from .scrub import refuse_if_secret
 from .stats import EndpointStats
 from .verdicts import Verdict

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .config import Config
+from .counting import CountCache
 from .errors import PricingError
 from .pricing import PriceBook, table_date
 from .report import EndpointResult, build_report
@@ -28,6 +29,7 @@ class Options:
     cassettes: Path | None
     report_dir: Path
     record_mode: str = "none"
+    count: bool = False
 
 
 @dataclass
@@ -36,6 +38,16 @@ class BudgetRun:
     options: Options
     samples: list[Sample] = field(default_factory=list)
     case_runs: list[CaseRun] = field(default_factory=list)
+    counter: CountCache | None = None
+    can_count_online: bool = False
+    _worker_counts: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def count_stats(self) -> tuple[int, int]:
+        """(count_tokens requests sent, counts answered from the cache), over all workers."""
+        own = (self.counter.api_calls, self.counter.hits) if self.counter else (0, 0)
+        pairs = [own] + self._worker_counts
+        return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
     # -- collecting -------------------------------------------------------------
     def add_calls(self, calls: Iterable[Call], *, endpoint: str, case_id: str, test_id: str) -> None:
@@ -54,6 +66,7 @@ class BudgetRun:
                     usage=call.usage,
                     provider=call.provider,
                     batch=call.batch,
+                    recounted=call.recounted,
                     note=call.note,
                 )
             )
@@ -67,11 +80,13 @@ class BudgetRun:
         return {
             "samples": [s.to_dict() for s in self.samples],
             "case_runs": [c.to_dict() for c in self.case_runs],
+            "counts": list(self.count_stats),
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
         self.samples.extend(Sample.from_dict(s) for s in data["samples"])
         self.case_runs.extend(CaseRun.from_dict(c) for c in data["case_runs"])
+        self._worker_counts.append(tuple(data.get("counts", (0, 0))))  # type: ignore[arg-type]
 
     # -- evaluation -------------------------------------------------------------
     def results(self) -> list[EndpointResult]:
@@ -116,6 +131,12 @@ class BudgetRun:
             result.warnings.append(
                 f"{stats.calls} calls is below min_samples ({ep.min_samples}): "
                 "percentiles are indicative only"
+            )
+        if stats.recounted_calls:
+            result.warnings.append(
+                f"{stats.recounted_calls} of {stats.calls} calls were re-counted with count_tokens "
+                "after a prompt change: their output tokens and cache figures come from the "
+                "recording, so the cache-hit rate is stale until the cases are re-recorded"
             )
         for model, source in sorted(stats.price_sources.items()):
             if source == "token_budgets.yml":

@@ -56,6 +56,7 @@ class Call:
     batch: bool = False
     streamed: bool = False
     note: str = ""  # e.g. "stream carried no usage"
+    recounted: bool = False  # input tokens re-counted with count_tokens (count mode)
 
 
 @dataclass(frozen=True)

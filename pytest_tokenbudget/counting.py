@@ -1,0 +1,178 @@
+"""Count mode: input tokens from `count_tokens` on the request as it is sent now.
+
+Counts are free but rate-limited, so they are kept in a disk cache beside the
+cassettes, keyed by a canonical hash of the counted fields: safe to commit, and a
+second run with unchanged prompts makes no API call at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .atomic import write_atomic
+from .errors import CassetteError
+
+# What count_tokens takes: the prompt, not the sampling parameters.
+COUNTED_FIELDS = ("model", "system", "tools", "tool_choice", "messages", "thinking", "mcp_servers")
+CACHE_FILE = "token_counts.json"
+CACHE_SCHEMA = "pytest-tokenbudget/token-counts"
+RETRY_STATUSES = frozenset({429, 529})
+MAX_ATTEMPTS = 6
+MAX_WAIT_SECONDS = 60.0
+
+
+def counted_request(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in COUNTED_FIELDS if k in body}
+
+
+def count_key(counted: dict[str, Any]) -> str:
+    canonical = json.dumps(counted, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def retry_delay(headers: Any, attempt: int) -> float:
+    """Honour retry-after-ms, then retry-after (seconds); else back off exponentially."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return min(max(float(value) * scale, 0.0), MAX_WAIT_SECONDS)
+            except ValueError:
+                pass
+    return min(0.5 * 2**attempt, MAX_WAIT_SECONDS)
+
+
+@dataclass
+class CountResult:
+    input_tokens: int
+    from_cache: bool
+
+
+class CountCache:
+    """Counts by request hash, loaded once per run and written back atomically if it grew."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._counts: dict[str, dict[str, Any]] | None = None
+        self._dirty = False
+        self.api_calls = 0  # count_tokens requests actually sent this run
+        self.hits = 0
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._counts is None:
+            self._counts = {}
+            if self.path.is_file():
+                try:
+                    data = json.loads(self.path.read_text(encoding="utf-8"))
+                except ValueError as err:
+                    raise CassetteError(
+                        f"corrupt count cache ({err}); delete it to count again", path=self.path
+                    ) from None
+                if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
+                    raise CassetteError("not a token count cache", path=self.path)
+                self._counts = dict(data.get("counts") or {})
+        return self._counts
+
+    def get(self, key: str) -> int | None:
+        with self._lock:
+            entry = self._load().get(key)
+        return int(entry["input_tokens"]) if entry else None
+
+    def lookup(self, key: str) -> int | None:
+        """Like get, counting the hit."""
+        found = self.get(key)
+        if found is not None:
+            self.hits += 1
+        return found
+
+    def put(self, key: str, model: str, tokens: int) -> None:
+        with self._lock:
+            self._load()[key] = {"model": model, "input_tokens": tokens}
+            self._dirty = True
+
+    def save(self) -> None:
+        """Merge with what is on disk (xdist workers share the file), then write atomically."""
+        with self._lock:
+            if not self._dirty or self._counts is None:
+                return
+            merged = dict(self._counts)
+            self._counts = None
+            merged = {**self._load(), **merged}
+            self._counts = merged
+            data = {"schema": CACHE_SCHEMA, "version": 1, "counts": dict(sorted(merged.items()))}
+            write_atomic(self.path, json.dumps(data, indent=1) + "\n")
+            self._dirty = False
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._load())
+
+
+def count_sync(
+    cache: CountCache,
+    body: dict[str, Any],
+    send: Callable[[dict[str, Any]], tuple[int, Any, bytes]],
+    sleep: Callable[[float], None] = time.sleep,
+) -> CountResult:
+    """The count for a Messages request body: from the cache, else from the API (with retries)."""
+    counted = counted_request(body)
+    key = count_key(counted)
+    cached = cache.lookup(key)
+    if cached is not None:
+        return CountResult(cached, from_cache=True)
+    for attempt in range(MAX_ATTEMPTS):
+        status, headers, payload = send(counted)
+        cache.api_calls += 1
+        if status in RETRY_STATUSES and attempt + 1 < MAX_ATTEMPTS:
+            sleep(retry_delay(headers, attempt))
+            continue
+        tokens = _parse_count(status, payload)
+        cache.put(key, str(counted.get("model", "")), tokens)
+        return CountResult(tokens, from_cache=False)
+    raise AssertionError("unreachable")  # the last attempt returns or raises
+
+
+async def count_async(
+    cache: CountCache,
+    body: dict[str, Any],
+    send: Callable[[dict[str, Any]], Any],
+) -> CountResult:
+    import asyncio
+
+    counted = counted_request(body)
+    key = count_key(counted)
+    cached = cache.lookup(key)
+    if cached is not None:
+        return CountResult(cached, from_cache=True)
+    for attempt in range(MAX_ATTEMPTS):
+        status, headers, payload = await send(counted)
+        cache.api_calls += 1
+        if status in RETRY_STATUSES and attempt + 1 < MAX_ATTEMPTS:
+            await asyncio.sleep(retry_delay(headers, attempt))
+            continue
+        tokens = _parse_count(status, payload)
+        cache.put(key, str(counted.get("model", "")), tokens)
+        return CountResult(tokens, from_cache=False)
+    raise AssertionError("unreachable")
+
+
+def _parse_count(status: int, payload: bytes) -> int:
+    if status == 401:
+        raise CassetteError(
+            "count_tokens needs a real API key: set ANTHROPIC_API_KEY (counting is free), "
+            "or run without --token-budget-count to replay recorded usage"
+        )
+    try:
+        data = json.loads(payload)
+        if status >= 400:
+            raise CassetteError(f"count_tokens failed with HTTP {status}: {data.get('error', data)}")
+        return int(data["input_tokens"])
+    except (ValueError, KeyError, TypeError):
+        raise CassetteError(f"count_tokens answered HTTP {status} without a count") from None
