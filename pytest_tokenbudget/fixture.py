@@ -6,8 +6,15 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from .capture import Capture, Miss
+from .errors import CassetteError
+from .samples import CaseRun
 from .usage import Call, Usage, parse_exchange, usage_from_api
+
+if TYPE_CHECKING:
+    from .session import BudgetRun
 
 
 @dataclass
@@ -19,7 +26,6 @@ class CaseCapture:
     capture: Capture | None
     manual: list[Call] = field(default_factory=list)
     closed: bool = False
-    error: str | None = None  # the cassette could not be opened
 
     def close(self) -> None:
         if not self.closed:
@@ -63,6 +69,38 @@ def with_count(call: Call, counted: int, recounted: bool) -> Call:
     else:
         usage = Usage(input_tokens=counted, output_tokens=u.output_tokens)
     return replace(call, usage=usage, recounted=recounted)
+
+
+def open_case(run: BudgetRun, endpoint: str, case_id: str, nodeid: str) -> CaseCapture:
+    """Start capturing one case: its cassette entered, its transports patched."""
+    path = run.options.cassettes / endpoint / f"{case_id}.yaml"
+    mode = "all" if path.exists() else "once"
+    capture = Capture(
+        path,
+        run.options.record_mode,
+        record_hint=(
+            "Record it (with ANTHROPIC_API_KEY set): "
+            f"pytest --token-budget --token-budget-record={mode} '{nodeid}'"
+        ),
+        counter=run.counts if run.options.count else None,
+        can_count_online=run.can_count_online,
+    )
+    capture.__enter__()
+    return CaseCapture(endpoint, case_id, capture)
+
+
+def finish_case(run: BudgetRun, nodeid: str, state: CaseCapture, outcome: str) -> None:
+    """Hand the case's calls and outcome to the run."""
+    errors = list(state.errors)
+    if state.misses:
+        errors.append(f"{len(state.misses)} request(s) had no recording")
+    try:
+        calls = state.calls()
+    except CassetteError as err:
+        calls, outcome = [], "failed"
+        errors.append(str(err))
+    run.add_calls(calls, endpoint=state.endpoint, case_id=state.case_id, test_id=nodeid)
+    run.add_case_run(CaseRun(state.endpoint, state.case_id, nodeid, outcome, errors))
 
 
 class TokenBudget:

@@ -71,3 +71,250 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+# -- the diff against a baseline: the pull-request comment -----------------------------
+MAX_COMMENT_CHARS = 60_000  # GitHub rejects comments over 65,536 characters
+CUT_NOTE = (
+    "*This comment was cut at {limit:,} characters (GitHub's limit is 65,536): the full "
+    "comparison is the `diff` section of report.json.*"
+)
+DIFF_STATUS = {
+    "ok": "✅ ok",
+    "warn": "⚠️ warn",
+    "regression": "🔺 regression",
+    "budget": "❌ over budget",
+}
+CHANGE_STATUS = {"added": "🆕 new endpoint", "removed": "➖ removed", "not-run": "⏭ not run"}
+_LABELS = {
+    "escalation_rate": "escalation rate",
+    "cache_hit_rate": "cache-hit rate",
+    "cost_per_call_usd": "$ per call",
+    "cost_per_request_usd": "$ per request",
+    "monthly_cost_usd": "$ per month",
+}
+_FIELDS = {"input_tokens": "input tokens", "output_tokens": "output tokens", "cost_usd": "cost"}
+
+
+def metric_label(metric: str) -> str:
+    """`input_tokens_p95` reads as "input tokens p95"; unknown metrics pass through escaped."""
+    if metric in _LABELS:
+        return _LABELS[metric]
+    for side in ("input", "output"):
+        prefix = f"{side}_tokens_"
+        if metric.startswith(prefix):
+            return f"{side} tokens {escape(metric[len(prefix):])}"
+    return escape(metric)
+
+
+def _signed(metric: str, delta: Any) -> str:
+    if delta == 0:
+        return "0"
+    sign = "+" if delta > 0 else "-"
+    if metric.endswith("_rate"):
+        return f"{sign}{abs(float(delta)) * 100:.1f} pp"
+    if metric.endswith("_usd"):
+        return sign + fmt.usd(abs(delta))
+    return f"{sign}{abs(int(delta)):,}"
+
+
+def _signed_pct(pct: float, *, short: bool = False) -> str:
+    if short and abs(pct) >= 10:
+        return f"{pct:+.0f}%"
+    return f"{pct:+.1f}%"
+
+
+def _change(metric: str, m: Any) -> str:
+    if m.delta is None:
+        return "—"
+    if m.delta == 0:
+        return "0"
+    text = _signed(metric, m.delta)
+    if m.pct is not None:
+        return f"{text} ({_signed_pct(m.pct)})"
+    return f"{text} (from 0)"
+
+
+def _budget_cell(metric: str, m: Any) -> str:
+    if m.budget is None:
+        return "—"
+    return ("≥ " if m.budget.kind == "min" else "≤ ") + fmt.metric(metric, m.budget.limit)
+
+
+def _status_cell(endpoint: Any, m: Any) -> str:
+    if m.status != "ok" or endpoint.change not in CHANGE_STATUS:
+        if m.status == "ok" and m.trend == "better":
+            return "✅ better"
+        return DIFF_STATUS[m.status]
+    return CHANGE_STATUS[endpoint.change]
+
+
+def _shown(endpoint: Any, m: Any) -> bool:
+    """Rows in the open table: anything that changed or needs attention."""
+    if m.status != "ok" or m.changed:
+        return True
+    if endpoint.change in ("added", "removed"):
+        return m.budget is not None or m.metric == "monthly_cost_usd"
+    if endpoint.change == "not-run":
+        return m.metric == "monthly_cost_usd"
+    return False
+
+
+def _table(rows: list[tuple[Any, Any]]) -> list[str]:
+    out = [
+        "| Endpoint | Metric | Budget | Base | Head | Change | Status |",
+        "|---|---|--:|--:|--:|--:|---|",
+    ]
+    previous = None
+    for endpoint, m in rows:
+        name = "" if endpoint.name == previous else f"**{escape(endpoint.name)}**"
+        previous = endpoint.name
+        out.append(
+            f"| {name} | {metric_label(m.metric)} | {_budget_cell(m.metric, m)} "
+            f"| {fmt.metric(m.metric, m.base)} | {fmt.metric(m.metric, m.head)} "
+            f"| {_change(m.metric, m)} | {_status_cell(endpoint, m)} |"
+        )
+    return out
+
+
+def _headline(diff: Any) -> str:
+    base, head = diff.monthly_base, diff.monthly_head
+    if base is None and head is None:
+        return "Projected monthly cost: not projected (set `requests_per_day` on an endpoint)"
+    if base is None:
+        return f"Projected monthly cost **{fmt.usd(head)}** (the baseline has no projection)"
+    if head is None:
+        return f"Projected monthly cost: not projected in this change (baseline {fmt.usd(base)})"
+    delta = diff.monthly_delta
+    if delta == 0:
+        return f"Projected monthly cost: **no change** ({fmt.usd(head)})"
+    pct = diff.monthly_pct
+    change = _signed("monthly_cost_usd", delta) + (
+        f" ({_signed_pct(pct, short=True)})" if pct is not None else " (from $0)"
+    )
+    return f"Projected monthly cost **{change}**: {fmt.usd(base)} → {fmt.usd(head)}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def _verdict(diff: Any) -> str:
+    broken = len(diff.with_status("budget"))
+    regressions = len(diff.with_status("regression"))
+    warnings = len(diff.with_status("warn"))
+    failing = [e for e in diff.endpoints if e.head_status == "fail"]
+    parts = []
+    if broken:
+        parts.append(f"❌ **{_plural(broken, 'broken budget')}**")
+    if regressions:
+        parts.append(f"🔺 **{_plural(regressions, 'regression')}** over the gate")
+    if warnings:
+        parts.append(f"⚠️ {_plural(warnings, 'warning')}")
+    if failing and not broken:
+        parts.append(f"❌ **{_plural(len(failing), 'endpoint')} failed**")
+    if parts:
+        return " · ".join(parts)
+    measured = [e for e in diff.endpoints if e.change not in ("removed", "not-run")]
+    return f"✅ **All {_plural(len(measured), 'endpoint')} within budget**, no regression"
+
+
+def _driver(metric: str, d: Any) -> str:
+    what = _FIELDS[d.field]
+    change = _signed(d.field, d.delta) + f" {what}"
+    if metric == "escalation_rate":
+        change = f"now escalates, cost {_signed(d.field, d.delta)}"
+    if d.new:
+        return f"{escape(d.case_id)} (new case): {change}"
+    before, after = fmt.metric(d.field, d.base), fmt.metric(d.field, d.head)
+    return f"{escape(d.case_id)}: {change} ({before} → {after})"
+
+
+def _drivers_section(diff: Any) -> list[str]:
+    """One line per endpoint and set of cases: p95, p99 and max usually share their drivers."""
+    groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for endpoint, m in diff.rows():
+        if m.status == "ok":
+            continue
+        if m.drivers:
+            cases = tuple(_driver(m.metric, d) for d in m.drivers)
+        elif m.budget is not None and m.budget.drivers:
+            cases = (", ".join(escape(c) for c in m.budget.drivers[:3]) + " (worst cases)",)
+        else:
+            continue
+        groups.setdefault((endpoint.name, cases), []).append(metric_label(m.metric))
+    out = []
+    for (name, cases), labels in groups.items():
+        out.append(f"- **{escape(name)}** · {', '.join(labels)}")
+        out += [f"  - {case}" for case in cases]
+    return (["", "#### What drives it", ""] + out) if out else []
+
+
+def _gate_note(diff: Any) -> str:
+    gates = {e.max_regression_pct for e in diff.endpoints if e.max_regression_pct is not None}
+    warns = {e.warn_pct for e in diff.endpoints if e.warn_pct is not None}
+    if not gates and not warns:
+        return "No regression gate (`--token-budget-max-regression`). "
+    text = ""
+    if gates:
+        shown = ", ".join(f"{g:g}%" for g in sorted(gates))
+        text += f"Regression gate: {shown} over the baseline"
+    if warns:
+        shown = ", ".join(f"{w:g}%" for w in sorted(warns))
+        text += ("; warn" if text else "Warn") + f" above {shown}"
+    return text + ". "
+
+
+def render_diff_markdown(diff: Any) -> str:
+    """The PR comment: headline, changed rows, what drives them; unchanged rows folded away."""
+    rows = list(diff.rows())
+    shown = [(e, m) for e, m in rows if _shown(e, m)]
+    folded = [(e, m) for e, m in rows if not _shown(e, m)]
+    out = [MARKER, "## Token budget", _headline(diff), "", _verdict(diff), ""]
+    if shown:
+        out += _table(shown)
+    else:
+        out.append("No metric changed against the baseline.")
+    out += _drivers_section(diff)
+    if folded:
+        out += [
+            "",
+            f"<details><summary>{_plural(len(folded), 'unchanged metric')}</summary>",
+            "",
+        ]
+        out += _table(folded)
+        out += ["", "</details>"]
+    notes = [f"- {escape(n)}" for n in diff.notes]
+    notes += [
+        f"- {escape(e.name)}: {escape(text)}"
+        for e in diff.endpoints
+        for text in (*e.problems, *e.warnings)
+    ]
+    if notes:
+        out += ["", "#### Notes", ""] + notes
+    footer = _gate_note(diff)
+    if diff.percentile_method:
+        footer += f"Percentiles: {diff.percentile_method}. "
+    if diff.price_table:
+        footer += f"Prices: table of {diff.price_table}. "
+    out += ["", f"<sub>{footer}Generated by pytest-tokenbudget.</sub>", ""]
+    return cap_markdown("\n".join(out))
+
+
+def cap_markdown(text: str, limit: int = MAX_COMMENT_CHARS) -> str:
+    """Cut at a line boundary below limit, close what is open, and say so."""
+    if len(text) <= limit:
+        return text
+    note = CUT_NOTE.format(limit=limit)
+    reserve = len(note) + len("\n\n</details>\n\n\n")
+    kept: list[str] = []
+    size = 0
+    open_details = 0
+    for line in text.split("\n"):
+        if size + len(line) + 1 > limit - reserve:
+            break
+        kept.append(line)
+        size += len(line) + 1
+        open_details += line.count("<details>") - line.count("</details>")
+    tail = [""] + ["</details>", ""] * max(open_details, 0) + [note, ""]
+    return "\n".join(kept + tail)

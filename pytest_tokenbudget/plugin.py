@@ -50,6 +50,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "now (free; cached in token_counts.json beside the cassettes); output from the recording",
     )  # fmt: skip
     group.addoption(
+        "--token-budget-count-concurrency", type=int, default=4, metavar="N",
+        help="count_tokens requests in flight at once for request cases (default 4)",
+    )  # fmt: skip
+    group.addoption(
         "--token-budget-cassettes", metavar="DIR", default=None,
         help="cassette directory (default: cassettes/ beside the config file)",
     )  # fmt: skip
@@ -77,11 +81,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-tokenbudget: {err}") from None
     if options.cassettes is None:
         options.cassettes = budget_config.path.parent / "cassettes"
-    run = BudgetRun(budget_config, options)
-    if options.count:
-        from .counting import CACHE_FILE, CountCache
+    from .counting import CACHE_FILE, CountCache
 
-        run.counter = CountCache(options.cassettes / CACHE_FILE)
+    run = BudgetRun(budget_config, options, counts=CountCache(options.cassettes / CACHE_FILE))
     config.stash[RUN_KEY] = run
     run.can_count_online = bool(
         os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
@@ -119,7 +121,7 @@ def _options(config: pytest.Config) -> Any:
     )
 
 
-def _run(config: pytest.Config) -> BudgetRun | None:
+def run_of(config: pytest.Config) -> BudgetRun | None:
     return config.stash.get(RUN_KEY, None)
 
 
@@ -136,7 +138,7 @@ def _endpoint_of(marker: pytest.Mark) -> str:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("token_budget")
-    run = _run(metafunc.config)
+    run = run_of(metafunc.config)
     if marker is None or run is None:
         return
     name = _endpoint_of(marker)
@@ -160,8 +162,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if _run(config) is not None:
+@pytest.hookimpl(tryfirst=True)  # before -k/-m deselection sees the items
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    run = run_of(config)
+    if run is not None:
+        from .request_cases import make_items
+
+        items.extend(make_items(session, run, items))
         return
     skip = pytest.mark.skip(reason=SKIP_REASON)
     for item in items:
@@ -169,37 +178,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    run = run_of(session.config)
+    if run is None:
+        return
+    from .request_cases import precount
+
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+
+    def progress(line: str, last: bool) -> None:
+        if reporter is not None:
+            reporter.rewrite(line, erase=True)
+            if last:
+                reporter.line("")
+
+    precount(run, session.items, workers=session.config.getoption("token_budget_count_concurrency"), progress=progress)
+
+
 # -- capture around each marked test ---------------------------------------------------
 @pytest.fixture(autouse=True)
 def _token_budget_capture(request: pytest.FixtureRequest) -> Iterator[None]:
-    run = _run(request.config)
+    run = run_of(request.config)
     marker = request.node.get_closest_marker("token_budget")
     if run is None or marker is None:
         yield
         return
-    from .capture import Capture
     from .errors import CassetteError
-    from .fixture import CaseCapture
+    from .fixture import open_case
 
     item = request.node
-    endpoint = _endpoint_of(marker)
-    case_id = _case_id(item)
-    path = run.options.cassettes / endpoint / f"{case_id}.yaml"
-    capture = Capture(
-        path,
-        run.options.record_mode,
-        record_hint=_record_hint(item, path),
-        counter=run.counter,
-        can_count_online=run.can_count_online,
-    )
-    state = CaseCapture(endpoint, case_id, capture)
-    item.stash[CAPTURE_KEY] = state
     try:
-        capture.__enter__()
+        state = open_case(run, _endpoint_of(marker), _case_id(item), item.nodeid)
     except CassetteError as err:
-        state.capture = None
-        state.error = str(err)
         pytest.fail(f"pytest-tokenbudget: {err}", pytrace=False)
+    item.stash[CAPTURE_KEY] = state
     try:
         yield
     finally:
@@ -213,19 +225,11 @@ def _case_id(item: pytest.Item) -> str:
     return item.originalname if isinstance(item, pytest.Function) else item.name
 
 
-def _record_hint(item: pytest.Item, path: Path) -> str:
-    mode = "all" if path.exists() else "once"
-    return (
-        f"Record it (with ANTHROPIC_API_KEY set): "
-        f"pytest --token-budget --token-budget-record={mode} '{item.nodeid}'"
-    )
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
     state = item.stash.get(CAPTURE_KEY, None)
-    run = _run(item.config)
+    run = run_of(item.config)
     if state is None or run is None:
         return report
     if report.when == "setup" and not report.passed:
@@ -241,19 +245,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 
 def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str) -> None:
-    from .errors import CassetteError
-    from .samples import CaseRun
+    from .fixture import finish_case
 
-    errors = ([state.error] if state.error else []) + state.errors
-    if state.misses:
-        errors.append(f"{len(state.misses)} request(s) had no recording")
-    try:
-        calls = state.calls()
-    except CassetteError as err:
-        calls, outcome = [], "failed"
-        errors.append(str(err))
-    run.add_calls(calls, endpoint=state.endpoint, case_id=state.case_id, test_id=item.nodeid)
-    run.add_case_run(CaseRun(state.endpoint, state.case_id, item.nodeid, outcome, errors))
+    finish_case(run, item.nodeid, state, outcome)
 
 
 def _capture_failure(item: pytest.Item, state: CaseCapture) -> str:
@@ -269,7 +263,7 @@ def _capture_failure(item: pytest.Item, state: CaseCapture) -> str:
 @pytest.fixture
 def budget_case(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The current case of a token_budget test (parametrized by the plugin)."""
-    pytest.skip(SKIP_REASON if _run(request.config) is None else "no token_budget marker")
+    pytest.skip(SKIP_REASON if run_of(request.config) is None else "no token_budget marker")
 
 
 @pytest.fixture
@@ -279,7 +273,7 @@ def token_budget(request: pytest.FixtureRequest) -> TokenBudget:
 
     state = request.node.stash.get(CAPTURE_KEY, None)
     if state is None:
-        pytest.skip(SKIP_REASON if _run(request.config) is None else "no token_budget marker")
+        pytest.skip(SKIP_REASON if run_of(request.config) is None else "no token_budget marker")
     case = request.getfixturevalue("budget_case") if "budget_case" in request.fixturenames else {"id": state.case_id}
     return TokenBudget(state, case)
 
@@ -287,11 +281,11 @@ def token_budget(request: pytest.FixtureRequest) -> TokenBudget:
 # -- the end of the run ----------------------------------------------------------------
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     config = session.config
-    run = _run(config)
+    run = run_of(config)
     if run is None:
         return
-    if run.counter is not None:
-        run.counter.save()
+    if run.counts is not None:
+        run.counts.save()
     if hasattr(config, "workerinput"):
         config.workeroutput["tokenbudget"] = run.to_wire()  # type: ignore[attr-defined]
         return
@@ -305,8 +299,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
     report, _ = run.report()
     lines = render_table(report) + [""] + render_findings(report)
-    if run.options.count:
-        sent, cached = run.count_stats
+    sent, cached = run.count_stats
+    if run.options.count or sent or cached:
         lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
     try:
         json_path, _ = write_report(run.options.report_dir, report, render_markdown(report))
@@ -332,7 +326,7 @@ def _display(path: Path, config: pytest.Config) -> str:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: merge a worker's samples (as syrupy does)."""
-    run = _run(node.config)
+    run = run_of(node.config)
     output = getattr(node, "workeroutput", {}).get("tokenbudget")
     if run is not None and output is not None:
         run.merge_wire(output)

@@ -19,6 +19,7 @@ class Sample:
     provider: str = "anthropic"
     batch: bool = False
     recounted: bool = False  # input tokens re-counted with count_tokens
+    input_only: bool = False  # counted, never generated: output not measured
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:

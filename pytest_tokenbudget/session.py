@@ -38,14 +38,14 @@ class BudgetRun:
     options: Options
     samples: list[Sample] = field(default_factory=list)
     case_runs: list[CaseRun] = field(default_factory=list)
-    counter: CountCache | None = None
+    counts: CountCache | None = None  # count cache: request cases, and count mode
     can_count_online: bool = False
     _worker_counts: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def count_stats(self) -> tuple[int, int]:
         """(count_tokens requests sent, counts answered from the cache), over all workers."""
-        own = (self.counter.api_calls, self.counter.hits) if self.counter else (0, 0)
+        own = (self.counts.api_calls, self.counts.hits) if self.counts else (0, 0)
         pairs = [own] + self._worker_counts
         return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
@@ -67,6 +67,7 @@ class BudgetRun:
                     provider=call.provider,
                     batch=call.batch,
                     recounted=call.recounted,
+                    input_only=call.input_only,
                     note=call.note,
                 )
             )
@@ -137,6 +138,12 @@ class BudgetRun:
                 f"{stats.recounted_calls} of {stats.calls} calls were re-counted with count_tokens "
                 "after a prompt change: their output tokens and cache figures come from the "
                 "recording, so the cache-hit rate is stale until the cases are re-recorded"
+            )
+        if stats.input_only_calls:
+            result.warnings.append(
+                f"{stats.input_only_calls} of {stats.calls} calls were counted but never "
+                "generated (request cases without a recording): output tokens and costs leave "
+                "them out; record them with --token-budget-record=once to measure output"
             )
         for model, source in sorted(stats.price_sources.items()):
             if source == "token_budgets.yml":

@@ -82,9 +82,14 @@ def describe_misses(state: CaseCapture, nodeid: str) -> str:
         for line in describe_change(_load(miss.closest), _load(miss.body)):
             out.append(f"    {line}")
     exists = capture.path.exists()
-    out.append("To fix it:")
+    out.append("To fix it, either:")
+    if exists:
+        out.append(
+            "  re-count its input (free, keeps the recorded output; needs ANTHROPIC_API_KEY):\n"
+            f"    pytest --token-budget --token-budget-count '{nodeid}'"
+        )
     out.append(
-        f"  re-record this case:  pytest --token-budget --token-budget-record="
-        f"{'all' if exists else 'once'} '{nodeid}'"
+        "  re-record this case (real generation; needs ANTHROPIC_API_KEY):\n"
+        f"    pytest --token-budget --token-budget-record={'all' if exists else 'once'} '{nodeid}'"
     )
     return "\n".join(out)

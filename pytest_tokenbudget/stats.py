@@ -47,9 +47,11 @@ class EndpointStats:
     prompt_tokens: list[int]  # per call, in sample order (for drivers of budgets)
     output_tokens: list[int]
     call_cases: list[str]
+    output_cases: list[str]  # case of each output value (input-only calls have none)
     models: dict[str, int]  # model -> calls
     price_sources: dict[str, str]  # model -> where its price came from
     recounted_calls: int = 0
+    input_only_calls: int = 0
 
 
 def _is_escalation(model: str, target: str | None, escalation: Sequence[str] | None, book: PriceBook) -> bool:
@@ -76,16 +78,21 @@ def endpoint_stats(
     prompt: list[int] = []
     output: list[int] = []
     call_cases: list[str] = []
+    output_cases: list[str] = []
     models: dict[str, int] = defaultdict(int)
     # Cost is linear in tokens: sum tokens per (case, model, batch) first, price once.
     grouped: dict[tuple[str, str, bool], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     cache_read = 0
     recounted = 0
+    input_only = 0
     for s in samples:
         u = s.usage
         p = u.prompt_tokens
         prompt.append(p)
-        output.append(u.output_tokens)
+        input_only += s.input_only
+        if not s.input_only:
+            output.append(u.output_tokens)
+            output_cases.append(s.case_id)
         call_cases.append(s.case_id)
         models[s.model] += 1
         cache_read += u.cache_read_tokens
@@ -151,7 +158,9 @@ def endpoint_stats(
         prompt_tokens=prompt,
         output_tokens=output,
         call_cases=call_cases,
+        output_cases=output_cases,
         models=dict(models),
         price_sources=price_sources,
         recounted_calls=recounted,
+        input_only_calls=input_only,
     )

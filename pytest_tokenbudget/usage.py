@@ -57,6 +57,7 @@ class Call:
     streamed: bool = False
     note: str = ""  # e.g. "stream carried no usage"
     recounted: bool = False  # input tokens re-counted with count_tokens (count mode)
+    input_only: bool = False  # counted, never generated: no output tokens measured
 
 
 @dataclass(frozen=True)

@@ -61,9 +61,12 @@ def _drivers(stats: EndpointStats, metric: str, limit: Fraction) -> tuple[str, .
     """The cases to look at first when this budget breaks."""
     cases = stats.per_case
     if metric.startswith(("input_tokens", "output_tokens")):
-        values = stats.prompt_tokens if metric.startswith("input") else stats.output_tokens
+        if metric.startswith("input"):
+            pairs = zip(stats.call_cases, stats.prompt_tokens)
+        else:
+            pairs = zip(stats.output_cases, stats.output_tokens)
         worst: dict[str, int] = {}
-        for case_id, value in zip(stats.call_cases, values):
+        for case_id, value in pairs:
             if value > limit:
                 worst[case_id] = max(value, worst.get(case_id, 0))
         ranked = sorted(worst, key=lambda c: (-worst[c], c))

@@ -122,6 +122,9 @@ def test_changed_prompt_is_a_stale_recording_that_names_case_and_fix(
         [
             "*endpoint 'chat', case 'short': 1 request(s) not in the recording*short.yaml",
             "*system prompt changed at character 47*",
+            "*re-count its input*",
+            "*pytest --token-budget --token-budget-count 'test_chat.py::test_chat[[]short[]]'",
+            "*re-record this case*",
             "*pytest --token-budget --token-budget-record=all 'test_chat.py::test_chat[[]short[]]'",
         ]
     )

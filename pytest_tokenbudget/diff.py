@@ -1,0 +1,535 @@
+"""Baseline comparison: two report.json dicts in, one `Diff` out.
+
+Pure data and no pytest, so `tokenbudget diff`, the pytest run and the PR
+comment all agree. Growth is judged in the direction that costs money: for
+every metric bigger is worse, except the cache-hit rate, where lower is worse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import ReportError, TokenBudgetError
+from .report import SCHEMA, VERSION, number
+
+DIFF_SCHEMA = "pytest-tokenbudget/diff"
+DIFF_VERSION = 1
+HIGHER_IS_BETTER = frozenset({"cache_hit_rate"})
+TOP_DRIVERS = 3
+LOAD_NOTES = "_load_notes"  # notes load_report attaches to the dict it returns
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+# status of one metric, worst last
+OK, WARN, REGRESSION, BUDGET = "ok", "warn", "regression", "budget"
+# change of one endpoint
+CHANGED, UNCHANGED, ADDED, REMOVED, NOT_RUN = "changed", "unchanged", "added", "removed", "not-run"
+
+Value = int | float | None
+
+
+@dataclass(frozen=True)
+class BudgetRef:
+    """The head's budget on a metric, as report.json states it."""
+
+    key: str
+    limit: float
+    kind: str  # "max" | "min"
+    ok: bool | None
+    line: int | None
+    drivers: tuple[str, ...] = ()  # the head report's own drivers (worst cases)
+
+
+@dataclass(frozen=True)
+class CaseDelta:
+    """How much one case moved the quantity behind a metric."""
+
+    case_id: str
+    field: str  # input_tokens | output_tokens | cost_usd
+    base: Value
+    head: Value
+    delta: Value
+    new: bool = False  # the case is not in the baseline
+
+
+@dataclass(frozen=True)
+class MetricDiff:
+    metric: str
+    base: Value
+    head: Value
+    delta: Value  # head - base; None when either side is missing
+    pct: float | None  # delta over base, in %; None when base is 0 or missing
+    trend: str  # worse | better | same | n/a
+    status: str  # ok | warn | regression | budget
+    budget: BudgetRef | None = None
+    drivers: tuple[CaseDelta, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.trend in ("worse", "better")
+
+
+@dataclass(frozen=True)
+class EndpointDiff:
+    name: str
+    change: str  # changed | unchanged | added | removed | not-run
+    base_status: str | None
+    head_status: str | None
+    line: int | None
+    max_regression_pct: float | None  # the gate applied here: endpoint override or global
+    warn_pct: float | None
+    metrics: tuple[MetricDiff, ...]
+    problems: tuple[str, ...] = ()  # the head's non-budget failures
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Diff:
+    endpoints: tuple[EndpointDiff, ...]
+    monthly_base: Value
+    monthly_head: Value
+    max_regression_pct: float | None
+    warn_pct: float | None
+    notes: tuple[str, ...] = ()
+    config: str | None = None  # the head's token_budgets.yml, for annotations
+    percentile_method: str | None = None
+    price_table: str | None = None
+
+    @property
+    def monthly_delta(self) -> Value:
+        if self.monthly_base is None or self.monthly_head is None:
+            return None
+        return _delta("monthly_cost_usd", self.monthly_base, self.monthly_head)
+
+    @property
+    def monthly_pct(self) -> float | None:
+        return _pct(self.monthly_base, self.monthly_head)
+
+    def rows(self) -> Iterator[tuple[EndpointDiff, MetricDiff]]:
+        for endpoint in self.endpoints:
+            for metric in endpoint.metrics:
+                yield endpoint, metric
+
+    def with_status(self, *statuses: str) -> list[tuple[EndpointDiff, MetricDiff]]:
+        return [(e, m) for e, m in self.rows() if m.status in statuses]
+
+    @property
+    def failed(self) -> bool:
+        """A broken budget, a tripped regression gate, or a head endpoint that failed."""
+        return bool(self.with_status(BUDGET, REGRESSION)) or any(
+            e.head_status == "fail" for e in self.endpoints
+        )
+
+
+# -- loading ---------------------------------------------------------------------------
+def load_report(path: str | Path) -> dict[str, Any]:
+    """Read a report.json (usually a baseline) or say, in one line, why it cannot be used."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ReportError(
+            "no such file. A baseline is the report.json of a `pytest --token-budget` run on "
+            "the base branch (docs/ci.md shows how CI fetches it)",
+            path=p,
+        ) from None
+    except IsADirectoryError:
+        raise ReportError("is a directory: pass the report.json inside it", path=p) from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ReportError(f"cannot read: {err}", path=p) from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ReportError(
+            f"not JSON: {err.msg} at column {err.colno}", path=p, line=err.lineno
+        ) from None
+    return check_report(data, path=p)
+
+
+def check_report(data: Any, *, path: str | Path | None = None) -> dict[str, Any]:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = (
+            f'its "schema" is {data.get("schema")!r}'
+            if isinstance(data, dict) and "schema" in data
+            else 'it has no "schema" key'
+            if isinstance(data, dict)
+            else f"it is a JSON {type(data).__name__}, not an object"
+        )
+        raise ReportError(f'not a pytest-tokenbudget report: {found}, expected "{SCHEMA}"', path=path)
+    version = data.get("version")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise ReportError(f'report "version" must be an integer, not {version!r}', path=path)
+    if version > VERSION:
+        from . import __version__
+
+        raise ReportError(
+            f"report version {version} is newer than this pytest-tokenbudget ({__version__}) "
+            f"reads (version {VERSION}): upgrade pytest-tokenbudget where you run the comparison",
+            path=path,
+        )
+    endpoints = data.get("endpoints")
+    if not isinstance(endpoints, dict) or not all(isinstance(e, dict) for e in endpoints.values()):
+        raise ReportError('not a complete report: "endpoints" must map names to objects', path=path)
+    notes = list(data.get(LOAD_NOTES, []))
+    if version < VERSION:
+        where = f"{Path(path).name} is" if path is not None else "a report is"
+        notes.append(
+            f"{where} report version {version}, read as version {VERSION}: "
+            "values added since then are missing from the comparison"
+        )
+    return {**data, LOAD_NOTES: notes}
+
+
+# -- comparing -------------------------------------------------------------------------
+def compare(
+    base: dict[str, Any],
+    head: dict[str, Any],
+    *,
+    max_regression_pct: float | None,
+    warn_pct: float | None = None,
+) -> Diff:
+    """Every metric of every endpoint, base against head, with a status for each.
+
+    A metric is `regression` when it grew (got worse) by more than the gate —
+    the endpoint's own `max_regression_pct` when report.json carries one, else
+    max_regression_pct — and `warn` when it grew by more than warn_pct, or by
+    more than half the gate. `budget` (the head breaks a budget) wins over both.
+    """
+    base_eps: dict[str, Any] = base.get("endpoints", {})
+    head_eps: dict[str, Any] = head.get("endpoints", {})
+    names = list(head_eps) + [n for n in base_eps if n not in head_eps]
+    endpoints = tuple(
+        _compare_endpoint(n, base_eps.get(n), head_eps.get(n), max_regression_pct, warn_pct)
+        for n in names
+    )
+    notes = [*base.get(LOAD_NOTES, []), *head.get(LOAD_NOTES, [])]
+    base_table = (base.get("prices") or {}).get("table_date")
+    head_table = (head.get("prices") or {}).get("table_date")
+    if base_table and head_table and base_table != head_table:
+        notes.append(
+            f"baseline priced with the table of {base_table}, head with {head_table}: "
+            "dollar deltas include price changes"
+        )
+    return Diff(
+        endpoints=endpoints,
+        monthly_base=(base.get("totals") or {}).get("monthly_cost_usd"),
+        monthly_head=(head.get("totals") or {}).get("monthly_cost_usd"),
+        max_regression_pct=max_regression_pct,
+        warn_pct=warn_pct,
+        notes=tuple(notes),
+        config=head.get("config"),
+        percentile_method=head.get("percentile_method"),
+        price_table=head_table,
+    )
+
+
+def _compare_endpoint(
+    name: str,
+    base: dict[str, Any] | None,
+    head: dict[str, Any] | None,
+    max_regression_pct: float | None,
+    warn_pct: float | None,
+) -> EndpointDiff:
+    own_gate = (head or {}).get("max_regression_pct", (base or {}).get("max_regression_pct"))
+    gate = own_gate if own_gate is not None else max_regression_pct
+    warn = warn_pct if warn_pct is not None else (gate / 2 if gate is not None else None)
+    base_metrics: dict[str, Value] = (base or {}).get("metrics") or {}
+    head_metrics: dict[str, Value] = (head or {}).get("metrics") or {}
+    budgets = _budgets(head)
+    order = list(head_metrics) + [m for m in base_metrics if m not in head_metrics]
+    order += [m for m in budgets if m not in order]
+    metrics = tuple(
+        _compare_metric(
+            m,
+            base_metrics.get(m),
+            head_metrics.get(m),
+            budgets.get(m),
+            gate,
+            warn,
+            (base or {}).get("per_case") or {},
+            (head or {}).get("per_case") or {},
+        )
+        for m in order
+    )
+    if head is None:
+        change = REMOVED
+    elif base is None:
+        change = ADDED
+    elif head.get("status") == "not-run":
+        change = NOT_RUN
+    else:
+        change = CHANGED if any(m.changed for m in metrics) else UNCHANGED
+    return EndpointDiff(
+        name=name,
+        change=change,
+        base_status=(base or {}).get("status"),
+        head_status=(head or {}).get("status"),
+        line=(head or base or {}).get("line"),
+        max_regression_pct=gate,
+        warn_pct=warn,
+        metrics=metrics,
+        problems=tuple((head or {}).get("problems", [])),
+        warnings=tuple((head or {}).get("warnings", [])),
+    )
+
+
+def _budgets(endpoint: dict[str, Any] | None) -> dict[str, BudgetRef]:
+    """The budget on each metric; a broken one wins if a metric somehow has two."""
+    out: dict[str, BudgetRef] = {}
+    for b in (endpoint or {}).get("budgets", []):
+        ref = BudgetRef(
+            key=b["key"],
+            limit=b["limit"],
+            kind="min" if b["key"].startswith("min_") else "max",
+            ok=b.get("ok"),
+            line=b.get("line"),
+            drivers=tuple(b.get("drivers", [])),
+        )
+        if b["metric"] not in out or ref.ok is False:
+            out[b["metric"]] = ref
+    return out
+
+
+def _compare_metric(
+    metric: str,
+    base: Value,
+    head: Value,
+    budget: BudgetRef | None,
+    gate: float | None,
+    warn: float | None,
+    base_cases: dict[str, Any],
+    head_cases: dict[str, Any],
+) -> MetricDiff:
+    trend = _trend(metric, base, head)
+    growth = _growth(metric, base, head)  # % in the bad direction
+    if budget is not None and budget.ok is False:
+        status = BUDGET
+    elif growth is not None and gate is not None and growth > gate:
+        status = REGRESSION
+    elif growth is not None and warn is not None and growth > warn:
+        status = WARN
+    else:
+        status = OK
+    drivers: tuple[CaseDelta, ...] = ()
+    if status != OK and trend == "worse":
+        drivers = _drivers(metric, base_cases, head_cases)
+    return MetricDiff(
+        metric=metric,
+        base=base,
+        head=head,
+        delta=_delta(metric, base, head) if base is not None and head is not None else None,
+        pct=_pct(base, head),
+        trend=trend,
+        status=status,
+        budget=budget,
+        drivers=drivers,
+    )
+
+
+def _exact(value: int | float) -> Fraction:
+    """JSON numbers as the decimals they were written as, so 0.11 - 0.1 is exactly 0.01."""
+    return Fraction(value) if isinstance(value, int) else Fraction(repr(float(value)))
+
+
+def _delta(metric: str, base: int | float, head: int | float) -> int | float | None:
+    if isinstance(base, int) and isinstance(head, int):
+        return head - base
+    return number(metric, _exact(head) - _exact(base))
+
+
+def _pct(base: Value, head: Value) -> float | None:
+    if base is None or head is None or base == 0:
+        return None
+    return round(float((_exact(head) - _exact(base)) / abs(_exact(base)) * 100), 2)
+
+
+def _trend(metric: str, base: Value, head: Value) -> str:
+    if base is None or head is None:
+        return "n/a"
+    if head == base:
+        return "same"
+    grew = head > base
+    return "better" if grew == (metric in HIGHER_IS_BETTER) else "worse"
+
+
+def _growth(metric: str, base: Value, head: Value) -> float | None:
+    """How much worse, in % of the baseline; infinite when it got worse from zero."""
+    if base is None or head is None or head == base:
+        return None if base is None or head is None else 0.0
+    worse = _exact(head) - _exact(base)
+    if metric in HIGHER_IS_BETTER:
+        worse = -worse
+    if base == 0:
+        return float("inf") if worse > 0 else float("-inf")
+    return float(worse / abs(_exact(base)) * 100)
+
+
+def _case_field(metric: str) -> str:
+    """Which per-case quantity a metric moves with (cache misses show up as cost)."""
+    if metric.startswith("input_tokens"):
+        return "input_tokens"
+    if metric.startswith("output_tokens"):
+        return "output_tokens"
+    return "cost_usd"
+
+
+def _drivers(
+    metric: str, base_cases: dict[str, Any], head_cases: dict[str, Any]
+) -> tuple[CaseDelta, ...]:
+    """The cases that contribute most to the growth, biggest first."""
+    field = _case_field(metric)
+    deltas = []
+    escalation = metric == "escalation_rate"
+    for case_id, case in head_cases.items():
+        before = base_cases.get(case_id)
+        if escalation and (not case.get("escalated") or (before or {}).get("escalated")):
+            continue  # only the cases that newly escalate drive the escalation rate
+        head_value = case.get(field) or 0
+        base_value = (before or {}).get(field) or 0
+        delta = _delta(field, base_value, head_value)
+        if delta is not None and (delta > 0 or escalation):
+            deltas.append(
+                CaseDelta(case_id, field, base_value if before else None, head_value, delta, before is None)
+            )
+    deltas.sort(key=lambda d: (-_exact(d.delta or 0), d.case_id))
+    return tuple(deltas[:TOP_DRIVERS])
+
+
+# -- JSON ------------------------------------------------------------------------------
+def diff_json(diff: Diff) -> dict[str, Any]:
+    """The `diff` section of report.json and the output of `tokenbudget diff --format json`."""
+
+    def budget(b: BudgetRef | None) -> dict[str, Any] | None:
+        if b is None:
+            return None
+        return {"key": b.key, "limit": b.limit, "kind": b.kind, "ok": b.ok, "line": b.line}
+
+    return {
+        "schema": DIFF_SCHEMA,
+        "version": DIFF_VERSION,
+        "status": "fail" if diff.failed else "pass",
+        "max_regression_pct": diff.max_regression_pct,
+        "warn_pct": diff.warn_pct,
+        "notes": list(diff.notes),
+        "totals": {
+            "monthly_cost_usd": {
+                "base": diff.monthly_base,
+                "head": diff.monthly_head,
+                "delta": diff.monthly_delta,
+                "pct": diff.monthly_pct,
+            }
+        },
+        "endpoints": {
+            e.name: {
+                "change": e.change,
+                "base_status": e.base_status,
+                "head_status": e.head_status,
+                "max_regression_pct": e.max_regression_pct,
+                "warn_pct": e.warn_pct,
+                "metrics": {
+                    m.metric: {
+                        "base": m.base,
+                        "head": m.head,
+                        "delta": m.delta,
+                        "pct": m.pct,
+                        "trend": m.trend,
+                        "status": m.status,
+                        "budget": budget(m.budget),
+                        "drivers": [
+                            {
+                                "case": d.case_id,
+                                "field": d.field,
+                                "base": d.base,
+                                "head": d.head,
+                                "delta": d.delta,
+                                "new": d.new,
+                            }
+                            for d in m.drivers
+                        ],
+                    }
+                    for m in e.metrics
+                },
+            }
+            for e in diff.endpoints
+        },
+    }
+
+
+# -- command line ----------------------------------------------------------------------
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a percentage of growth must be 0 or more")
+    return value
+
+
+def add_diff_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `tokenbudget diff BASE HEAD` on the `tokenbudget` command's subparsers."""
+    parser = subparsers.add_parser(
+        "diff",
+        help="compare two report.json files (baseline, then head)",
+        description="Compare a baseline report.json with a head report.json. Exit 0; 1 when "
+        "a budget is broken or the regression gate trips; 2 on bad input.",
+    )
+    parser.add_argument("base", metavar="BASE", help="baseline report.json (the base branch's)")
+    parser.add_argument("head", metavar="HEAD", help="head report.json (this change's)")
+    parser.add_argument(
+        "--format",
+        choices=("markdown", "json", "github", "gitlab"),
+        default="markdown",
+        help="markdown: the PR comment; json: the diff as data; github: workflow-command "
+        "annotations (and the comment appended to $GITHUB_STEP_SUMMARY); gitlab: a Code "
+        "Quality report",
+    )
+    parser.add_argument(
+        "--max-regression", type=_percent, default=None, metavar="PCT",
+        help="fail when a metric grows more than PCT%% over the baseline, even within budget",
+    )  # fmt: skip
+    parser.add_argument(
+        "--warn", type=_percent, default=None, metavar="PCT",
+        help="warn when a metric grows more than PCT%% (default: half of --max-regression)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config", default=None, metavar="PATH",
+        help="token_budgets.yml as a path from the repository root, for annotations "
+        "(default: the head report's config)",
+    )  # fmt: skip
+    parser.set_defaults(func=cmd_diff)
+    return parser
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    try:
+        base = load_report(args.base)
+        head = load_report(args.head)
+    except TokenBudgetError as err:
+        print(f"tokenbudget diff: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    diff = compare(base, head, max_regression_pct=args.max_regression, warn_pct=args.warn)
+    config = args.config or diff.config or "token_budgets.yml"
+    if args.format == "json":
+        print(json.dumps(diff_json(diff), indent=2))
+    elif args.format == "github":
+        from .annotations import append_step_summary, github_annotations
+        from .markdown import render_diff_markdown
+
+        for line in github_annotations(diff, config):
+            print(line)
+        append_step_summary(render_diff_markdown(diff))
+    elif args.format == "gitlab":
+        from .annotations import gitlab_code_quality
+
+        print(json.dumps(gitlab_code_quality(diff, config), indent=2))
+    else:
+        from .markdown import render_diff_markdown
+
+        sys.stdout.write(render_diff_markdown(diff))
+    return EXIT_FAIL if diff.failed else EXIT_OK
