@@ -21,6 +21,7 @@ MAX_PER_KIND = 10  # GitHub shows at most 10 error and 10 warning annotations pe
 
 @dataclass(frozen=True)
 class Finding:
+    kind: str  # budget | regression | warn
     severity: str  # error | warning
     endpoint: str
     key: str  # the budget key, or the metric when it has no budget
@@ -44,7 +45,7 @@ def _report_findings(report: dict[str, Any]) -> list[Finding]:
                     f"{b['key']}: {fmt.metric(b['metric'], b['limit'])}"
                     + _cases(b.get("drivers", []))
                 )
-                out.append(Finding("error", name, b["key"], b.get("line"), message))
+                out.append(Finding(BUDGET, "error", name, b["key"], b.get("line"), message))
     return out
 
 
@@ -72,16 +73,13 @@ def _diff_findings(diff: Diff) -> list[Finding]:
                 f"{endpoint.max_regression_pct:g}% regression gate"
             )
         else:
-            message = (
-                f"{m.metric} = {head}{was} got worse by more than {endpoint.warn_pct:g}%"
-                + (
-                    f" (the regression gate is {endpoint.max_regression_pct:g}%)"
-                    if endpoint.max_regression_pct is not None
-                    else ""
-                )
+            message = f"{m.metric} = {head}{was} got worse by more than {endpoint.warn_pct:g}%" + (
+                f" (the regression gate is {endpoint.max_regression_pct:g}%)"
+                if endpoint.max_regression_pct is not None
+                else ""
             )
         severity = "warning" if m.status == WARN else "error"
-        out.append(Finding(severity, endpoint.name, key, line, message + _cases(cases)))
+        out.append(Finding(m.status, severity, endpoint.name, key, line, message + _cases(cases)))
     return out
 
 
@@ -146,7 +144,9 @@ def fingerprint(endpoint: str, key: str) -> str:
     return hashlib.sha256(f"pytest-tokenbudget\0{endpoint}\0{key}".encode()).hexdigest()
 
 
-def gitlab_code_quality(report_or_diff: dict[str, Any] | Diff, config_path: str) -> list[dict[str, Any]]:
+def gitlab_code_quality(
+    report_or_diff: dict[str, Any] | Diff, config_path: str
+) -> list[dict[str, Any]]:
     """A GitLab Code Quality report (artifacts:reports:codequality) for the same findings."""
     return [
         {
@@ -158,3 +158,16 @@ def gitlab_code_quality(report_or_diff: dict[str, Any] | Diff, config_path: str)
         }
         for f in findings(report_or_diff)
     ]
+
+
+# -- the terminal ------------------------------------------------------------------------
+def terminal_lines(diff: Diff, config_path: str) -> list[str]:
+    """Regressions and warnings for pytest's summary (broken budgets are printed already)."""
+    lines = []
+    for f in _diff_findings(diff):
+        if f.kind == BUDGET:
+            continue  # the report's own findings name broken budgets
+        where = f" ({config_path}:{f.line})" if f.line else ""
+        tag = "FAIL" if f.severity == "error" else "warn"
+        lines.append(f"{tag} {f.endpoint}: {f.message}{where}")
+    return lines

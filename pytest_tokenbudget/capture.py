@@ -111,7 +111,7 @@ def _scrub_response(response: dict) -> dict:
     return response
 
 
-def _persister(mode: str) -> type:
+def _persister(mode: str, scrub_hook: Callable[[dict[str, Any]], None] | None) -> type:
     """A vcrpy persister that writes atomically, refuses secrets and names corrupt files."""
     from vcr.persisters.filesystem import CassetteNotFoundError
     from vcr.serialize import deserialize, serialize
@@ -148,11 +148,27 @@ def _persister(mode: str) -> type:
 
         @staticmethod
         def save_cassette(cassette_path: str, cassette_dict: dict, serializer: Any) -> None:
+            if scrub_hook is not None:
+                cassette_dict = _run_scrub_hook(cassette_dict, scrub_hook)
             text = serialize(cassette_dict, serializer)
             refuse_if_secret(text, path=str(cassette_path))
             write_atomic(Path(cassette_path), text)
 
     return AtomicPersister
+
+
+def _run_scrub_hook(cassette_dict: dict, hook: Callable[[dict[str, Any]], None]) -> dict:
+    """Let plugins scrub each interaction, as plain dicts, before it is serialized."""
+    from vcr.request import Request
+
+    requests, responses = [], []
+    for request, response in zip(cassette_dict["requests"], cassette_dict["responses"]):
+        interaction = {"request": request._to_dict(), "response": response}
+        hook(interaction)
+        r = interaction["request"]
+        requests.append(Request(r["method"], r["uri"], r["body"], r["headers"]))
+        responses.append(interaction["response"])
+    return {**cassette_dict, "requests": requests, "responses": responses}
 
 
 def _placeholder_response(httpx: Any, request: Any, message: str) -> Any:
@@ -178,6 +194,7 @@ class Capture:
         record_hint: str,
         counter: CountCache | None = None,
         can_count_online: bool = False,
+        scrub_hook: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if mode not in RECORD_MODES:
             raise ValueError(mode)
@@ -186,6 +203,7 @@ class Capture:
         self.record_hint = record_hint
         self.counter = counter
         self.can_count_online = can_count_online
+        self.scrub_hook = scrub_hook
         self.log = CaptureLog()
         self._stack = ExitStack()
         self._cassette: Any = None
@@ -201,7 +219,7 @@ class Capture:
             before_record_response=_scrub_response,
         )
         recorder.register_matcher("tokenbudget", _match)
-        recorder.register_persister(_persister(self.mode))
+        recorder.register_persister(_persister(self.mode, self.scrub_hook))
         try:
             self._cassette = self._stack.enter_context(recorder.use_cassette(str(self.path)))
             self._patch_transports()

@@ -15,9 +15,10 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import ReportError, TokenBudgetError
 from .markdown import MARKER, cap_markdown
@@ -128,7 +129,9 @@ class GitHub:
         url = f"{self.api}/repos/{self.repo}/issues/comments/{comment_id}"
         return self._call("PATCH", url, {"body": body})[0]
 
-    def _call(self, method: str, url: str, payload: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    def _call(
+        self, method: str, url: str, payload: dict[str, Any] | None = None
+    ) -> tuple[Any, Any]:
         data = json.dumps(payload).encode("utf-8") if payload is not None else None
         request = urllib.request.Request(url, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self.token}")
@@ -147,7 +150,9 @@ class GitHub:
         except (TimeoutError, ConnectionError) as err:
             raise GitHubError(f"cannot reach the GitHub API at {self.api}: {err}") from None
         except json.JSONDecodeError:
-            raise GitHubError(f"the GitHub API at {self.api} answered {method} with non-JSON") from None
+            raise GitHubError(
+                f"the GitHub API at {self.api} answered {method} with non-JSON"
+            ) from None
 
     def _explain(self, err: urllib.error.HTTPError, method: str) -> GitHubError:
         try:
@@ -218,7 +223,9 @@ def pr_number(event_path: str | None) -> int:
     try:
         event = json.loads(Path(event_path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise GitHubError(f"cannot read the event at GITHUB_EVENT_PATH ({event_path}): {err}") from None
+        raise GitHubError(
+            f"cannot read the event at GITHUB_EVENT_PATH ({event_path}): {err}"
+        ) from None
     number = (event.get("pull_request") or {}).get("number", event.get("number"))
     if not isinstance(number, int) or isinstance(number, bool):
         raise GitHubError(
@@ -248,8 +255,24 @@ def add_comment_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--pr", type=int, default=None, metavar="N",
         help="pull request number (default: from the event at GITHUB_EVENT_PATH)",
     )  # fmt: skip
+    parser.add_argument(
+        "--run", type=_run_arg, default=None, metavar="ID[.ATTEMPT]",
+        help="the workflow run this report comes from, so an older run never overwrites a "
+        "newer one (default: GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT; in a workflow_run job pass "
+        "the triggering run's)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--sha", default=None, metavar="SHA", help="commit of the report (default: GITHUB_SHA)"
+    )
     parser.set_defaults(func=cmd_comment)
     return parser
+
+
+def _run_arg(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+)(?:\.(\d+))?", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"not a run id (ID or ID.ATTEMPT): {text!r}")
+    return int(match.group(1)), int(match.group(2) or 1)
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
@@ -297,4 +320,9 @@ def _comment(args: argparse.Namespace) -> Outcome:
         raise ReportError(f"cannot read the comment body: {err}", path=body_path) from None
     refuse_if_secret(body, path=str(body_path))
     client = GitHub(token, api=env.get("GITHUB_API_URL") or DEFAULT_API, repo=repo, pr=pr)
-    return upsert_comment(client, body, RunStamp.from_env(env))
+    run = getattr(args, "run", None)
+    sha = getattr(args, "sha", None)
+    stamp = RunStamp(*run, sha or env.get("GITHUB_SHA", "")) if run else RunStamp.from_env(env)
+    if stamp is not None and sha:
+        stamp = RunStamp(stamp.run_id, stamp.attempt, sha)
+    return upsert_comment(client, body, stamp)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import ReportError, TokenBudgetError
 from .report import SCHEMA, VERSION, number
@@ -160,7 +161,9 @@ def check_report(data: Any, *, path: str | Path | None = None) -> dict[str, Any]
             if isinstance(data, dict)
             else f"it is a JSON {type(data).__name__}, not an object"
         )
-        raise ReportError(f'not a pytest-tokenbudget report: {found}, expected "{SCHEMA}"', path=path)
+        raise ReportError(
+            f'not a pytest-tokenbudget report: {found}, expected "{SCHEMA}"', path=path
+        )
     version = data.get("version")
     if not isinstance(version, int) or isinstance(version, bool):
         raise ReportError(f'report "version" must be an integer, not {version!r}', path=path)
@@ -331,12 +334,12 @@ def _compare_metric(
     )
 
 
-def _exact(value: int | float) -> Fraction:
+def _exact(value: float) -> Fraction:
     """JSON numbers as the decimals they were written as, so 0.11 - 0.1 is exactly 0.01."""
     return Fraction(value) if isinstance(value, int) else Fraction(repr(float(value)))
 
 
-def _delta(metric: str, base: int | float, head: int | float) -> int | float | None:
+def _delta(metric: str, base: float, head: float) -> int | float | None:
     if isinstance(base, int) and isinstance(head, int):
         return head - base
     return number(metric, _exact(head) - _exact(base))
@@ -394,7 +397,14 @@ def _drivers(
         delta = _delta(field, base_value, head_value)
         if delta is not None and (delta > 0 or escalation):
             deltas.append(
-                CaseDelta(case_id, field, base_value if before else None, head_value, delta, before is None)
+                CaseDelta(
+                    case_id,
+                    field,
+                    base_value if before else None,
+                    head_value,
+                    delta,
+                    before is None,
+                )
             )
     deltas.sort(key=lambda d: (-_exact(d.delta or 0), d.case_id))
     return tuple(deltas[:TOP_DRIVERS])

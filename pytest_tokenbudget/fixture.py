@@ -6,12 +6,12 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .capture import Capture, Miss
 from .errors import CassetteError
 from .samples import CaseRun
-from .usage import Call, Usage, parse_exchange, usage_from_api
+from .usage import Call, Exchange, Usage, parse_exchange, usage_from_api
 
 if TYPE_CHECKING:
     from .session import BudgetRun
@@ -24,6 +24,7 @@ class CaseCapture:
     endpoint: str
     case_id: str
     capture: Capture | None
+    parse: Callable[[Exchange], list[Call]] = parse_exchange
     manual: list[Call] = field(default_factory=list)
     closed: bool = False
 
@@ -47,7 +48,7 @@ class CaseCapture:
         if self.capture is not None:
             counts = self.capture.log.counts
             for index, exchange in enumerate(self.capture.log.exchanges):
-                calls = parse_exchange(exchange)
+                calls = self.parse(exchange)
                 if index in counts:
                     calls = [with_count(c, *counts[index]) for c in calls]
                 found.extend(calls)
@@ -84,9 +85,10 @@ def open_case(run: BudgetRun, endpoint: str, case_id: str, nodeid: str) -> CaseC
         ),
         counter=run.counts if run.options.count else None,
         can_count_online=run.can_count_online,
+        scrub_hook=run.scrub_hook,
     )
     capture.__enter__()
-    return CaseCapture(endpoint, case_id, capture)
+    return CaseCapture(endpoint, case_id, capture, parse=run.parse)
 
 
 def finish_case(run: BudgetRun, nodeid: str, state: CaseCapture, outcome: str) -> None:

@@ -246,7 +246,7 @@ def _drivers_section(diff: Any) -> list[str]:
     out = []
     for (name, cases), labels in groups.items():
         out.append(f"- **{escape(name)}** · {', '.join(labels)}")
-        out += [f"  - {case}" for case in cases]
+        out += [f"    - {case}" for case in cases]
     return (["", "#### What drives it", ""] + out) if out else []
 
 
@@ -265,6 +265,12 @@ def _gate_note(diff: Any) -> str:
     return text + ". "
 
 
+def _folded_summary(folded: list[tuple[Any, Any]]) -> str:
+    if all(m.trend == "same" for _, m in folded):
+        return _plural(len(folded), "unchanged metric")
+    return _plural(len(folded), "more metric") + " (unchanged or not measured on both sides)"
+
+
 def render_diff_markdown(diff: Any) -> str:
     """The PR comment: headline, changed rows, what drives them; unchanged rows folded away."""
     rows = list(diff.rows())
@@ -279,7 +285,7 @@ def render_diff_markdown(diff: Any) -> str:
     if folded:
         out += [
             "",
-            f"<details><summary>{_plural(len(folded), 'unchanged metric')}</summary>",
+            f"<details><summary>{_folded_summary(folded)}</summary>",
             "",
         ]
         out += _table(folded)

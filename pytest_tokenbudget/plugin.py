@@ -21,6 +21,7 @@ RUN_KEY = pytest.StashKey["BudgetRun"]()
 CAPTURE_KEY = pytest.StashKey["CaseCapture"]()
 OUTCOME_KEY = pytest.StashKey[str]()
 PLACEHOLDER_KEY = "tokenbudget-replay-placeholder"
+PLACEHOLDER_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 MARKER_HELP = (
     "token_budget(endpoint): measure this test's Anthropic API calls against the budgets "
     "of `endpoint` in token_budgets.yml (runs with pytest --token-budget)"
@@ -65,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("token_budget_cassettes", "cassette directory, relative to the ini file")
 
 
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspec
+
+    pluginmanager.add_hookspecs(hookspec)
+
+
 # -- configure -------------------------------------------------------------------------
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
@@ -85,13 +92,28 @@ def pytest_configure(config: pytest.Config) -> None:
 
     run = BudgetRun(budget_config, options, counts=CountCache(options.cassettes / CACHE_FILE))
     config.stash[RUN_KEY] = run
+    _register_hooks(config, run)
     run.can_count_online = bool(
         os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
     )
-    if options.record_mode == "none" and not os.environ.get("ANTHROPIC_API_KEY"):
-        # CI on a pull request has no key; the team's code must still build its client.
-        os.environ["ANTHROPIC_API_KEY"] = PLACEHOLDER_KEY
-        config.add_cleanup(lambda: os.environ.pop("ANTHROPIC_API_KEY", None))
+    if options.record_mode == "none":
+        # CI on a pull request has no key; the team's code must still build its clients.
+        for variable in PLACEHOLDER_VARIABLES:
+            if not os.environ.get(variable):
+                os.environ[variable] = PLACEHOLDER_KEY
+                config.add_cleanup(lambda v=variable: os.environ.pop(v, None))
+
+
+def _register_hooks(config: pytest.Config, run: BudgetRun) -> None:
+    from .parsers import BUILTIN
+
+    for name, parser in BUILTIN.items():
+        if not config.pluginmanager.has_plugin(name):
+            config.pluginmanager.register(parser(), name)
+    hook = config.hook
+    run.parse = lambda exchange: hook.pytest_tokenbudget_parse_usage(exchange=exchange) or []
+    run.price_hook = lambda model: hook.pytest_tokenbudget_price(model=model)
+    run.scrub_hook = lambda interaction: hook.pytest_tokenbudget_scrub(interaction=interaction)
 
 
 def _options(config: pytest.Config) -> Any:
@@ -298,12 +320,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .table import render_findings, render_table
 
     report, _ = run.report()
+    sections = [s for s in config.hook.pytest_tokenbudget_report(report=report, config=config) if s]
+    markdown = "\n".join([render_markdown(report), *sections])
     lines = render_table(report) + [""] + render_findings(report)
     sent, cached = run.count_stats
     if run.options.count or sent or cached:
         lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
     try:
-        json_path, _ = write_report(run.options.report_dir, report, render_markdown(report))
+        json_path, _ = write_report(run.options.report_dir, report, markdown)
         lines.append(f"report: {_display(json_path, config)}")
     except (TokenBudgetError, OSError) as err:
         lines.append(f"FAIL could not write the report: {err}")

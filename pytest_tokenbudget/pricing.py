@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 from .errors import PricingError
 from .usage import Usage
 
 _TABLE = Path(__file__).with_name("prices.json")
-_DATED = re.compile(r"-(\d{8}|latest)$")
+_DATED = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2}|latest)$")
 _MILLION = 1_000_000
 RATE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
@@ -56,6 +56,8 @@ def _rate(value: float | int | str) -> Fraction:
 
 def _price(model: str, rates: Mapping[str, float], source: str) -> Price:
     given = {field: _rate(rates[field]) for field in RATE_FIELDS if field in rates}
+    if "input" not in given or "output" not in given:
+        raise PricingError(f"price of {model!r} needs at least input and output rates", key="pricing")
     base = given["input"]
     # Anthropic's published multipliers, for overrides that give only input/output.
     given.setdefault("cache_write_5m", base * Fraction(5, 4))
@@ -70,17 +72,25 @@ def shipped_table() -> dict:
 
 
 def table_date() -> str:
-    return str(shipped_table()["date"])
+    """The date of the Anthropic prices (the table's main date)."""
+    return str(shipped_table()["dates"]["anthropic"])
 
 
 class PriceBook:
     """Looks up a model's price: user overrides first, then the shipped table."""
 
-    def __init__(self, overrides: Mapping[str, Mapping[str, float]] | None = None) -> None:
+    def __init__(
+        self,
+        overrides: Mapping[str, Mapping[str, float]] | None = None,
+        fallback: Callable[[str], Mapping[str, float] | None] | None = None,
+    ) -> None:
+        self._fallback = fallback
+        self._from_fallback: dict[str, Price | None] = {}
         table = shipped_table()
         self._aliases: dict[str, str] = table["aliases"]
+        dates = table["dates"]
         self._table = {
-            model: _price(model, rates, f"table {table['date']}")
+            model: _price(model, rates, f"table {dates[rates.get('provider', 'anthropic')]}")
             for model, rates in table["models"].items()
         }
         self._overrides = {
@@ -100,6 +110,13 @@ class PriceBook:
 
     def price(self, model: str) -> Price:
         found = self.lookup(model)
+        if found is None and self._fallback is not None:
+            if model not in self._from_fallback:
+                rates = self._fallback(model)
+                self._from_fallback[model] = (
+                    _price(model, rates, "pytest_tokenbudget_price hook") if rates else None
+                )
+            found = self._from_fallback[model]
         if found is None:
             raise PricingError(
                 f"no price for model {model!r}. Add it to token_budgets.yml:\n"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from .config import Config
 from .counting import CountCache
@@ -17,7 +17,7 @@ from .pricing import PriceBook, table_date
 from .report import EndpointResult, build_report
 from .samples import CaseRun, Sample
 from .stats import endpoint_stats
-from .usage import Call, parse_exchange
+from .usage import Call, Exchange, parse_exchange
 from .verdicts import judge
 
 SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses"})
@@ -40,6 +40,10 @@ class BudgetRun:
     case_runs: list[CaseRun] = field(default_factory=list)
     counts: CountCache | None = None  # count cache: request cases, and count mode
     can_count_online: bool = False
+    # the plugin's hooks, as plain callables so this module needs no pytest
+    parse: Callable[[Exchange], list[Call]] = parse_exchange
+    price_hook: Callable[[str], Mapping[str, float] | None] | None = None
+    scrub_hook: Callable[[dict[str, Any]], None] | None = None
     _worker_counts: list[tuple[int, int]] = field(default_factory=list)
 
     @property
@@ -91,7 +95,7 @@ class BudgetRun:
 
     # -- evaluation -------------------------------------------------------------
     def results(self) -> list[EndpointResult]:
-        book = PriceBook(self.config.pricing)
+        book = PriceBook(self.config.pricing, fallback=self.price_hook)
         # Workers finish in any order: sort so a parallel run reports exactly as a serial one.
         samples = sorted(self.samples, key=lambda s: (s.test_id, s.index))
         runs = sorted(self.case_runs, key=lambda r: r.test_id)
@@ -139,6 +143,11 @@ class BudgetRun:
                 "after a prompt change: their output tokens and cache figures come from the "
                 "recording, so the cache-hit rate is stale until the cases are re-recorded"
             )
+        notes: dict[str, int] = {}
+        for sample in mine:
+            if sample.note:
+                notes[sample.note] = notes.get(sample.note, 0) + 1
+        result.warnings.extend(f"{n} call(s): {note}" for note, n in sorted(notes.items()))
         if stats.input_only_calls:
             result.warnings.append(
                 f"{stats.input_only_calls} of {stats.calls} calls were counted but never "

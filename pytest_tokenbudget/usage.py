@@ -277,16 +277,18 @@ def _route(url: str) -> tuple[str, str] | None:
     return None
 
 
-def parse_exchange(exchange: Exchange) -> list[Call]:
-    """The API calls in one exchange: none for errors and endpoints we do not know.
+def parse_provider(exchange: Exchange, provider: str) -> list[Call] | None:
+    """The calls of one exchange if it is an API call of ``provider``, else None.
 
     Raises ``CassetteError`` naming the URL when a response of a known endpoint
     cannot be read.
     """
     route = _route(exchange.url)
-    if route is None or not 200 <= exchange.status < 300:
+    if route is None or route[0] != provider:
+        return None
+    if not 200 <= exchange.status < 300:
         return []
-    provider, kind = route
+    kind = route[1]
     try:
         body = decode_body(exchange.headers, exchange.body)
         model = str(_request_json(exchange.request_body).get("model") or "")
@@ -299,6 +301,18 @@ def parse_exchange(exchange: Exchange) -> list[Call]:
         return _messages(exchange.headers, body, model)
     except CassetteError as err:
         raise CassetteError(f"{exchange.method} {exchange.url}: {err.message}") from None
+
+
+def parse_exchange(exchange: Exchange) -> list[Call]:
+    """The API calls in one exchange, any provider: none for errors and unknown endpoints."""
+    for provider in PROVIDERS:
+        calls = parse_provider(exchange, provider)
+        if calls is not None:
+            return calls
+    return []
+
+
+PROVIDERS = ("anthropic", "openai")
 
 
 def _is_error(data: Mapping[str, Any]) -> bool:

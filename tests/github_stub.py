@@ -65,7 +65,7 @@ class GitHubStub:
         return [c for c in self.log if method is None or c.method == method]
 
     # -- server --------------------------------------------------------------------------
-    def __enter__(self) -> GitHubStub:
+    def __enter__(self) -> GitHubStub:  # noqa: PYI034
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -89,7 +89,7 @@ class GitHubStub:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
 
@@ -140,14 +140,18 @@ class GitHubStub:
     def _create(self, key: tuple[str, int], body: Any) -> tuple[int, Any]:
         text = (body or {}).get("body", "")
         if len(text) > BODY_LIMIT:
-            return 422, {"message": "Validation Failed: body is too long (maximum is 65536 characters)"}
+            return 422, {
+                "message": "Validation Failed: body is too long (maximum is 65536 characters)"
+            }
         comment_id = self.add_comment(key[0], key[1], text, user=BOT)
         return 201, self.comments_of(*key)[-1] | {"id": comment_id}
 
     def _edit(self, comment: dict[str, Any], body: Any) -> tuple[int, Any]:
         text = (body or {}).get("body", "")
         if len(text) > BODY_LIMIT:
-            return 422, {"message": "Validation Failed: body is too long (maximum is 65536 characters)"}
+            return 422, {
+                "message": "Validation Failed: body is too long (maximum is 65536 characters)"
+            }
         comment["body"] = text
         return 200, comment
 
@@ -168,7 +172,9 @@ class GitHubStub:
         self._send(h, 200, chunk, {"Link": ", ".join(links)} if links else {})
 
     @staticmethod
-    def _send(h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict | None = None) -> None:
+    def _send(
+        h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict | None = None
+    ) -> None:
         data = json.dumps(payload).encode("utf-8")
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")
