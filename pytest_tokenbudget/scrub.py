@@ -48,7 +48,15 @@ def scrub_bytes(body: bytes) -> bytes:
 
 
 def scrub_headers(headers: dict[str, Any], names: frozenset[str]) -> dict[str, Any]:
-    return {k: v for k, v in headers.items() if k.lower() not in names}
+    """Drop credential headers by name; redact key-shaped values in any other header
+    (custom gateway headers, ANTHROPIC_CUSTOM_HEADERS)."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return scrub_text(value) if isinstance(value, str) else value
+
+    return {k: clean(v) for k, v in headers.items() if k.lower() not in names}
 
 
 def find_secret(text: str) -> str | None:

@@ -1,0 +1,149 @@
+"""No secret is ever written; no input breaks the plugin into a traceback; no data is lost."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from conftest import FAKE_KEY
+from project_files import record, report_of
+
+HEADER_STYLES = {
+    # SDK 2.x: ANTHROPIC_API_KEY sent as Authorization: Bearer
+    "bearer": "anthropic.Anthropic()",
+    # ANTHROPIC_AUTH_TOKEN / auth_token: also Bearer
+    "auth_token": "anthropic.Anthropic(api_key=None, auth_token=os.environ['ANTHROPIC_API_KEY'])",
+    # SDK 0.x/1.x style: x-api-key
+    "x_api_key": "anthropic.Anthropic(default_headers={'x-api-key': os.environ['ANTHROPIC_API_KEY']})",
+    # ANTHROPIC_CUSTOM_HEADERS: a gateway key in a custom header
+    "custom_headers": "anthropic.Anthropic()",
+}
+
+
+@pytest.mark.parametrize("style", sorted(HEADER_STYLES))
+def test_recording_leaves_the_key_in_no_file(pytester, recording_env, monkeypatch, style):
+    if style == "custom_headers":
+        monkeypatch.setenv("ANTHROPIC_CUSTOM_HEADERS", f"x-gateway-key: {FAKE_KEY}\nx-team: budget-team")
+    pytester.makefile(
+        ".yml", token_budgets="endpoints:\n  e:\n    max_input_tokens_p95: 1000\n    cases: [{id: one}]\n"
+    )
+    pytester.makepyfile(
+        test_key=f"""
+        import os
+        import anthropic
+        import pytest
+
+        @pytest.mark.token_budget("e")
+        def test_key(budget_case):
+            client = {HEADER_STYLES[style]}
+            client.messages.create(
+                model="claude-sonnet-4-6", max_tokens=10,
+                messages=[{{"role": "user", "content": "my key is {FAKE_KEY}, keep it safe"}}],
+            )
+        """
+    )
+    result = pytester.runpytest("--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    seen = recording_env.served[-1].headers
+    assert FAKE_KEY in seen.get("authorization", "") + seen.get("x-api-key", "") + seen.get("x-gateway-key", "")
+    written = [p for p in pytester.path.rglob("*") if p.is_file() and p.suffix in {".yaml", ".json", ".md"}]
+    assert any(p.suffix == ".yaml" for p in written)
+    for path in written:
+        text = path.read_text()
+        assert "k3yMaterial" not in text, path
+        assert "org-emulator-secret-id" not in text and "emulator-cookie" not in text, path
+    cassette = (pytester.path / "cassettes" / "e" / "one.yaml").read_text()
+    if style == "custom_headers":
+        assert "budget-team" in cassette  # harmless custom headers are kept
+    # the scrubbed recording still replays the request that quotes the key
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def test_a_surviving_secret_refuses_the_write(tmp_path):
+    from vcr.request import Request
+    from vcr.serializers import yamlserializer
+
+    from pytest_tokenbudget.capture import _persister
+    from pytest_tokenbudget.errors import SecretError
+
+    path = tmp_path / "c.yaml"
+    leaky = {"requests": [Request("POST", "http://x/v1/messages", b"{}", {})],
+             "responses": [{"status": {"code": 200, "message": "OK"}, "headers": {},
+                            "body": {"string": b"token sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAA"}}]}  # fmt: skip
+    with pytest.raises(SecretError) as info:
+        _persister("once", None).save_cassette(str(path), leaky, yamlserializer)
+    assert "refusing to write" in str(info.value) and "sk-ant-api" in str(info.value)
+    assert "AAAAAAAAAAAAAAAAAAAA" not in str(info.value)  # the message itself leaks nothing
+    assert not path.exists() and not list(tmp_path.iterdir())
+
+
+def test_corrupt_cassette_is_named_without_traceback(project, recording_env, monkeypatch):
+    record(project).assert_outcomes(passed=4)
+    cassette = project.path / "cassettes" / "chat" / "short.yaml"
+    cassette.write_text(cassette.read_text()[:200] + "\n  - [unclosed")
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*short.yaml:*corrupt cassette*re-record*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_interrupted_recording_keeps_earlier_cassettes_whole(project, recording_env):
+    project.makepyfile(
+        conftest="""
+        def pytest_runtest_call(item):
+            if "hard" in item.nodeid:
+                raise KeyboardInterrupt
+        """
+    )
+    # in a subprocess: an in-process KeyboardInterrupt would stop this test session too
+    result = project.runpytest_subprocess(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    directory = project.path / "cassettes" / "chat"
+    assert sorted(p.name for p in directory.iterdir()) == ["medium.yaml", "short.yaml"]
+    for path in directory.iterdir():
+        assert yaml.safe_load(path.read_text())["interactions"]  # whole, loadable files
+    assert not (project.path / ".token-budget" / "report.json").exists()
+
+
+def test_rerecording_one_case_replaces_only_its_cassette(project, recording_env):
+    record(project).assert_outcomes(passed=4)
+    directory = project.path / "cassettes" / "chat"
+    before = {p.name: p.read_text() for p in directory.iterdir()}
+    stamps = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
+    project.makepyfile(app=project.path.joinpath("app.py").read_text().replace("Be brief.", "Be short."))
+    result = project.runpytest(
+        "--token-budget", "--token-budget-record=all", "-k", "short", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1, deselected=3)
+    after = {p.name: p.read_text() for p in directory.iterdir()}
+    assert after["short.yaml"] != before["short.yaml"]
+    assert after["short.yaml"].count("- request:") == 1  # replaced, not appended
+    for name in ("medium.yaml", "hard.yaml", "streamed.yaml"):
+        assert after[name] == before[name]
+        assert directory.joinpath(name).stat().st_mtime_ns == stamps[name]
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--token-budget-record=sometimes", "*invalid choice: 'sometimes'*"),
+        ("--token-budget-count-concurrency=many", "*invalid int value: 'many'*"),
+    ],
+)
+def test_bad_flag_values_are_usage_errors(pytester, flag, message):
+    result = pytester.runpytest("--token-budget", flag)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_unknown_model_fails_the_endpoint_with_how_to_price_it(project, recording_env, monkeypatch):
+    project.makepyfile(app=project.path.joinpath("app.py").read_text().replace("claude-opus-4-7", "claude-secret-9"))
+    record(project)
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["FAIL chat: no price for model 'claude-secret-9'. Add it to token_budgets.yml:*"])
+    assert report_of(project)["endpoints"]["chat"]["status"] == "fail"
