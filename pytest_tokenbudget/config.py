@@ -215,9 +215,12 @@ def load_config(path: str | Path) -> Config:
             "no `endpoints:` mapping: a budget file needs at least one endpoint", path=path, line=1
         )
     errors = _schema_errors(data, lines)
-    defaults = data.get("defaults") or {}
+    raw_endpoints = data.get("endpoints")
+    if not isinstance(raw_endpoints, dict):
+        raise _combined(path, errors)  # the schema has said what is wrong with it
+    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     endpoints: dict[str, Endpoint] = {}
-    for name, raw in (data.get("endpoints") or {}).items():
+    for name, raw in raw_endpoints.items():
         if not isinstance(raw, dict):
             continue  # the schema already said so
         merged = {**defaults, **raw}

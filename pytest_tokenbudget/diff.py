@@ -178,6 +178,8 @@ def check_report(data: Any, *, path: str | Path | None = None) -> dict[str, Any]
     endpoints = data.get("endpoints")
     if not isinstance(endpoints, dict) or not all(isinstance(e, dict) for e in endpoints.values()):
         raise ReportError('not a complete report: "endpoints" must map names to objects', path=path)
+    for name, endpoint in endpoints.items():
+        _check_endpoint(name, endpoint, path)
     notes = list(data.get(LOAD_NOTES, []))
     if version < VERSION:
         where = f"{Path(path).name} is" if path is not None else "a report is"
@@ -186,6 +188,39 @@ def check_report(data: Any, *, path: str | Path | None = None) -> dict[str, Any]
             "values added since then are missing from the comparison"
         )
     return {**data, LOAD_NOTES: notes}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_endpoint(name: str, endpoint: dict[str, Any], path: str | Path | None) -> None:
+    """Just what compare() relies on, so a damaged file is a message and not a traceback."""
+    where = f"endpoint {name!r}"
+    metrics = endpoint.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise ReportError(f'{where}: "metrics" must be an object', path=path)
+    for metric, value in metrics.items():
+        if value is not None and not _is_number(value):
+            raise ReportError(f"{where}: metric {metric!r} is {value!r}, not a number", path=path)
+    budgets = endpoint.get("budgets", [])
+    if not isinstance(budgets, list) or not all(
+        isinstance(b, dict) and isinstance(b.get("key"), str) and isinstance(b.get("metric"), str)
+        for b in budgets
+    ):
+        raise ReportError(
+            f'{where}: "budgets" must be a list of objects with key and metric', path=path
+        )
+    cases = endpoint.get("per_case", {})
+    if not isinstance(cases, dict) or not all(isinstance(c, dict) for c in cases.values()):
+        raise ReportError(f'{where}: "per_case" must map case ids to objects', path=path)
+    for case_id, case in cases.items():
+        for field in ("input_tokens", "output_tokens", "cost_usd"):
+            if case.get(field) is not None and not _is_number(case[field]):
+                raise ReportError(
+                    f"{where}: case {case_id!r} has {field} {case[field]!r}, not a number",
+                    path=path,
+                )
 
 
 # -- comparing -------------------------------------------------------------------------
@@ -362,11 +397,13 @@ def _trend(metric: str, base: Value, head: Value) -> str:
 
 def _growth(metric: str, base: Value, head: Value) -> float | None:
     """How much worse, in % of the baseline; infinite when it got worse from zero."""
-    if base is None or head is None or head == base:
-        return None if base is None or head is None else 0.0
+    if base is None or head is None:
+        return None
     worse = _exact(head) - _exact(base)
     if metric in HIGHER_IS_BETTER:
         worse = -worse
+    if worse == 0:
+        return 0.0
     if base == 0:
         return float("inf") if worse > 0 else float("-inf")
     return float(worse / abs(_exact(base)) * 100)

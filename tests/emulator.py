@@ -1,20 +1,26 @@
 """A loopback emulator of the Anthropic Messages API, for tests and the example's cassettes.
 
-Real HTTP on 127.0.0.1 so the real `anthropic` SDK talks to it through `base_url`.
+Real HTTP on 127.0.0.1 so the real `anthropic` SDK talks to it through `base_url`, and
+the plugin's capture sees exactly what it would see on the wire.
 
 Tokenizer (deterministic, so tests can reason about counts): a text has as many
 tokens as `re.findall(r"\\w+|[^\\w\\s]", text)` finds. A request's prompt is, in order,
 its tools (each `json.dumps(tool without cache_control, sort_keys=True)`), its system
-(string or text blocks), then each message: 3 tokens + its content (text; tool_use as
-json.dumps(input); tool_result as its text; an image is 1000 tokens).
+(a string, or the texts of its blocks), then each message: 3 tokens + its content (a
+string; text blocks as their text; tool_use as `json.dumps(input)`; tool_result as its
+content text; an image is 1000 tokens; any other block as its sorted JSON).
+`thinking` and other parameters add nothing. `count_tokens` answers the whole prompt.
 
 Prompt cache: a `cache_control` on a tool, system block or content block is a
-breakpoint; the prefix up to it is cacheable when at least the model's minimum
-length (4096 for Opus 4.5+/Haiku 4.5, 2048 for other Haiku, 1024 otherwise). The
-longest cached prefix is read; the rest up to the last breakpoint is written, with a
-5-minute (default) or 1-hour TTL measured on the injected clock.
+breakpoint (at most 4; a "1h" one may not follow a "5m" one). The prefix up to a
+breakpoint is cacheable when it is at least the model's minimum length (4096 for
+Opus 4.5+/Haiku 4.5, 2048 for other Haiku, 1024 otherwise). The longest unexpired
+cached prefix is read (and its TTL refreshed); the rest up to the last breakpoint is
+written, each segment at the TTL of the breakpoint that ends it: "5m" (default, 300 s)
+or "1h" (3600 s), measured on the injected clock. Cache keys are per model.
 
-Replies are "Echo: " plus the words of the last user text, cut to max_tokens.
+Replies are "Echo: " plus the words of the last user text, cut to max_tokens tokens
+(stop_reason "max_tokens" when cut); ids are `msg_emu_` + sha256 of the request.
 """
 
 from __future__ import annotations
@@ -25,14 +31,26 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 MESSAGE_OVERHEAD = 3
 IMAGE_TOKENS = 1000
+MAX_BREAKPOINTS = 4
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+ORGANIZATION_ID = "org-emulator-secret-id"
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
+}
 
 
 def tokens(text: str) -> int:
@@ -45,24 +63,31 @@ def min_cacheable(model: str) -> int:
     return 2048 if "haiku" in model else 1024
 
 
+class RequestError(ValueError):
+    """A request the real API would refuse with 400 invalid_request_error."""
+
+
 @dataclass
 class Served:
+    """One answered request. `usage` is exactly what the response carried (for a
+    stream, the final cumulative usage; for count_tokens, `{"input_tokens": N}`)."""
+
     path: str
     request: dict
     headers: dict[str, str]
     status: int
-    stream: bool
+    stream: bool  # the answer was an SSE stream
     model: str | None
     usage: dict | None
 
 
 @dataclass
 class _Block:
-    """One unit of the prompt, in order, with its cache breakpoint if any."""
+    """One unit of the prompt, in order, with its cache TTL when it is a breakpoint."""
 
     tokens: int
-    canonical: str
-    ttl: str | None = None  # set when this block carries cache_control
+    canonical: str  # what the cache key hashes: cache_control never takes part
+    ttl: str | None = None
 
 
 def _without_cache_control(obj: dict) -> dict:
@@ -70,17 +95,25 @@ def _without_cache_control(obj: dict) -> dict:
 
 
 def _ttl(obj: Any) -> str | None:
-    if isinstance(obj, dict) and isinstance(obj.get("cache_control"), dict):
-        return obj["cache_control"].get("ttl", "5m")
-    return None
+    if not isinstance(obj, dict) or "cache_control" not in obj:
+        return None
+    control = obj["cache_control"]
+    if control is None:  # an explicit null is no breakpoint
+        return None
+    ttl = control.get("ttl", "5m") if isinstance(control, dict) else None
+    if ttl not in TTL_SECONDS:
+        raise RequestError(f"cache_control.ttl: Input should be '5m' or '1h', got {ttl!r}")
+    return ttl
 
 
 def _content_tokens(block: Any) -> int:
     if isinstance(block, str):
         return tokens(block)
+    if not isinstance(block, dict):
+        return tokens(json.dumps(block, sort_keys=True))
     kind = block.get("type")
     if kind == "text":
-        return tokens(block.get("text", ""))
+        return tokens(str(block.get("text", "")))
     if kind == "tool_use":
         return tokens(json.dumps(block.get("input", {})))
     if kind == "tool_result":
@@ -93,26 +126,32 @@ def _content_tokens(block: Any) -> int:
     return tokens(json.dumps(_without_cache_control(block), sort_keys=True))
 
 
+def _canonical(section: str, obj: Any) -> str:
+    body = _without_cache_control(obj) if isinstance(obj, dict) else obj
+    return section + ":" + json.dumps(body, sort_keys=True)
+
+
 def prompt_blocks(request: dict) -> list[_Block]:
+    """The prompt in cache order: tools, system, messages."""
     blocks: list[_Block] = []
     for tool in request.get("tools") or []:
         text = json.dumps(_without_cache_control(tool), sort_keys=True)
-        blocks.append(_Block(tokens(text), text, _ttl(tool)))
+        blocks.append(_Block(tokens(text), _canonical("tool", tool), _ttl(tool)))
     system = request.get("system")
     if isinstance(system, str):
-        blocks.append(_Block(tokens(system), system))
+        blocks.append(_Block(tokens(system), _canonical("system", system)))
     elif isinstance(system, list):
         for block in system:
-            blocks.append(_Block(tokens(block.get("text", "")), block.get("text", ""), _ttl(block)))
+            text = str(block.get("text", "")) if isinstance(block, dict) else str(block)
+            blocks.append(_Block(tokens(text), _canonical("system", block), _ttl(block)))
     for message in request.get("messages") or []:
         content = message.get("content", "")
-        blocks.append(_Block(MESSAGE_OVERHEAD, f"<{message.get('role')}>"))
+        blocks.append(_Block(MESSAGE_OVERHEAD, _canonical("role", message.get("role"))))
         if isinstance(content, str):
-            blocks.append(_Block(tokens(content), content))
+            blocks.append(_Block(tokens(content), _canonical("content", content)))
         else:
             for block in content:
-                canonical = json.dumps(_without_cache_control(block), sort_keys=True)
-                blocks.append(_Block(_content_tokens(block), canonical, _ttl(block)))
+                blocks.append(_Block(_content_tokens(block), _canonical("content", block), _ttl(block)))
     return blocks
 
 
@@ -123,247 +162,309 @@ def _last_user_text(request: dict) -> str:
         content = message.get("content", "")
         if isinstance(content, str):
             return content
-        texts = [b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        texts = [str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text"]
         if texts:
             return " ".join(texts)
     return ""
 
 
+def message_id(request: dict) -> str:
+    return "msg_emu_" + hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+
+
 class Emulator:
-    """Context manager running the emulator on a free loopback port."""
+    """Context manager running the emulator on a free loopback port.
+
+    The model (`count`, `usage_for`, `reply_for`) also works without starting the
+    server, so cassettes can be synthesized offline with the same numbers.
+    """
 
     def __init__(self, *, clock: Callable[[], float] = time.monotonic, gzip_responses: bool = False):
         self.clock = clock
         self.gzip_responses = gzip_responses
         self.served: list[Served] = []
-        self._cache: dict[str, float] = {}
+        self.base_url = ""
+        self._cache: dict[str, float] = {}  # key -> expiry on self.clock
         self._failures: list[tuple[int, float | None]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
-        self.base_url = ""
+        self._thread: threading.Thread | None = None
 
-    # -- lifecycle -------------------------------------------------------------------
+    # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Emulator:
-        emulator = self
-
-        class Handler(_Handler):
-            emu = emulator
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        handler = type("Handler", (_Handler,), {"emu": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
+    def __exit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
-    # -- controls --------------------------------------------------------------------
+    # -- controls ----------------------------------------------------------------------
     def fail_next(self, status: int, *, retry_after: float | None = None, times: int = 1) -> None:
+        """The next `times` authenticated requests get `status` (with retry-after headers)."""
         with self._lock:
             self._failures.extend([(status, retry_after)] * times)
 
     def count(self, request: dict) -> int:
+        """The whole prompt, as count_tokens answers it (no cache split)."""
         return sum(b.tokens for b in prompt_blocks(request))
 
-    # -- the model -------------------------------------------------------------------
+    # -- the model ---------------------------------------------------------------------
     def usage_for(self, request: dict) -> dict:
-        """Whole-prompt split into uncached, cache-written and cache-read tokens."""
-        model = request.get("model", "")
+        """Split the whole prompt into uncached, cache-written and cache-read tokens,
+        updating the cache. Raises RequestError for what the API refuses."""
+        model = str(request.get("model", ""))
         blocks = prompt_blocks(request)
-        total = sum(b.tokens for b in blocks)
+        prefix: list[int] = []
+        running = 0
+        for b in blocks:
+            running += b.tokens
+            prefix.append(running)
         breakpoints = [i for i, b in enumerate(blocks) if b.ttl]
-        if len(breakpoints) > 4:
-            raise ValueError("A maximum of 4 blocks with cache_control may be provided.")
-        now = self.clock()
-        read = written = written_1h = 0
+        if len(breakpoints) > MAX_BREAKPOINTS:
+            raise RequestError(
+                f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
+                f"Found {len(breakpoints)}."
+            )
+        ttls = [blocks[i].ttl for i in breakpoints]
+        if "5m" in ttls and "1h" in ttls[ttls.index("5m") :]:
+            raise RequestError("a ttl='1h' cache_control block must not come after a ttl='5m' one")
         minimum = min_cacheable(model)
+        now = self.clock()
+        read = 0
+        written = {"5m": 0, "1h": 0}
         with self._lock:
             cached_upto = -1
             for i in reversed(breakpoints):
                 key = self._key(model, blocks[: i + 1])
-                if self._cache.get(key, -1.0) > now and self._prefix(blocks, i) >= minimum:
-                    cached_upto = i
-                    read = self._prefix(blocks, i)
-                    self._cache[key] = now + TTL_SECONDS[blocks[i].ttl or "5m"]  # refreshed
+                if prefix[i] >= minimum and self._cache.get(key, float("-inf")) > now:
+                    cached_upto, read = i, prefix[i]
+                    self._cache[key] = now + TTL_SECONDS[blocks[i].ttl or "5m"]
                     break
-            if breakpoints and breakpoints[-1] > cached_upto:
-                last = breakpoints[-1]
-                if self._prefix(blocks, last) >= minimum:
-                    ttl = blocks[last].ttl or "5m"
-                    amount = self._prefix(blocks, last) - read
-                    written, written_1h = (0, amount) if ttl == "1h" else (amount, 0)
-                    for i in breakpoints:
-                        if i > cached_upto and self._prefix(blocks, i) >= minimum:
-                            key = self._key(model, blocks[: i + 1])
-                            self._cache[key] = now + TTL_SECONDS[blocks[i].ttl or "5m"]
+            done = read
+            for i in breakpoints:
+                if i <= cached_upto or prefix[i] < minimum:
+                    continue
+                ttl = blocks[i].ttl or "5m"
+                written[ttl] += prefix[i] - done
+                done = prefix[i]
+                self._cache[self._key(model, blocks[: i + 1])] = now + TTL_SECONDS[ttl]
+        total = prefix[-1] if prefix else 0
+        creation = written["5m"] + written["1h"]
         return {
-            "input_tokens": total - read - written - written_1h,
-            "cache_creation_input_tokens": written + written_1h,
+            "input_tokens": total - read - creation,
+            "cache_creation_input_tokens": creation,
             "cache_read_input_tokens": read,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": written,
-                "ephemeral_1h_input_tokens": written_1h,
+                "ephemeral_5m_input_tokens": written["5m"],
+                "ephemeral_1h_input_tokens": written["1h"],
             },
         }
-
-    @staticmethod
-    def _prefix(blocks: list[_Block], upto: int) -> int:
-        return sum(b.tokens for b in blocks[: upto + 1])
 
     @staticmethod
     def _key(model: str, blocks: list[_Block]) -> str:
         digest = hashlib.sha256(model.encode())
         for b in blocks:
-            digest.update(b.canonical.encode())
-            digest.update(b"\x00")
+            digest.update(b"\x00" + b.canonical.encode())
         return digest.hexdigest()
 
     def reply_for(self, request: dict) -> tuple[str, int, str]:
+        """(text, output_tokens, stop_reason): deterministic, so re-recordings match."""
         max_tokens = int(request["max_tokens"])
-        words = _TOKEN.findall(_last_user_text(request))
-        reply = ["Echo", ":"] + words
+        reply = ["Echo", ":"] + _TOKEN.findall(_last_user_text(request))
         stop = "end_turn"
         if len(reply) > max_tokens:
             reply, stop = reply[:max_tokens], "max_tokens"
         text = " ".join(reply).replace(" :", ":")
         return text, tokens(text), stop
 
-    def record(self, served: Served) -> None:
+    def message_for(self, request: dict) -> dict:
+        """The full non-streaming response body (updates the cache)."""
+        usage = self.usage_for(request)
+        text, output_tokens, stop = self.reply_for(request)
+        return {
+            "id": message_id(request),
+            "type": "message",
+            "role": "assistant",
+            "model": request["model"],
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": stop,
+            "stop_sequence": None,
+            "usage": {**usage, "output_tokens": output_tokens, "service_tier": "standard"},
+        }
+
+    def _record(self, served: Served) -> None:
         with self._lock:
             self.served.append(served)
 
-    def take_failure(self) -> tuple[int, float | None] | None:
+    def _take_failure(self) -> tuple[int, float | None] | None:
         with self._lock:
             return self._failures.pop(0) if self._failures else None
 
 
+def _sse_events(message: dict) -> list[tuple[str, dict]]:
+    """The event sequence the API streams for `message` (one text block)."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
+             "usage": {**usage, "output_tokens": 1}}  # fmt: skip
+    words = message["content"][0]["text"].split(" ")
+    events: list[tuple[str, dict]] = [
+        ("message_start", {"type": "message_start", "message": start}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("ping", {"type": "ping"}),
+    ]  # fmt: skip
+    for i, word in enumerate(words):
+        delta = {"type": "text_delta", "text": word if i == 0 else " " + word}
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+        if i == 0:
+            events.append(("ping", {"type": "ping"}))
+    # message_delta usage is cumulative and repeats the input/cache counts, as the API does
+    delta_usage = {k: usage[k] for k in (
+        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}  # fmt: skip
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "usage": delta_usage,
+                           "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    return events
+
+
+def _number(value: float) -> str:
+    """Header numbers as the API writes them: integers without a decimal point."""
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
 class _Handler(BaseHTTPRequestHandler):
     emu: Emulator
-    protocol_version = "HTTP/1.1"
+    _request_id = ""
+    _answered = False
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
 
-    def log_message(self, *args: Any) -> None:  # keep test output clean
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         pass
 
-    # -- plumbing --------------------------------------------------------------------
-    def _send(self, status: int, body: dict, headers: dict[str, str] | None = None) -> None:
+    # -- plumbing ------------------------------------------------------------------------
+    def _common_headers(self, request_id: str) -> None:
+        self.send_header("request-id", request_id)
+        self.send_header("anthropic-organization-id", ORGANIZATION_ID)
+        self.send_header("set-cookie", "_cfuvid=emulator-cookie; path=/; HttpOnly; Secure")
+
+    def _send_json(self, status: int, body: dict, served: Served, extra: dict[str, str] | None = None) -> None:
         raw = json.dumps(body).encode()
-        extra = dict(headers or {})
-        if self.emu.gzip_responses and "gzip" in self.headers.get("Accept-Encoding", ""):
-            raw = gzip.compress(raw)
-            extra["content-encoding"] = "gzip"
+        headers = dict(extra or {})
+        if self.emu.gzip_responses and "gzip" in self.headers.get("accept-encoding", ""):
+            raw = gzip.compress(raw, mtime=0)
+            headers["content-encoding"] = "gzip"
+        self.emu._record(served)  # before the answer, so the caller never races the record
+        self._answered = True
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(raw)))
-        self._common_headers()
-        for k, v in extra.items():
-            self.send_header(k, v)
+        self._common_headers(self._request_id)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
 
-    def _common_headers(self) -> None:
-        self.send_header("request-id", "req_emu_" + hashlib.sha256(self.path.encode()).hexdigest()[:12])
-        self.send_header("anthropic-organization-id", "org-emulator-secret-id")
-        self.send_header("set-cookie", "session=emulator-cookie; Path=/")
-
-    def _error(self, status: int, kind: str, message: str, headers: dict[str, str] | None = None):
-        self._send(status, {"type": "error", "error": {"type": kind, "message": message}}, headers)
-
-    def do_POST(self) -> None:  # noqa: N802
-        length = int(self.headers.get("content-length", 0))
-        raw = self.rfile.read(length)
-        try:
-            request = json.loads(raw or b"{}")
-        except ValueError:
-            request = {}
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        path = self.path.split("?")[0]
-        status, usage, stream = self._handle(path, request, headers)
-        self.emu.record(
-            Served(path, request, headers, status, stream, request.get("model"), usage)
-        )
-
-    def _handle(self, path: str, request: dict, headers: dict[str, str]):
-        auth = headers.get("authorization", "")
-        if not (auth.startswith("Bearer ") and len(auth) > 7) and not headers.get("x-api-key"):
-            self._error(401, "authentication_error", "invalid x-api-key")
-            return 401, None, False
-        failure = self.emu.take_failure()
-        if failure is not None:
-            status, retry_after = failure
-            extra = {}
-            if retry_after is not None:
-                extra = {"retry-after": str(retry_after), "retry-after-ms": str(int(retry_after * 1000))}
-            kind = "rate_limit_error" if status == 429 else "overloaded_error"
-            self._error(status, kind, "emulated failure", extra)
-            return status, None, False
-        if path == "/v1/messages/count_tokens":
-            usage = {"input_tokens": self.emu.count(request)}
-            self._send(200, usage)
-            return 200, usage, False
-        if path != "/v1/messages":
-            self._error(404, "not_found_error", f"no route {path}")
-            return 404, None, False
-        if "max_tokens" not in request or "model" not in request:
-            self._error(400, "invalid_request_error", "model and max_tokens: Field required")
-            return 400, None, False
-        try:
-            usage = self.emu.usage_for(request)
-        except ValueError as err:
-            self._error(400, "invalid_request_error", str(err))
-            return 400, None, False
-        text, output_tokens, stop = self.emu.reply_for(request)
-        usage = {**usage, "output_tokens": output_tokens, "service_tier": "standard"}
-        message_id = "msg_emu_" + hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
-        if request.get("stream"):
-            self._stream(message_id, request["model"], text, stop, usage)
-            return 200, usage, True
-        self._send(
-            200,
-            {
-                "id": message_id,
-                "type": "message",
-                "role": "assistant",
-                "model": request["model"],
-                "content": [{"type": "text", "text": text}],
-                "stop_reason": stop,
-                "stop_sequence": None,
-                "usage": usage,
-            },
-        )
-        return 200, usage, False
-
-    def _stream(self, message_id: str, model: str, text: str, stop: str, usage: dict) -> None:
-        start_usage = {**usage, "output_tokens": 1}
-        words = text.split(" ")
-        events: list[tuple[str, dict]] = [
-            ("message_start", {"type": "message_start", "message": {
-                "id": message_id, "type": "message", "role": "assistant", "model": model,
-                "content": [], "stop_reason": None, "stop_sequence": None, "usage": start_usage}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
-            ("ping", {"type": "ping"}),
-        ]  # fmt: skip
-        for i, word in enumerate(words):
-            piece = word if i == 0 else " " + word
-            events.append(("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                   "delta": {"type": "text_delta", "text": piece}}))  # fmt: skip
-        delta_usage = {k: usage[k] for k in (
-            "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}  # fmt: skip
-        events += [
-            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-            ("message_delta", {"type": "message_delta",
-                               "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": delta_usage}),
-            ("message_stop", {"type": "message_stop"}),
-        ]  # fmt: skip
-        body = "".join(f"event: {name}\ndata: {json.dumps(data)}\n\n" for name, data in events).encode()
+    def _send_stream(self, message: dict, served: Served) -> None:
+        """A real chunked SSE body, flushed event by event."""
+        self.emu._record(served)
+        self._answered = True
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("cache-control", "no-cache")
-        self.send_header("content-length", str(len(body)))
-        self._common_headers()
+        self.send_header("transfer-encoding", "chunked")
+        self._common_headers(self._request_id)
         self.end_headers()
-        self.wfile.write(body)
+        for name, data in _sse_events(message):
+            chunk = f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _error(self, served: Served, message: str, extra: dict[str, str] | None = None) -> None:
+        kind = _ERROR_TYPES.get(served.status, "api_error")
+        body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": self._request_id}
+        self._send_json(served.status, body, served, extra)
+
+    # -- routing -------------------------------------------------------------------------
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch()
+
+    do_GET = do_PUT = do_DELETE = do_PATCH = do_POST  # noqa: N815
+
+    def _dispatch(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        self._answered = False
+        self._request_id = "req_emu_" + hashlib.sha256(raw).hexdigest()[:24]
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        path = self.path.split("?", 1)[0]
+        try:
+            request = json.loads(raw) if raw else {}
+        except ValueError:
+            request = None
+        served = Served(path, request if isinstance(request, dict) else {}, headers, 0, False, None, None)
+        if isinstance(request, dict) and isinstance(request.get("model"), str):
+            served.model = request["model"]
+        try:
+            self._handle(served, request)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-answer
+            self.close_connection = True
+        except Exception as err:  # noqa: BLE001 - an emulator bug must answer, not hang the client
+            if self._answered:
+                self.close_connection = True
+                return
+            served.status = 500
+            self._error(served, f"emulator error: {err!r}")
+
+    def _handle(self, served: Served, request: Any) -> None:
+        auth, api_key = served.headers.get("authorization", ""), served.headers.get("x-api-key", "")
+        if not (auth.startswith("Bearer ") and auth[7:].strip()) and not api_key:
+            served.status = 401
+            return self._error(served, "x-api-key header or Authorization: Bearer is required")
+        failure = self.emu._take_failure()
+        if failure is not None:
+            served.status, retry_after = failure
+            extra = {}
+            if retry_after is not None:
+                extra = {"retry-after": _number(retry_after), "retry-after-ms": _number(retry_after * 1000)}
+            return self._error(served, "emulated failure", extra)
+        if self.command != "POST" or served.path not in ("/v1/messages", "/v1/messages/count_tokens"):
+            served.status = 404
+            return self._error(served, f"Not found: {self.command} {served.path}")
+        if not isinstance(request, dict):
+            served.status = 400
+            return self._error(served, "The request body is not valid JSON.")
+        try:
+            if "model" not in request:
+                raise RequestError("model: Field required")
+            if served.path == "/v1/messages/count_tokens":
+                served.status, served.usage = 200, {"input_tokens": self.emu.count(request)}
+                return self._send_json(200, served.usage, served)
+            max_tokens = request.get("max_tokens")
+            if max_tokens is None:
+                raise RequestError("max_tokens: Field required")
+            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+                raise RequestError("max_tokens: Input should be an integer greater than or equal to 1")
+            message = self.emu.message_for(request)
+        except (RequestError, AttributeError, TypeError) as err:
+            served.status = 400
+            return self._error(served, str(err) or "invalid request")
+        served.status, served.usage = 200, message["usage"]
+        if request.get("stream"):
+            served.stream = True
+            return self._send_stream(message, served)
+        return self._send_json(200, message, served)

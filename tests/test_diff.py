@@ -290,6 +290,8 @@ def test_load_report_round_trips(tmp_path):
         ('{"endpoints": {}}', 'not a pytest-tokenbudget report: it has no "schema" key'),
         ('{"schema": "pytest-tokenbudget/report", "version": 7, "endpoints": {}}', "report version 7 is newer than this pytest-tokenbudget"),
         ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": []}', '"endpoints" must map names to objects'),
+        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"metrics": {"input_tokens_p95": "12"}}}}', "endpoint 'chat': metric 'input_tokens_p95' is '12', not a number"),
+        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"per_case": {"a": {"cost_usd": true}}}}}', "endpoint 'chat': case 'a' has cost_usd True, not a number"),
     ],
 )  # fmt: skip
 def test_bad_baselines_are_one_clear_message(tmp_path, text, message):
