@@ -20,8 +20,9 @@ How the cassettes are made, so that they are exactly what the plugin writes:
   response is what the emulator answers to it (same code: ``usage_for`` and
   ``reply_for``), with ``content-length`` updated. The adaptation is checked
   byte for byte against the real recordings of the template cases (only the
-  ``date`` header may differ), so a generated cassette is indistinguishable from
-  a recorded one.
+  ``date`` and ``request-id`` response headers may differ; they differ between
+  any two recordings), so a generated cassette is indistinguishable from a
+  recorded one.
 * The agent case (``--agent N``) is recorded for real, as a whole: its requests
   depend on the answers to the previous ones.
 
@@ -316,7 +317,10 @@ class Synthesizer:
             }
         )
         interaction["response"]["body"]["string"] = response
-        interaction["response"]["headers"]["content-length"] = [str(len(response.encode("utf-8")))]
+        headers = interaction["response"]["headers"]
+        headers["content-length"] = [str(len(response.encode("utf-8")))]
+        if "request-id" in headers:  # as the emulator makes it (not matched on: only for realism)
+            headers["request-id"] = ["req_emu_" + self._hashlib.sha256(body.encode("utf-8")).hexdigest()[:24]]
         return data
 
 
@@ -329,10 +333,14 @@ def load_yaml(path: Path) -> dict:
     return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
-def _without_date(data: dict) -> dict:
+VOLATILE_HEADERS = ("date", "request-id")  # differ between any two recordings
+
+
+def _without_volatile(data: dict) -> dict:
     data = copy.deepcopy(data)
     for interaction in data["interactions"]:
-        interaction["response"]["headers"].pop("date", None)
+        for name in VOLATILE_HEADERS:
+            interaction["response"]["headers"].pop(name, None)
     return data
 
 
@@ -351,8 +359,10 @@ def make_template(cases: list[dict], seed: int) -> Synthesizer:
         for case in sample:
             real = load_yaml(recorded[case["id"]])
             made = synth.cassette(case)
-            made["interactions"][0]["response"]["headers"]["date"] = real["interactions"][0]["response"]["headers"]["date"]
-            if _without_date(made) != _without_date(real) or dump_cassette(made) != recorded[case["id"]].read_text():
+            for name in VOLATILE_HEADERS:
+                if name in real["interactions"][0]["response"]["headers"]:
+                    made["interactions"][0]["response"]["headers"][name] = real["interactions"][0]["response"]["headers"][name]
+            if _without_volatile(made) != _without_volatile(real) or dump_cassette(made) != recorded[case["id"]].read_text():
                 raise SystemExit(
                     f"generated cassette for {case['id']} differs from the real recording: "
                     "the SDK, the emulator or the plugin's format changed; update generate.py"

@@ -1,101 +1,196 @@
-"""Cases: YAML or JSONL files, or inline lists, each a mapping with a unique `id`."""
+"""Cases: YAML or JSONL files, or inline lists, each a mapping with a unique string `id`.
+
+A case id becomes a pytest id and a cassette file name (`<endpoint>/<id>.yaml`), so it
+is checked here, where the file and line are still known.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .config import Problem, problems_error, read_yaml
 from .errors import ConfigError
 
-# Ids become pytest ids and cassette file names.
-_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+CASE_SUFFIXES = (".yml", ".yaml", ".jsonl")
+MAX_ID_LENGTH = 200
+_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+Item = tuple[str, int, Any]  # shown path, line, the case as loaded
 
 
 def load_cases(
-    spec: Any, *, base_dir: Path, config_path: Path, line: int
+    spec: Any,
+    *,
+    base_dir: Path,
+    config_path: Path,
+    line: int,
+    item_lines: Sequence[int] | None = None,
 ) -> tuple[tuple[dict[str, Any], ...], Path | None]:
+    """The cases of one endpoint, and the file they came from (None when inline or absent).
+
+    ``spec`` is a path (relative to ``base_dir``, the config file's folder) or an inline
+    list; ``line`` is the line of the `cases` key, ``item_lines`` the line of each
+    inline case. Every problem found raises one ConfigError.
+    """
     if spec is None:
         return (), None
+    config = str(config_path)
     if isinstance(spec, list):
-        items = [(config_path, line, case) for case in spec]
-        return _checked(items), None
-    path = (base_dir / str(spec)).resolve()
-    if not path.is_file():
+        lines = list(item_lines) if item_lines is not None else [line] * len(spec)
+        items = [(config, case_line, case) for case_line, case in zip(lines, spec)]
+        return _checked(items, empty=Problem(config, line, "cases", _EMPTY)), None
+    if not isinstance(spec, (str, Path)) or not str(spec):
         raise ConfigError(
-            f"cases file not found: {path}", path=config_path, line=line, key="cases"
+            "expected a cases file path or a list of cases", path=config, line=line, key="cases"
         )
-    if path.suffix == ".jsonl":
-        items = _read_jsonl(path)
-    elif path.suffix in (".yml", ".yaml"):
-        items = _read_yaml(path)
-    else:
+    shown = base_dir / spec
+    try:
+        resolved = shown.resolve()
+        exists, is_file = resolved.exists(), resolved.is_file()
+    except (OSError, ValueError) as err:  # a NUL byte, a name too long for the file system
         raise ConfigError(
-            f"cases file must be .yml, .yaml or .jsonl: {path}", path=config_path, line=line, key="cases"
+            f"not a usable cases file path: {err}", path=config, line=line, key="cases"
+        ) from None
+    if not exists:
+        raise ConfigError(
+            f"cases file not found: {resolved} (paths are relative to the folder of {config})",
+            path=config,
+            line=line,
+            key="cases",
         )
-    return _checked(items), path
+    if not is_file:
+        raise ConfigError(f"not a file: {resolved}", path=config, line=line, key="cases")
+    suffix = resolved.suffix.lower()
+    if suffix not in CASE_SUFFIXES:
+        raise ConfigError(
+            f"a cases file is .yml, .yaml (a list of mappings) or .jsonl (one JSON object per "
+            f"line), not {resolved.name}",
+            path=config,
+            line=line,
+            key="cases",
+        )
+    items = (
+        _read_jsonl(resolved, str(shown))
+        if suffix == ".jsonl"
+        else _read_yaml(resolved, str(shown))
+    )
+    return _checked(items, empty=Problem(str(shown), 1, "", _EMPTY)), resolved
 
 
-def _read_jsonl(path: Path) -> list[tuple[Path, int, Any]]:
-    items = []
-    for number, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
+_EMPTY = "no cases: give at least one (a mapping with an `id`)"
+
+
+def _read_jsonl(path: Path, shown: str) -> list[Item]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError("cannot read: not UTF-8 text", path=shown) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror or err}", path=shown) from None
+    items: list[Item] = []
+    problems: list[Problem] = []
+    for number, row in enumerate(text.splitlines(), start=1):
+        if not row.strip():
             continue
         try:
-            items.append((path, number, json.loads(text)))
+            items.append((shown, number, json.loads(row)))
         except ValueError as err:
-            raise ConfigError(f"invalid JSON: {err}", path=path, line=number) from None
+            problems.append(Problem(shown, number, "", f"invalid JSON: {err}"))
+    if problems:
+        raise problems_error(problems)
     return items
 
 
-def _read_yaml(path: Path) -> list[tuple[Path, int, Any]]:
+def _read_yaml(path: Path, shown: str) -> list[Item]:
     import yaml
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    try:
-        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        raise ConfigError(
-            f"malformed YAML: {getattr(err, 'problem', None) or err}",
-            path=path,
-            line=mark.line + 1 if mark else None,
-        ) from None
-    if node is None:
+    doc = read_yaml(path, shown=shown)
+    if doc.node is None:
         return []
-    if not isinstance(node, yaml.SequenceNode):
-        raise ConfigError("a cases file is a list of mappings", path=path, line=node.start_mark.line + 1)
+    if not isinstance(doc.node, yaml.SequenceNode):
+        raise ConfigError(
+            "a cases file is a list of mappings (`- id: ...`), one per case",
+            path=shown,
+            line=doc.node.start_mark.line + 1,
+        )
+    if doc.problems:  # duplicate keys inside a case would silently lose data
+        raise problems_error(doc.problems)
     return [
-        (path, item.start_mark.line + 1, yaml.load(yaml.serialize(item), Loader=loader))
-        for item in node.value
+        (shown, doc.lines.get((i, "id")) or doc.lines[(i,)], case)
+        for i, case in enumerate(doc.data)
     ]
 
 
-def _checked(items: list[tuple[Path, int, Any]]) -> tuple[dict[str, Any], ...]:
+def _checked(items: list[Item], *, empty: Problem) -> tuple[dict[str, Any], ...]:
+    """Every case a mapping with a usable, unique id; all problems at once."""
+    if not items:
+        raise problems_error([empty])
+    problems: list[Problem] = []
     seen: dict[str, int] = {}
+    folded: dict[str, tuple[str, int]] = {}
     cases = []
-    for path, line, case in items:
+    for shown, line, case in items:
         if not isinstance(case, dict):
-            raise ConfigError("each case is a mapping with an `id`", path=path, line=line)
-        case_id = case.get("id")
-        if not isinstance(case_id, str) or not case_id:
-            raise ConfigError("a case needs a non-empty string `id`", path=path, line=line, key="id")
-        if not _ID.match(case_id):
-            raise ConfigError(
-                f"case id {case_id!r} may only hold letters, digits, '_', '-' and '.' "
-                "(it names a test and a cassette file)",
-                path=path,
-                line=line,
-                key="id",
+            problems.append(
+                Problem(shown, line, "", f"a case is a mapping with an `id`, not {_kind(case)}")
             )
+            continue
+        message = _id_problem(case.get("id")) if "id" in case else "a case needs an `id`"
+        if message:
+            problems.append(Problem(shown, line, "id", message))
+            continue
+        case_id: str = case["id"]
         if case_id in seen:
-            raise ConfigError(
-                f"duplicate case id {case_id!r} (first on line {seen[case_id]})",
-                path=path,
-                line=line,
-                key="id",
-            )
+            problems.append(
+                Problem(shown, line, "id", f"duplicate case id {case_id!r} (first on line {seen[case_id]}, "
+                        f"again on line {line})")
+            )  # fmt: skip
+            continue
+        other = folded.get(case_id.lower())
+        if other is not None:
+            problems.append(
+                Problem(shown, line, "id", f"case ids {other[0]!r} (line {other[1]}) and {case_id!r} differ "
+                        "only in case: their cassette files would collide on macOS and Windows")
+            )  # fmt: skip
+            continue
         seen[case_id] = line
+        folded[case_id.lower()] = (case_id, line)
         cases.append(case)
+    if problems:
+        raise problems_error(problems)
     return tuple(cases)
+
+
+def _id_problem(case_id: Any) -> str | None:
+    if isinstance(case_id, bool) or case_id is None:
+        return f"a case id is a non-empty string, not {_kind(case_id)}"
+    if isinstance(case_id, (int, float)):
+        return f"a case id is a string: write {json.dumps(str(case_id))} in quotes, not {case_id}"
+    if not isinstance(case_id, str):
+        return f"a case id is a string, not {_kind(case_id)}"
+    if not case_id:
+        return "a case id must not be empty"
+    if len(case_id) > MAX_ID_LENGTH:
+        return f"case id {case_id[:40]!r}... is longer than {MAX_ID_LENGTH} characters (it names a file)"
+    if not _ID.fullmatch(case_id):
+        return (
+            f"case id {case_id!r} names a test and a cassette file: use letters, digits, "
+            "'_', '-' and '.' only, not starting with '.'"
+        )
+    return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:60]

@@ -1,23 +1,27 @@
 """token_budgets.yml: load with line numbers, validate against the shipped JSON Schema.
 
 A typo must never become a budget that cannot fail: unknown keys are errors with a
-did-you-mean, and every error names the file, the line and the key.
+did-you-mean, and every error names the file, the line and the key. All problems of a
+file are reported at once, so fixing a config is one round trip, not one per typo.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import ConfigError
 
+CONFIG_FILE = "token_budgets.yml"
 DEFAULT_MIN_SAMPLES = 20
 _SCHEMA = Path(__file__).with_name("config_schema.json")
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
-# budget key -> (metric, kind)
+# budget key -> (report metric, kind); "max": actual <= limit, "min": actual >= limit
 BUDGET_KEYS: dict[str, tuple[str, str]] = {
     f"max_{side}_tokens_{q}": (f"{side}_tokens_{q}", "max")
     for side in ("input", "output")
@@ -31,15 +35,27 @@ BUDGET_KEYS.update(
         "monthly_budget_usd": ("monthly_cost_usd", "max"),
     }
 )
+SETTING_KEYS = (
+    "target_model",
+    "escalation_models",
+    "requests_per_day",
+    "batch",
+    "min_samples",
+    "max_regression_pct",
+)
+DEFAULTS_KEYS = (*SETTING_KEYS, *BUDGET_KEYS)  # everything an endpoint takes but its cases
+ENDPOINT_KEYS = (*DEFAULTS_KEYS, "cases")
+TOP_KEYS = ("version", "defaults", "pricing", "endpoints")
+PRICE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
 
 @dataclass(frozen=True)
 class Budget:
-    key: str
-    metric: str
+    key: str  # e.g. "max_input_tokens_p95"
+    metric: str  # the report metric it limits, e.g. "input_tokens_p95"
     limit: float
     kind: str  # "max": actual <= limit; "min": actual >= limit
-    line: int
+    line: int  # 1-based line of the key in the config (of `defaults:` when inherited)
 
 
 @dataclass(frozen=True)
@@ -47,213 +63,443 @@ class Endpoint:
     name: str
     line: int
     target_model: str | None
-    escalation_models: tuple[str, ...] | None
+    escalation_models: tuple[str, ...] | None  # None: any model other than target_model
     budgets: tuple[Budget, ...]
     requests_per_day: float | None
     batch: bool
     min_samples: int
-    max_regression_pct: float | None
-    cases: tuple[dict[str, Any], ...]
-    cases_path: Path | None
-    lines: dict[str, int]
+    max_regression_pct: float | None  # overrides --token-budget-max-regression
+    cases: tuple[dict[str, Any], ...]  # each has a str "id"
+    cases_path: Path | None  # the cases file (None when inline or absent)
+    lines: dict[str, int]  # key -> line, for every key of the (merged) endpoint
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
     version: int
-    endpoints: dict[str, Endpoint]
-    pricing: dict[str, dict[str, float]]
+    endpoints: dict[str, Endpoint]  # in file order
+    pricing: dict[str, dict[str, float]]  # model -> rates in $ per million tokens, as given
     pricing_lines: dict[str, int]
 
 
 def schema_path() -> Path:
+    """The JSON Schema of token_budgets.yml, for editors (`# yaml-language-server: $schema=`)."""
     return _SCHEMA
 
 
-# -- YAML with lines ---------------------------------------------------------------------
+# -- problems -------------------------------------------------------------------------------
+class Problem(NamedTuple):
+    path: str
+    line: int
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        key = f" {self.key}:" if self.key else ""
+        return f"{self.path}:{self.line}:{key} {self.message}"
+
+
+def problems_error(problems: Iterable[Problem]) -> ConfigError:
+    """One ConfigError for all problems: by file (in order of appearance), then by line."""
+    unique = list(dict.fromkeys(problems))
+    files = {p.path: i for i, p in reversed(list(enumerate(unique)))}
+    unique.sort(key=lambda p: (files[p.path], p.line, p.key, p.message))
+    if len(unique) == 1:
+        path, line, key, message = unique[0]
+        err = ConfigError(message, path=path, line=line, key=key or None)
+    else:
+        where = " and ".join(files)
+        listing = "\n".join(str(p) for p in unique)
+        err = ConfigError(f"{len(unique)} problems in {where}:\n{listing}")
+    err.problems = unique  # type: ignore[attr-defined]
+    return err
+
+
+def problems_of(err: ConfigError) -> list[Problem]:
+    """The problems a ConfigError stands for (one, unless built by problems_error)."""
+    found = getattr(err, "problems", None)
+    if found is not None:
+        return list(found)
+    return [Problem(err.path or "", err.line or 1, err.key or "", err.message)]
+
+
+# -- YAML with lines ------------------------------------------------------------------------
 Lines = dict[tuple[Any, ...], int]
 
 
-def _read_yaml(path: Path) -> tuple[Any, Lines]:
-    """Plain data plus the 1-based line of every mapping key and list item, by JSON path."""
+class YamlDoc(NamedTuple):
+    data: Any
+    node: Any  # the composed yaml node, None for an empty file
+    lines: Lines  # JSON-style path -> 1-based line of that key or list item
+    problems: list[Problem]  # duplicate keys (and non-string keys when asked)
+
+
+def read_yaml(path: Path, *, shown: str | Path | None = None, string_keys: bool = False) -> YamlDoc:
+    """Plain data plus the line of every key and list item; malformed YAML raises ConfigError."""
     import yaml
 
+    shown = str(shown if shown is not None else path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "no budget file here. Create token_budgets.yml at the rootdir (see the "
-            "configuration reference) or pass --token-budget-config PATH",
-            path=path,
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read: {err}", path=path) from None
-    loader_class = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    loader = loader_class(text)
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError("cannot read: not UTF-8 text", path=shown) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror or err}", path=shown) from None
+    lines: Lines = {}
+    problems: list[Problem] = []
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
     try:
         node = loader.get_single_node()
+        if node is not None:  # index first: constructing flattens `<<` merges in place
+            _index(node, (), lines, problems, shown, string_keys, merged=False)
         data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as err:
+        raise _malformed(err, shown) from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
-        column = f", column {mark.column + 1}" if mark else ""
-        raise ConfigError(
-            f"malformed YAML{column}: {problem}", path=path, line=mark.line + 1 if mark else None
-        ) from None
+        raise ConfigError(f"malformed YAML: {err}", path=shown) from None
     finally:
         loader.dispose()
-    lines: Lines = {}
-    errors: list[tuple[int, str, str]] = []
-    if node is not None:
-        _index_lines(node, (), lines, errors)
-    if errors:
-        raise _combined(path, errors)
-    return data, lines
+    return YamlDoc(data, node, lines, problems)
 
 
-def _index_lines(node: Any, at: tuple[Any, ...], lines: Lines, errors: list) -> None:
-    """Record the line of every key and item; a key given twice is an error (YAML keeps the last)."""
+def _malformed(err: Any, shown: str) -> ConfigError:
+    mark = err.problem_mark or err.context_mark
+    problem = err.problem or err.context or "cannot parse"
+    if err.context and err.context_mark and err.problem:
+        problem += f" ({err.context} that starts on line {err.context_mark.line + 1})"
+    if mark is None:
+        return ConfigError(f"malformed YAML: {problem}", path=shown)
+    return ConfigError(
+        f"malformed YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}",
+        path=shown,
+        line=mark.line + 1,
+    )
+
+
+def _index(
+    node: Any,
+    at: tuple[Any, ...],
+    lines: Lines,
+    problems: list[Problem],
+    shown: str,
+    string_keys: bool,
+    *,
+    merged: bool,
+    active: frozenset[int] = frozenset(),
+) -> None:
+    """Record the line of every key and item; a key given twice is a problem (YAML keeps the last).
+
+    Keys a mapping inherits through `<<: *anchor` come after its own (its own win) and
+    are never duplicates; ``active`` guards against recursive aliases (`&a [*a]`).
+    """
     import yaml
 
+    if id(node) in active:
+        return
+    active = active | {id(node)}
     lines.setdefault(at, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            line = key_node.start_mark.line + 1
-            if at + (key,) in lines:
-                first = lines[at + (key,)]
-                errors.append((line, str(key), f"duplicate key (first on line {first})"))
-                continue
-            lines[at + (key,)] = line
-            _index_lines(value_node, at + (key,), lines, errors)
-    elif isinstance(node, yaml.SequenceNode):
+    if isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _index_lines(item, at + (i,), lines, errors)
+            _index(
+                item, at + (i,), lines, problems, shown, string_keys, merged=merged, active=active
+            )
+        return
+    if not isinstance(node, yaml.MappingNode):
+        return
+    own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
+    for key_node, value_node in own:
+        line = key_node.start_mark.line + 1
+        key = _key(key_node)
+        if string_keys and not isinstance(key, str):
+            problems.append(
+                Problem(shown, line, str(key), f"key {key!r} is not a string: quote it")
+            )
+        if at + (key,) in lines:
+            if not merged:
+                first = lines[at + (key,)]
+                message = f"duplicate key (first on line {first}; YAML keeps only the last)"
+                problems.append(Problem(shown, line, str(key), message))
+            continue
+        lines[at + (key,)] = line
+        _index(
+            value_node,
+            at + (key,),
+            lines,
+            problems,
+            shown,
+            string_keys,
+            merged=merged,
+            active=active,
+        )
+    for _, value_node in (pair for pair in node.value if pair[0].tag == _MERGE_TAG):
+        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+        for source in sources:
+            _index(source, at, lines, problems, shown, string_keys, merged=True, active=active)
 
 
-def _scalar(node: Any) -> Any:
+def _key(node: Any) -> Any:
+    """A mapping key as the loader constructs it (so paths match the data)."""
     import yaml
 
     if not isinstance(node, yaml.ScalarNode):
-        return node.start_mark.line  # unhashable keys are rejected by the schema anyway
-    return yaml.SafeLoader("").construct_scalar(node) if node.tag.endswith(":str") else yaml.safe_load(node.value)
+        return node.start_mark.line  # a list or mapping as a key: construction will refuse it
+    try:
+        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+    except yaml.YAMLError:
+        return node.value  # construction will say what is wrong, with its mark
 
 
-def _combined(path: Path, errors: list[tuple[int, str, str]]) -> ConfigError:
-    errors = sorted(set(errors))
-    if len(errors) == 1:
-        line, key, message = errors[0]
-        return ConfigError(message, path=path, line=line, key=key)
-    text = "\n".join(f"{path}:{line}: {key}: {message}" for line, key, message in errors)
-    return ConfigError(f"{len(errors)} problems:\n{text}")
-
-
-def _line_of(lines: Lines, at: tuple[Any, ...]) -> int:
+def line_of(lines: Lines, at: tuple[Any, ...]) -> int:
+    """The line of a path, or of its nearest ancestor that has one."""
     while at and at not in lines:
         at = at[:-1]
     return lines.get(at, 1)
 
 
-# -- validation ---------------------------------------------------------------------------
-def _unknown_keys(schema: dict, data: Any, at: tuple[Any, ...], lines: Lines, errors: list) -> None:
-    """Unknown keys, with a suggestion; jsonschema would only say 'not allowed'."""
-    if not isinstance(data, dict) or schema.get("type") != "object":
-        return
-    props = schema.get("properties", {})
-    extra = schema.get("additionalProperties", True)
-    for key, value in data.items():
-        if key in props:
-            _unknown_keys(props[key], value, at + (key,), lines, errors)
-        elif isinstance(extra, dict):
-            _unknown_keys(extra, value, at + (key,), lines, errors)
-        elif extra is False:
-            close = difflib.get_close_matches(str(key), list(props), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(props)})"
-            errors.append((lines.get(at + (key,), 1), str(key), f"unknown key {key!r}{hint}"))
-
-
-def _schema_errors(data: Any, lines: Lines) -> list[tuple[int, str, str]]:
+# -- validation -----------------------------------------------------------------------------
+def _schema_problems(data: Any, lines: Lines, shown: str) -> list[tuple[tuple[Any, ...], Problem]]:
+    """Each problem with the path of the value it is about."""
     import jsonschema
 
     schema = json.loads(_SCHEMA.read_text(encoding="utf-8"))
-    errors: list[tuple[int, str, str]] = []
-    _unknown_keys(schema, data, (), lines, errors)
     validator = jsonschema.Draft202012Validator(schema)
-    for err in validator.iter_errors(data):
-        if err.validator == "additionalProperties":
-            continue  # reported above, with a suggestion
-        at = tuple(err.absolute_path)
-        key = str(at[-1]) if at else "(top level)"
-        errors.append((_line_of(lines, at), key, _plain(err)))
-    return errors
+    return [
+        (tuple(err.absolute_path), problem)
+        for err in validator.iter_errors(data)
+        for problem in _explain(err, lines, shown)
+    ]
 
 
-def _plain(err: Any) -> str:
-    if err.validator in ("minimum", "maximum"):
-        bound = "at least" if err.validator == "minimum" else "at most"
-        return f"{err.instance!r} is out of range: must be {bound} {err.validator_value}"
-    if err.validator == "type":
-        return f"{err.instance!r} is not of type {err.validator_value!r}"
-    if err.validator == "required":
-        return err.message
-    if err.validator == "const":
-        return f"must be {err.validator_value!r}, not {err.instance!r}"
-    if err.validator == "oneOf":
-        return f"{err.instance!r} must be a cases file path or a list of cases"
+def _explain(err: Any, lines: Lines, shown: str) -> Iterator[Problem]:
+    """A jsonschema error as problems in the user's words, at the line of the key."""
+    at = tuple(err.absolute_path)
+    validator = err.validator
+    if validator == "additionalProperties":
+        allowed = list(err.schema.get("properties", {}))
+        for key in err.instance:
+            if key not in allowed:
+                line = line_of(lines, at + (key,))
+                yield Problem(shown, line, str(key), _unknown_key(at, key, allowed))
+        return
+    if validator == "required":
+        for key in err.validator_value:
+            if isinstance(err.instance, dict) and key not in err.instance:
+                yield _missing(at, key, lines, shown)
+        return
+    if "propertyNames" in err.absolute_schema_path:  # the error is about a key, not a value
+        name = err.instance
+        at = at + (name,)
+        if at[:1] == ("endpoints",):
+            message = (
+                f"endpoint name {name!r} names cassette folders and test ids: use letters, "
+                "digits, '_', '-' and '.' only, not starting with '.'"
+            )
+        else:
+            message = "a model name must not be empty"
+        yield Problem(shown, line_of(lines, at), str(name), message)
+        return
+    yield Problem(shown, line_of(lines, at), _key_name(at), _message(err, at))
+
+
+def _unknown_key(at: tuple[Any, ...], key: Any, allowed: list[str]) -> str:
+    text = str(key)
+    if at and at[0] == "defaults" and text == "cases":
+        return "unknown key 'cases': cases belong to an endpoint, not to defaults"
+    if at and at[0] == "endpoints" and text in TOP_KEYS and len(at) == 2:
+        return f"unknown key {text!r}: {text} goes at the top level of the file, not in an endpoint"
+    close = difflib.get_close_matches(text.lower(), allowed, n=1, cutoff=0.6)
+    if close:
+        return f"unknown key {text!r} (did you mean {close[0]!r}?)"
+    if not at and text in ENDPOINT_KEYS:
+        return (
+            f"unknown key {text!r}: budgets go under an endpoint name in `endpoints:` "
+            "(or under `defaults:`)"
+        )
+    return f"unknown key {text!r} (allowed here: {', '.join(allowed)})"
+
+
+def _missing(at: tuple[Any, ...], key: str, lines: Lines, shown: str) -> Problem:
+    if not at and key == "endpoints":
+        return Problem(
+            shown, 1, "endpoints",
+            "missing: a budget file needs `endpoints:` with at least one endpoint and its budgets",
+        )  # fmt: skip
+    if len(at) == 2 and at[0] == "pricing":
+        return Problem(
+            shown, line_of(lines, at), str(at[1]),
+            f"price has no {key!r} rate: a pricing entry needs at least input and output "
+            "($ per million tokens)",
+        )  # fmt: skip
+    if key == "id":
+        return Problem(shown, line_of(lines, at), _key_name(at), "a case needs an `id`")
+    return Problem(shown, line_of(lines, at), _key_name(at), f"missing {key!r}")
+
+
+_WORDS = {
+    "integer": "a whole number",
+    "number": "a number",
+    "string": "a string",
+    "boolean": "true or false",
+    "object": "a mapping",
+    "array": "a list",
+    "null": "nothing",
+}
+
+
+def _message(err: Any, at: tuple[Any, ...]) -> str:
+    validator, value, instance = err.validator, err.validator_value, err.instance
+    key = at[-1] if at else None
+    if validator == "type":
+        if key == "cases":
+            return f"expected a cases file path or a list of cases, got {_shown(instance)}"
+        if len(at) == 2 and at[0] == "endpoints":
+            budgets = "its budgets (e.g. max_input_tokens_p95: 4000)"
+            if str(key) in ENDPOINT_KEYS:
+                return f"{key} goes under an endpoint name, not directly under `endpoints:`"
+            return f"an endpoint is a mapping of {budgets}, got {_shown(instance)}"
+        types = value if isinstance(value, list) else [value]
+        expected = " or ".join(_WORDS.get(t, t) for t in types)
+        return f"expected {expected}, got {_shown(instance)}"
+    if validator in ("minimum", "maximum"):
+        schema = err.schema
+        if schema.get("minimum") == 0 and schema.get("maximum") == 1:
+            return f"{_shown(instance)} is out of range: a rate is between 0 and 1 (0.15 means 15%)"
+        bound = "at least" if validator == "minimum" else "at most"
+        return f"{_shown(instance)} is out of range: must be {bound} {value}"
+    if validator == "const" and key == "version":
+        return f"unsupported version {_shown(instance)}: this pytest-tokenbudget reads version 1"
+    if validator == "minProperties":
+        return "no endpoints: give at least one, with at least one budget"
+    if validator == "minItems":
+        if key == "escalation_models":
+            return (
+                "an empty list would make allowed_escalation_rate a budget that cannot fail; "
+                "leave the key out to count any model other than target_model"
+            )
+        return "must not be empty"
+    if validator == "uniqueItems":
+        return "lists the same entry twice"
+    if validator == "minLength":
+        return "must not be empty"
+    if key == "id" and validator in ("pattern", "maxLength"):
+        return _bad_id(instance)
     return err.message
 
 
-# -- loading -------------------------------------------------------------------------------
+def _bad_id(case_id: str) -> str:
+    if len(case_id) > 200:
+        return f"case id {case_id[:40]!r}... is longer than 200 characters (it names a file)"
+    return (
+        f"case id {case_id!r} names a test and a cassette file: use letters, digits, "
+        "'_', '-' and '.' only, not starting with '.'"
+    )
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _key_name(at: tuple[Any, ...]) -> str:
+    """`max_input_tokens_p95`, `escalation_models[1]`, `id`: the key a problem is about."""
+    if not at:
+        return ""
+    index = ""
+    while at and isinstance(at[-1], int):
+        index = f"[{at[-1]}]{index}"
+        at = at[:-1]
+    return f"{at[-1]}{index}" if at else index
+
+
+# -- loading --------------------------------------------------------------------------------
 def load_config(path: str | Path) -> Config:
+    """Read, validate and merge token_budgets.yml; any problem raises one ConfigError."""
     from .cases import load_cases
 
     path = Path(path)
-    data, lines = _read_yaml(path)
-    if not isinstance(data, dict) or "endpoints" not in data:
+    shown = str(path)
+    if not path.exists():
         raise ConfigError(
-            "no `endpoints:` mapping: a budget file needs at least one endpoint", path=path, line=1
+            "no such file. Create it with at least one endpoint and a budget, e.g.\n"
+            "  endpoints:\n"
+            "    chat_reply:\n"
+            "      max_input_tokens_p95: 4000\n"
+            "or point to yours with --token-budget-config PATH (tokenbudget check --config PATH)",
+            path=shown,
         )
-    errors = _schema_errors(data, lines)
-    raw_endpoints = data.get("endpoints")
-    if not isinstance(raw_endpoints, dict):
-        raise _combined(path, errors)  # the schema has said what is wrong with it
+    if path.is_dir():
+        raise ConfigError(f"is a directory: expected a YAML file such as {CONFIG_FILE}", path=shown)
+    doc = read_yaml(path, string_keys=True)
+    data, lines = doc.data, doc.lines
+    if data is None:
+        raise ConfigError(
+            "the file is empty: a budget file needs `endpoints:` with at least one endpoint",
+            path=shown,
+            line=1,
+        )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"expected a mapping with `endpoints:` at the top level, got {_shown(data)}",
+            path=shown,
+            line=1,
+        )
+    found = _schema_problems(data, lines, shown)
+    problems = [*doc.problems, *(problem for _, problem in found)]
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     endpoints: dict[str, Endpoint] = {}
-    for name, raw in raw_endpoints.items():
+    raw_endpoints = data.get("endpoints")
+    for name, raw in raw_endpoints.items() if isinstance(raw_endpoints, dict) else ():
         if not isinstance(raw, dict):
             continue  # the schema already said so
-        merged = {**defaults, **raw}
+        merged = {**raw, **{k: v for k, v in defaults.items() if k not in raw}}
         key_lines = {
-            k: lines.get(("endpoints", name, k)) or lines.get(("defaults", k), 1) for k in merged
+            k: lines.get(("endpoints", name, k)) or lines.get(("defaults", k)) or 1 for k in merged
         }
-        budgets = tuple(
-            Budget(key, BUDGET_KEYS[key][0], merged[key], BUDGET_KEYS[key][1], key_lines[key])
-            for key in merged
-            if key in BUDGET_KEYS and isinstance(merged[key], (int, float))
-        )
         line = lines.get(("endpoints", name), 1)
-        if not budgets and not any(k in BUDGET_KEYS for k in merged):
-            errors.append((line, str(name), "no budget: give at least one (e.g. max_input_tokens_p95)"))
-        if "allowed_escalation_rate" in merged and not (
-            merged.get("target_model") or merged.get("escalation_models")
-        ):
-            errors.append(
-                (key_lines["allowed_escalation_rate"], "allowed_escalation_rate",
-                 "needs target_model or escalation_models to know what escalation is")
-            )  # fmt: skip
-        if errors:
-            continue
-        cases, cases_path = load_cases(
-            raw.get("cases"), base_dir=path.parent, config_path=path, line=key_lines.get("cases", line)
-        )
+        problems.extend(_endpoint_problems(str(name), merged, key_lines, line, shown))
+        cases_at = ("endpoints", name, "cases")
+        spec = raw.get("cases")
+        cases: tuple[dict[str, Any], ...] = ()
+        cases_path: Path | None = None
+        if spec is not None and not any(at[:3] == cases_at for at, _ in found):
+            item_lines = None
+            if isinstance(spec, list):  # each case at the line of its id
+                item_lines = [
+                    lines.get((*cases_at, i, "id")) or line_of(lines, (*cases_at, i))
+                    for i in range(len(spec))
+                ]
+            try:
+                cases, cases_path = load_cases(
+                    spec,
+                    base_dir=path.parent,
+                    config_path=path,
+                    line=key_lines["cases"],
+                    item_lines=item_lines,
+                )
+            except ConfigError as err:
+                problems.extend(problems_of(err))
+        if problems:
+            continue  # keep looking for more, but build nothing
         escalation = merged.get("escalation_models")
-        endpoints[name] = Endpoint(
-            name=name,
+        endpoints[str(name)] = Endpoint(
+            name=str(name),
             line=line,
             target_model=merged.get("target_model"),
             escalation_models=tuple(escalation) if escalation is not None else None,
-            budgets=budgets,
+            budgets=tuple(
+                Budget(key, BUDGET_KEYS[key][0], merged[key], BUDGET_KEYS[key][1], key_lines[key])
+                for key in merged
+                if key in BUDGET_KEYS
+            ),
             requests_per_day=merged.get("requests_per_day"),
             batch=bool(merged.get("batch", False)),
             min_samples=int(merged.get("min_samples", DEFAULT_MIN_SAMPLES)),
@@ -262,13 +508,53 @@ def load_config(path: str | Path) -> Config:
             cases_path=cases_path,
             lines=key_lines,
         )
-    if errors:
-        raise _combined(path, errors)
+    if problems:
+        raise problems_error(problems)
     pricing = data.get("pricing") or {}
     return Config(
         path=path,
         version=int(data.get("version", 1)),
         endpoints=endpoints,
-        pricing=pricing,
-        pricing_lines={m: lines.get(("pricing", m), 1) for m in pricing},
+        pricing={model: dict(rates) for model, rates in pricing.items()},
+        pricing_lines={model: lines.get(("pricing", model), 1) for model in pricing},
     )
+
+
+def _endpoint_problems(
+    name: str, merged: dict[str, Any], key_lines: dict[str, int], line: int, shown: str
+) -> Iterator[Problem]:
+    """What the schema cannot say: rules across keys, after defaults are merged."""
+    if not any(key in BUDGET_KEYS for key in merged):
+        yield Problem(
+            shown, line, name,
+            "no budget: give at least one (e.g. max_input_tokens_p95: 4000), here or in defaults",
+        )  # fmt: skip
+    target, escalation = merged.get("target_model"), merged.get("escalation_models")
+    if "allowed_escalation_rate" in merged and not target and not escalation:
+        yield Problem(
+            shown, key_lines["allowed_escalation_rate"], "allowed_escalation_rate",
+            "needs target_model (or escalation_models) to know which calls escalate",
+        )  # fmt: skip
+    if isinstance(escalation, list) and isinstance(target, str) and target in escalation:
+        yield Problem(
+            shown, key_lines["escalation_models"], "escalation_models",
+            f"lists target_model {target!r}: every call would count as escalated",
+        )  # fmt: skip
+
+
+def notes(config: Config) -> list[Problem]:
+    """Budgets that load but cannot be checked as written: worth a warning, not an error."""
+    found = []
+    for endpoint in config.endpoints.values():
+        keys = {b.key for b in endpoint.budgets}
+        if "monthly_budget_usd" in keys and endpoint.requests_per_day is None:
+            found.append(
+                Problem(
+                    str(config.path),
+                    endpoint.lines["monthly_budget_usd"],
+                    "monthly_budget_usd",
+                    f"{endpoint.name}: not checked until requests_per_day is set "
+                    "(the projection is mean cost per request x requests_per_day x 30)",
+                )
+            )
+    return found

@@ -52,7 +52,8 @@ def render_markdown(report: dict[str, Any]) -> str:
             drivers = ", ".join(f"`{d}`" for d in b.get("drivers", []))
             out.append(
                 f"- **{escape(name)}** `{b['key']}`: {fmt.metric(b['metric'], b['actual'])} "
-                f"over the budget of {fmt.metric(b['metric'], b['limit'])} "
+                f"{'below the minimum' if b['key'].startswith('min_') else 'over the budget'} "
+                f"of {fmt.metric(b['metric'], b['limit'])} "
                 f"(line {b['line']})" + (f" — driven by {drivers}" if drivers else "")
             )
     notes = [

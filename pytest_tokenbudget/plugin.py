@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .session import BudgetRun
 
 RUN_KEY = pytest.StashKey["BudgetRun"]()
+BASELINE_KEY = pytest.StashKey[dict]()
 CAPTURE_KEY = pytest.StashKey["CaseCapture"]()
 OUTCOME_KEY = pytest.StashKey[str]()
 PLACEHOLDER_KEY = "tokenbudget-replay-placeholder"
@@ -62,6 +63,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--token-budget-report", metavar="DIR", default=".token-budget",
         help="where report.json and report.md are written (default: .token-budget/)",
     )  # fmt: skip
+    group.addoption(
+        "--token-budget-baseline", metavar="PATH", default=None,
+        help="compare with this report.json (the base branch's); report.md becomes the diff",
+    )  # fmt: skip
+    group.addoption(
+        "--token-budget-max-regression", metavar="PCT", type=float, default=None,
+        help="fail when a metric grows more than PCT%% over the baseline, even within budget",
+    )  # fmt: skip
     parser.addini("token_budget_config", "path of token_budgets.yml, relative to the ini file")
     parser.addini("token_budget_cassettes", "cassette directory, relative to the ini file")
 
@@ -86,6 +95,16 @@ def pytest_configure(config: pytest.Config) -> None:
         budget_config = load_config(options.config_path)
     except TokenBudgetError as err:
         raise pytest.UsageError(f"pytest-tokenbudget: {err}") from None
+    baseline = config.getoption("token_budget_baseline")
+    if baseline:
+        from .diff import load_report
+
+        try:
+            config.stash[BASELINE_KEY] = load_report(Path(config.invocation_params.dir, baseline))
+        except TokenBudgetError as err:
+            raise pytest.UsageError(f"pytest-tokenbudget: baseline {err}") from None
+    if (config.getoption("token_budget_max_regression") or 0) < 0:
+        raise pytest.UsageError("pytest-tokenbudget: --token-budget-max-regression must be 0 or more")
     if options.cassettes is None:
         options.cassettes = budget_config.path.parent / "cassettes"
     from .counting import CACHE_FILE, CountCache
@@ -314,24 +333,18 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return
 
-    from .errors import TokenBudgetError
-    from .markdown import render_markdown
-    from .report import write_report
-    from .table import render_findings, render_table
+    from .conclusion import conclude
 
-    report, _ = run.report()
-    sections = [s for s in config.hook.pytest_tokenbudget_report(report=report, config=config) if s]
-    markdown = "\n".join([render_markdown(report), *sections])
-    lines = render_table(report) + [""] + render_findings(report)
-    sent, cached = run.count_stats
-    if run.options.count or sent or cached:
-        lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
-    try:
-        json_path, _ = write_report(run.options.report_dir, report, markdown)
-        lines.append(f"report: {_display(json_path, config)}")
-    except (TokenBudgetError, OSError) as err:
-        lines.append(f"FAIL could not write the report: {err}")
-        report["status"] = "fail"
+    workspace = os.environ.get("GITHUB_WORKSPACE") or str(config.rootpath)
+    report, lines = conclude(
+        run,
+        baseline=config.stash.get(BASELINE_KEY, None),
+        max_regression_pct=config.getoption("token_budget_max_regression"),
+        config_path=os.path.relpath(run.config.path, workspace),
+        report_hook=lambda report: config.hook.pytest_tokenbudget_report(report=report, config=config),
+        github=os.environ.get("GITHUB_ACTIONS") == "true",
+        display=lambda path: _display(path, config),
+    )
     config.stash[SUMMARY_KEY] = lines
     if report["status"] == "fail" and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -36,6 +36,7 @@ class EndpointResult:
     warnings: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # failures that are not budgets
     line: int | None = None
+    max_regression_pct: float | None = None
 
 
 def number(metric: str, value: Fraction | int | float | None) -> int | float | None:
@@ -48,6 +49,8 @@ def number(metric: str, value: Fraction | int | float | None) -> int | float | N
 
 def endpoint_json(result: EndpointResult) -> dict[str, Any]:
     out: dict[str, Any] = {"status": result.status, "line": result.line}
+    if result.max_regression_pct is not None:
+        out["max_regression_pct"] = result.max_regression_pct
     stats = result.stats
     if stats is None:
         out.update(calls=0, cases=0, metrics={}, budgets=[], per_case={})

@@ -108,7 +108,9 @@ class BudgetRun:
         ran = [r for r in runs if r.endpoint == name and r.outcome != "skipped"]
         mine = [s for s in samples if s.endpoint == name]
         if not ran and not mine:
-            return EndpointResult(name, "not-run", None, line=ep.line)
+            return EndpointResult(
+                name, "not-run", None, line=ep.line, max_regression_pct=ep.max_regression_pct
+            )
         case_ids = list(dict.fromkeys(r.case_id for r in ran))
         try:
             stats = endpoint_stats(
@@ -122,8 +124,14 @@ class BudgetRun:
                 batch=ep.batch,
             )
         except PricingError as err:
-            return EndpointResult(name, "fail", None, problems=[err.message], line=ep.line)
-        result = EndpointResult(name, "pass", stats, judge(stats, ep.budgets), line=ep.line)
+            return EndpointResult(
+                name, "fail", None, problems=[err.message], line=ep.line,
+                max_regression_pct=ep.max_regression_pct,
+            )  # fmt: skip
+        result = EndpointResult(
+            name, "pass", stats, judge(stats, ep.budgets), line=ep.line,
+            max_regression_pct=ep.max_regression_pct,
+        )  # fmt: skip
         if stats.calls == 0:
             result.problems.append(
                 "its tests ran but captured no API call: is the client created before the "
@@ -134,7 +142,8 @@ class BudgetRun:
             result.problems.extend(f"case {run.case_id}: {e}" for e in run.errors)
         if stats.calls and stats.calls < ep.min_samples:
             result.warnings.append(
-                f"{stats.calls} calls is below min_samples ({ep.min_samples}): "
+                f"{stats.calls} call{'s' if stats.calls != 1 else ''} is below min_samples "
+                f"({ep.min_samples}): "
                 "percentiles are indicative only"
             )
         if stats.recounted_calls:

@@ -41,6 +41,7 @@ IMAGE_TOKENS = 1000
 MAX_BREAKPOINTS = 4
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
 ORGANIZATION_ID = "org-emulator-secret-id"
+_ROUTES = ("/v1/messages", "/v1/messages/count_tokens")
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -151,7 +152,8 @@ def prompt_blocks(request: dict) -> list[_Block]:
             blocks.append(_Block(tokens(content), _canonical("content", content)))
         else:
             for block in content:
-                blocks.append(_Block(_content_tokens(block), _canonical("content", block), _ttl(block)))
+                canonical = _canonical("content", block)
+                blocks.append(_Block(_content_tokens(block), canonical, _ttl(block)))
     return blocks
 
 
@@ -162,14 +164,16 @@ def _last_user_text(request: dict) -> str:
         content = message.get("content", "")
         if isinstance(content, str):
             return content
-        texts = [str(b.get("text", "")) for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        blocks = [b for b in content if isinstance(b, dict) and b.get("type") == "text"]
+        texts = [str(b.get("text", "")) for b in blocks]
         if texts:
             return " ".join(texts)
     return ""
 
 
 def message_id(request: dict) -> str:
-    return "msg_emu_" + hashlib.sha256(json.dumps(request, sort_keys=True).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode())
+    return "msg_emu_" + digest.hexdigest()[:16]
 
 
 class Emulator:
@@ -179,7 +183,9 @@ class Emulator:
     server, so cassettes can be synthesized offline with the same numbers.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, gzip_responses: bool = False):
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, gzip_responses: bool = False
+    ) -> None:
         self.clock = clock
         self.gzip_responses = gzip_responses
         self.served: list[Served] = []
@@ -197,7 +203,9 @@ class Emulator:
         self._server.daemon_threads = True
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+        )  # a short poll: shutdown() waits for it
         self._thread.start()
         return self
 
@@ -327,16 +335,17 @@ def _sse_events(message: dict) -> list[tuple[str, dict]]:
     ]  # fmt: skip
     for i, word in enumerate(words):
         delta = {"type": "text_delta", "text": word if i == 0 else " " + word}
-        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": delta}))
+        event = {"type": "content_block_delta", "index": 0, "delta": delta}
+        events.append(("content_block_delta", event))
         if i == 0:
             events.append(("ping", {"type": "ping"}))
     # message_delta usage is cumulative and repeats the input/cache counts, as the API does
-    delta_usage = {k: usage[k] for k in (
-        "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")}  # fmt: skip
+    fields = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    delta_usage = {k: usage[k] for k in (*fields, "output_tokens")}
     events += [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "usage": delta_usage,
-                           "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None}}),
+        ("message_delta", {"type": "message_delta", "usage": delta_usage, "delta": {
+            "stop_reason": message["stop_reason"], "stop_sequence": None}}),
         ("message_stop", {"type": "message_stop"}),
     ]  # fmt: skip
     return events
@@ -362,7 +371,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("anthropic-organization-id", ORGANIZATION_ID)
         self.send_header("set-cookie", "_cfuvid=emulator-cookie; path=/; HttpOnly; Secure")
 
-    def _send_json(self, status: int, body: dict, served: Served, extra: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, status: int, body: dict, served: Served, extra: dict[str, str] | None = None
+    ) -> None:
         raw = json.dumps(body).encode()
         headers = dict(extra or {})
         if self.emu.gzip_responses and "gzip" in self.headers.get("accept-encoding", ""):
@@ -397,7 +408,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _error(self, served: Served, message: str, extra: dict[str, str] | None = None) -> None:
         kind = _ERROR_TYPES.get(served.status, "api_error")
-        body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": self._request_id}
+        error = {"type": kind, "message": message}
+        body = {"type": "error", "error": error, "request_id": self._request_id}
         self._send_json(served.status, body, served, extra)
 
     # -- routing -------------------------------------------------------------------------
@@ -416,7 +428,8 @@ class _Handler(BaseHTTPRequestHandler):
             request = json.loads(raw) if raw else {}
         except ValueError:
             request = None
-        served = Served(path, request if isinstance(request, dict) else {}, headers, 0, False, None, None)
+        body = request if isinstance(request, dict) else {}
+        served = Served(path, body, headers, status=0, stream=False, model=None, usage=None)
         if isinstance(request, dict) and isinstance(request.get("model"), str):
             served.model = request["model"]
         try:
@@ -440,31 +453,37 @@ class _Handler(BaseHTTPRequestHandler):
             served.status, retry_after = failure
             extra = {}
             if retry_after is not None:
-                extra = {"retry-after": _number(retry_after), "retry-after-ms": _number(retry_after * 1000)}
+                extra = {
+                    "retry-after": _number(retry_after),
+                    "retry-after-ms": _number(retry_after * 1000),
+                }
             return self._error(served, "emulated failure", extra)
-        if self.command != "POST" or served.path not in ("/v1/messages", "/v1/messages/count_tokens"):
+        if self.command != "POST" or served.path not in _ROUTES:
             served.status = 404
             return self._error(served, f"Not found: {self.command} {served.path}")
         if not isinstance(request, dict):
             served.status = 400
             return self._error(served, "The request body is not valid JSON.")
         try:
-            if "model" not in request:
-                raise RequestError("model: Field required")
-            if served.path == "/v1/messages/count_tokens":
-                served.status, served.usage = 200, {"input_tokens": self.emu.count(request)}
-                return self._send_json(200, served.usage, served)
-            max_tokens = request.get("max_tokens")
-            if max_tokens is None:
-                raise RequestError("max_tokens: Field required")
-            if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
-                raise RequestError("max_tokens: Input should be an integer greater than or equal to 1")
-            message = self.emu.message_for(request)
-        except (RequestError, AttributeError, TypeError) as err:
+            answer = self._answer(served.path, request)
+        except (RequestError, AttributeError, TypeError) as err:  # malformed shapes, too
             served.status = 400
             return self._error(served, str(err) or "invalid request")
-        served.status, served.usage = 200, message["usage"]
-        if request.get("stream"):
+        served.status, served.usage = 200, answer["usage"] if "usage" in answer else answer
+        if answer.get("type") == "message" and request.get("stream"):
             served.stream = True
-            return self._send_stream(message, served)
-        return self._send_json(200, message, served)
+            return self._send_stream(answer, served)
+        return self._send_json(200, answer, served)
+
+    def _answer(self, path: str, request: dict) -> dict:
+        """The successful body for a valid request; RequestError otherwise."""
+        if "model" not in request:
+            raise RequestError("model: Field required")
+        if path == "/v1/messages/count_tokens":
+            return {"input_tokens": self.emu.count(request)}
+        max_tokens = request.get("max_tokens")
+        if max_tokens is None:
+            raise RequestError("max_tokens: Field required")
+        if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1:
+            raise RequestError("max_tokens: Input should be an integer >= 1")
+        return self.emu.message_for(request)
