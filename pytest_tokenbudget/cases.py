@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import Problem, problems_error, read_yaml
+from .config import MAX_CASE_ID_LENGTH, Problem, bad_case_id, describe_value, problems_error, read_yaml
 from .errors import ConfigError
 
 CASE_SUFFIXES = (".yml", ".yaml", ".jsonl")
-MAX_ID_LENGTH = 200
+MAX_ID_LENGTH = MAX_CASE_ID_LENGTH
 _ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 Item = tuple[str, int, Any]  # shown path, line, the case as loaded
@@ -136,7 +136,7 @@ def _checked(items: list[Item], *, empty: Problem) -> tuple[dict[str, Any], ...]
     for shown, line, case in items:
         if not isinstance(case, dict):
             problems.append(
-                Problem(shown, line, "", f"a case is a mapping with an `id`, not {_kind(case)}")
+                Problem(shown, line, "", f"a case is a mapping with an `id`, not {describe_value(case)}")
             )
             continue
         message = _id_problem(case.get("id")) if "id" in case else "a case needs an `id`"
@@ -167,30 +167,13 @@ def _checked(items: list[Item], *, empty: Problem) -> tuple[dict[str, Any], ...]
 
 def _id_problem(case_id: Any) -> str | None:
     if isinstance(case_id, bool) or case_id is None:
-        return f"a case id is a non-empty string, not {_kind(case_id)}"
+        return f"a case id is a non-empty string, not {describe_value(case_id)}"
     if isinstance(case_id, (int, float)):
         return f"a case id is a string: write {json.dumps(str(case_id))} in quotes, not {case_id}"
     if not isinstance(case_id, str):
-        return f"a case id is a string, not {_kind(case_id)}"
+        return f"a case id is a string, not {describe_value(case_id)}"
     if not case_id:
         return "a case id must not be empty"
-    if len(case_id) > MAX_ID_LENGTH:
-        return f"case id {case_id[:40]!r}... is longer than {MAX_ID_LENGTH} characters (it names a file)"
-    if not _ID.fullmatch(case_id):
-        return (
-            f"case id {case_id!r} names a test and a cassette file: use letters, digits, "
-            "'_', '-' and '.' only, not starting with '.'"
-        )
+    if len(case_id) > MAX_ID_LENGTH or not _ID.fullmatch(case_id):
+        return bad_case_id(case_id)
     return None
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"[:60]

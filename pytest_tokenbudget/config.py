@@ -20,6 +20,7 @@ CONFIG_FILE = "token_budgets.yml"
 DEFAULT_MIN_SAMPLES = 20
 _SCHEMA = Path(__file__).with_name("config_schema.json")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+MAX_CASE_ID_LENGTH = 200
 
 # budget key -> (report metric, kind); "max": actual <= limit, "min": actual >= limit
 BUDGET_KEYS: dict[str, tuple[str, str]] = {
@@ -352,23 +353,23 @@ def _message(err: Any, at: tuple[Any, ...]) -> str:
     key = at[-1] if at else None
     if validator == "type":
         if key == "cases":
-            return f"expected a cases file path or a list of cases, got {_shown(instance)}"
+            return f"expected a cases file path or a list of cases, got {describe_value(instance)}"
         if len(at) == 2 and at[0] == "endpoints":
             budgets = "its budgets (e.g. max_input_tokens_p95: 4000)"
             if str(key) in ENDPOINT_KEYS:
                 return f"{key} goes under an endpoint name, not directly under `endpoints:`"
-            return f"an endpoint is a mapping of {budgets}, got {_shown(instance)}"
+            return f"an endpoint is a mapping of {budgets}, got {describe_value(instance)}"
         types = value if isinstance(value, list) else [value]
         expected = " or ".join(_WORDS.get(t, t) for t in types)
-        return f"expected {expected}, got {_shown(instance)}"
+        return f"expected {expected}, got {describe_value(instance)}"
     if validator in ("minimum", "maximum"):
         schema = err.schema
         if schema.get("minimum") == 0 and schema.get("maximum") == 1:
-            return f"{_shown(instance)} is out of range: a rate is between 0 and 1 (0.15 means 15%)"
+            return f"{describe_value(instance)} is out of range: a rate is between 0 and 1 (0.15 means 15%)"
         bound = "at least" if validator == "minimum" else "at most"
-        return f"{_shown(instance)} is out of range: must be {bound} {value}"
+        return f"{describe_value(instance)} is out of range: must be {bound} {value}"
     if validator == "const" and key == "version":
-        return f"unsupported version {_shown(instance)}: this pytest-tokenbudget reads version 1"
+        return f"unsupported version {describe_value(instance)}: this pytest-tokenbudget reads version 1"
     if validator == "minProperties":
         return "no endpoints: give at least one, with at least one budget"
     if validator == "minItems":
@@ -383,20 +384,25 @@ def _message(err: Any, at: tuple[Any, ...]) -> str:
     if validator == "minLength":
         return "must not be empty"
     if key == "id" and validator in ("pattern", "maxLength"):
-        return _bad_id(instance)
+        return bad_case_id(instance)
     return err.message
 
 
-def _bad_id(case_id: str) -> str:
-    if len(case_id) > 200:
-        return f"case id {case_id[:40]!r}... is longer than 200 characters (it names a file)"
+def bad_case_id(case_id: str) -> str:
+    """Why a string is not a usable case id (shared with the cases loader)."""
+    if len(case_id) > MAX_CASE_ID_LENGTH:
+        return (
+            f"case id {case_id[:40]!r}... is longer than {MAX_CASE_ID_LENGTH} characters "
+            "(it names a file)"
+        )
     return (
         f"case id {case_id!r} names a test and a cassette file: use letters, digits, "
         "'_', '-' and '.' only, not starting with '.'"
     )
 
 
-def _shown(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A short, readable description of a YAML value for an error message."""
     if value is None:
         return "nothing"
     if isinstance(value, bool):
@@ -448,7 +454,7 @@ def load_config(path: str | Path) -> Config:
         )
     if not isinstance(data, dict):
         raise ConfigError(
-            f"expected a mapping with `endpoints:` at the top level, got {_shown(data)}",
+            f"expected a mapping with `endpoints:` at the top level, got {describe_value(data)}",
             path=shown,
             line=1,
         )

@@ -122,21 +122,10 @@ def count_sync(
     sleep: Callable[[float], None] = time.sleep,
 ) -> CountResult:
     """The count for a Messages request body: from the cache, else from the API (with retries)."""
-    counted = counted_request(body)
-    key = count_key(counted)
-    cached = cache.lookup(key)
-    if cached is not None:
-        return CountResult(cached, from_cache=True)
-    for attempt in range(MAX_ATTEMPTS):
-        status, headers, payload = send(counted)
-        cache.api_calls += 1
-        if status in RETRY_STATUSES and attempt + 1 < MAX_ATTEMPTS:
-            sleep(retry_delay(headers, attempt))
-            continue
-        tokens = _parse_count(status, payload)
-        cache.put(key, str(counted.get("model", "")), tokens)
-        return CountResult(tokens, from_cache=False)
-    raise AssertionError("unreachable")  # the last attempt returns or raises
+    attempts = _Attempts(cache, body)
+    while attempts.result is None:
+        attempts.answer(*send(attempts.counted), sleep=sleep)
+    return attempts.result
 
 
 async def count_async(
@@ -146,21 +135,43 @@ async def count_async(
 ) -> CountResult:
     import asyncio
 
-    counted = counted_request(body)
-    key = count_key(counted)
-    cached = cache.lookup(key)
-    if cached is not None:
-        return CountResult(cached, from_cache=True)
-    for attempt in range(MAX_ATTEMPTS):
-        status, headers, payload = await send(counted)
-        cache.api_calls += 1
-        if status in RETRY_STATUSES and attempt + 1 < MAX_ATTEMPTS:
-            await asyncio.sleep(retry_delay(headers, attempt))
-            continue
+    attempts = _Attempts(cache, body)
+    while attempts.result is None:
+        delay = attempts.answer(*await send(attempts.counted))
+        if delay:
+            await asyncio.sleep(delay)
+    return attempts.result
+
+
+class _Attempts:
+    """One count: the cache first, then API answers until a count or the last attempt.
+
+    Shared by the sync and async transports, which differ only in how they send and sleep.
+    """
+
+    def __init__(self, cache: CountCache, body: dict[str, Any]) -> None:
+        self.cache = cache
+        self.counted = counted_request(body)
+        self.key = count_key(self.counted)
+        self.attempt = 0
+        cached = cache.lookup(self.key)
+        self.result = CountResult(cached, from_cache=True) if cached is not None else None
+
+    def answer(
+        self, status: int, headers: Any, payload: bytes, *, sleep: Callable[[float], None] | None = None
+    ) -> float:
+        """Take one API answer; return how long to wait before retrying (0 when done)."""
+        self.cache.api_calls += 1
+        self.attempt += 1
+        if status in RETRY_STATUSES and self.attempt < MAX_ATTEMPTS:
+            delay = retry_delay(headers, self.attempt - 1)
+            if sleep is not None:
+                sleep(delay)
+            return delay
         tokens = _parse_count(status, payload)
-        cache.put(key, str(counted.get("model", "")), tokens)
-        return CountResult(tokens, from_cache=False)
-    raise AssertionError("unreachable")
+        self.cache.put(self.key, str(self.counted.get("model", "")), tokens)
+        self.result = CountResult(tokens, from_cache=False)
+        return 0.0
 
 
 def _parse_count(status: int, payload: bytes) -> int:
