@@ -13,14 +13,15 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 
+from .capture import RECORD_MODES  # a constant; capture imports nothing heavy at module level
+
 if TYPE_CHECKING:
     from .fixture import CaseCapture, TokenBudget
-    from .session import BudgetRun
+    from .session import BudgetRun, Options
 
 RUN_KEY = pytest.StashKey["BudgetRun"]()
 BASELINE_KEY = pytest.StashKey[dict]()
 CAPTURE_KEY = pytest.StashKey["CaseCapture"]()
-OUTCOME_KEY = pytest.StashKey[str]()
 PLACEHOLDER_KEY = "tokenbudget-replay-placeholder"
 PLACEHOLDER_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 MARKER_HELP = (
@@ -42,7 +43,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="budget file (default: token_budgets.yml at the rootdir, or ini token_budget_config)",
     )  # fmt: skip
     group.addoption(
-        "--token-budget-record", default="none", choices=("none", "once", "new_episodes", "all"),
+        "--token-budget-record", default="none", choices=RECORD_MODES,
         help="recording: none = replay only, never touch the network (default); once = record "
         "missing cassettes; new_episodes = also record new requests; all = re-record",
     )  # fmt: skip
@@ -135,7 +136,7 @@ def _register_hooks(config: pytest.Config, run: BudgetRun) -> None:
     run.scrub_hook = lambda interaction: hook.pytest_tokenbudget_scrub(interaction=interaction)
 
 
-def _options(config: pytest.Config) -> Any:
+def _options(config: pytest.Config) -> Options:
     from .session import Options
 
     ini_dir = config.inipath.parent if config.inipath else config.rootpath
@@ -233,7 +234,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             if last:
                 reporter.line("")
 
-    precount(run, session.items, workers=session.config.getoption("token_budget_count_concurrency"), progress=progress)
+    workers = session.config.getoption("token_budget_count_concurrency")
+    precount(run, session.items, workers=workers, progress=progress)
 
 
 # -- capture around each marked test ---------------------------------------------------
