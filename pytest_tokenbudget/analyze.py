@@ -36,7 +36,9 @@ def nice_ceiling(value: float) -> int:
 
 def read_samples(directory: Path, errors: list[str]) -> dict[str, list[Sample]]:
     found: dict[str, list[Sample]] = defaultdict(list)
-    for path in sorted(p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
+    for path in sorted(
+        p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
+    ):
         relative = path.relative_to(directory)
         endpoint = relative.parts[0] if len(relative.parts) > 1 else directory.resolve().name
         try:
@@ -79,18 +81,24 @@ def propose(samples: dict[str, list[Sample]], *, headroom_pct: float) -> tuple[s
         for side in ("input", "output"):
             p95 = m[f"{side}_tokens_p95"]
             if p95 is not None:
-                lines.append(f"    max_{side}_tokens_p95: {nice_ceiling(p95 * factor)}   # measured {p95}")
+                lines.append(
+                    f"    max_{side}_tokens_p95: {nice_ceiling(p95 * factor)}   # measured {p95}"
+                )
         rate = m["escalation_rate"]
         if rate:
             allowed = min(1.0, round(float(rate) + 0.05, 2))
             lines.append(f"    allowed_escalation_rate: {allowed}   # measured {float(rate):.2f}")
         hit = m["cache_hit_rate"]
         if hit:
-            lines.append(f"    min_cache_hit_rate: {max(0.0, round(float(hit) - 0.1, 2))}   # measured {float(hit):.2f}")
+            lines.append(
+                f"    min_cache_hit_rate: {max(0.0, round(float(hit) - 0.1, 2))}   # measured {float(hit):.2f}"
+            )
         cost = m["cost_per_request_usd"]
         if cost:
             limit = float(Fraction(cost) * Fraction(str(factor)))
-            lines.append(f"    max_cost_per_request_usd: {_money(limit)}   # measured {_money(float(cost))}")
+            lines.append(
+                f"    max_cost_per_request_usd: {_money(limit)}   # measured {_money(float(cost))}"
+            )
         if stats.calls < 20:
             notes.append(f"{name}: only {stats.calls} calls; percentiles are indicative")
     return "\n".join(lines) + "\n", notes
@@ -128,7 +136,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     for error in errors:
         print(f"tokenbudget analyze: {error}", file=sys.stderr)
     if not samples:
-        print(f"tokenbudget analyze: no API calls found in cassettes under {args.directory}", file=sys.stderr)
+        print(
+            f"tokenbudget analyze: no API calls found in cassettes under {args.directory}",
+            file=sys.stderr,
+        )
         return 2
     text, notes = propose(samples, headroom_pct=args.headroom)
     sys.stdout.write(text)

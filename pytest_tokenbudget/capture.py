@@ -11,12 +11,14 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .atomic import write_atomic
+from .counting import CountCache, count_async, count_key, count_sync, counted_request
 from .errors import CassetteError
 from .scrub import (
     REQUEST_HEADERS,
@@ -26,7 +28,6 @@ from .scrub import (
     scrub_headers,
     scrub_text,
 )
-from .counting import CountCache, count_async, count_key, count_sync, counted_request
 from .usage import Exchange
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
@@ -48,7 +49,9 @@ class CaptureLog:
     exchanges: list[Exchange] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
-    counts: dict[int, tuple[int, bool]] = field(default_factory=dict)  # exchange -> (count, recounted)
+    counts: dict[int, tuple[int, bool]] = field(
+        default_factory=dict
+    )  # exchange -> (count, recounted)
 
 
 def request_key(request: Any) -> tuple[str, str, str, str]:
@@ -112,9 +115,9 @@ def _scrub_response(response: dict) -> dict:
 
 def _persister(mode: str, scrub_hook: Callable[[dict[str, Any]], None] | None) -> type:
     """A vcrpy persister that writes atomically, refuses secrets and names corrupt files."""
+    import yaml
     from vcr.persisters.filesystem import CassetteNotFoundError
     from vcr.serialize import deserialize, serialize
-    import yaml
 
     class AtomicPersister:
         @classmethod
@@ -252,12 +255,15 @@ class Capture:
         def handle_request(transport: Any, request: Any) -> Any:
             counted = None
             if capture.counter is not None and _is_messages(request):
+
                 def send(fields: dict) -> tuple[int, Any, bytes]:
                     response = network(transport, _count_request(httpx, request, fields))
                     return response.status_code, response.headers, response.read()
 
                 try:
-                    counted = capture._count(request, lambda body: count_sync(capture.counter, body, send))
+                    counted = capture._count(
+                        request, lambda body: count_sync(capture.counter, body, send)
+                    )
                 except CassetteError as err:
                     return capture._fail(httpx, request, str(err))
             recounted = False
@@ -282,6 +288,7 @@ class Capture:
         async def handle_async_request(transport: Any, request: Any) -> Any:
             counted = None
             if capture.counter is not None and _is_messages(request):
+
                 async def send(fields: dict) -> tuple[int, Any, bytes]:
                     response = await network(transport, _count_request(httpx, request, fields))
                     return response.status_code, response.headers, await response.aread()
@@ -342,7 +349,10 @@ class Capture:
         body = recorded["body"]["string"]
         body = body.encode("utf-8") if isinstance(body, str) else body
         return httpx.Response(
-            recorded["status"]["code"], headers=headers, stream=httpx.ByteStream(body), request=request
+            recorded["status"]["code"],
+            headers=headers,
+            stream=httpx.ByteStream(body),
+            request=request,
         )
 
     # -- the log ------------------------------------------------------------------

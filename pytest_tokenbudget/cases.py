@@ -12,7 +12,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import MAX_CASE_ID_LENGTH, Problem, bad_case_id, describe_value, problems_error, read_yaml
+from .config import (
+    MAX_CASE_ID_LENGTH,
+    Problem,
+    bad_case_id,
+    describe_value,
+    problems_error,
+    read_yaml,
+)
 from .errors import ConfigError
 
 CASE_SUFFIXES = (".yml", ".yaml", ".jsonl")
@@ -136,7 +143,9 @@ def _checked(items: list[Item], *, empty: Problem) -> tuple[dict[str, Any], ...]
     for shown, line, case in items:
         if not isinstance(case, dict):
             problems.append(
-                Problem(shown, line, "", f"a case is a mapping with an `id`, not {describe_value(case)}")
+                Problem(
+                    shown, line, "", f"a case is a mapping with an `id`, not {describe_value(case)}"
+                )
             )
             continue
         message = _id_problem(case.get("id")) if "id" in case else "a case needs an `id`"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .errors import TokenBudgetError
 from .markdown import cap_markdown, render_markdown
@@ -39,7 +40,9 @@ def conclude(
         if diff.failed:
             report["status"] = "fail"
     elif max_regression_pct is not None:
-        lines.append("note: --token-budget-max-regression needs --token-budget-baseline; not checked")
+        lines.append(
+            "note: --token-budget-max-regression needs --token-budget-baseline; not checked"
+        )
     sections = [s for s in report_hook(report) if s]
     markdown = cap_markdown("\n".join([comment, *sections]))
     if github:

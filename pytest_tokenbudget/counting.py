@@ -11,9 +11,10 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .atomic import write_atomic
 from .errors import CassetteError
@@ -158,7 +159,12 @@ class _Attempts:
         self.result = CountResult(cached, from_cache=True) if cached is not None else None
 
     def answer(
-        self, status: int, headers: Any, payload: bytes, *, sleep: Callable[[float], None] | None = None
+        self,
+        status: int,
+        headers: Any,
+        payload: bytes,
+        *,
+        sleep: Callable[[float], None] | None = None,
     ) -> float:
         """Take one API answer; return how long to wait before retrying (0 when done)."""
         self.cache.api_calls += 1
@@ -183,7 +189,9 @@ def _parse_count(status: int, payload: bytes) -> int:
     try:
         data = json.loads(payload)
         if status >= 400:
-            raise CassetteError(f"count_tokens failed with HTTP {status}: {data.get('error', data)}")
+            raise CassetteError(
+                f"count_tokens failed with HTTP {status}: {data.get('error', data)}"
+            )
         return int(data["input_tokens"])
     except (ValueError, KeyError, TypeError):
         raise CassetteError(f"count_tokens answered HTTP {status} without a count") from None

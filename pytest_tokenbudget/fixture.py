@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
-
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any
 
 from .capture import Capture, Miss
 from .errors import CassetteError
@@ -144,5 +143,14 @@ class TokenBudget:
 
 # count_tokens takes the prompt, not the sampling parameters.
 _NOT_COUNTED = frozenset(
-    {"max_tokens", "stream", "temperature", "top_p", "top_k", "stop_sequences", "metadata", "service_tier"}
+    {
+        "max_tokens",
+        "stream",
+        "temperature",
+        "top_p",
+        "top_k",
+        "stop_sequences",
+        "metadata",
+        "service_tier",
+    }
 )

@@ -5,7 +5,8 @@ Define any of these functions in a conftest.py or a plugin; pytest finds them by
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Mapping
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
 

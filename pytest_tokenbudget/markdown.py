@@ -44,7 +44,10 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"| {fmt.usd(m.get('cost_per_request_usd'))} | {fmt.usd(m.get('monthly_cost_usd'))} |"
         )
     broken = [
-        (name, b) for name, ep in endpoints.items() for b in ep.get("budgets", []) if b["ok"] is False
+        (name, b)
+        for name, ep in endpoints.items()
+        for b in ep.get("budgets", [])
+        if b["ok"] is False
     ]
     if broken:
         out += ["", "### Broken budgets", ""]
@@ -104,7 +107,7 @@ def metric_label(metric: str) -> str:
     for side in ("input", "output"):
         prefix = f"{side}_tokens_"
         if metric.startswith(prefix):
-            return f"{side} tokens {escape(metric[len(prefix):])}"
+            return f"{side} tokens {escape(metric[len(prefix) :])}"
     return escape(metric)
 
 

@@ -8,8 +8,9 @@ how to run them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -87,9 +88,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     if not config.getoption("token_budget"):
         return
-    from .errors import TokenBudgetError
     from .config import load_config
-    from .session import BudgetRun, Options
+    from .errors import TokenBudgetError
+    from .session import BudgetRun
 
     options = _options(config)
     try:
@@ -105,7 +106,9 @@ def pytest_configure(config: pytest.Config) -> None:
         except TokenBudgetError as err:
             raise pytest.UsageError(f"pytest-tokenbudget: baseline {err}") from None
     if (config.getoption("token_budget_max_regression") or 0) < 0:
-        raise pytest.UsageError("pytest-tokenbudget: --token-budget-max-regression must be 0 or more")
+        raise pytest.UsageError(
+            "pytest-tokenbudget: --token-budget-max-regression must be 0 or more"
+        )
     if options.cassettes is None:
         options.cassettes = budget_config.path.parent / "cassettes"
     from .counting import CACHE_FILE, CountCache
@@ -317,7 +320,11 @@ def token_budget(request: pytest.FixtureRequest) -> TokenBudget:
     state = request.node.stash.get(CAPTURE_KEY, None)
     if state is None:
         pytest.skip(SKIP_REASON if run_of(request.config) is None else "no token_budget marker")
-    case = request.getfixturevalue("budget_case") if "budget_case" in request.fixturenames else {"id": state.case_id}
+    case = (
+        request.getfixturevalue("budget_case")
+        if "budget_case" in request.fixturenames
+        else {"id": state.case_id}
+    )
     return TokenBudget(state, case)
 
 
@@ -343,7 +350,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         baseline=config.stash.get(BASELINE_KEY, None),
         max_regression_pct=config.getoption("token_budget_max_regression"),
         config_path=os.path.relpath(run.config.path, workspace),
-        report_hook=lambda report: config.hook.pytest_tokenbudget_report(report=report, config=config),
+        report_hook=lambda report: config.hook.pytest_tokenbudget_report(
+            report=report, config=config
+        ),
         github=os.environ.get("GITHUB_ACTIONS") == "true",
         display=lambda path: _display(path, config),
     )

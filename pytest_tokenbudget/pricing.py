@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Mapping
 
 from .errors import PricingError
 from .usage import Usage
@@ -57,7 +57,9 @@ def _rate(value: float | int | str) -> Fraction:
 def _price(model: str, rates: Mapping[str, float], source: str) -> Price:
     given = {field: _rate(rates[field]) for field in RATE_FIELDS if field in rates}
     if "input" not in given or "output" not in given:
-        raise PricingError(f"price of {model!r} needs at least input and output rates", key="pricing")
+        raise PricingError(
+            f"price of {model!r} needs at least input and output rates", key="pricing"
+        )
     base = given["input"]
     # Anthropic's published multipliers, for overrides that give only input/output.
     given.setdefault("cache_write_5m", base * Fraction(5, 4))

@@ -9,8 +9,9 @@ count_tokens (free, cached in token_counts.json).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -54,7 +55,13 @@ class RequestCaseItem(pytest.Item):
                 return
             tokens = count_request(run, request)
             state.manual.append(
-                Call("anthropic", "messages", str(request.get("model", "")), Usage(input_tokens=tokens), input_only=True)
+                Call(
+                    "anthropic",
+                    "messages",
+                    str(request.get("model", "")),
+                    Usage(input_tokens=tokens),
+                    input_only=True,
+                )
             )
         finally:
             state.close()
@@ -105,7 +112,9 @@ def count_request(run: BudgetRun, request: dict[str, Any]) -> int:
     return count_sync(run.counts, request, _counter_client()).input_tokens
 
 
-def make_items(session: pytest.Session, run: BudgetRun, items: list[pytest.Item]) -> list[pytest.Item]:
+def make_items(
+    session: pytest.Session, run: BudgetRun, items: list[pytest.Item]
+) -> list[pytest.Item]:
     """Items for request cases of endpoints that no collected test is marked for."""
     marked = {
         m.args[0]
@@ -129,7 +138,9 @@ def make_items(session: pytest.Session, run: BudgetRun, items: list[pytest.Item]
     return made
 
 
-def precount(run: BudgetRun, items: list[pytest.Item], *, workers: int, progress: Callable[[str, bool], None]) -> None:
+def precount(
+    run: BudgetRun, items: list[pytest.Item], *, workers: int, progress: Callable[[str, bool], None]
+) -> None:
     """Count the request cases that will need it, concurrently, before they run."""
     from .counting import count_key, counted_request
 

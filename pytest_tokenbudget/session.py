@@ -6,9 +6,10 @@ controller merges them, so the report is computed once, from all samples.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .config import Config
 from .counting import CountCache
@@ -54,7 +55,9 @@ class BudgetRun:
         return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
 
     # -- collecting -------------------------------------------------------------
-    def add_calls(self, calls: Iterable[Call], *, endpoint: str, case_id: str, test_id: str) -> None:
+    def add_calls(
+        self, calls: Iterable[Call], *, endpoint: str, case_id: str, test_id: str
+    ) -> None:
         """All calls of one test, in the order they were made."""
         index = 0
         for call in calls:
@@ -173,9 +176,7 @@ class BudgetRun:
     def report(self) -> tuple[dict[str, Any], list[EndpointResult]]:
         results = self.results()
         return (
-            build_report(
-                results, config_path=self.config.path.name, price_table_date=table_date()
-            ),
+            build_report(results, config_path=self.config.path.name, price_table_date=table_date()),
             results,
         )
 

@@ -23,7 +23,7 @@ def _load(body: bytes | None) -> Any:
 def _first_difference(a: str, b: str) -> str:
     i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
     start = max(0, i - 20)
-    return f"at character {i}: {a[start:start + SNIPPET]!r} → {b[start:start + SNIPPET]!r}"
+    return f"at character {i}: {a[start : start + SNIPPET]!r} → {b[start : start + SNIPPET]!r}"
 
 
 def _tool_names(tools: Any) -> list[str]:
@@ -45,10 +45,13 @@ def describe_change(recorded: Any, sent: Any) -> list[str]:
             before, after = _tool_names(old), _tool_names(new)
             added = sorted(set(after) - set(before))
             removed = sorted(set(before) - set(after))
-            detail = ", ".join(
-                [f"added {', '.join(added)}"] * bool(added)
-                + [f"removed {', '.join(removed)}"] * bool(removed)
-            ) or "a tool definition changed"
+            detail = (
+                ", ".join(
+                    [f"added {', '.join(added)}"] * bool(added)
+                    + [f"removed {', '.join(removed)}"] * bool(removed)
+                )
+                or "a tool definition changed"
+            )
             lines.append(f"tools: {detail}")
         elif key == "messages" and isinstance(old, list) and isinstance(new, list):
             if len(old) != len(new):

@@ -7,9 +7,9 @@ when the report is written.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Iterable, Sequence
 
 from .pricing import PriceBook
 from .samples import Sample
@@ -54,7 +54,9 @@ class EndpointStats:
     input_only_calls: int = 0
 
 
-def _is_escalation(model: str, target: str | None, escalation: Sequence[str] | None, book: PriceBook) -> bool:
+def _is_escalation(
+    model: str, target: str | None, escalation: Sequence[str] | None, book: PriceBook
+) -> bool:
     if escalation is not None:
         return any(book.same_model(model, m) for m in escalation)
     if target is None:

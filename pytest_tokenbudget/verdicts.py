@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable, Protocol
+from typing import Protocol
 
 from .stats import EndpointStats
 
@@ -37,7 +38,9 @@ def judge(stats: EndpointStats, budgets: Iterable[BudgetLike]) -> list[Verdict]:
         actual = stats.metrics.get(b.metric)
         if actual is None:
             verdicts.append(
-                Verdict(b.key, b.metric, b.limit, None, None, b.line, note=_why_missing(b.metric, stats))
+                Verdict(
+                    b.key, b.metric, b.limit, None, None, b.line, note=_why_missing(b.metric, stats)
+                )
             )
             continue
         limit = Fraction(str(b.limit))
@@ -73,6 +76,7 @@ def _drivers(stats: EndpointStats, metric: str, limit: Fraction) -> tuple[str, .
     elif metric == "escalation_rate":
         ranked = sorted(c for c, s in cases.items() if s.escalated)
     elif metric == "cache_hit_rate":
+
         def hit(c: str) -> Fraction:
             s = cases[c]
             return Fraction(s.cache_read_tokens, s.input_tokens) if s.input_tokens else Fraction(1)

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import pytest
-
 # pytester's in-process runs drop modules first imported inside them; PyYAML's C
 # extension cannot be imported twice, so keep the heavy modules loaded out here.
 import anthropic  # noqa: F401
+import pytest
 import vcr  # noqa: F401
 import yaml  # noqa: F401
-
 from emulator import Emulator
 from project_files import APP, CASES, CONFIG, TEST
 

@@ -63,7 +63,9 @@ class OpenAIEmulator:
         with self._lock:
             cached = (prompt // 128) * 128 if text in self._seen and prompt >= 1024 else 0
             self._seen.add(text)
-        completion = min(int(request.get("max_tokens") or request.get("max_output_tokens") or 16), 12)
+        completion = min(
+            int(request.get("max_tokens") or request.get("max_output_tokens") or 16), 12
+        )
         return prompt, cached, completion
 
 
@@ -137,6 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("content-length", "0")
             self.end_headers()
 
-    def _record(self, path: str, request: dict, headers: dict[str, str], usage: dict | None) -> None:
+    def _record(
+        self, path: str, request: dict, headers: dict[str, str], usage: dict | None
+    ) -> None:
         with self.emu._lock:
             self.emu.served.append(Served(path, request, headers, usage))

@@ -69,10 +69,10 @@ def test_chat(budget_case):
 
 
 def record(project):
-    return project.runpytest("--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider")
+    return project.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
 
 
 def report_of(project):
     return json.loads((project.path / ".token-budget" / "report.json").read_text())
-
-

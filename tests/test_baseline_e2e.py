@@ -6,7 +6,9 @@ import shutil
 
 from project_files import APP, CONFIG, record, report_of
 
-LONGER = APP.replace("Be brief.", "Be brief. " + "Mention our refund policy and shipping times. " * 6)
+LONGER = APP.replace(
+    "Be brief.", "Be brief. " + "Mention our refund policy and shipping times. " * 6
+)
 
 
 def test_prompt_growth_is_diffed_gated_and_annotated(project, recording_env, monkeypatch, tmp_path):

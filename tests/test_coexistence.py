@@ -33,7 +33,9 @@ def test_pytest_recording_tests_run_beside_budget_tests(project, recording_env, 
 
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     served = len(recording_env.served)
-    replay = project.runpytest("--token-budget", "--record-mode=none", "--block-network", "-p", "no:cacheprovider")
+    replay = project.runpytest(
+        "--token-budget", "--record-mode=none", "--block-network", "-p", "no:cacheprovider"
+    )
     replay.assert_outcomes(passed=5)
     assert len(recording_env.served) == served
     replay.stdout.fnmatch_lines(["*chat*5*4*PASS*"])

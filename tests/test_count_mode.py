@@ -7,7 +7,9 @@ import math
 
 from project_files import APP, record, report_of
 
-EDITED_APP = APP.replace("Be brief.", "Be brief. Always cite the pricing page and say which model you are.")
+EDITED_APP = APP.replace(
+    "Be brief.", "Be brief. Always cite the pricing page and say which model you are."
+)
 COUNT = ("--token-budget", "--token-budget-count", "-p", "no:cacheprovider")
 
 
@@ -76,7 +78,9 @@ def test_offline_count_without_a_cached_count_names_the_fix(project, recording_e
     result = project.runpytest(*COUNT, "-k", "short")
     result.assert_outcomes(failed=1, deselected=3)
     result.stdout.fnmatch_lines(
-        ["*no recorded count for this request in *token_counts.json*ANTHROPIC_API_KEY=* pytest --token-budget --token-budget-count*"]
+        [
+            "*no recorded count for this request in *token_counts.json*ANTHROPIC_API_KEY=* pytest --token-budget --token-budget-count*"
+        ]
     )
 
 
@@ -113,9 +117,14 @@ def test_count_fixture_is_recorded_and_replayed(pytester, recording_env, monkeyp
         """
     )
     expected = recording_env.count(
-        {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "count these five words"}]}
+        {
+            "model": "claude-sonnet-4-6",
+            "messages": [{"role": "user", "content": "count these five words"}],
+        }
     )
-    first = pytester.runpytest("--token-budget", "--token-budget-record=once", "-s", "-p", "no:cacheprovider")
+    first = pytester.runpytest(
+        "--token-budget", "--token-budget-record=once", "-s", "-p", "no:cacheprovider"
+    )
     first.assert_outcomes(passed=1)
     first.stdout.fnmatch_lines([f"*COUNTED {expected}"])
     monkeypatch.delenv("ANTHROPIC_API_KEY")

@@ -9,12 +9,12 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterator
+from typing import Any
 
 import anthropic
 import pytest
-
 from emulator import Emulator, tokens
 
 MODEL = "claude-sonnet-4-6"
@@ -55,14 +55,23 @@ def words(n: int, stem: str = "w") -> str:
 
 
 def ask(text: str = "Hello there, how are you?", **extra: Any) -> dict:
-    return {"model": MODEL, "max_tokens": 64, "messages": [{"role": "user", "content": text}], **extra}
+    return {
+        "model": MODEL,
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
 
 
 def raw_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+            return (
+                response.status,
+                {k.lower(): v for k, v in response.headers.items()},
+                response.read(),
+            )
     except urllib.error.HTTPError as err:
         return err.code, {k.lower(): v for k, v in err.headers.items()}, err.read()
 
@@ -72,9 +81,16 @@ def test_non_streaming_usage_is_what_was_served(emu, client):
     raw = client.messages.with_raw_response.create(**ask())
     message = raw.parse()
     served = emu.served[-1]
-    assert (served.path, served.status, served.stream, served.model) == ("/v1/messages", 200, False, MODEL)
+    assert (served.path, served.status, served.stream, served.model) == (
+        "/v1/messages",
+        200,
+        False,
+        MODEL,
+    )
     assert usage_dict(message.usage) == served.usage
-    assert served.usage["input_tokens"] == emu.count(ask()) == 3 + tokens("Hello there, how are you?")
+    assert (
+        served.usage["input_tokens"] == emu.count(ask()) == 3 + tokens("Hello there, how are you?")
+    )
     assert served.usage["service_tier"] == "standard"
     assert message.content[0].text == "Echo: Hello there , how are you ?"
     assert message.usage.output_tokens == tokens(message.content[0].text) == 9
@@ -93,9 +109,9 @@ def test_reply_is_deterministic_and_cut_at_max_tokens(emu, client):
     assert first.id == second.id and first.content == second.content
     assert first.content[0].text == "Echo: Hello there"
     assert (first.stop_reason, first.usage.output_tokens) == ("max_tokens", 4)
-    assert client.messages.create(model="claude-made-up-9", max_tokens=5, messages=ask()["messages"]).model == (
-        "claude-made-up-9"
-    )
+    assert client.messages.create(
+        model="claude-made-up-9", max_tokens=5, messages=ask()["messages"]
+    ).model == ("claude-made-up-9")
 
 
 def test_prompt_count_follows_the_documented_tokenizer(emu, client):
@@ -130,7 +146,9 @@ def test_prompt_count_follows_the_documented_tokenizer(emu, client):
 
 def test_concurrent_requests_are_all_recorded(emu, client):
     with ThreadPoolExecutor(8) as pool:
-        replies = list(pool.map(lambda i: client.messages.create(**ask(f"question {i}")), range(16)))
+        replies = list(
+            pool.map(lambda i: client.messages.create(**ask(f"question {i}")), range(16))
+        )
     assert len(emu.served) == 16 and all(s.status == 200 for s in emu.served)
     assert len({r.id for r in replies}) == 16
 
@@ -149,7 +167,9 @@ def test_stream_helper_final_usage_equals_served(emu, client):
     served = emu.served[-1]
     assert served.stream and served.status == 200
     assert usage_dict(final.usage) == served.usage
-    assert served.usage["cache_creation_input_tokens"] == 1500  # the streamed usage carries cache fields
+    assert (
+        served.usage["cache_creation_input_tokens"] == 1500
+    )  # the streamed usage carries cache fields
     assert text == final.content[0].text == "Echo: Hello there , how are you ?"
 
 
@@ -160,8 +180,16 @@ def test_raw_stream_events_are_cumulative(emu, client):
     assert kinds.count("content_block_delta") > 1
     served = emu.served[-1].usage
     start, delta = events[0].message.usage, events[-2].usage
-    assert start.output_tokens == 1 and start.cache_creation_input_tokens == served["cache_creation_input_tokens"]
-    fields = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens", "output_tokens")
+    assert (
+        start.output_tokens == 1
+        and start.cache_creation_input_tokens == served["cache_creation_input_tokens"]
+    )
+    fields = (
+        "input_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "output_tokens",
+    )
     assert {k: getattr(delta, k) for k in fields} == {k: served[k] for k in fields}
 
 
@@ -181,7 +209,9 @@ def test_raw_sse_wire_format(emu):
 def test_async_streams_final_usage_equals_served(emu):
     async def main() -> list[tuple[dict, dict]]:
         pairs = []
-        async with anthropic.AsyncAnthropic(base_url=emu.base_url, api_key=KEY, max_retries=0) as sdk:
+        async with anthropic.AsyncAnthropic(
+            base_url=emu.base_url, api_key=KEY, max_retries=0
+        ) as sdk:
             async with sdk.messages.stream(**ask(system=big_system())) as stream:
                 final = await stream.get_final_message()
             pairs.append((usage_dict(final.usage), emu.served[-1].usage))
@@ -198,7 +228,10 @@ def test_async_streams_final_usage_equals_served(emu):
 
     pairs = asyncio.run(main())
     assert all(got == served for got, served in pairs)
-    assert pairs[0][0]["cache_creation_input_tokens"] == 1500 and pairs[1][0]["cache_read_input_tokens"] == 1500
+    assert (
+        pairs[0][0]["cache_creation_input_tokens"] == 1500
+        and pairs[1][0]["cache_read_input_tokens"] == 1500
+    )
     assert emu.served[0].headers["x-stainless-async"].startswith("async")
 
 
@@ -208,7 +241,10 @@ def test_cache_is_written_then_read_then_expires(emu, client, clock):
     total = emu.count(request)
     first = usage_dict(client.messages.create(**request).usage)
     assert first["cache_creation_input_tokens"] == 1500
-    assert first["cache_creation"] == {"ephemeral_5m_input_tokens": 1500, "ephemeral_1h_input_tokens": 0}
+    assert first["cache_creation"] == {
+        "ephemeral_5m_input_tokens": 1500,
+        "ephemeral_1h_input_tokens": 0,
+    }
     assert first["input_tokens"] == total - 1500 and first["cache_read_input_tokens"] == 0
 
     clock.now += 299
@@ -242,11 +278,17 @@ def test_one_hour_ttl(emu, client, clock):
 
 
 def test_below_the_model_minimum_nothing_is_cached(emu, client):
-    for model, size in [("claude-haiku-4-5", 4000), ("claude-3-haiku-emulated", 2000), (MODEL, 1000)]:
+    for model, size in [
+        ("claude-haiku-4-5", 4000),
+        ("claude-3-haiku-emulated", 2000),
+        (MODEL, 1000),
+    ]:
         request = ask(system=big_system(size), model=model)
         for _ in range(2):
             usage = client.messages.create(**request).usage
-            assert (usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (0, 0), model
+            assert (usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (0, 0), (
+                model
+            )
             assert usage.input_tokens == emu.count(request)
     bigger = client.messages.create(**ask(system=big_system(4100), model="claude-haiku-4-5")).usage
     assert bigger.cache_creation_input_tokens == 4100
@@ -268,16 +310,26 @@ def test_an_earlier_breakpoint_is_read_and_the_rest_written(emu, client):
 
 
 def test_mixed_ttls_split_the_write_and_must_be_ordered(emu, client):
-    one_hour = {"type": "text", "text": words(1200, "a"), "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    one_hour = {
+        "type": "text",
+        "text": words(1200, "a"),
+        "cache_control": {"type": "ephemeral", "ttl": "1h"},
+    }
     five_min = {"type": "text", "text": words(200, "b"), "cache_control": {"type": "ephemeral"}}
     usage = client.messages.create(**ask(system=[one_hour, five_min])).usage
-    assert usage.cache_creation.model_dump() == {"ephemeral_1h_input_tokens": 1200, "ephemeral_5m_input_tokens": 200}
+    assert usage.cache_creation.model_dump() == {
+        "ephemeral_1h_input_tokens": 1200,
+        "ephemeral_5m_input_tokens": 200,
+    }
     with pytest.raises(anthropic.BadRequestError):
         client.messages.create(**ask(system=[five_min, one_hour]))
 
 
 def test_too_many_breakpoints_is_a_bad_request(emu, client):
-    blocks = [{"type": "text", "text": f"part {i}", "cache_control": {"type": "ephemeral"}} for i in range(5)]
+    blocks = [
+        {"type": "text", "text": f"part {i}", "cache_control": {"type": "ephemeral"}}
+        for i in range(5)
+    ]
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.messages.create(**ask(system=blocks))
     assert caught.value.body["error"]["type"] == "invalid_request_error"
@@ -341,4 +393,6 @@ def test_gzip_bodies_when_asked(clock):
         _, headers, packed = raw_post(
             emu.base_url + "/v1/messages", body, {"x-api-key": KEY, "accept-encoding": "gzip"}
         )
-        assert headers["content-encoding"] == "gzip" and json.loads(gzip.decompress(packed)) == json.loads(plain)
+        assert headers["content-encoding"] == "gzip" and json.loads(
+            gzip.decompress(packed)
+        ) == json.loads(plain)

@@ -7,7 +7,6 @@ from fractions import Fraction
 
 import pytest
 import yaml
-
 from openai_emulator import OpenAIEmulator
 from project_files import report_of
 
@@ -98,7 +97,11 @@ def openai_emulator(monkeypatch):
 
 
 def setup_project(pytester, cases):
-    config = {"endpoints": {"mixed": {"max_input_tokens_p95": 5000, "requests_per_day": 100, "cases": cases}}}
+    config = {
+        "endpoints": {
+            "mixed": {"max_input_tokens_p95": 5000, "requests_per_day": 100, "cases": cases}
+        }
+    }
     pytester.makefile(".yml", token_budgets=yaml.safe_dump(config, sort_keys=False))
     pytester.makepyfile(app=MIXED_APP, test_mixed=MIXED_TEST, conftest=CONFTEST_HOOKS)
     pytester.syspathinsert()
@@ -109,7 +112,9 @@ def expected_cost(recording_env, openai_emulator) -> Fraction:
     for s in recording_env.served:
         u = s.usage
         inp, read, out = RATES[s.model]
-        total += (u["input_tokens"] * inp + u["output_tokens"] * out + u["cache_read_input_tokens"] * read) / 10**6
+        total += (
+            u["input_tokens"] * inp + u["output_tokens"] * out + u["cache_read_input_tokens"] * read
+        ) / 10**6
     for s in openai_emulator.served:
         u = s.usage
         if s.path.endswith("/gateway/generate"):
@@ -132,10 +137,14 @@ def test_claude_and_openai_in_one_budget_with_cache_aware_costs(
 ):
     cases = CASES + [{"id": "gw", "kind": "gateway", "question": "hello gateway"}]
     setup_project(pytester, cases)
-    result = pytester.runpytest("--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=5)
     chat = [s for s in openai_emulator.served if s.path.endswith("/chat/completions")]
-    assert chat[1].usage["prompt_tokens_details"]["cached_tokens"] > 0  # the second chat hit the cache
+    assert (
+        chat[1].usage["prompt_tokens_details"]["cached_tokens"] > 0
+    )  # the second chat hit the cache
 
     endpoint = report_of(pytester)["endpoints"]["mixed"]
     total = expected_cost(recording_env, openai_emulator)
@@ -156,7 +165,10 @@ def test_claude_and_openai_in_one_budget_with_cache_aware_costs(
     # report hook: pushed metrics and an extra section in report.md
     metrics = json.loads((pytester.path / "metrics.json").read_text())
     assert metrics["calls"] == 5
-    assert "### Pushed to the metrics backend" in (pytester.path / ".token-budget" / "report.md").read_text()
+    assert (
+        "### Pushed to the metrics backend"
+        in (pytester.path / ".token-budget" / "report.md").read_text()
+    )
 
     # replay offline, without either key
     monkeypatch.delenv("OPENAI_API_KEY")

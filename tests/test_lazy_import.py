@@ -29,7 +29,9 @@ def _env() -> dict[str, str]:
 
 
 def test_importing_the_plugin_imports_nothing_heavy():
-    code = "import json, sys; import pytest_tokenbudget.plugin; print(json.dumps(sorted(sys.modules)))"
+    code = (
+        "import json, sys; import pytest_tokenbudget.plugin; print(json.dumps(sorted(sys.modules)))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=_env(), timeout=60
     )
@@ -73,7 +75,9 @@ def test_a_session_without_the_flag_imports_nothing_heavy(pytester, monkeypatch)
     pytester.makefile(".yml", token_budgets="endpoints:\n  chat:\n    max_input_tokens_p95: 10\n")
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_light=TESTS)
-    result = pytester.runpytest_subprocess("-p", "pytest_tokenbudget.plugin", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess(
+        "-p", "pytest_tokenbudget.plugin", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=5, skipped=1)
     seen = json.loads((pytester.path / "modules.json").read_text())
     assert seen["registered"]

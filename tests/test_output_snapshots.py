@@ -55,7 +55,9 @@ def report(tmp_path):
         run.samples.append(Sample("chat_reply", case, f"t::{case}", index, model, usage))
     for case in dict.fromkeys(r[0] for r in rows):
         run.case_runs.append(CaseRun("chat_reply", case, f"t::{case}"))
-    run.samples.append(Sample("summarize", "doc_1", "t::doc_1", 0, "acme|<proxy>", Usage(40000, 500)))
+    run.samples.append(
+        Sample("summarize", "doc_1", "t::doc_1", 0, "acme|<proxy>", Usage(40000, 500))
+    )
     run.case_runs.append(CaseRun("summarize", "doc_1", "t::doc_1"))
     report, _ = run.report()
     return report
@@ -69,7 +71,10 @@ def check(name: str, text: str) -> None:
 
 
 def test_terminal_summary(report):
-    check("terminal_summary.txt", "\n".join(render_table(report) + [""] + render_findings(report)) + "\n")
+    check(
+        "terminal_summary.txt",
+        "\n".join(render_table(report) + [""] + render_findings(report)) + "\n",
+    )
 
 
 def test_report_markdown(report):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 from fractions import Fraction
 
 import pytest
-
 from conftest import FAKE_KEY
 from project_files import APP, CASES, CONFIG, record, report_of
 
@@ -141,7 +139,9 @@ def test_inert_without_the_flag(project):
 def test_missing_cassette_in_replay_fails_without_network(project, ci_env):
     result = project.runpytest("--token-budget", "-p", "no:cacheprovider", "-k", "short")
     result.assert_outcomes(failed=1, deselected=3)
-    result.stdout.fnmatch_lines(["*--token-budget-record=once 'test_chat.py::test_chat[[]short[]]'"])
+    result.stdout.fnmatch_lines(
+        ["*--token-budget-record=once 'test_chat.py::test_chat[[]short[]]'"]
+    )
 
 
 def test_deselected_endpoint_is_not_run_and_fails_nothing(project, ci_env):
@@ -179,7 +179,9 @@ def test_unknown_endpoint_in_marker_is_a_clear_error(pytester, ci_env):
     )
     result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
     assert result.ret != 0
-    result.stdout.fnmatch_lines(["*endpoint 'chta' is not in *token_budgets.yml (endpoints: chat)*"])
+    result.stdout.fnmatch_lines(
+        ["*endpoint 'chta' is not in *token_budgets.yml (endpoints: chat)*"]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
@@ -190,5 +192,7 @@ def test_bad_config_is_a_usage_error_with_file_line_and_key(pytester, ci_env):
     )
     result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*token_budgets.yml:3*max_input_token_p95*did you mean*max_input_tokens_p95*"])
+    result.stderr.fnmatch_lines(
+        ["*token_budgets.yml:3*max_input_token_p95*did you mean*max_input_tokens_p95*"]
+    )
     assert "Traceback" not in result.stderr.str()

@@ -12,10 +12,16 @@ from pytest_tokenbudget.config import BUDGET_KEYS, load_config
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.usage import load_cassette_file
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10, 10**6), st.floats(allow_nan=False), st.text(max_size=12)
+    st.none(),
+    st.booleans(),
+    st.integers(-10, 10**6),
+    st.floats(allow_nan=False),
+    st.text(max_size=12),
 )
 keys = st.sampled_from([*BUDGET_KEYS, "target_model", "cases", "batch", "min_samples", "requests_per_day",
                         "escalation_models", "bogus", "max_input_token_p95"])  # fmt: skip

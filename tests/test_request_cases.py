@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import yaml
-
 from project_files import report_of
 
 
@@ -64,7 +63,9 @@ def test_recorded_request_cases_measure_output_too(pytester, recording_env, monk
     replay = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
     replay.assert_outcomes(passed=3)
     endpoint = report_of(pytester)["endpoints"]["summarize"]
-    assert endpoint["metrics"]["output_tokens_max"] == max(s.usage["output_tokens"] for s in generated)
+    assert endpoint["metrics"]["output_tokens_max"] == max(
+        s.usage["output_tokens"] for s in generated
+    )
 
 
 def test_offline_request_case_without_count_names_the_fix(pytester, ci_env):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import yaml
-
 from conftest import FAKE_KEY
 from project_files import record, report_of
 
@@ -23,9 +22,12 @@ HEADER_STYLES = {
 @pytest.mark.parametrize("style", sorted(HEADER_STYLES))
 def test_recording_leaves_the_key_in_no_file(pytester, recording_env, monkeypatch, style):
     if style == "custom_headers":
-        monkeypatch.setenv("ANTHROPIC_CUSTOM_HEADERS", f"x-gateway-key: {FAKE_KEY}\nx-team: budget-team")
+        monkeypatch.setenv(
+            "ANTHROPIC_CUSTOM_HEADERS", f"x-gateway-key: {FAKE_KEY}\nx-team: budget-team"
+        )
     pytester.makefile(
-        ".yml", token_budgets="endpoints:\n  e:\n    max_input_tokens_p95: 1000\n    cases: [{id: one}]\n"
+        ".yml",
+        token_budgets="endpoints:\n  e:\n    max_input_tokens_p95: 1000\n    cases: [{id: one}]\n",
     )
     pytester.makepyfile(
         test_key=f"""
@@ -42,11 +44,17 @@ def test_recording_leaves_the_key_in_no_file(pytester, recording_env, monkeypatc
             )
         """
     )
-    result = pytester.runpytest("--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider")
+    result = pytester.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=1)
     seen = recording_env.served[-1].headers
-    assert FAKE_KEY in seen.get("authorization", "") + seen.get("x-api-key", "") + seen.get("x-gateway-key", "")
-    written = [p for p in pytester.path.rglob("*") if p.is_file() and p.suffix in {".yaml", ".json", ".md"}]
+    assert FAKE_KEY in seen.get("authorization", "") + seen.get("x-api-key", "") + seen.get(
+        "x-gateway-key", ""
+    )
+    written = [
+        p for p in pytester.path.rglob("*") if p.is_file() and p.suffix in {".yaml", ".json", ".md"}
+    ]
     assert any(p.suffix == ".yaml" for p in written)
     for path in written:
         text = path.read_text()
@@ -114,7 +122,9 @@ def test_rerecording_one_case_replaces_only_its_cassette(project, recording_env)
     directory = project.path / "cassettes" / "chat"
     before = {p.name: p.read_text() for p in directory.iterdir()}
     stamps = {p.name: p.stat().st_mtime_ns for p in directory.iterdir()}
-    project.makepyfile(app=project.path.joinpath("app.py").read_text().replace("Be brief.", "Be short."))
+    project.makepyfile(
+        app=project.path.joinpath("app.py").read_text().replace("Be brief.", "Be short.")
+    )
     result = project.runpytest(
         "--token-budget", "--token-budget-record=all", "-k", "short", "-p", "no:cacheprovider"
     )
@@ -141,9 +151,15 @@ def test_bad_flag_values_are_usage_errors(pytester, flag, message):
 
 
 def test_unknown_model_fails_the_endpoint_with_how_to_price_it(project, recording_env, monkeypatch):
-    project.makepyfile(app=project.path.joinpath("app.py").read_text().replace("claude-opus-4-7", "claude-secret-9"))
+    project.makepyfile(
+        app=project.path.joinpath("app.py")
+        .read_text()
+        .replace("claude-opus-4-7", "claude-secret-9")
+    )
     record(project)
     result = project.runpytest("--token-budget", "-p", "no:cacheprovider")
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["FAIL chat: no price for model 'claude-secret-9'. Add it to token_budgets.yml:*"])
+    result.stdout.fnmatch_lines(
+        ["FAIL chat: no price for model 'claude-secret-9'. Add it to token_budgets.yml:*"]
+    )
     assert report_of(project)["endpoints"]["chat"]["status"] == "fail"

@@ -10,7 +10,15 @@ from pytest_tokenbudget.usage import Usage
 
 @pytest.mark.parametrize(
     ("n", "pct", "expected"),
-    [(100, 95, 95), (100, 99, 99), (100, 50, 50), (20, 95, 19), (10, 50, 5), (1, 95, 1), (3, 50, 2)],
+    [
+        (100, 95, 95),
+        (100, 99, 99),
+        (100, 50, 50),
+        (20, 95, 19),
+        (10, 50, 5),
+        (1, 95, 1),
+        (3, 50, 2),
+    ],
 )
 def test_nearest_rank(n, pct, expected):
     assert nearest_rank(list(range(1, n + 1)), pct) == expected
@@ -22,9 +30,13 @@ def sample(case, model, **usage):
 
 def test_whole_prompt_rates_and_costs():
     samples = [
-        sample("a", "claude-sonnet-4-6", input_tokens=100, cache_write_5m_tokens=1000, output_tokens=50),
+        sample(
+            "a", "claude-sonnet-4-6", input_tokens=100, cache_write_5m_tokens=1000, output_tokens=50
+        ),
         sample("a", "claude-opus-4-7", input_tokens=100, cache_read_tokens=1000, output_tokens=200),
-        sample("b", "claude-sonnet-4-6", input_tokens=300, cache_read_tokens=1000, output_tokens=10),
+        sample(
+            "b", "claude-sonnet-4-6", input_tokens=300, cache_read_tokens=1000, output_tokens=10
+        ),
     ]
     stats = endpoint_stats(
         "ep",

@@ -16,7 +16,9 @@ def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatc
     report.unlink()
 
     for workers in ("2", "4"):
-        parallel = project.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider", "-n", workers)
+        parallel = project.runpytest_subprocess(
+            "--token-budget", "-p", "no:cacheprovider", "-n", workers
+        )
         parallel.assert_outcomes(passed=4)
         assert report.read_text() == serial_text, f"-n {workers}"
         # the table and the gate come from the controller only: printed once

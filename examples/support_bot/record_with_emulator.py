@@ -27,7 +27,14 @@ def main() -> int:
             "ANTHROPIC_BASE_URL": emu.base_url,
             "ANTHROPIC_API_KEY": "emulator-only-key",
         }
-        command = [sys.executable, "-m", "pytest", "--token-budget", "--token-budget-record=all", "-q"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--token-budget",
+            "--token-budget-record=all",
+            "-q",
+        ]
         code = subprocess.call(command, cwd=ROOT, env=env)
         print(f"emulator served {len(emu.served)} requests")
         return code

@@ -1,7 +1,6 @@
 """Token budgets of the support bot: each case runs through the real app code."""
 
 import pytest
-
 from support_bot import answer, triage
 
 
