@@ -228,15 +228,21 @@ def write_cases(path: Path, cases: list[dict]) -> None:
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(c) + "\n" for c in cases), encoding="utf-8")
     else:
-        path.write_text(yaml.dump(cases, Dumper=yaml.CSafeDumper, sort_keys=False, width=1000), encoding="utf-8")
+        path.write_text(
+            yaml.dump(cases, Dumper=yaml.CSafeDumper, sort_keys=False, width=1000), encoding="utf-8"
+        )
 
 
 # -- project -----------------------------------------------------------------------------------
-def write_project(directory: Path, cases: list[dict], *, cases_format: str, description: str) -> None:
+def write_project(
+    directory: Path, cases: list[dict], *, cases_format: str, description: str
+) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     cases_file = f"cases.{cases_format}"
     (directory / "token_budgets.yml").write_text(
-        CONFIG.format(description=description, endpoint=ENDPOINT, model=DEFAULT_MODEL, cases_file=cases_file)
+        CONFIG.format(
+            description=description, endpoint=ENDPOINT, model=DEFAULT_MODEL, cases_file=cases_file
+        )
     )
     (directory / "pytest.ini").write_text(PYTEST_INI)
     (directory / "app.py").write_text(APP.format(model=DEFAULT_MODEL))
@@ -254,7 +260,11 @@ def record(directory: Path) -> None:
     from emulator import Emulator
 
     with Emulator() as emu:
-        env = {**os.environ, "ANTHROPIC_BASE_URL": emu.base_url, "ANTHROPIC_API_KEY": "emulator-only-key"}
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": emu.base_url,
+            "ANTHROPIC_API_KEY": "emulator-only-key",
+        }
         command = [
             sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:recording", "-q",
             "--token-budget", "--token-budget-record=once", "test_bench.py",
@@ -303,7 +313,9 @@ class Synthesizer:
         usage = self.emulator.usage_for(request_body)
         text, output_tokens, stop = self.emulator.reply_for(request_body)
         usage = {**usage, "output_tokens": output_tokens, "service_tier": "standard"}
-        digest = self._hashlib.sha256(json.dumps(request_body, sort_keys=True).encode()).hexdigest()[:16]
+        digest = self._hashlib.sha256(
+            json.dumps(request_body, sort_keys=True).encode()
+        ).hexdigest()[:16]
         response = json.dumps(
             {
                 "id": "msg_emu_" + digest,
@@ -320,7 +332,9 @@ class Synthesizer:
         headers = interaction["response"]["headers"]
         headers["content-length"] = [str(len(response.encode("utf-8")))]
         if "request-id" in headers:  # as the emulator makes it (not matched on: only for realism)
-            headers["request-id"] = ["req_emu_" + self._hashlib.sha256(body.encode("utf-8")).hexdigest()[:24]]
+            headers["request-id"] = [
+                "req_emu_" + self._hashlib.sha256(body.encode("utf-8")).hexdigest()[:24]
+            ]
         return data
 
 
@@ -330,7 +344,9 @@ def dump_cassette(data: dict) -> str:
 
 
 def load_yaml(path: Path) -> dict:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(
+        path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    )
 
 
 VOLATILE_HEADERS = ("date", "request-id")  # differ between any two recordings
@@ -361,8 +377,13 @@ def make_template(cases: list[dict], seed: int) -> Synthesizer:
             made = synth.cassette(case)
             for name in VOLATILE_HEADERS:
                 if name in real["interactions"][0]["response"]["headers"]:
-                    made["interactions"][0]["response"]["headers"][name] = real["interactions"][0]["response"]["headers"][name]
-            if _without_volatile(made) != _without_volatile(real) or dump_cassette(made) != recorded[case["id"]].read_text():
+                    made["interactions"][0]["response"]["headers"][name] = real["interactions"][0][
+                        "response"
+                    ]["headers"][name]
+            if (
+                _without_volatile(made) != _without_volatile(real)
+                or dump_cassette(made) != recorded[case["id"]].read_text()
+            ):
                 raise SystemExit(
                     f"generated cassette for {case['id']} differs from the real recording: "
                     "the SDK, the emulator or the plugin's format changed; update generate.py"
@@ -370,25 +391,41 @@ def make_template(cases: list[dict], seed: int) -> Synthesizer:
         return synth
 
 
-def generate(directory: Path, *, cases: int, agent: int, observation_words: int, cases_format: str,
-             seed: int, record_all: bool) -> dict:
+def generate(
+    directory: Path,
+    *,
+    cases: int,
+    agent: int,
+    observation_words: int,
+    cases_format: str,
+    seed: int,
+    record_all: bool,
+) -> dict:
     if directory.exists():
         shutil.rmtree(directory)
     if agent:
         items = [agent_case(agent, observation_words, seed)]
-        write_project(directory, items, cases_format=cases_format,
-                      description=f"one agent case making {agent} sequential calls")
+        write_project(
+            directory,
+            items,
+            cases_format=cases_format,
+            description=f"one agent case making {agent} sequential calls",
+        )
         record(directory)  # for real: each request depends on the previous answers
     else:
         items = make_cases(cases, seed)
-        write_project(directory, items, cases_format=cases_format, description=f"{cases} one-call cases")
+        write_project(
+            directory, items, cases_format=cases_format, description=f"{cases} one-call cases"
+        )
         if record_all:
             record(directory)
         else:
             synth = make_template(items, seed)
             out = directory / "cassettes" / ENDPOINT
             for case in items:
-                (out / f"{case['id']}.yaml").write_text(dump_cassette(synth.cassette(case)), encoding="utf-8")
+                (out / f"{case['id']}.yaml").write_text(
+                    dump_cassette(synth.cassette(case)), encoding="utf-8"
+                )
     cassettes = sorted((directory / "cassettes" / ENDPOINT).glob("*.yaml"))
     if len(cassettes) != len(items):
         raise SystemExit(f"expected {len(items)} cassettes, found {len(cassettes)}")
@@ -401,21 +438,45 @@ def generate(directory: Path, *, cases: int, agent: int, observation_words: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("directory", type=Path, help="where to write the project (replaced if it exists)")
-    parser.add_argument("--cases", type=int, default=1000, help="number of one-call cases (default 1000)")
-    parser.add_argument("--agent", type=int, default=0, metavar="CALLS",
-                        help="instead: one agent case making CALLS sequential calls")
-    parser.add_argument("--observation-words", type=int, default=20,
-                        help="agent: words of each tool observation added to the history (default 20)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "directory", type=Path, help="where to write the project (replaced if it exists)"
+    )
+    parser.add_argument(
+        "--cases", type=int, default=1000, help="number of one-call cases (default 1000)"
+    )
+    parser.add_argument(
+        "--agent",
+        type=int,
+        default=0,
+        metavar="CALLS",
+        help="instead: one agent case making CALLS sequential calls",
+    )
+    parser.add_argument(
+        "--observation-words",
+        type=int,
+        default=20,
+        help="agent: words of each tool observation added to the history (default 20)",
+    )
     parser.add_argument("--cases-format", choices=("yml", "jsonl"), default="yml")
-    parser.add_argument("--record-all", action="store_true",
-                        help="record every cassette against the emulator instead of adapting a template")
+    parser.add_argument(
+        "--record-all",
+        action="store_true",
+        help="record every cassette against the emulator instead of adapting a template",
+    )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    info = generate(args.directory.resolve(), cases=args.cases, agent=args.agent,
-                    observation_words=args.observation_words, cases_format=args.cases_format,
-                    seed=args.seed, record_all=args.record_all)
+    info = generate(
+        args.directory.resolve(),
+        cases=args.cases,
+        agent=args.agent,
+        observation_words=args.observation_words,
+        cases_format=args.cases_format,
+        seed=args.seed,
+        record_all=args.record_all,
+    )
     print(json.dumps(info))
     return 0
 

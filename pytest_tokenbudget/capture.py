@@ -8,6 +8,7 @@ instead of a connection error the SDK would retry.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -20,6 +21,7 @@ from typing import Any
 from .atomic import write_atomic
 from .counting import CountCache, count_async, count_key, count_sync, counted_request
 from .errors import CassetteError
+from .modes import RECORD_MODES
 from .scrub import (
     REQUEST_HEADERS,
     RESPONSE_HEADERS,
@@ -30,7 +32,6 @@ from .scrub import (
 )
 from .usage import Exchange
 
-RECORD_MODES = ("none", "once", "new_episodes", "all")
 _KEY_ATTR = "_tokenbudget_key"
 
 
@@ -426,6 +427,7 @@ def _count_request(httpx: Any, request: Any, fields: dict) -> Any:
     return httpx.Request("POST", url, headers=headers, content=json.dumps(fields).encode("utf-8"))
 
 
+@functools.lru_cache(maxsize=1)  # a failed import is not cached by Python: try once per run
 def _httpx_modules() -> list[Any]:
     modules = []
     for name in ("httpx2", "httpx"):

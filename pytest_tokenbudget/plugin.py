@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .capture import RECORD_MODES  # a constant; capture imports nothing heavy at module level
+from .modes import RECORD_MODES
 
 if TYPE_CHECKING:
     from .fixture import CaseCapture, TokenBudget
@@ -294,6 +294,10 @@ def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str)
     from .fixture import finish_case
 
     finish_case(run, item.nodeid, state, outcome)
+    # Free the cassette and its bodies now, not at the end of the session.
+    del item.stash[CAPTURE_KEY]
+    if state.closed:
+        state.capture = None
 
 
 def _capture_failure(item: pytest.Item, state: CaseCapture) -> str:

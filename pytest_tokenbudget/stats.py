@@ -99,7 +99,9 @@ def endpoint_stats(
         models[s.model] += 1
         cache_read += u.cache_read_tokens
         recounted += s.recounted
-        case = per_case.setdefault(s.case_id, CaseStats())
+        case = per_case.get(s.case_id)
+        if case is None:
+            case = per_case[s.case_id] = CaseStats()
         case.calls += 1
         case.input_tokens += p
         case.output_tokens += u.output_tokens
