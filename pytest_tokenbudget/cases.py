@@ -18,6 +18,7 @@ from .config import (
     bad_case_id,
     describe_value,
     problems_error,
+    read_text,
     read_yaml,
 )
 from .errors import ConfigError
@@ -92,12 +93,7 @@ _EMPTY = "no cases: give at least one (a mapping with an `id`)"
 
 
 def _read_jsonl(path: Path, shown: str) -> list[Item]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError("cannot read: not UTF-8 text", path=shown) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror or err}", path=shown) from None
+    text = read_text(path, shown)
     items: list[Item] = []
     problems: list[Problem] = []
     for number, row in enumerate(text.splitlines(), start=1):

@@ -136,17 +136,22 @@ class YamlDoc(NamedTuple):
     problems: list[Problem]  # duplicate keys (and non-string keys when asked)
 
 
+def read_text(path: Path, shown: str) -> str:
+    """A config or cases file as text (a BOM is dropped); unreadable is a ConfigError."""
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise ConfigError("cannot read: not UTF-8 text", path=shown) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read: {err.strerror or err}", path=shown) from None
+
+
 def read_yaml(path: Path, *, shown: str | Path | None = None, string_keys: bool = False) -> YamlDoc:
     """Plain data plus the line of every key and list item; malformed YAML raises ConfigError."""
     import yaml
 
     shown = str(shown if shown is not None else path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError("cannot read: not UTF-8 text", path=shown) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror or err}", path=shown) from None
+    text = read_text(path, shown)
     lines: Lines = {}
     problems: list[Problem] = []
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
