@@ -18,11 +18,9 @@ from typing import Any
 
 from .errors import PricingError, TokenBudgetError
 from .pricing import PriceBook
-from .samples import Sample
+from .samples import SAMPLE_KINDS, Sample
 from .stats import endpoint_stats
 from .usage import load_cassette_file, parse_exchange
-
-SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses"})
 
 
 def nice_ceiling(value: float) -> int:
@@ -72,7 +70,7 @@ def propose(samples: dict[str, list[Sample]], *, headroom_pct: float) -> tuple[s
             stats = endpoint_stats(name, items, cases, book=book, target_model=target)
         except PricingError as err:
             notes.append(f"{name}: costs left out: {err.message.splitlines()[0]}")
-            stats = endpoint_stats(name, items, cases, book=_free(book), target_model=target)
+            stats = endpoint_stats(name, items, cases, book=_free(), target_model=target)
             stats.metrics["cost_per_request_usd"] = None
         m = stats.metrics
         lines += [f"  {name}:", f"    # {len(cases)} cassettes, {stats.calls} calls; models: "
@@ -108,7 +106,7 @@ def _money(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def _free(book: PriceBook) -> PriceBook:
+def _free() -> PriceBook:
     """A price book that prices unknown models at zero, only to finish the token statistics."""
     return PriceBook(fallback=lambda model: {"input": 0, "output": 0})
 

@@ -7,6 +7,9 @@ from typing import Any
 
 from .usage import Usage
 
+# Call kinds that are samples: generation calls. count_tokens generates nothing.
+SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses"})
+
 
 @dataclass(frozen=True)
 class Sample:

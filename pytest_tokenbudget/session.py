@@ -16,12 +16,10 @@ from .counting import CountCache
 from .errors import PricingError
 from .pricing import PriceBook, table_date
 from .report import EndpointResult, build_report
-from .samples import CaseRun, Sample
+from .samples import SAMPLE_KINDS, CaseRun, Sample
 from .stats import endpoint_stats
 from .usage import Call, Exchange, parse_exchange
 from .verdicts import judge
-
-SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses"})
 
 
 @dataclass
