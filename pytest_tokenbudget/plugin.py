@@ -86,6 +86,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 # -- configure -------------------------------------------------------------------------
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
+    _check_rootdir(config)
     if not config.getoption("token_budget"):
         return
     from .config import load_config
@@ -125,6 +126,22 @@ def pytest_configure(config: pytest.Config) -> None:
             if not os.environ.get(variable):
                 os.environ[variable] = PLACEHOLDER_KEY
                 config.add_cleanup(lambda v=variable: os.environ.pop(v, None))
+
+
+def _check_rootdir(config: pytest.Config) -> None:
+    from .invocation import misplaced_rootdir, rootdir_message, rootdir_without_values
+
+    params, option = config.invocation_params, config.option
+    expected = rootdir_without_values(
+        args=option.file_or_dir or [],
+        inifile=option.inifilename,
+        override_ini=option.override_ini,
+        rootdir_arg=option.rootdir or None,
+        invocation_dir=params.dir,
+    )
+    detached = misplaced_rootdir(params.args, params.dir, config.rootpath, expected)
+    if detached is not None and expected is not None:
+        raise pytest.UsageError(rootdir_message(detached, config.rootpath, config.inipath, expected))
 
 
 def _register_hooks(config: pytest.Config, run: BudgetRun) -> None:

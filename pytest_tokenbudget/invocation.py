@@ -1,0 +1,99 @@
+"""Did pytest pick its rootdir from one of our option values?
+
+pytest chooses the rootdir and the ini file from the command line *before* any
+plugin adds its options, so in `--token-budget-baseline /tmp/base/report.json`
+it takes the value for a test path: the rootdir moves towards that path,
+the project's ini file (testpaths, pythonpath, our ini keys) is skipped and
+token_budgets.yml is looked for in the wrong place. Nothing later can undo that
+choice through pytest's public API, so the run stops with a message that names
+the cause and the form that works (`--option=value`, which pytest never reads
+as a path).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PATH_OPTIONS = (
+    "--token-budget-baseline",
+    "--token-budget-config",
+    "--token-budget-cassettes",
+    "--token-budget-report",
+)
+
+
+@dataclass(frozen=True)
+class DetachedValue:
+    """A path option written as two arguments, whose value pytest took for a test path."""
+
+    option: str
+    value: str
+
+    @property
+    def joined(self) -> str:
+        return f"{self.option}={self.value}"
+
+
+def detached_path_values(args: Sequence[str], invocation_dir: Path) -> list[DetachedValue]:
+    """Path options given as `--opt VALUE` where VALUE exists (pytest only uses those)."""
+    found = []
+    for option, value in zip(args, args[1:]):
+        if option in PATH_OPTIONS and not value.startswith("-"):
+            if Path(invocation_dir, value).exists():
+                found.append(DetachedValue(option, value))
+    return found
+
+
+def rootdir_without_values(
+    *,
+    args: Sequence[str],
+    inifile: str | None,
+    override_ini: Sequence[str] | None,
+    rootdir_arg: str | None,
+    invocation_dir: Path,
+) -> Path | None:
+    """The rootdir pytest picks for these positional args (our values no longer among them).
+
+    pytest's own `determine_setup`, so the answer is pytest's; None when this
+    pytest's version of it has another shape (the check is then skipped).
+    """
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        wanted = {
+            "inifile": inifile,
+            "override_ini": override_ini,
+            "args": list(args),
+            "rootdir_cmd_arg": rootdir_arg,
+            "invocation_dir": invocation_dir,
+        }
+        accepted = inspect.signature(determine_setup).parameters
+        return Path(determine_setup(**{k: v for k, v in wanted.items() if k in accepted})[0])
+    except Exception:  # a private function: never let its changes break a run
+        return None
+
+
+def misplaced_rootdir(
+    raw_args: Sequence[str], invocation_dir: Path, rootdir: Path, expected: Path | None
+) -> DetachedValue | None:
+    """The detached value that moved pytest's rootdir away from `expected`, if any."""
+    if expected is None or expected.resolve() == rootdir.resolve():
+        return None
+    found = detached_path_values(raw_args, invocation_dir)
+    return found[0] if found else None
+
+
+def rootdir_message(
+    detached: DetachedValue, rootdir: Path, inifile: Path | None, expected: Path
+) -> str:
+    ini = f"ini file {inifile}" if inifile else "no ini file"
+    return (
+        f"pytest-tokenbudget: `{detached.option} {detached.value}` moved pytest's rootdir to "
+        f"{rootdir} ({ini}) instead of {expected}. pytest picks "
+        f"its rootdir and ini file before plugins add their options, so it took the value "
+        f"for a test path, and your project's ini options and token_budgets.yml would be "
+        f"missed. Write the option with '=': {detached.joined}"
+    )
