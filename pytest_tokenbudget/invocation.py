@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 PATH_OPTIONS = (
@@ -40,10 +41,10 @@ class DetachedValue:
 def detached_path_values(args: Sequence[str], invocation_dir: Path) -> list[DetachedValue]:
     """Path options given as `--opt VALUE` where VALUE exists (pytest only uses those)."""
     found = []
-    for option, value in zip(args, args[1:]):
-        if option in PATH_OPTIONS and not value.startswith("-"):
-            if Path(invocation_dir, value).exists():
-                found.append(DetachedValue(option, value))
+    for option, value in pairwise(args):
+        detached = option in PATH_OPTIONS and not value.startswith("-")
+        if detached and Path(invocation_dir, value).exists():
+            found.append(DetachedValue(option, value))
     return found
 
 
@@ -72,7 +73,7 @@ def rootdir_without_values(
         }
         accepted = inspect.signature(determine_setup).parameters
         return Path(determine_setup(**{k: v for k, v in wanted.items() if k in accepted})[0])
-    except Exception:  # a private function: never let its changes break a run
+    except Exception:  # noqa: BLE001 - a private function: never let its changes break a run
         return None
 
 

@@ -52,8 +52,9 @@ def test_joined_baseline_outside_the_project_compares(recorded, tmp_path_factory
     result = recorded.runpytest("--token-budget", f"--token-budget-baseline={base}")
     assert result.ret == 0, result.stdout.str()
     diff = report_of(recorded)["diff"]
-    assert json.loads(base.read_text())["endpoints"]["chat"]["metrics"]["input_tokens_p95"] == (
-        diff["endpoints"]["chat"]["metrics"]["input_tokens_p95"]["base"]
+    assert (
+        json.loads(base.read_text())["endpoints"]["chat"]["metrics"]["input_tokens_p95"]
+        == (diff["endpoints"]["chat"]["metrics"]["input_tokens_p95"]["base"])
     )
 
 
