@@ -89,13 +89,20 @@ def pytest_configure(config: pytest.Config) -> None:
     _check_rootdir(config)
     if not config.getoption("token_budget"):
         return
-    from .config import load_config
+    from .config import load_config, problems_error
     from .errors import TokenBudgetError
+    from .pricing import model_problems
     from .session import BudgetRun
 
     options = _options(config)
     try:
         budget_config = load_config(options.config_path)
+        # A configured model nothing prices is an error now, not a $0 at the end.
+        unknown = model_problems(
+            budget_config, hook=lambda model: config.hook.pytest_tokenbudget_price(model=model)
+        )
+        if unknown:
+            raise problems_error(unknown)
     except TokenBudgetError as err:
         raise pytest.UsageError(f"pytest-tokenbudget: {err}") from None
     baseline = config.getoption("token_budget_baseline")
@@ -132,16 +139,18 @@ def _check_rootdir(config: pytest.Config) -> None:
     from .invocation import misplaced_rootdir, rootdir_message, rootdir_without_values
 
     params, option = config.invocation_params, config.option
-    expected = rootdir_without_values(
-        args=option.file_or_dir or [],
-        inifile=option.inifilename,
-        override_ini=option.override_ini,
-        rootdir_arg=option.rootdir or None,
+    expected = rootdir_without_values(  # `pytest --help` parses no positional args
+        args=getattr(option, "file_or_dir", None) or [],
+        inifile=getattr(option, "inifilename", None),
+        override_ini=getattr(option, "override_ini", None),
+        rootdir_arg=getattr(option, "rootdir", None) or None,
         invocation_dir=params.dir,
     )
     detached = misplaced_rootdir(params.args, params.dir, config.rootpath, expected)
     if detached is not None and expected is not None:
-        raise pytest.UsageError(rootdir_message(detached, config.rootpath, config.inipath, expected))
+        raise pytest.UsageError(
+            rootdir_message(detached, config.rootpath, config.inipath, expected)
+        )
 
 
 def _register_hooks(config: pytest.Config, run: BudgetRun) -> None:

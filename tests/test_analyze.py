@@ -10,7 +10,7 @@ import yaml
 from pytest_tokenbudget.analyze import nice_ceiling
 from pytest_tokenbudget.cli import main
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cassettes"
+CASSETTES = Path(__file__).parent / "data" / "cassettes"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support_bot" / "cassettes"
 
 
@@ -19,10 +19,10 @@ def test_nice_ceiling_rounds_up_to_two_significant_digits():
 
 
 def test_proposes_loadable_budgets_from_real_cassettes(capsys):
-    assert main(["analyze", str(SHARED)]) == 0
+    assert main(["analyze", str(CASSETTES)]) == 0
     text = capsys.readouterr().out
     proposal = yaml.safe_load(text)["endpoints"]
-    # whole-prompt inputs of the real Anthropic cassettes (README of shared/data):
+    # whole-prompt inputs of the real Anthropic cassettes (tests/data/cassettes/README.md):
     # 310, 465, 1167 (4+1163), 1167 (4+0+1163), 721 -> nearest-rank p95 = 1167
     prompts = sorted([310, 465, 4 + 1163, 4 + 1163, 721])
     p95 = prompts[math.ceil(0.95 * len(prompts)) - 1]

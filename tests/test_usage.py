@@ -19,7 +19,7 @@ from pytest_tokenbudget.usage import (
     parse_exchange,
 )
 
-CASSETTES = Path("/work/shared/data/cassettes")
+CASSETTES = Path(__file__).parent / "data" / "cassettes"
 MESSAGES = "https://api.anthropic.com/v1/messages"
 CHAT = "https://api.openai.com/v1/chat/completions"
 RESPONSES = "https://api.openai.com/v1/responses"
@@ -61,7 +61,7 @@ def tokens(u: Usage) -> tuple[int, int, int, int, int]:
     )
 
 
-# -- real cassettes (numbers from /work/shared/data/cassettes/README.md) --------------------
+# -- real cassettes (numbers from tests/data/cassettes/README.md) ----------------------------
 REAL = {
     "anthropic/llm-anthropic_count_tokens.yaml": [
         [("count_tokens", "claude-opus-5", False, (10, 0, 0, 0, 0))],
@@ -89,15 +89,10 @@ REAL = {
 }
 
 
-real_cassettes = pytest.mark.skipif(not CASSETTES.is_dir(), reason=f"{CASSETTES} is not here")
-
-
-@real_cassettes
 def test_every_real_cassette_is_covered():
     assert {str(p.relative_to(CASSETTES)) for p in CASSETTES.glob("*/*.yaml")} == set(REAL)
 
 
-@real_cassettes
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_real_cassette(name):
     exchanges = load_cassette_file(CASSETTES / name)
@@ -112,7 +107,6 @@ def test_real_cassette(name):
             assert not call.batch and call.note == ""
 
 
-@real_cassettes
 def test_real_prompt_caching_whole_prompt_stays_the_same():
     first, second = load_cassette_file(CASSETTES / "anthropic/openllmetry_prompt_caching_gzip.yaml")
     assert "?beta=prompt_caching" in first.url
@@ -120,13 +114,11 @@ def test_real_prompt_caching_whole_prompt_stays_the_same():
     assert one(first).usage.prompt_tokens == one(second).usage.prompt_tokens == 1167
 
 
-@real_cassettes
 def test_real_error_cassette_has_a_400_exchange():
     (ex,) = load_cassette_file(CASSETTES / "anthropic/ddtrace_error_400_no_usage.yaml")
     assert ex.status == 400 and b'"type":"error"' in ex.body
 
 
-@real_cassettes
 def test_real_pydantic_ai_request_comes_from_parsed_body():
     ex = load_cassette_file(CASSETTES / "openai/pydantic-ai_stream_include_usage_tools.yaml")[0]
     assert json.loads(ex.request_body)["model"] == "gpt-4o-mini"
@@ -557,7 +549,6 @@ def test_exchanges_from_bad_cassette(data, message):
 REAL_STREAM = CASSETTES / "anthropic/llm-anthropic_tools_stream_multiturn.yaml"
 
 
-@real_cassettes
 def test_truncated_cassette_names_the_path_and_line(tmp_path):
     text = REAL_STREAM.read_text()
     cut = tmp_path / "cut.yaml"
@@ -569,7 +560,6 @@ def test_truncated_cassette_names_the_path_and_line(tmp_path):
     assert str(err).startswith(f"{cut}:{err.line}: ")
 
 
-@real_cassettes
 def test_cassette_cut_at_a_line_boundary(tmp_path):
     lines = REAL_STREAM.read_text().splitlines(keepends=True)
     cut = tmp_path / "cut.yaml"
