@@ -98,13 +98,18 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def github_annotations(report_or_diff: dict[str, Any] | Diff, config_path: str) -> list[str]:
+def github_annotations(
+    report_or_diff: dict[str, Any] | Diff,
+    config_path: str,
+    cache_findings: list[dict[str, Any]] | None = None,
+) -> list[str]:
     """`::error`/`::warning` workflow commands on the budget lines of config_path.
 
     config_path is token_budgets.yml as a path from the repository root, which is
-    what GitHub needs to place the annotation on the file in the pull request.
+    what GitHub needs to place the annotation on the file in the pull request. A
+    broken min_cache_hit_rate also names the prompt-cache finding that explains it.
     """
-    found = findings(report_or_diff)
+    found = [_with_cause(f, cache_findings or []) for f in findings(report_or_diff)]
     lines: list[str] = []
     left: dict[str, int] = {}
     for severity in ("error", "warning"):
@@ -126,6 +131,19 @@ def github_annotations(report_or_diff: dict[str, Any] | Diff, config_path: str) 
             + escape_data(f"{more} not annotated (GitHub shows 10 of each): see the job summary")
         )
     return lines
+
+
+def _with_cause(finding: Finding, cache_findings: list[dict[str, Any]]) -> Finding:
+    if finding.key != "min_cache_hit_rate" or finding.severity != "error":
+        return finding
+    causes = [
+        c for c in cache_findings if c["endpoint"] == finding.endpoint and c["level"] == "error"
+    ]
+    if not causes:
+        return finding
+    cause = causes[0]
+    message = f"{finding.message}. Prompt cache: {cause['message']}. Fix: {cause['fix']}"
+    return Finding(finding.kind, finding.severity, finding.endpoint, finding.key, finding.line, message)
 
 
 def append_step_summary(markdown: str) -> bool:

@@ -31,6 +31,7 @@ from .scrub import (
     scrub_text,
 )
 from .usage import Exchange
+from .volatile import Span, volatile_spans
 
 _KEY_ATTR = "_tokenbudget_key"
 
@@ -53,6 +54,7 @@ class CaptureLog:
     counts: dict[int, tuple[int, bool]] = field(
         default_factory=dict
     )  # exchange -> (count, recounted)
+    volatile: dict[int, list[Span]] = field(default_factory=dict)  # exchange -> what differed
 
 
 def request_key(request: Any) -> tuple[str, str, str, str]:
@@ -271,10 +273,11 @@ class Capture:
             try:
                 response = inner(transport, request)
             except CannotOverwriteExistingCassetteException:
-                response = capture._by_position(httpx, request) if counted is not None else None
+                response = capture._volatile_match(httpx, request)
+                if response is None and counted is not None:
+                    response, recounted = capture._by_position(httpx, request), True
                 if response is None:
                     return capture._miss(httpx, request)
-                recounted = True
             capture._log(request, response, b"".join(response.stream), counted, recounted)
             return response
 
@@ -303,10 +306,11 @@ class Capture:
             try:
                 response = await inner(transport, request)
             except CannotOverwriteExistingCassetteException:
-                response = capture._by_position(httpx, request) if counted is not None else None
+                response = capture._volatile_match(httpx, request)
+                if response is None and counted is not None:
+                    response, recounted = capture._by_position(httpx, request), True
                 if response is None:
                     return capture._miss(httpx, request)
-                recounted = True
             body = b"".join([chunk async for chunk in response.stream])
             response.stream = httpx.ByteStream(body)
             capture._log(request, response, body, counted, recounted)
@@ -343,7 +347,30 @@ class Capture:
         ]
         if position >= len(found):
             return None
-        index = found[position]
+        return self._play(httpx, request, found[position])
+
+    def _volatile_match(self, httpx: Any, request: Any) -> Any:
+        """An unplayed recording this request differs from only in volatile values
+        (volatile.py has the rule), played as if it matched; what differed is logged."""
+        from urllib.parse import urlsplit
+
+        sent = _json_body(scrub_bytes(b"".join(request.stream)))
+        if not isinstance(sent, dict):
+            return None
+        route = (request.method.upper(), request.url.path, urlsplit(str(request.url)).query)
+        for index, (recorded, _) in enumerate(self._cassette.data):
+            parts = urlsplit(recorded.uri)
+            if index in self._cassette.play_counts or route != (
+                recorded.method.upper(), parts.path, parts.query
+            ):  # fmt: skip
+                continue
+            spans = volatile_spans(_json_body(recorded.body), sent)
+            if spans:
+                self.log.volatile[len(self.log.exchanges)] = spans
+                return self._play(httpx, request, index)
+        return None
+
+    def _play(self, httpx: Any, request: Any, index: int) -> Any:
         self._cassette.play_counts[index] += 1
         recorded = self._cassette.data[index][1]
         headers = [(k, v) for k, values in recorded["headers"].items() for v in values]
@@ -406,6 +433,15 @@ class Capture:
             return None
         body = unplayed[min(nth, len(unplayed) - 1)].body
         return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _json_body(body: Any) -> Any:
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    try:
+        return json.loads(body) if body else None
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _is_messages_url(method: str, url: str) -> bool:

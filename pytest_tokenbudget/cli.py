@@ -33,14 +33,31 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--config", type=Path, default=Path("token_budgets.yml"), metavar="PATH",
         help="the budget file (default: token_budgets.yml in the current directory)",
     )  # fmt: skip
+    parser.add_argument(
+        "--hook-priced", action="append", default=[], metavar="MODEL",
+        help="a model a pytest_tokenbudget_price hook prices (check runs no hooks; "
+        "pytest --token-budget asks them); repeat for several",
+    )  # fmt: skip
     parser.set_defaults(func=cmd_check)
     return parser
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from .config import load_config, notes
+    from .config import load_config, notes, problems_error
+    from .pricing import PriceBook, configured_models, model_problems
 
     config = load_config(args.config)
+    unknown = model_problems(config, hook_priced=args.hook_priced)
+    if unknown:
+        raise problems_error(unknown)
+    book = PriceBook(config.pricing)
+    for model in dict.fromkeys(m for _, m in configured_models(config)):
+        if model in args.hook_priced and book.lookup(model) is None:
+            print(
+                f"tokenbudget check: note: {model}: left to a pytest_tokenbudget_price hook "
+                "(pytest --token-budget asks it when it starts)",
+                file=sys.stderr,
+            )
     endpoints = len(config.endpoints)
     cases = sum(len(e.cases) for e in config.endpoints.values())
     print(f"{args.config}: {_count(endpoints, 'endpoint')}, {_count(cases, 'case')} — OK")

@@ -10,7 +10,7 @@ from .errors import TokenBudgetError
 from .markdown import cap_markdown, render_markdown
 from .report import write_report
 from .session import BudgetRun
-from .table import render_findings, render_table
+from .table import render_cache_findings, render_findings, render_table
 
 
 def conclude(
@@ -25,7 +25,7 @@ def conclude(
 ) -> tuple[dict[str, Any], list[str]]:
     """Build and write the report; return it with the lines for the terminal summary."""
     report, _ = run.report()
-    lines = render_table(report) + [""] + render_findings(report)
+    lines = render_table(report) + [""] + render_findings(report) + render_cache_findings(report)
     comment = render_markdown(report)
     diff = None
     if baseline is not None:
@@ -35,7 +35,7 @@ def conclude(
 
         diff = compare(baseline, report, max_regression_pct=max_regression_pct)
         report["diff"] = diff_json(diff)
-        comment = render_diff_markdown(diff)
+        comment = render_diff_markdown(diff, report.get("findings"))
         lines += terminal_lines(diff, config_path)
         if diff.failed:
             report["status"] = "fail"
@@ -48,7 +48,9 @@ def conclude(
     if github:
         from .annotations import append_step_summary, github_annotations
 
-        lines += github_annotations(diff if diff is not None else report, config_path)
+        lines += github_annotations(
+            diff if diff is not None else report, config_path, report.get("findings", [])
+        )
         append_step_summary(markdown)
     sent, cached = run.count_stats
     if run.options.count or sent or cached:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -43,10 +43,11 @@ SETTING_KEYS = (
     "batch",
     "min_samples",
     "max_regression_pct",
+    "cache_lint",
 )
 DEFAULTS_KEYS = (*SETTING_KEYS, *BUDGET_KEYS)  # everything an endpoint takes but its cases
 ENDPOINT_KEYS = (*DEFAULTS_KEYS, "cases")
-TOP_KEYS = ("version", "defaults", "pricing", "endpoints")
+TOP_KEYS = ("version", "defaults", "pricing", "cache_minimums", "endpoints")
 PRICE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
 
 
@@ -73,6 +74,7 @@ class Endpoint:
     cases: tuple[dict[str, Any], ...]  # each has a str "id"
     cases_path: Path | None  # the cases file (None when inline or absent)
     lines: dict[str, int]  # key -> line, for every key of the (merged) endpoint
+    cache_lint: str = "warn"  # off | warn | error: do prompt-cache findings fail it?
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class Config:
     endpoints: dict[str, Endpoint]  # in file order
     pricing: dict[str, dict[str, float]]  # model -> rates in $ per million tokens, as given
     pricing_lines: dict[str, int]
+    defaults: dict[str, Any] = field(default_factory=dict)  # `defaults:` as given
+    cache_minimums: dict[str, int] = field(default_factory=dict)  # model -> tokens
+    lines: Lines = field(default_factory=dict, repr=False, compare=False)  # path -> line
 
 
 def schema_path() -> Path:
@@ -518,6 +523,7 @@ def load_config(path: str | Path) -> Config:
             cases=cases,
             cases_path=cases_path,
             lines=key_lines,
+            cache_lint=str(merged.get("cache_lint", "warn")),
         )
     if problems:
         raise problems_error(problems)
@@ -528,6 +534,9 @@ def load_config(path: str | Path) -> Config:
         endpoints=endpoints,
         pricing={model: dict(rates) for model, rates in pricing.items()},
         pricing_lines={model: lines.get(("pricing", model), 1) for model in pricing},
+        defaults=dict(defaults),
+        cache_minimums=dict(data.get("cache_minimums") or {}),
+        lines=lines,
     )
 
 

@@ -43,15 +43,19 @@ class CaseCapture:
 
     def calls(self) -> list[Call]:
         """Calls in the order they happened: HTTP exchanges, then hand-recorded usage."""
-        found: list[Call] = []
+        return [c for _, calls in self.exchange_calls() for c in calls] + self.manual
+
+    def exchange_calls(self) -> list[tuple[Exchange, list[Call]]]:
+        """Each HTTP exchange with the calls parsed from it, in order."""
+        found: list[tuple[Exchange, list[Call]]] = []
         if self.capture is not None:
             counts = self.capture.log.counts
             for index, exchange in enumerate(self.capture.log.exchanges):
                 calls = self.parse(exchange)
                 if index in counts:
                     calls = [with_count(c, *counts[index]) for c in calls]
-                found.extend(calls)
-        return found + self.manual
+                found.append((exchange, calls))
+        return found
 
 
 def with_count(call: Call, counted: int, recounted: bool) -> Call:
@@ -96,11 +100,14 @@ def finish_case(run: BudgetRun, nodeid: str, state: CaseCapture, outcome: str) -
     if state.misses:
         errors.append(f"{len(state.misses)} request(s) had no recording")
     try:
-        calls = state.calls()
+        exchanges = state.exchange_calls()
+        calls = [c for _, found in exchanges for c in found] + state.manual
     except CassetteError as err:
-        calls, outcome = [], "failed"
+        exchanges, calls, outcome = [], [], "failed"
         errors.append(str(err))
     run.add_calls(calls, endpoint=state.endpoint, case_id=state.case_id, test_id=nodeid)
+    volatile = state.capture.log.volatile if state.capture else {}
+    run.diagnose(state.endpoint, state.case_id, exchanges, volatile)
     run.add_case_run(CaseRun(state.endpoint, state.case_id, nodeid, outcome, errors))
 
 

@@ -34,7 +34,11 @@ def pytest_tokenbudget_parse_usage(exchange: Exchange) -> list[Call] | None:
 def pytest_tokenbudget_price(model: str) -> Mapping[str, float] | None:
     """A price for a model the shipped table and the ``pricing:`` section do not know.
 
-    Called once per unknown model, before the unknown-model error. Return dollar rates
+    Asked when pytest starts, for each configured model (``target_model``,
+    ``escalation_models``) nothing else prices, so the model is not rejected as unknown;
+    then once per run for each called model nothing else prices, before the unknown-model
+    error. Only hooks loaded when pytest configures (plugins, the rootdir's and initial
+    conftest.py files) can vouch for a configured model. Return dollar rates
     per million tokens: ``{"input": ..., "output": ...}`` and optionally
     ``cache_write_5m``, ``cache_write_1h``, ``cache_read`` (defaulting to 1.25x, 2x and
     0.1x input), or None to let the next implementation (or the error) answer.

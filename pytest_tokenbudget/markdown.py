@@ -59,6 +59,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"of {fmt.metric(b['metric'], b['limit'])} "
                 f"(line {b['line']})" + (f" — driven by {drivers}" if drivers else "")
             )
+    out += cache_section(report.get("findings", []))
     notes = [
         f"- {escape(name)}: {escape(text)}"
         for name, ep in endpoints.items()
@@ -275,7 +276,29 @@ def _folded_summary(folded: list[tuple[Any, Any]]) -> str:
     return _plural(len(folded), "more metric") + " (unchanged or not measured on both sides)"
 
 
-def render_diff_markdown(diff: Any) -> str:
+CACHE_LEVEL = {"error": "❌", "warning": "⚠️", "note": "ℹ️"}
+MAX_CACHE_FINDINGS = 20
+
+
+def cache_section(findings: list[dict[str, Any]], heading: str = "###") -> list[str]:
+    """The prompt-cache findings: what breaks caching, where, and the fix in one sentence."""
+    if not findings:
+        return []
+    out = ["", f"{heading} Prompt cache", ""]
+    for f in findings[:MAX_CACHE_FINDINGS]:
+        cases = ", ".join(f"`{escape(c)}`" for c in f["cases"][:5])
+        more = f" and {len(f['cases']) - 5} more" if len(f["cases"]) > 5 else ""
+        fix = f" **Fix:** {escape(f['fix'])}." if f.get("fix") else ""
+        out.append(
+            f"- {CACHE_LEVEL[f['level']]} **{escape(f['endpoint'])}** `{f['where']}` "
+            f"({f['code']}): {escape(f['message'])}.{fix} Cases: {cases}{more}"
+        )
+    if len(findings) > MAX_CACHE_FINDINGS:
+        out.append(f"- … {len(findings) - MAX_CACHE_FINDINGS} more in report.json (`findings`)")
+    return out
+
+
+def render_diff_markdown(diff: Any, findings: list[dict[str, Any]] | None = None) -> str:
     """The PR comment: headline, changed rows, what drives them; unchanged rows folded away."""
     rows = list(diff.rows())
     shown = [(e, m) for e, m in rows if _shown(e, m)]
@@ -294,6 +317,7 @@ def render_diff_markdown(diff: Any) -> str:
         ]
         out += _table(folded)
         out += ["", "</details>"]
+    out += cache_section(findings or [], heading="####")
     notes = [f"- {escape(n)}" for n in diff.notes]
     notes += [
         f"- {escape(e.name)}: {escape(text)}"

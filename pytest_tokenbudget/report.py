@@ -84,6 +84,8 @@ def endpoint_json(result: EndpointResult) -> dict[str, Any]:
         }
         out["models"] = stats.models
         out["price_sources"] = stats.price_sources
+        if stats.unpriced:  # model -> cases that called it; its dollars are not counted
+            out["unpriced_models"] = stats.unpriced
         out["recounted_calls"] = stats.recounted_calls
     out["warnings"] = result.warnings
     out["problems"] = result.problems
@@ -98,7 +100,10 @@ def build_report(
         for r in results
         if r.stats is not None and r.stats.metrics.get("monthly_cost_usd") is not None
     ]
-    total_cost = sum((r.stats.cost_total for r in results if r.stats), Fraction(0))
+    costs = [r.stats.cost_total for r in results if r.stats]
+    # A model with no price makes every total that would include it unknown, not smaller.
+    unpriced = any(r.stats.unpriced for r in results if r.stats)
+    total_cost = None if unpriced else sum((c for c in costs if c is not None), Fraction(0))
     return {
         "schema": SCHEMA,
         "version": VERSION,
@@ -111,7 +116,7 @@ def build_report(
             "calls": sum(r.stats.calls for r in results if r.stats),
             "cost_usd": number("cost_usd", total_cost),
             "monthly_cost_usd": number("monthly_cost_usd", sum(monthly, Fraction(0)))
-            if monthly
+            if monthly and not unpriced
             else None,
         },
     }

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .cache_doctor import Doctor, diagnose_case
 from .config import Config
 from .counting import CountCache
 from .errors import PricingError
-from .pricing import PriceBook, table_date
+from .pricing import PriceBook, table_date, unpriced_call_message
 from .report import EndpointResult, build_report
 from .samples import SAMPLE_KINDS, CaseRun, Sample
 from .stats import endpoint_stats
@@ -43,6 +44,7 @@ class BudgetRun:
     parse: Callable[[Exchange], list[Call]] = parse_exchange
     price_hook: Callable[[str], Mapping[str, float] | None] | None = None
     scrub_hook: Callable[[dict[str, Any]], None] | None = None
+    doctor: Doctor = field(default_factory=Doctor)  # prompt-cache findings
     _worker_counts: list[tuple[int, int]] = field(default_factory=list)
 
     @property
@@ -81,18 +83,33 @@ class BudgetRun:
     def add_case_run(self, run: CaseRun) -> None:
         self.case_runs.append(run)
 
+    def diagnose(
+        self, endpoint: str, case_id: str, exchanges: list[tuple[Exchange, list[Call]]],
+        volatile: Mapping[int, Any],
+    ) -> None:  # fmt: skip
+        """Show one case's requests to the prompt-cache doctor."""
+        from .cache_sim import minimum_cacheable
+
+        overrides = self.config.cache_minimums
+        diagnose_case(
+            self.doctor, endpoint, case_id, exchanges, dict(volatile),
+            lambda model: minimum_cacheable(model, overrides),
+        )  # fmt: skip
+
     # -- xdist ------------------------------------------------------------------
     def to_wire(self) -> dict[str, Any]:
         return {
             "samples": [s.to_dict() for s in self.samples],
             "case_runs": [c.to_dict() for c in self.case_runs],
             "counts": list(self.count_stats),
+            "doctor": self.doctor.to_wire(),
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
         self.samples.extend(Sample.from_dict(s) for s in data["samples"])
         self.case_runs.extend(CaseRun.from_dict(c) for c in data["case_runs"])
         self._worker_counts.append(tuple(data.get("counts", (0, 0))))  # type: ignore[arg-type]
+        self.doctor.merge_wire(data.get("doctor", {}))
 
     # -- evaluation -------------------------------------------------------------
     def results(self) -> list[EndpointResult]:
@@ -123,8 +140,9 @@ class BudgetRun:
                 escalation_models=ep.escalation_models,
                 requests_per_day=ep.requests_per_day,
                 batch=ep.batch,
+                strict=False,
             )
-        except PricingError as err:
+        except PricingError as err:  # a pytest_tokenbudget_price hook answered nonsense
             return EndpointResult(
                 name, "fail", None, problems=[err.message], line=ep.line,
                 max_regression_pct=ep.max_regression_pct,
@@ -139,6 +157,8 @@ class BudgetRun:
                 "cassette (at import time), using a transport vcrpy does not patch, or is "
                 "the code path no longer calling the API?"
             )
+        for model, cases in stats.unpriced.items():
+            result.problems.append(unpriced_call_message(model, cases, self.config.path.name))
         for run in ran:
             result.problems.extend(f"case {run.case_id}: {e}" for e in run.errors)
         if stats.calls and stats.calls < ep.min_samples:
@@ -173,10 +193,23 @@ class BudgetRun:
 
     def report(self) -> tuple[dict[str, Any], list[EndpointResult]]:
         results = self.results()
-        return (
-            build_report(results, config_path=self.config.path.name, price_table_date=table_date()),
-            results,
+        findings = [
+            f for f in self.doctor.findings()
+            if f.endpoint in self.config.endpoints
+            and self.config.endpoints[f.endpoint].cache_lint != "off"
+        ]  # fmt: skip
+        for result in results:
+            errors = [f for f in findings if f.endpoint == result.name and f.level == "error"]
+            if errors and self.config.endpoints[result.name].cache_lint == "error":
+                result.problems.append(
+                    f"prompt cache: {len(errors)} error-level finding(s), and cache_lint: error"
+                )
+                result.status = "fail"
+        report = build_report(
+            results, config_path=self.config.path.name, price_table_date=table_date()
         )
+        report["findings"] = [f.to_dict() for f in findings]
+        return report, results
 
 
 def calls_of(exchanges: Iterable[Any]) -> list[Call]:

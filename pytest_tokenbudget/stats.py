@@ -31,7 +31,7 @@ class CaseStats:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
-    cost: Fraction = Fraction(0)
+    cost: Fraction | None = Fraction(0)  # None: it called a model nothing prices
     escalated: bool = False
     models: set[str] = field(default_factory=set)
 
@@ -42,7 +42,7 @@ class EndpointStats:
     calls: int
     cases: int
     metrics: dict[str, float | int | None]
-    cost_total: Fraction
+    cost_total: Fraction | None  # None when a call's model has no price
     per_case: dict[str, CaseStats]
     prompt_tokens: list[int]  # per call, in sample order (for drivers of budgets)
     output_tokens: list[int]
@@ -52,6 +52,7 @@ class EndpointStats:
     price_sources: dict[str, str]  # model -> where its price came from
     recounted_calls: int = 0
     input_only_calls: int = 0
+    unpriced: dict[str, list[str]] = field(default_factory=dict)  # model -> its cases
 
 
 def _is_escalation(
@@ -74,8 +75,13 @@ def endpoint_stats(
     escalation_models: Sequence[str] | None = None,
     requests_per_day: float | None = None,
     batch: bool = False,
+    strict: bool = True,
 ) -> EndpointStats:
-    """Aggregate one endpoint. ``case_ids`` are the cases that ran (even without calls)."""
+    """Aggregate one endpoint. ``case_ids`` are the cases that ran (even without calls).
+
+    A model nothing prices raises PricingError; with ``strict=False`` it is listed in
+    ``unpriced`` instead, and every dollar figure it would be part of is None (never $0).
+    """
     per_case: dict[str, CaseStats] = {cid: CaseStats() for cid in case_ids}
     prompt: list[int] = []
     output: list[int] = []
@@ -115,12 +121,21 @@ def endpoint_stats(
         g[4] += u.cache_read_tokens
 
     price_sources: dict[str, str] = {}
+    unpriced: dict[str, list[str]] = {}
     total = Fraction(0)
     for (case_id, model, is_batch), t in grouped.items():
-        price = book.price(model)
+        price = book.price(model) if strict else book.find(model)
+        case = per_case[case_id]
+        if price is None:
+            seen = unpriced.setdefault(model, [])
+            if case_id not in seen:
+                seen.append(case_id)
+            case.cost = None
+            continue
         price_sources[model] = price.source
         cost = price.cost(Usage(*t), batch=is_batch)
-        per_case[case_id].cost += cost
+        if case.cost is not None:
+            case.cost += cost
         total += cost
 
     for case in per_case.values():
@@ -144,8 +159,9 @@ def endpoint_stats(
         else None
     )
     metrics["cache_hit_rate"] = Fraction(cache_read, prompt_sum) if prompt_sum else None
-    metrics["cost_per_call_usd"] = total / calls if calls else None
-    per_request = total / cases if cases else None
+    priced = not unpriced
+    metrics["cost_per_call_usd"] = total / calls if calls and priced else None
+    per_request = total / cases if cases and priced else None
     metrics["cost_per_request_usd"] = per_request
     metrics["monthly_cost_usd"] = (
         per_request * Fraction(str(requests_per_day)) * DAYS_PER_MONTH
@@ -157,7 +173,7 @@ def endpoint_stats(
         calls=calls,
         cases=cases,
         metrics=metrics,
-        cost_total=total,
+        cost_total=total if priced else None,
         per_case=per_case,
         prompt_tokens=prompt,
         output_tokens=output,
@@ -167,4 +183,5 @@ def endpoint_stats(
         price_sources=price_sources,
         recounted_calls=recounted,
         input_only_calls=input_only,
+        unpriced=unpriced,
     )

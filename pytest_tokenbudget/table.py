@@ -66,3 +66,16 @@ def render_findings(report: dict[str, Any]) -> list[str]:
         for warning in ep.get("warnings", []):
             lines.append(f"warn {name}: {warning}")
     return lines
+
+
+def render_cache_findings(report: dict[str, Any]) -> list[str]:
+    """One line per prompt-cache finding, under the budgets."""
+    lines = []
+    for f in report.get("findings", []):
+        cases = ", ".join(f["cases"][:5]) + (" ..." if len(f["cases"]) > 5 else "")
+        fix = f" Fix: {f['fix']}." if f["fix"] else ""
+        lines.append(
+            f"{f['level']} {f['code']} {f['endpoint']} {f['where']}: {f['message']} "
+            f"(cases: {cases}).{fix}"
+        )
+    return lines

@@ -53,6 +53,8 @@ def judge(stats: EndpointStats, budgets: Iterable[BudgetLike]) -> list[Verdict]:
 def _why_missing(metric: str, stats: EndpointStats) -> str:
     if stats.calls == 0:
         return "no API calls were captured"
+    if stats.unpriced and metric.endswith("_usd"):
+        return f"not checked: no price for {', '.join(stats.unpriced)}"
     if metric == "monthly_cost_usd":
         return "not checked: set requests_per_day to project a monthly cost"
     if metric == "escalation_rate":
@@ -83,5 +85,5 @@ def _drivers(stats: EndpointStats, metric: str, limit: Fraction) -> tuple[str, .
 
         ranked = sorted((c for c in cases if cases[c].calls), key=lambda c: (hit(c), c))
     else:  # costs
-        ranked = sorted(cases, key=lambda c: (-cases[c].cost, c))
+        ranked = sorted(cases, key=lambda c: (-(cases[c].cost or 0), c))
     return tuple(ranked[:TOP_DRIVERS])

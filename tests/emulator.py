@@ -12,12 +12,17 @@ content text; an image is 1000 tokens; any other block as its sorted JSON).
 `thinking` and other parameters add nothing. `count_tokens` answers the whole prompt.
 
 Prompt cache: a `cache_control` on a tool, system block or content block is a
-breakpoint (at most 4; a "1h" one may not follow a "5m" one). The prefix up to a
-breakpoint is cacheable when it is at least the model's minimum length (4096 for
-Opus 4.5+/Haiku 4.5, 2048 for other Haiku, 1024 otherwise). The longest unexpired
-cached prefix is read (and its TTL refreshed); the rest up to the last breakpoint is
-written, each segment at the TTL of the breakpoint that ends it: "5m" (default, 300 s)
-or "1h" (3600 s), measured on the injected clock. Cache keys are per model.
+breakpoint (at most 4; a "1h" one may not follow a "5m" one); a top-level
+`cache_control` (automatic caching) puts one on the last content block unless it has
+one. A breakpoint writes one entry, keyed by the model and the prefix up to it, when
+that prefix is at least the model's minimum length (512 for Opus 5, 2048 for Opus 4.7
+and Haiku before 4.5, 4096 for Opus 4.5/4.6 and Haiku 4.5, 1024 otherwise). A read
+looks back from each breakpoint, last first, over at most 20 positions (the breakpoint
+itself first; a run of tool_use or of tool_result blocks is one position; a message's
+role marker is no position) for an entry an earlier request wrote, and reads the
+longest unexpired one, restarting its lifetime at the TTL it was written with. The rest
+up to the last breakpoint is written, each segment at the TTL of the breakpoint that
+ends it: "5m" (default, 300 s) or "1h" (3600 s), measured on the injected clock.
 
 Replies are "Echo: " plus the words of the last user text, cut to max_tokens tokens
 (stop_reason "max_tokens" when cut); ids are `msg_emu_` + sha256 of the request.
@@ -41,6 +46,8 @@ MESSAGE_OVERHEAD = 3
 IMAGE_TOKENS = 1000
 MAX_BREAKPOINTS = 4
 TTL_SECONDS = {"5m": 300.0, "1h": 3600.0}
+LOOKBACK_POSITIONS = 20
+LOOKBACK_RUNS = ("tool_use", "tool_result")  # a run of either counts as one position
 ORGANIZATION_ID = "org-emulator-secret-id"
 _ROUTES = ("/v1/messages", "/v1/messages/count_tokens")
 _ERROR_TYPES = {
@@ -60,9 +67,11 @@ def tokens(text: str) -> int:
 
 
 def min_cacheable(model: str) -> int:
-    if any(m in model for m in ("opus-4-5", "opus-4-6", "opus-4-7", "haiku-4-5")):
+    if "opus-5" in model:
+        return 512
+    if any(m in model for m in ("opus-4-5", "opus-4-6", "haiku-4-5")):
         return 4096
-    return 2048 if "haiku" in model else 1024
+    return 2048 if "haiku" in model or "opus-4-7" in model else 1024
 
 
 class RequestError(ValueError):
@@ -90,6 +99,8 @@ class _Block:
     tokens: int
     canonical: str  # what the cache key hashes: cache_control never takes part
     ttl: str | None = None
+    kind: str = ""  # "tool", "system", or the content block's type ("text" for a string)
+    position: bool = True  # a block boundary the lookback may stop at (not a role marker)
 
 
 def _without_cache_control(obj: dict) -> dict:
@@ -138,24 +149,56 @@ def prompt_blocks(request: dict) -> list[_Block]:
     blocks: list[_Block] = []
     for tool in request.get("tools") or []:
         text = json.dumps(_without_cache_control(tool), sort_keys=True)
-        blocks.append(_Block(tokens(text), _canonical("tool", tool), _ttl(tool)))
+        blocks.append(_Block(tokens(text), _canonical("tool", tool), _ttl(tool), "tool"))
     system = request.get("system")
     if isinstance(system, str):
-        blocks.append(_Block(tokens(system), _canonical("system", system)))
+        blocks.append(
+            _Block(tokens(system), _canonical("system", system), None, "system", bool(system))
+        )
     elif isinstance(system, list):
         for block in system:
             text = str(block.get("text", "")) if isinstance(block, dict) else str(block)
-            blocks.append(_Block(tokens(text), _canonical("system", block), _ttl(block)))
+            blocks.append(_Block(tokens(text), _canonical("system", block), _ttl(block), "system"))
     for message in request.get("messages") or []:
         content = message.get("content", "")
-        blocks.append(_Block(MESSAGE_OVERHEAD, _canonical("role", message.get("role"))))
+        role = _Block(MESSAGE_OVERHEAD, _canonical("role", message.get("role")), position=False)
+        blocks.append(role)
         if isinstance(content, str):
-            blocks.append(_Block(tokens(content), _canonical("content", content)))
+            blocks.append(_Block(tokens(content), _canonical("content", content), kind="text"))
         else:
             for block in content:
                 canonical = _canonical("content", block)
-                blocks.append(_Block(_content_tokens(block), canonical, _ttl(block)))
+                kind = str(block.get("type", "")) if isinstance(block, dict) else "text"
+                blocks.append(_Block(_content_tokens(block), canonical, _ttl(block), kind))
     return blocks
+
+
+def _automatic(request: dict, blocks: list[_Block]) -> None:
+    """A top-level cache_control is a breakpoint on the last content block."""
+    ttl = _ttl(request)
+    last = next((b for b in reversed(blocks) if b.position), None)
+    if ttl is None or last is None:
+        return
+    if last.ttl not in (None, ttl):
+        raise RequestError("the last block's cache_control ttl differs from the top-level one")
+    last.ttl = ttl
+
+
+def _lookback(blocks: list[_Block], breakpoint: int) -> list[int]:
+    """Block indices a read through `breakpoint` checks, longest prefix first."""
+    found: list[int] = []
+    positions, after = 0, None
+    for j in range(breakpoint, -1, -1):
+        block = blocks[j]
+        if not block.position:
+            continue
+        if not (block.kind in LOOKBACK_RUNS and block.kind == after):
+            positions += 1
+            if positions > LOOKBACK_POSITIONS:
+                break
+        found.append(j)
+        after = block.kind
+    return found
 
 
 def _last_user_text(request: dict) -> str:
@@ -191,7 +234,7 @@ class Emulator:
         self.gzip_responses = gzip_responses
         self.served: list[Served] = []
         self.base_url = ""
-        self._cache: dict[str, float] = {}  # key -> expiry on self.clock
+        self._cache: dict[str, tuple[float, str]] = {}  # key -> (expiry on self.clock, ttl)
         self._failures: list[tuple[int, float | None]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -235,6 +278,7 @@ class Emulator:
         updating the cache. Raises RequestError for what the API refuses."""
         model = str(request.get("model", ""))
         blocks = prompt_blocks(request)
+        _automatic(request, blocks)
         prefix: list[int] = []
         running = 0
         for b in blocks:
@@ -256,10 +300,14 @@ class Emulator:
         with self._lock:
             cached_upto = -1
             for i in reversed(breakpoints):
-                key = self._key(model, blocks[: i + 1])
-                if prefix[i] >= minimum and self._cache.get(key, float("-inf")) > now:
-                    cached_upto, read = i, prefix[i]
-                    self._cache[key] = now + TTL_SECONDS[blocks[i].ttl or "5m"]
+                for j in _lookback(blocks, i):
+                    key = self._key(model, blocks[: j + 1])
+                    expiry, ttl = self._cache.get(key, (float("-inf"), "5m"))
+                    if prefix[j] >= minimum and expiry > now:
+                        cached_upto, read = j, prefix[j]
+                        self._cache[key] = (now + TTL_SECONDS[ttl], ttl)
+                        break
+                if cached_upto >= 0:
                     break
             done = read
             for i in breakpoints:
@@ -268,7 +316,7 @@ class Emulator:
                 ttl = blocks[i].ttl or "5m"
                 written[ttl] += prefix[i] - done
                 done = prefix[i]
-                self._cache[self._key(model, blocks[: i + 1])] = now + TTL_SECONDS[ttl]
+                self._cache[self._key(model, blocks[: i + 1])] = (now + TTL_SECONDS[ttl], ttl)
         total = prefix[-1] if prefix else 0
         creation = written["5m"] + written["1h"]
         return {

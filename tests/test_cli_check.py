@@ -170,3 +170,118 @@ def test_console_script_end_to_end(project):
         and "invalid choice" in usage.stderr
         and "Traceback" not in usage.stderr
     )
+
+
+# -- models nothing prices ------------------------------------------------------------
+SNIPPET = (
+    "  pricing:\n"
+    "    {model}: {{input: 3.0, output: 15.0}}   # $ per million tokens: use the model's real "
+    "rates\n"
+    "(cache_write_5m, cache_write_1h and cache_read default to 1.25x, 2x and 0.1x input)\n"
+    "If a pytest_tokenbudget_price hook prices it (tokenbudget check runs no hooks), pass "
+    "--hook-priced {model} instead."
+)
+
+
+def test_check_rejects_an_unknown_target_model_with_line_suggestion_and_snippet(project, capsys):
+    path = project / "token_budgets.yml"
+    path.write_text(
+        CONFIG.replace("target_model: claude-sonnet-4-6", "target_model: claude-opus-9-zz")
+    )
+    assert main(["check", "--config", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err == (
+        f"tokenbudget check: {path}:4: target_model: unknown model 'claude-opus-9-zz': no price "
+        "in the shipped table or in `pricing:` (did you mean 'claude-opus-4-8', "
+        "'claude-opus-4-7' or 'claude-opus-4-6'?). If the name is right, add its price to "
+        "token_budgets.yml:\n" + SNIPPET.format(model="claude-opus-9-zz") + "\n"
+    )
+    assert "Traceback" not in err
+
+
+def test_check_lists_unknown_escalation_and_defaults_models_each_at_its_line(tmp_path, capsys):
+    path = tmp_path / "token_budgets.yml"
+    path.write_text(
+        "defaults:\n"
+        "  escalation_models: [claude-opus-4-7, claude-opus-4-77]\n"
+        "endpoints:\n"
+        "  chat:\n"
+        "    target_model: claude-sonnet-4-6\n"
+        "    max_input_tokens_p95: 10\n"
+        "  triage:\n"
+        "    target_model: claude-haiku-4-5\n"
+        "    escalation_models:\n"
+        "      - claude-sonnet-4-6\n"
+        "      - gtp-4o\n"
+        "    max_input_tokens_p95: 10\n"
+    )
+    assert main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"tokenbudget check: 2 problems in {path}:\n")
+    assert (
+        f"\n{path}:2: escalation_models[1]: unknown model 'claude-opus-4-77': no price in the "
+        "shipped table or in `pricing:` (did you mean 'claude-opus-4-7'" in err
+    )
+    assert (
+        f"\n{path}:11: escalation_models[1]: unknown model 'gtp-4o': no price in the shipped "
+        "table or in `pricing:` (did you mean 'gpt-4o'" in err
+    )
+    assert SNIPPET.format(model="gtp-4o") in err
+    assert err.count("claude-opus-4-77': no price") == 1  # once, though only chat inherits it
+    assert "Traceback" not in err
+
+
+def test_check_accepts_aliases_dated_ids_and_pricing_entries(tmp_path, capsys):
+    path = tmp_path / "token_budgets.yml"
+    path.write_text(
+        "pricing:\n"
+        "  my-proxy-model: {input: 1.0, output: 2.0}\n"
+        "endpoints:\n"
+        "  chat:\n"
+        "    target_model: claude-3-5-haiku-latest\n"
+        "    escalation_models: [claude-sonnet-4-5-20250929, claude-sonnet-4-5, my-proxy-model,"
+        " gpt-4o-2024-08-06, claude-opus-4-1@20250805]\n"
+        "    max_input_tokens_p95: 10\n"
+    )
+    assert main(["check", "--config", str(path)]) == 0
+    assert capsys.readouterr() == (f"{path}: 1 endpoint, 0 cases — OK\n", "")
+
+
+def test_check_takes_hook_priced_models_on_the_users_word(tmp_path, capsys):
+    path = tmp_path / "token_budgets.yml"
+    path.write_text(
+        "endpoints:\n"
+        "  chat:\n"
+        "    target_model: acme-proxy-1\n"
+        "    escalation_models: [acme-proxy-2]\n"
+        "    max_input_tokens_p95: 10\n"
+    )
+    assert main(["check", "--config", str(path), "--hook-priced", "acme-proxy-1"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4: escalation_models[0]: unknown model 'acme-proxy-2'" in err
+    assert "acme-proxy-1" not in err
+    argv = ["check", "--config", str(path), "--hook-priced", "acme-proxy-1",
+            "--hook-priced", "acme-proxy-2"]  # fmt: skip
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{path}: 1 endpoint, 0 cases — OK\n"
+    assert err == (
+        "tokenbudget check: note: acme-proxy-1: left to a pytest_tokenbudget_price hook "
+        "(pytest --token-budget asks it when it starts)\n"
+        "tokenbudget check: note: acme-proxy-2: left to a pytest_tokenbudget_price hook "
+        "(pytest --token-budget asks it when it starts)\n"
+    )
+
+
+def test_console_script_rejects_an_unknown_model(project):
+    (project / "token_budgets.yml").write_text(CONFIG.replace("claude-sonnet-4-6", "gpt-9o"))
+    bad = subprocess.run(
+        [console_script(), "check"], cwd=project, capture_output=True, text=True, check=False
+    )
+    assert (bad.returncode, bad.stdout) == (2, "")
+    assert bad.stderr.startswith(
+        "tokenbudget check: token_budgets.yml:4: target_model: unknown model 'gpt-9o'"
+    )
+    assert "    gpt-9o: {input: 3.0, output: 15.0}" in bad.stderr
+    assert "Traceback" not in bad.stderr

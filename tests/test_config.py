@@ -313,7 +313,7 @@ def test_unknown_keys_everywhere_suggest_the_close_one(tmp_path, text, line, key
 def test_unknown_key_without_a_close_match_lists_the_allowed_ones(tmp_path):
     message = error_of(tmp_path, "version: 1\nendpoints:\n  a: {max_input_tokens_p95: 1}\nfoo: 1\n")
     assert (
-        "token_budgets.yml:4: foo: unknown key 'foo' (allowed here: version, defaults, pricing, endpoints)"
+        "token_budgets.yml:4: foo: unknown key 'foo' (allowed here: version, defaults, pricing, cache_minimums, endpoints)"
         in message
     )
 

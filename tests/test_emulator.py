@@ -336,6 +336,77 @@ def test_too_many_breakpoints_is_a_bad_request(emu, client):
     assert emu.served[-1].status == 400
 
 
+def cached(text: str) -> dict:
+    return {"type": "text", "text": text, "cache_control": {"type": "ephemeral"}}
+
+
+def test_a_read_looks_back_to_the_previous_turns_breakpoint(emu, client):
+    system = [{"type": "text", "text": words(1500)}]  # no breakpoint of its own
+    first = [{"role": "user", "content": [cached("first question")]}]
+    usage = client.messages.create(model=MODEL, max_tokens=8, system=system, messages=first).usage
+    written = 1500 + 3 + tokens("first question")
+    assert (usage.cache_creation_input_tokens, usage.cache_read_input_tokens) == (written, 0)
+    second = [
+        {"role": "user", "content": [{"type": "text", "text": "first question"}]},
+        {"role": "assistant", "content": "Echo: first question"},
+        {"role": "user", "content": [cached("and a second one")]},
+    ]
+    usage = client.messages.create(model=MODEL, max_tokens=8, system=system, messages=second).usage
+    # the breakpoint moved; its prefix was never written, the one 3 positions back was
+    whole = emu.count(ask(system=system, messages=second))
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (
+        written,
+        whole - written,
+    )
+
+
+@pytest.mark.parametrize(("extra", "hit"), [(19, True), (20, False)])
+def test_the_lookback_checks_20_positions_counting_the_breakpoint(emu, client, extra, hit):
+    system = [{"type": "text", "text": words(1500)}]
+    client.messages.create(model=MODEL, max_tokens=8, system=system,
+                           messages=[{"role": "user", "content": [cached("start")]}])  # fmt: skip
+    later = [{"type": "text", "text": "start"}]
+    later += [{"type": "text", "text": f"more {i}"} for i in range(extra - 1)] + [cached("end")]
+    messages = [{"role": "user", "content": later}]
+    usage = client.messages.create(model=MODEL, max_tokens=8, system=system, messages=messages)
+    assert usage.usage.cache_read_input_tokens == (1500 + 3 + 1 if hit else 0)
+
+
+def test_a_run_of_tool_use_or_tool_result_blocks_is_one_position(emu, client):
+    system = [{"type": "text", "text": words(1500)}]
+    start = {"role": "user", "content": [cached("look up 25 orders")]}
+    client.messages.create(model=MODEL, max_tokens=8, system=system, messages=[start])
+    uses = [{"type": "tool_use", "id": f"t{i}", "name": "lookup", "input": {"id": i}}
+            for i in range(25)]  # fmt: skip
+    results = [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "ok"} for i in range(25)]
+    results[-1] = {**results[-1], "cache_control": {"type": "ephemeral"}}
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "look up 25 orders"}]},
+        {"role": "assistant", "content": uses},
+        {"role": "user", "content": results},
+    ]
+    usage = client.messages.create(model=MODEL, max_tokens=8, system=system, messages=messages)
+    assert usage.usage.cache_read_input_tokens == 1500 + 3 + tokens("look up 25 orders")
+    # the same 50 blocks as text are 50 positions: the entry is out of reach
+    as_text = [{"type": "text", "text": f"part {i}"} for i in range(50)]
+    messages[1:] = [{"role": "user", "content": [*as_text, cached("end")]}]
+    usage = client.messages.create(model=MODEL, max_tokens=8, system=system, messages=messages)
+    assert usage.usage.cache_read_input_tokens == 0
+
+
+def test_top_level_cache_control_is_a_breakpoint_on_the_last_block(emu, client):
+    request = ask(system=words(1500), cache_control={"type": "ephemeral", "ttl": "1h"})
+    first = client.messages.create(**request).usage
+    assert first.cache_creation.ephemeral_1h_input_tokens == emu.count(request)
+    assert client.messages.create(**request).usage.cache_read_input_tokens == emu.count(request)
+    # the last block's own ttl differs from the top-level one: refused
+    one_hour = {**cached("hi"), "cache_control": {"type": "ephemeral", "ttl": "1h"}}
+    messages = [{"role": "user", "content": [one_hour]}]
+    clash = ask(system=words(1500), cache_control={"type": "ephemeral"}, messages=messages)
+    with pytest.raises(anthropic.BadRequestError):
+        client.messages.create(**clash)
+
+
 # -- errors, retries, encoding -------------------------------------------------------------
 def test_missing_key_is_401(emu, monkeypatch, tmp_path):
     status, _, body = raw_post(emu.base_url + "/v1/messages", json.dumps(ask()).encode(), {})

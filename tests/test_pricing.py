@@ -1,9 +1,10 @@
 from fractions import Fraction
 
 import pytest
+import yaml
 
 from pytest_tokenbudget.errors import PricingError
-from pytest_tokenbudget.pricing import PriceBook, table_date
+from pytest_tokenbudget.pricing import PriceBook, pricing_snippet, table_date
 from pytest_tokenbudget.usage import Usage
 
 USAGE = Usage(
@@ -35,18 +36,106 @@ def test_batch_halves_every_rate():
         ("claude-opus-4-1-20250805", "15"),
         ("claude-opus-4-7", "5"),
         ("claude-3-haiku-20240307", "0.25"),
+        ("claude-sonnet-4-5", "3"),  # the model itself
+        ("claude-sonnet-4-6-20261201", "3"),  # a dated snapshot the table has no alias for
+        ("claude-3-7-sonnet-latest", "3"),
+        ("claude-sonnet-4-5@20250929", "3"),  # Vertex AI spelling
+        ("gpt-4o-mini-2024-07-18", "0.15"),  # OpenAI dated snapshot
+        ("gpt-3.5-turbo-0125", "0.5"),
     ],
 )
 def test_dated_ids_and_aliases_resolve(model, input_rate):
     assert PriceBook().price(model).input == Fraction(input_rate)
 
 
+@pytest.mark.parametrize(
+    ("model", "canonical"),
+    [
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4-5"),
+        ("claude-3-5-haiku-latest", "claude-3-5-haiku"),
+        ("claude-sonnet-4-5", "claude-sonnet-4-5"),
+        ("claude-opus-4-0", "claude-opus-4"),
+        ("claude-sonnet-4-6-20261201", "claude-sonnet-4-6"),
+        ("mystery-9", "mystery-9"),
+    ],
+)
+def test_canonical_names_fold_dates_and_aliases(model, canonical):
+    assert PriceBook().canonical(model) == canonical
+
+
 def test_unknown_model_is_an_error_that_says_how_to_price_it():
     with pytest.raises(PricingError) as info:
         PriceBook().price("my-proxy-model")
-    message = str(info.value)
-    assert "my-proxy-model" in message
-    assert "pricing:" in message and "input:" in message
+    assert info.value.message == (
+        "no price for model 'my-proxy-model'. If the name is right, add its price to "
+        "token_budgets.yml:\n"
+        "  pricing:\n"
+        "    my-proxy-model: {input: 3.0, output: 15.0}   # $ per million tokens: use the "
+        "model's real rates\n"
+        "(cache_write_5m, cache_write_1h and cache_read default to 1.25x, 2x and 0.1x input)"
+    )
+
+
+def test_a_dated_id_of_an_overridden_model_takes_the_override():
+    book = PriceBook(
+        {"claude-sonnet-4-5": {"input": 2.0, "output": 8.0}, "house": {"input": 1, "output": 1}}
+    )
+    assert book.price("claude-sonnet-4-5-20250929").source == "token_budgets.yml"
+    assert book.price("claude-sonnet-4-5-20250929").input == 2
+    assert book.price("house-latest").source == "token_budgets.yml"
+    assert book.canonical("house-20260101") == "house"
+    assert book.price("claude-sonnet-4-6").source == f"table {table_date()}"
+
+
+def test_find_asks_the_hook_once_and_names_its_source():
+    asked = []
+
+    def hook(model):
+        asked.append(model)
+        return {"input": 4, "output": 20} if model == "acme-1" else None
+
+    book = PriceBook(fallback=hook)
+    assert book.find("acme-1").source == "pytest_tokenbudget_price hook"
+    assert book.find("acme-1").input == 4
+    assert book.find("nope") is None and book.find("nope") is None
+    assert book.find("claude-sonnet-4-6").source.startswith("table")
+    assert asked == ["acme-1", "nope"]
+
+
+@pytest.mark.parametrize("rates", [{"input": 1}, {"input": "x", "output": 1}, 7])
+def test_a_hook_price_without_rates_is_a_pricing_error(rates):
+    with pytest.raises(
+        PricingError, match="pytest_tokenbudget_price hook returned .* for 'acme-1'"
+    ):
+        PriceBook(fallback=lambda model: rates).find("acme-1")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("claude-opus-9-zz", ["claude-opus-4-8", "claude-opus-4-7", "claude-opus-4-6"]),
+        ("claude-sonet-4-6", ["claude-sonnet-4-6", "claude-sonnet-4-5", "claude-sonnet-4-0"]),
+        ("Claude-Haiku-4-5", ["claude-haiku-4-5"]),
+        ("gpt-4o-mni", ["gpt-4o-mini", "gpt-4.1-mini", "gpt-5-mini"]),
+        ("hous-model", ["house-model"]),  # pricing: keys are suggested too
+        ("acme-proxy-2", []),
+    ],
+)
+def test_suggestions_come_from_table_names_aliases_and_pricing_keys(model, expected):
+    book = PriceBook({"house-model": {"input": 1, "output": 2}})
+    assert book.suggest(model)[: len(expected) or None] == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "key"),
+    [("claude-opus-9", "claude-opus-9"), ("bedrock:claude", '"bedrock:claude"'), ("a b", '"a b"')],
+)
+def test_snippet_is_yaml_that_prices_the_model(name, key):
+    lines = pricing_snippet(name).splitlines()
+    assert lines[1].startswith(f"    {key}: {{input: 3.0")
+    assert yaml.safe_load("\n".join(lines[:2])) == {
+        "pricing": {name: {"input": 3.0, "output": 15.0}}
+    }
 
 
 def test_override_wins_and_fills_cache_rates_from_published_multipliers():

@@ -160,6 +160,13 @@ def test_unknown_model_fails_the_endpoint_with_how_to_price_it(project, recordin
     result = project.runpytest("--token-budget", "-p", "no:cacheprovider")
     assert result.ret == 1
     result.stdout.fnmatch_lines(
-        ["FAIL chat: no price for model 'claude-secret-9'. Add it to token_budgets.yml:*"]
+        [
+            (
+                "FAIL chat: no price for model 'claude-secret-9', called in case hard: *"
+                "add its price to token_budgets.yml:"
+            ),
+            "  pricing:",
+            "    claude-secret-9: {input: 3.0, output: 15.0}*",
+        ]
     )
     assert report_of(project)["endpoints"]["chat"]["status"] == "fail"

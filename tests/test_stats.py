@@ -2,7 +2,8 @@ from fractions import Fraction
 
 import pytest
 
-from pytest_tokenbudget.pricing import PriceBook
+from pytest_tokenbudget.errors import PricingError
+from pytest_tokenbudget.pricing import PriceBook, table_date
 from pytest_tokenbudget.samples import Sample
 from pytest_tokenbudget.stats import endpoint_stats, nearest_rank
 from pytest_tokenbudget.usage import Usage
@@ -80,3 +81,32 @@ def test_no_rule_no_calls():
     assert stats.metrics["input_tokens_p95"] is None
     assert stats.metrics["escalation_rate"] is None
     assert stats.metrics["cost_per_request_usd"] == 0
+
+
+def test_unpriced_models_leave_every_dollar_figure_they_touch_unknown():
+    samples = [
+        sample("a", "claude-sonnet-4-6", input_tokens=100, output_tokens=10),
+        sample("b", "mystery-9", input_tokens=200, output_tokens=20),
+        sample("b", "claude-sonnet-4-6", input_tokens=100, output_tokens=10),
+        sample("c", "mystery-9", input_tokens=300, output_tokens=30),
+    ]
+    with pytest.raises(PricingError, match="no price for model 'mystery-9'"):
+        endpoint_stats("ep", samples, ["a", "b", "c"], book=PriceBook())
+    stats = endpoint_stats(
+        "ep",
+        samples,
+        ["a", "b", "c"],
+        book=PriceBook(),
+        target_model="claude-sonnet-4-6",
+        requests_per_day=10,
+        strict=False,
+    )
+    assert stats.unpriced == {"mystery-9": ["b", "c"]}
+    assert stats.calls == 4 and stats.metrics["input_tokens_max"] == 300  # tokens still count
+    assert stats.metrics["escalation_rate"] == Fraction(2, 3)
+    for metric in ("cost_per_call_usd", "cost_per_request_usd", "monthly_cost_usd"):
+        assert stats.metrics[metric] is None
+    assert stats.cost_total is None
+    assert stats.per_case["a"].cost == Fraction(100 * 3 + 10 * 15, 10**6)
+    assert stats.per_case["b"].cost is None and stats.per_case["c"].cost is None
+    assert stats.price_sources == {"claude-sonnet-4-6": f"table {table_date()}"}

@@ -1,0 +1,319 @@
+"""The prompt-cache doctor: what keeps the prompt cache from working, and where.
+
+Findings come from three places: a replayed request that differs from its
+recording only in volatile values (volatile.py), the requests of one endpoint
+compared with each other, and each request's breakpoints (count, minimum
+length). A finding is data; whether it fails the run is the endpoint's
+`cache_lint` setting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .prompt import MAX_BREAKPOINTS, PromptBlock, breakpoints, prompt_blocks
+from .volatile import Span, masked, volatile_spans
+
+FIX_MOVE = "move the value after the last breakpoint, e.g. into the user turn"
+CODES = {
+    "volatile-prefix": "error",
+    "volatile-after-breakpoint": "note",
+    "prefix-below-minimum": "error",
+    "too-many-breakpoints": "error",
+    "breakpoint-never-read": "warning",
+}
+
+
+@dataclass(frozen=True)
+class CacheFinding:
+    code: str
+    endpoint: str
+    where: str  # the path in the request: "system[0].text", "tools[3]"
+    message: str  # one line, names the values and the cases
+    fix: str
+    cases: tuple[str, ...] = ()
+
+    @property
+    def level(self) -> str:
+        return CODES[self.code]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "level": self.level, "endpoint": self.endpoint,
+            "where": self.where, "cases": list(self.cases), "message": self.message,
+            "fix": self.fix,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CacheFinding:
+        return cls(
+            data["code"], data["endpoint"], data["where"], data["message"], data["fix"],
+            tuple(data["cases"]),
+        )  # fmt: skip
+
+
+def _quote(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:37] + "...")
+
+
+def _breakpoint_path(request: dict[str, Any]) -> str:
+    blocks = prompt_blocks(request)
+    points = breakpoints(blocks)
+    return blocks[points[-1]].path if points else "none"
+
+
+def span_findings(
+    endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any], *, against: str
+) -> list[CacheFinding]:
+    """Findings for volatile values; `against` says what they were compared with."""
+    out = []
+    last = _breakpoint_path(request)
+    for span in spans:
+        values = f"{_quote(span.before)} {against}, {_quote(span.after)} now"
+        if span.in_cached_prefix:
+            message = (
+                f"{span.path} at character {span.offset} changes between requests ({values}), "
+                f"inside the cached prefix (breakpoint at {last}): every request misses the "
+                "cache and pays for the whole prefix"
+            )
+            out.append(CacheFinding("volatile-prefix", endpoint, span.path, message, FIX_MOVE, (case_id,)))
+        else:
+            message = (
+                f"{span.path} at character {span.offset} changes between requests ({values}), "
+                "after the last cache breakpoint: harmless for the cache"
+            )
+            out.append(
+                CacheFinding("volatile-after-breakpoint", endpoint, span.path, message, "", (case_id,))
+            )
+    return out
+
+
+@dataclass
+class PromptSeen:
+    """What the doctor keeps of one Messages call: its blocks, for comparing prefixes."""
+
+    endpoint: str
+    case_id: str
+    model: str
+    blocks: list[PromptBlock]
+    masked_prefix: str  # the cached prefix with volatile values masked
+    whole_input_tokens: int
+
+    @property
+    def prefix_keys(self) -> tuple[str, ...]:
+        points = breakpoints(self.blocks)
+        return tuple(b.key for b in self.blocks[: points[-1] + 1]) if points else ()
+
+
+@dataclass
+class Doctor:
+    """Collects findings and prompts during the run; `findings()` merges them by place."""
+
+    raw: list[CacheFinding] = field(default_factory=list)
+    prompts: list[PromptSeen] = field(default_factory=list)
+    # first request seen per (endpoint, model, masked prefix): the one others are compared with
+    _first: dict[tuple[str, str, str], tuple[str, tuple[str, ...], dict[str, Any]]] = field(
+        default_factory=dict
+    )
+
+    def add_call(
+        self, endpoint: str, case_id: str, request: dict[str, Any], whole_input_tokens: int,
+        minimum: int, known_prefix: int = 0,
+    ) -> None:  # fmt: skip
+        """One Messages call as sent; `known_prefix`: its recorded cache reads + writes."""
+        blocks = prompt_blocks(request)
+        points = breakpoints(blocks)
+        model = str(request.get("model", ""))
+        if len(points) > MAX_BREAKPOINTS:
+            self.raw.append(CacheFinding(
+                "too-many-breakpoints", endpoint, blocks[points[MAX_BREAKPOINTS]].path,
+                f"{len(points)} cache_control breakpoints; the API accepts at most "
+                f"{MAX_BREAKPOINTS} and rejects the request",
+                f"keep at most {MAX_BREAKPOINTS}: one after the tools, one after the system "
+                "prompt, one or two on the conversation", (case_id,),
+            ))  # fmt: skip
+        if points:
+            if not known_prefix:  # a recorded cache read or write proves the length enough
+                self._below_minimum(
+                    endpoint, case_id, model, blocks, points, whole_input_tokens, minimum
+                )
+            self._across_requests(endpoint, case_id, model, request, blocks, points)
+        prefix = _masked_prefix(request, blocks, points)
+        self.prompts.append(PromptSeen(endpoint, case_id, model, blocks, prefix, whole_input_tokens))
+
+    def _below_minimum(
+        self, endpoint: str, case_id: str, model: str, blocks: list[PromptBlock],
+        points: list[int], whole: int, minimum: int,
+    ) -> None:  # fmt: skip
+        from .cache_sim import estimate_cumulative
+
+        cumulative = estimate_cumulative(blocks, whole)
+        longest = points[-1]
+        tokens = cumulative[longest]
+        if tokens >= minimum:
+            return
+        exact = "" if longest == len(blocks) - 1 else "about "
+        self.raw.append(CacheFinding(
+            "prefix-below-minimum", endpoint, blocks[longest].path,
+            f"the prefix up to the breakpoint at {blocks[longest].path} is {exact}{tokens:,} "
+            f"tokens, below {model}'s minimum cacheable length of {minimum:,}: the API caches "
+            "nothing and says nothing",
+            f"put the breakpoint after at least {minimum:,} tokens of stable prefix (tools and "
+            "system prompt together), or drop it", (case_id,),
+        ))  # fmt: skip
+
+    def _across_requests(
+        self, endpoint: str, case_id: str, model: str, request: dict[str, Any],
+        blocks: list[PromptBlock], points: list[int],
+    ) -> None:  # fmt: skip
+        keys = tuple(b.key for b in blocks[: points[-1] + 1])
+        group = (endpoint, model, _masked_prefix(request, blocks, points))
+        first = self._first.get(group)
+        if first is None:
+            self._first[group] = (case_id, keys, _prefix_only(request, blocks, points))
+            return
+        if first[1] != keys:
+            self._compare(endpoint, first, case_id, _prefix_only(request, blocks, points))
+
+    def _compare(
+        self, endpoint: str, first: tuple[str, tuple[str, ...], dict[str, Any]], case_id: str,
+        prefix: dict[str, Any],
+    ) -> None:  # fmt: skip
+        first_case, _, first_request = first
+        spans = volatile_spans(first_request, prefix) or []
+        cached = [s for s in spans if s.in_cached_prefix]
+        found = span_findings(endpoint, case_id, cached, prefix, against=f"in case {first_case}")
+        self.raw.extend(replace(f, cases=(first_case, case_id)) for f in found)
+
+    def add_replay_spans(
+        self, endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any]
+    ) -> None:
+        self.raw.extend(span_findings(endpoint, case_id, spans, request, against="recorded"))
+
+    def findings(self) -> list[CacheFinding]:
+        """One finding per (code, endpoint, place), naming every case it was seen in."""
+        merged: dict[tuple[str, str, str], CacheFinding] = {}
+        for finding in [*self.raw, *_never_read(self.prompts)]:
+            key = (finding.code, finding.endpoint, finding.where)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = finding
+            else:
+                cases = tuple(sorted(set(seen.cases + finding.cases)))
+                merged[key] = CacheFinding(seen.code, seen.endpoint, seen.where, seen.message, seen.fix, cases)
+        order = {code: i for i, code in enumerate(CODES)}
+        return sorted(merged.values(), key=lambda f: (f.endpoint, order[f.code], f.where))
+
+    # -- xdist -------------------------------------------------------------------------
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "findings": [f.to_dict() for f in self.raw],
+            "prompts": [
+                [p.endpoint, p.case_id, p.model, [list(vars(b).values()) for b in p.blocks],
+                 p.masked_prefix, p.whole_input_tokens]
+                for p in self.prompts
+            ],
+            "first": [[list(group), case, list(keys), request]
+                      for group, (case, keys, request) in self._first.items()],
+        }  # fmt: skip
+
+    def merge_wire(self, data: dict[str, Any]) -> None:
+        """A worker's findings and prompts; its first requests are compared with ours."""
+        self.raw.extend(CacheFinding.from_dict(f) for f in data.get("findings", []))
+        for endpoint, case_id, model, blocks, prefix, whole in data.get("prompts", []):
+            shaped = [PromptBlock(*b) for b in blocks]
+            self.prompts.append(PromptSeen(endpoint, case_id, model, shaped, prefix, whole))
+        for group, case_id, keys, request in data.get("first", []):
+            group, keys = tuple(group), tuple(keys)
+            first = self._first.setdefault(group, (case_id, keys, request))
+            if first[1] != keys:
+                self._compare(group[0], first, case_id, request)
+
+
+def _prefix_only(request: dict[str, Any], blocks: list[PromptBlock], points: list[int]) -> dict:
+    """The request cut after its last breakpoint's block: what the cache key covers."""
+    last = blocks[points[-1]].path
+    cut: dict[str, Any] = {"model": request.get("model")}
+    for key in ("tools", "system"):
+        if key in request:
+            cut[key] = request[key]
+    if last.startswith("messages"):
+        cut["messages"] = request.get("messages")
+    return cut
+
+
+def _masked_prefix(request: dict[str, Any], blocks: list[PromptBlock], points: list[int]) -> str:
+    import json
+
+    if not points:
+        return ""
+    return json.dumps(masked(_prefix_only(request, blocks, points)), sort_keys=True)
+
+
+def _never_read(prompts: Iterable[PromptSeen]) -> list[CacheFinding]:
+    """Breakpoints whose prefix no later call of the endpoint starts with: written, never read."""
+    by_endpoint: dict[tuple[str, str], list[PromptSeen]] = {}
+    for seen in prompts:
+        by_endpoint.setdefault((seen.endpoint, seen.model), []).append(seen)
+    out = []
+    for (endpoint, _model), calls in by_endpoint.items():
+        lengths = {p + 1 for call in calls for p in breakpoints(call.blocks)}
+        last_with: dict[tuple[int, int], int] = {}  # (length, prefix hash) -> last call index
+        for i, call in enumerate(calls):
+            for n in lengths:
+                if n <= len(call.blocks):
+                    last_with[(n, hash(tuple(b.key for b in call.blocks[:n])))] = i
+        unread: dict[str, list[str]] = {}
+        used: set[str] = set()
+        for i, call in enumerate(calls):
+            for point in breakpoints(call.blocks):
+                prefix = (point + 1, hash(tuple(b.key for b in call.blocks[: point + 1])))
+                path = call.blocks[point].path
+                if last_with[prefix] > i:
+                    used.add(path)
+                else:
+                    unread.setdefault(path, []).append(call.case_id)
+        for path, cases in unread.items():
+            if path in used or len(cases) < 2:
+                continue
+            out.append(CacheFinding(
+                "breakpoint-never-read", endpoint, path,
+                f"the prefix up to the breakpoint at {path} differs in every call ({len(cases)} "
+                "calls): each one pays the cache-write premium and none reads it",
+                "move the breakpoint before the content that varies per request",
+                tuple(dict.fromkeys(cases)),
+            ))  # fmt: skip
+    return out
+
+
+def diagnose_case(
+    doctor: Doctor,
+    endpoint: str,
+    case_id: str,
+    exchanges: Sequence[tuple[Any, Sequence[Any]]],
+    volatile: dict[int, list[Span]],
+    minimum: Callable[[str], int],
+) -> None:
+    """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor."""
+    import json
+
+    for index, (exchange, calls) in enumerate(exchanges):
+        generated = [c for c in calls if c.kind == "messages" and c.provider == "anthropic"]
+        if not generated:
+            continue
+        try:
+            request = json.loads(exchange.request_body)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            continue
+        usage = generated[0].usage
+        cached = usage.cache_write_tokens + usage.cache_read_tokens
+        whole = usage.input_tokens + cached
+        model = str(request.get("model") or generated[0].model)
+        known = 0 if generated[0].recounted else cached
+        doctor.add_call(endpoint, case_id, request, whole, minimum(model), known)
+        if index in volatile:
+            doctor.add_replay_spans(endpoint, case_id, volatile[index], request)
