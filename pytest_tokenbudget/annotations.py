@@ -143,7 +143,9 @@ def _with_cause(finding: Finding, cache_findings: list[dict[str, Any]]) -> Findi
         return finding
     cause = causes[0]
     message = f"{finding.message}. Prompt cache: {cause['message']}. Fix: {cause['fix']}"
-    return Finding(finding.kind, finding.severity, finding.endpoint, finding.key, finding.line, message)
+    return Finding(
+        finding.kind, finding.severity, finding.endpoint, finding.key, finding.line, message
+    )
 
 
 def append_step_summary(markdown: str) -> bool:

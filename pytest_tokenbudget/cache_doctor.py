@@ -78,14 +78,18 @@ def span_findings(
                 f"inside the cached prefix (breakpoint at {last}): every request misses the "
                 "cache and pays for the whole prefix"
             )
-            out.append(CacheFinding("volatile-prefix", endpoint, span.path, message, FIX_MOVE, (case_id,)))
+            out.append(
+                CacheFinding("volatile-prefix", endpoint, span.path, message, FIX_MOVE, (case_id,))
+            )
         else:
             message = (
                 f"{span.path} at character {span.offset} changes between requests ({values}), "
                 "after the last cache breakpoint: harmless for the cache"
             )
             out.append(
-                CacheFinding("volatile-after-breakpoint", endpoint, span.path, message, "", (case_id,))
+                CacheFinding(
+                    "volatile-after-breakpoint", endpoint, span.path, message, "", (case_id,)
+                )
             )
     return out
 
@@ -100,6 +104,10 @@ class PromptSeen:
     blocks: list[PromptBlock]
     masked_prefix: str  # the cached prefix with volatile values masked
     whole_input_tokens: int
+    test_id: str = ""
+    index: int = 0  # the call's place among its test's exchanges
+    kinds: tuple[str, ...] = ()  # each block's type, for the lookback window
+    recorded: tuple[int, int, int] | None = None  # (read, 5m, 1h) as recorded; None: stale
 
     @property
     def prefix_keys(self) -> tuple[str, ...]:
@@ -120,9 +128,12 @@ class Doctor:
 
     def add_call(
         self, endpoint: str, case_id: str, request: dict[str, Any], whole_input_tokens: int,
-        minimum: int, known_prefix: int = 0,
+        minimum: int, known_prefix: int = 0, *, test_id: str = "", index: int = 0,
+        recorded: tuple[int, int, int] | None = None,
     ) -> None:  # fmt: skip
         """One Messages call as sent; `known_prefix`: its recorded cache reads + writes."""
+        from .cache_sim import block_kinds
+
         blocks = prompt_blocks(request)
         points = breakpoints(blocks)
         model = str(request.get("model", ""))
@@ -141,7 +152,11 @@ class Doctor:
                 )
             self._across_requests(endpoint, case_id, model, request, blocks, points)
         prefix = _masked_prefix(request, blocks, points)
-        self.prompts.append(PromptSeen(endpoint, case_id, model, blocks, prefix, whole_input_tokens))
+        kinds = block_kinds(request, blocks)
+        self.prompts.append(PromptSeen(
+            endpoint, case_id, model, blocks, prefix, whole_input_tokens, test_id, index, kinds,
+            recorded,
+        ))  # fmt: skip
 
     def _below_minimum(
         self, endpoint: str, case_id: str, model: str, blocks: list[PromptBlock],
@@ -202,7 +217,9 @@ class Doctor:
                 merged[key] = finding
             else:
                 cases = tuple(sorted(set(seen.cases + finding.cases)))
-                merged[key] = CacheFinding(seen.code, seen.endpoint, seen.where, seen.message, seen.fix, cases)
+                merged[key] = CacheFinding(
+                    seen.code, seen.endpoint, seen.where, seen.message, seen.fix, cases
+                )
         order = {code: i for i, code in enumerate(CODES)}
         return sorted(merged.values(), key=lambda f: (f.endpoint, order[f.code], f.where))
 
@@ -212,7 +229,8 @@ class Doctor:
             "findings": [f.to_dict() for f in self.raw],
             "prompts": [
                 [p.endpoint, p.case_id, p.model, [list(vars(b).values()) for b in p.blocks],
-                 p.masked_prefix, p.whole_input_tokens]
+                 p.masked_prefix, p.whole_input_tokens, p.test_id, p.index, list(p.kinds),
+                 list(p.recorded) if p.recorded is not None else None]
                 for p in self.prompts
             ],
             "first": [[list(group), case, list(keys), request]
@@ -222,9 +240,22 @@ class Doctor:
     def merge_wire(self, data: dict[str, Any]) -> None:
         """A worker's findings and prompts; its first requests are compared with ours."""
         self.raw.extend(CacheFinding.from_dict(f) for f in data.get("findings", []))
-        for endpoint, case_id, model, blocks, prefix, whole in data.get("prompts", []):
-            shaped = [PromptBlock(*b) for b in blocks]
-            self.prompts.append(PromptSeen(endpoint, case_id, model, shaped, prefix, whole))
+        for (
+            endpoint,
+            case_id,
+            model,
+            blocks,
+            prefix,
+            whole,
+            test_id,
+            index,
+            kinds,
+            recorded,
+        ) in data.get("prompts", []):
+            self.prompts.append(PromptSeen(
+                endpoint, case_id, model, [PromptBlock(*b) for b in blocks], prefix, whole,
+                test_id, index, tuple(kinds), tuple(recorded) if recorded is not None else None,
+            ))  # fmt: skip
         for group, case_id, keys, request in data.get("first", []):
             group, keys = tuple(group), tuple(keys)
             first = self._first.setdefault(group, (case_id, keys, request))
@@ -295,6 +326,7 @@ def diagnose_case(
     exchanges: Sequence[tuple[Any, Sequence[Any]]],
     volatile: dict[int, list[Span]],
     minimum: Callable[[str], int],
+    test_id: str = "",
 ) -> None:
     """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor."""
     import json
@@ -313,7 +345,14 @@ def diagnose_case(
         cached = usage.cache_write_tokens + usage.cache_read_tokens
         whole = usage.input_tokens + cached
         model = str(request.get("model") or generated[0].model)
-        known = 0 if generated[0].recounted else cached
-        doctor.add_call(endpoint, case_id, request, whole, minimum(model), known)
+        stale = generated[0].recounted
+        recorded = (
+            None if stale else
+            (usage.cache_read_tokens, usage.cache_write_5m_tokens, usage.cache_write_1h_tokens)
+        )  # fmt: skip
+        doctor.add_call(
+            endpoint, case_id, request, whole, minimum(model), 0 if stale else cached,
+            test_id=test_id, index=index, recorded=recorded,
+        )  # fmt: skip
         if index in volatile:
             doctor.add_replay_spans(endpoint, case_id, volatile[index], request)

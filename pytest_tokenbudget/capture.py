@@ -4,6 +4,13 @@ vcrpy records and replays; on top of its patched transports we keep an ordered
 log of every exchange (replayed or recorded) so usage can be attributed to the
 case, and turn a request with no recording into a clear, non-retried API error
 instead of a connection error the SDK would retry.
+
+When another recorder drives the test (pytest-recording, pytest-vcr, or a
+`vcr.use_cassette` of the team's), its cassette answers the requests: vcrpy's
+patch of the transports is per cassette, and the one entered last wins. Then we
+observe instead of owning: every exchange a foreign cassette plays or records is
+logged, named after its recorder, and we open no cassette, block no network and
+report no stale recording of our own.
 """
 
 from __future__ import annotations
@@ -34,6 +41,16 @@ from .usage import Exchange
 from .volatile import Span, volatile_spans
 
 _KEY_ATTR = "_tokenbudget_key"
+OWN_RECORDER = "pytest-tokenbudget"
+VCRPY = "vcrpy"  # a cassette no plugin we know of opened: the team's own vcr.use_cassette
+
+
+@dataclass(frozen=True)
+class Recorder:
+    """Another recorder driving a test: its name, and the vcrpy cassette it opened."""
+
+    name: str  # pytest-recording | pytest-vcr | vcrpy
+    cassette: Any = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +72,12 @@ class CaptureLog:
         default_factory=dict
     )  # exchange -> (count, recounted)
     volatile: dict[int, list[Span]] = field(default_factory=dict)  # exchange -> what differed
+    served_by: list[str] = field(default_factory=list)  # per exchange: the recorder that served it
+
+    @property
+    def recorders(self) -> list[str]:
+        """The recorders that served this case's exchanges, in order of first use."""
+        return list(dict.fromkeys(self.served_by))
 
 
 def request_key(request: Any) -> tuple[str, str, str, str]:
@@ -189,6 +212,9 @@ class Capture:
     counted as sent now, and a request whose prompt changed since recording is
     answered by the recording at the same position, so output usage still comes
     from the cassette and no generation call is made.
+
+    With a ``driver`` (another recorder's cassette), or when a vcrpy cassette is
+    already active on entry, the capture only observes: see the module docstring.
     """
 
     def __init__(
@@ -200,6 +226,7 @@ class Capture:
         counter: CountCache | None = None,
         can_count_online: bool = False,
         scrub_hook: Callable[[dict[str, Any]], None] | None = None,
+        driver: Recorder | None = None,
     ) -> None:
         if mode not in RECORD_MODES:
             raise ValueError(mode)
@@ -209,11 +236,35 @@ class Capture:
         self.counter = counter
         self.can_count_online = can_count_online
         self.scrub_hook = scrub_hook
+        self.driver = driver
         self.log = CaptureLog()
         self._stack = ExitStack()
         self._cassette: Any = None
 
+    @property
+    def owned(self) -> bool:
+        """Whether the plugin's own cassette answers (else another recorder's does)."""
+        return self.driver is None
+
     def __enter__(self) -> Capture:
+        try:
+            self._observe_vcrpy()
+            if self.driver is None:
+                active = _active_vcrpy_cassette()
+                if active is not None:  # e.g. a module-scoped fixture's vcr.use_cassette
+                    self.driver = Recorder(VCRPY, active)
+            if self.driver is None:
+                self._own()
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stack.close()
+
+    # -- the plugin's own cassette ----------------------------------------------------
+    def _own(self) -> None:
         import vcr
 
         recorder = vcr.VCR(
@@ -225,16 +276,56 @@ class Capture:
         )
         recorder.register_matcher("tokenbudget", _match)
         recorder.register_persister(_persister(self.mode, self.scrub_hook))
-        try:
-            self._cassette = self._stack.enter_context(recorder.use_cassette(str(self.path)))
-            self._patch_transports()
-        except BaseException:
-            self._stack.close()
-            raise
-        return self
+        self._cassette = self._stack.enter_context(recorder.use_cassette(str(self.path)))
+        self._patch_transports()
 
-    def __exit__(self, *exc: Any) -> None:
-        self._stack.close()
+    # -- other recorders' cassettes ---------------------------------------------------
+    def _observe_vcrpy(self) -> None:
+        """Log what any vcrpy cassette but ours plays or records, for any HTTP client.
+
+        Patched on the Cassette class, so a cassette opened before this capture (an
+        outer fixture's) or after it (inside the test) is seen alike. Loading a
+        cassette appends its recordings too: those are not exchanges.
+        """
+        from unittest import mock
+
+        from vcr.cassette import Cassette
+
+        capture = self
+        play, append, load = Cassette.play_response, Cassette.append, Cassette._load
+        loading: set[int] = set()
+
+        def play_response(cassette: Any, request: Any) -> Any:
+            response = play(cassette, request)
+            capture._log_vcrpy(cassette, request, response)
+            return response
+
+        def append_recording(cassette: Any, request: Any, response: Any) -> None:
+            if id(cassette) not in loading:
+                capture._log_vcrpy(cassette, request, response)
+            append(cassette, request, response)
+
+        def load_recordings(cassette: Any) -> None:
+            loading.add(id(cassette))
+            try:
+                load(cassette)
+            finally:
+                loading.discard(id(cassette))
+
+        for name, replacement in (
+            ("play_response", play_response),
+            ("append", append_recording),
+            ("_load", load_recordings),
+        ):
+            self._stack.enter_context(mock.patch.object(Cassette, name, replacement))
+
+    def _log_vcrpy(self, cassette: Any, request: Any, response: Any) -> None:
+        if cassette is self._cassette:
+            return  # ours: logged by the transport wrapper, with counting and matching
+        driver = self.driver
+        name = driver.name if driver is not None and cassette is driver.cassette else VCRPY
+        self.log.exchanges.append(_vcrpy_exchange(request, response))
+        self.log.served_by.append(name)
 
     # -- transports -------------------------------------------------------------
     def _patch_transports(self) -> None:
@@ -392,6 +483,7 @@ class Capture:
             headers.setdefault(name.lower(), []).append(value)
         if counted is not None:
             self.log.counts[len(self.log.exchanges)] = (counted, recounted)
+        self.log.served_by.append(OWN_RECORDER)
         self.log.exchanges.append(
             Exchange(
                 method=request.method,
@@ -433,6 +525,56 @@ class Capture:
             return None
         body = unplayed[min(nth, len(unplayed) - 1)].body
         return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _vcrpy_exchange(request: Any, response: Any) -> Exchange:
+    """One interaction as a vcrpy cassette holds it: what the app sent and received.
+
+    Also reads the status_code/content layout older vcrpy versions wrote for httpx.
+    """
+    if "status_code" in response:
+        status, body = response["status_code"], response.get("content")
+    else:
+        status, body = response["status"]["code"], (response.get("body") or {}).get("string")
+    headers: dict[str, list[str]] = {}
+    for name, values in (response.get("headers") or {}).items():
+        values = values if isinstance(values, list) else [values]
+        headers.setdefault(name.lower(), []).extend(str(v) for v in values)
+    sent = request.body
+    return Exchange(
+        method=request.method,
+        url=request.uri,
+        request_body=sent.encode("utf-8") if isinstance(sent, str) else sent or b"",
+        status=int(status),
+        headers=headers,
+        body=body.encode("utf-8") if isinstance(body, str) else body or b"",
+    )
+
+
+def _active_vcrpy_cassette() -> Any:
+    """The vcrpy cassette whose patch answers httpx requests now, if any.
+
+    vcrpy replaces a transport's handle_request by a closure over its cassette.
+    """
+    for httpx in _httpx_modules():
+        for handler in (httpx.HTTPTransport.handle_request,
+                        httpx.AsyncHTTPTransport.handle_async_request):  # fmt: skip
+            code = getattr(handler, "__code__", None)
+            if code is None or not code.co_name.startswith("_inner_handle"):
+                continue
+            try:
+                cassette = inspect.getclosurevars(handler).nonlocals.get("cassette")
+            except (TypeError, ValueError):
+                continue
+            if is_cassette(cassette):
+                return cassette
+    return None
+
+
+def is_cassette(value: Any) -> bool:
+    from vcr.cassette import Cassette
+
+    return isinstance(value, Cassette)
 
 
 def _json_body(body: Any) -> Any:

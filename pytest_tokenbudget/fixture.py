@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .capture import Capture, Miss
+from .capture import Capture, Miss, Recorder, is_cassette
 from .errors import CassetteError
 from .samples import CaseRun
 from .usage import Call, Exchange, Usage, parse_exchange, usage_from_api
@@ -40,6 +40,10 @@ class CaseCapture:
     @property
     def errors(self) -> list[str]:
         return self.capture.log.errors if self.capture else []
+
+    @property
+    def recorders(self) -> list[str]:
+        return self.capture.log.recorders if self.capture else []
 
     def calls(self) -> list[Call]:
         """Calls in the order they happened: HTTP exchanges, then hand-recorded usage."""
@@ -75,8 +79,41 @@ def with_count(call: Call, counted: int, recounted: bool) -> Call:
     return replace(call, usage=usage, recounted=recounted)
 
 
-def open_case(run: BudgetRun, endpoint: str, case_id: str, nodeid: str) -> CaseCapture:
-    """Start capturing one case: its cassette entered, its transports patched."""
+# Plugins that drive a test with their own vcrpy cassette: (plugin name in pytest's
+# plugin manager, fixture that holds the cassette, recorder name in the report).
+FOREIGN_PLUGINS = (
+    ("recording", "vcr", "pytest-recording"),
+    ("vcr", "vcr_cassette", "pytest-vcr"),
+)
+
+
+def foreign_recorder(
+    marked_vcr: bool,
+    fixturenames: list[str],
+    has_plugin: Callable[[str], bool],
+    getfixturevalue: Callable[[str], Any],
+) -> Recorder | None:
+    """pytest-recording or pytest-vcr driving this test, with the cassette it opened.
+
+    Asking for the fixture sets it up before our capture starts, so its cassette is
+    known by identity (and a disabled recorder, whose fixture holds None, drives nothing).
+    """
+    for plugin, fixture, name in FOREIGN_PLUGINS:
+        if not has_plugin(plugin) or not (marked_vcr or fixture in fixturenames):
+            continue
+        cassette = getfixturevalue(fixture)
+        if is_cassette(cassette):
+            return Recorder(name, cassette)
+    return None
+
+
+def open_case(
+    run: BudgetRun, endpoint: str, case_id: str, nodeid: str, driver: Recorder | None = None
+) -> CaseCapture:
+    """Start capturing one case: its cassette entered, its transports patched.
+
+    With a driver (another recorder's cassette), only observe what that recorder serves.
+    """
     path = run.options.cassettes / endpoint / f"{case_id}.yaml"
     mode = "all" if path.exists() else "once"
     capture = Capture(
@@ -89,6 +126,7 @@ def open_case(run: BudgetRun, endpoint: str, case_id: str, nodeid: str) -> CaseC
         counter=run.counts if run.options.count else None,
         can_count_online=run.can_count_online,
         scrub_hook=run.scrub_hook,
+        driver=driver,
     )
     capture.__enter__()
     return CaseCapture(endpoint, case_id, capture, parse=run.parse)
@@ -107,8 +145,10 @@ def finish_case(run: BudgetRun, nodeid: str, state: CaseCapture, outcome: str) -
         errors.append(str(err))
     run.add_calls(calls, endpoint=state.endpoint, case_id=state.case_id, test_id=nodeid)
     volatile = state.capture.log.volatile if state.capture else {}
-    run.diagnose(state.endpoint, state.case_id, exchanges, volatile)
-    run.add_case_run(CaseRun(state.endpoint, state.case_id, nodeid, outcome, errors))
+    run.diagnose(state.endpoint, state.case_id, exchanges, volatile, nodeid)
+    run.add_case_run(
+        CaseRun(state.endpoint, state.case_id, nodeid, outcome, errors, state.recorders)
+    )
 
 
 class TokenBudget:

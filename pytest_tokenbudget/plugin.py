@@ -276,11 +276,17 @@ def _token_budget_capture(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     from .errors import CassetteError
-    from .fixture import open_case
+    from .fixture import foreign_recorder, open_case
 
     item = request.node
+    driver = foreign_recorder(  # pytest-recording or pytest-vcr: measure what it serves
+        item.get_closest_marker("vcr") is not None,
+        request.fixturenames,
+        request.config.pluginmanager.has_plugin,
+        request.getfixturevalue,
+    )
     try:
-        state = open_case(run, _endpoint_of(marker), _case_id(item), item.nodeid)
+        state = open_case(run, _endpoint_of(marker), _case_id(item), item.nodeid, driver)
     except CassetteError as err:
         pytest.fail(f"pytest-tokenbudget: {err}", pytrace=False)
     item.stash[CAPTURE_KEY] = state

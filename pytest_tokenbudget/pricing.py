@@ -17,6 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .bedrock import bedrock_model
 from .errors import PricingError
 from .usage import Usage
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 _TABLE = Path(__file__).with_name("prices.json")
 # A dated snapshot or the moving alias of a model: `-20250929` (Anthropic), `-2024-08-06`
 # (OpenAI), `@20250929` (Vertex AI), `-latest`. Each is priced as the model it names.
+# Bedrock ids (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`) name the model they run.
 _DATED = re.compile(r"(?:-\d{8}|@\d{8}|-\d{4}-\d{2}-\d{2}|-latest)$")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 HOOK_SOURCE = "pytest_tokenbudget_price hook"
@@ -106,6 +108,9 @@ class PriceBook:
             model: _price(model, rates, f"table {dates[rates.get('provider', 'anthropic')]}")
             for model, rates in table["models"].items()
         }
+        premium = table["regional_premium"]
+        self._premium = _rate(premium["rate"])
+        self._premium_exempt = frozenset(premium["exempt"])
         self._overrides = {
             model: _price(model, rates, "token_budgets.yml")
             for model, rates in (overrides or {}).items()
@@ -113,20 +118,38 @@ class PriceBook:
 
     def _names(self, model: str) -> Iterator[str]:
         """The names a model id resolves through, most specific first: itself, its alias,
-        the model without its date (or `-latest`), that one's alias."""
-        undated = _DATED.sub("", model)
-        for name in (model, self._aliases.get(model), undated, self._aliases.get(undated)):
-            if name:
-                yield name
+        the model without its date (or `-latest`), that one's alias; for a Bedrock id,
+        then the same for the Anthropic model it runs."""
+        bedrock = bedrock_model(model)
+        for given in (model, bedrock.model if bedrock else None):
+            if not given:
+                continue
+            undated = _DATED.sub("", given)
+            for name in (given, self._aliases.get(given), undated, self._aliases.get(undated)):
+                if name:
+                    yield name
 
     def lookup(self, model: str) -> Price | None:
-        """The price from `pricing:` or the table; a dated id takes its model's price."""
+        """The price from `pricing:` or the table; a dated id takes its model's price.
+
+        A table price of a Bedrock id served in a region or geography (`us.`, in-region)
+        carries the platforms' regional premium; a `pricing:` entry is taken as written.
+        """
         for name in self._names(model):
             if name in self._overrides:
                 return self._overrides[name]
             if name in self._table:
-                return self._table[name]
+                return self._regional(model, self._table[name])
         return None
+
+    def _regional(self, model: str, price: Price) -> Price:
+        bedrock = bedrock_model(model)
+        if bedrock is None or not bedrock.regional or price.model in self._premium_exempt:
+            return price
+        rates = {field: getattr(price, field) * self._premium for field in RATE_FIELDS}
+        percent = (self._premium - 1) * 100
+        source = f"{price.source} +{percent}% Bedrock regional"
+        return Price(model=price.model, source=source, **rates)
 
     def find(self, model: str) -> Price | None:
         """lookup(), then the pytest_tokenbudget_price hook (asked once per model)."""
@@ -158,10 +181,17 @@ class PriceBook:
         return found
 
     def canonical(self, model: str) -> str:
-        """The priced name of a model (dated ids and -latest folded), or the model itself."""
-        for name in self._names(model):
-            if name in self._overrides or name in self._table:
-                return name
+        """The model an id runs: its table name (dates, `-latest`, aliases and Bedrock ids
+        folded), else the `pricing:` name it resolves to, else the id itself.
+
+        A `pricing:` entry for an id as called changes its price, not which model it is:
+        `us.anthropic.claude-sonnet-4-6` is still the target `claude-sonnet-4-6`.
+        """
+        names = list(self._names(model))
+        for found in (self._table, self._overrides):
+            for name in names:
+                if name in found:
+                    return name
         return model
 
     def names(self) -> list[str]:

@@ -37,6 +37,8 @@ class EndpointResult:
     problems: list[str] = field(default_factory=list)  # failures that are not budgets
     line: int | None = None
     max_regression_pct: float | None = None
+    cache: dict[str, Any] | None = None  # recorded and predicted cache figures
+    recorders: list[str] = field(default_factory=list)  # who served its calls (capture.py)
 
 
 def number(metric: str, value: Fraction | int | float | None) -> int | float | None:
@@ -87,6 +89,9 @@ def endpoint_json(result: EndpointResult) -> dict[str, Any]:
         if stats.unpriced:  # model -> cases that called it; its dollars are not counted
             out["unpriced_models"] = stats.unpriced
         out["recounted_calls"] = stats.recounted_calls
+    if result.cache is not None:
+        out["cache"] = result.cache
+    out["recorders"] = result.recorders
     out["warnings"] = result.warnings
     out["problems"] = result.problems
     return out

@@ -54,6 +54,7 @@ class RequestCaseItem(pytest.Item):
                 _send(request)
                 return
             tokens = count_request(run, request)
+            run.diagnose_request(self.endpoint, self.case["id"], request, tokens, self.nodeid)
             state.manual.append(
                 Call(
                     "anthropic",

@@ -43,6 +43,7 @@ class CaseRun:
     test_id: str
     outcome: str = "passed"  # passed | failed | skipped
     errors: list[str] = field(default_factory=list)
+    recorders: list[str] = field(default_factory=list)  # who served its calls (capture.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

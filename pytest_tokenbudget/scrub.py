@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from . import bedrock
 from .errors import SecretError
 
 # Request headers that carry credentials in any SDK generation (0.x/1.x x-api-key,
-# 2.x Authorization: Bearer, Azure api-key, admin keys) and identifying ones.
+# 2.x Authorization: Bearer, Azure api-key, admin keys) and identifying ones. On the
+# cloud platforms `authorization` is an AWS SigV4 signature or a Bedrock API key
+# (AnthropicBedrock) or a Google OAuth token (AnthropicVertex); AWS sends temporary
+# credentials' session token beside it, Vertex AI express mode an API key.
 REQUEST_HEADERS = frozenset(
     {
         "authorization",
@@ -19,6 +23,8 @@ REQUEST_HEADERS = frozenset(
         "openai-project",
         "cookie",
         "proxy-authorization",
+        "x-amz-security-token",
+        "x-goog-api-key",
     }
 )
 RESPONSE_HEADERS = frozenset(
@@ -26,8 +32,21 @@ RESPONSE_HEADERS = frozenset(
 )
 REDACTED = "REDACTED"
 
-# Key-shaped values: Anthropic and OpenAI keys, and bearer tokens in any text.
-_SECRET = re.compile(r"sk-(?:ant-)?[A-Za-z0-9_\-]{16,}|Bearer\s+[A-Za-z0-9._\-]{12,}")
+# Key-shaped values in any text: Anthropic and OpenAI keys, bearer tokens, Google OAuth
+# access tokens (ya29.) and API keys (AIza), AWS access key ids (AKIA long-term, ASIA
+# temporary: the SigV4 `Credential=` names one) and Bedrock API keys (ABSK long-term,
+# bedrock-api-key- short-term). Prefixes that base64 could spell must start a token, so
+# an image or a binary body is never taken for a key.
+_NOT_MID_BASE64 = r"(?<![A-Za-z0-9+/_\-])"
+_SECRET = re.compile(
+    r"sk-(?:ant-)?[A-Za-z0-9_\-]{16,}"
+    r"|Bearer\s+[A-Za-z0-9._\-]{12,}"
+    r"|ya29\.[A-Za-z0-9._\-]{20,}"
+    rf"|{_NOT_MID_BASE64}AIza[A-Za-z0-9_\-]{{35}}"
+    rf"|{_NOT_MID_BASE64}(?:AKIA|ASIA)[A-Z0-9]{{16}}(?![A-Za-z0-9])"
+    rf"|{_NOT_MID_BASE64}ABSK[A-Za-z0-9+/=]{{20,}}"
+    r"|bedrock-api-key-[A-Za-z0-9+/=%]{20,}"
+)
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token)=)[^&#]+")
 
 
@@ -37,8 +56,11 @@ def scrub_text(text: str) -> str:
 
 
 def scrub_bytes(body: bytes) -> bytes:
+    """Scrub a body: text as text; a Bedrock event stream inside each chunk, reframed."""
     if not body:
         return body
+    if bedrock.is_event_stream(body):
+        return bedrock.rewrite_chunks(body, scrub_text)
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -7,7 +7,7 @@ controller merges them, so the report is computed once, from all samples.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +85,7 @@ class BudgetRun:
 
     def diagnose(
         self, endpoint: str, case_id: str, exchanges: list[tuple[Exchange, list[Call]]],
-        volatile: Mapping[int, Any],
+        volatile: Mapping[int, Any], test_id: str = "",
     ) -> None:  # fmt: skip
         """Show one case's requests to the prompt-cache doctor."""
         from .cache_sim import minimum_cacheable
@@ -93,7 +93,7 @@ class BudgetRun:
         overrides = self.config.cache_minimums
         diagnose_case(
             self.doctor, endpoint, case_id, exchanges, dict(volatile),
-            lambda model: minimum_cacheable(model, overrides),
+            lambda model: minimum_cacheable(model, overrides), test_id,
         )  # fmt: skip
 
     # -- xdist ------------------------------------------------------------------
@@ -147,9 +147,18 @@ class BudgetRun:
                 name, "fail", None, problems=[err.message], line=ep.line,
                 max_regression_pct=ep.max_regression_pct,
             )  # fmt: skip
+        cache = self._cache_figures(name, stats)
+        budgets = ep.budgets
+        if self.options.count:  # nothing recorded tells what the cache does for new prompts
+            budgets = tuple(
+                replace(b, metric="predicted_cache_hit_rate")
+                if b.key == "min_cache_hit_rate"
+                else b
+                for b in budgets
+            )
         result = EndpointResult(
-            name, "pass", stats, judge(stats, ep.budgets), line=ep.line,
-            max_regression_pct=ep.max_regression_pct,
+            name, "pass", stats, judge(stats, budgets), line=ep.line,
+            max_regression_pct=ep.max_regression_pct, cache=cache,
         )  # fmt: skip
         if stats.calls == 0:
             result.problems.append(
@@ -190,6 +199,41 @@ class BudgetRun:
         if result.problems or any(v.ok is False for v in result.verdicts):
             result.status = "fail"
         return result
+
+    def diagnose_request(
+        self, endpoint: str, case_id: str, request: dict[str, Any], tokens: int, test_id: str
+    ) -> None:
+        """A request case counted, never sent: the doctor sees it as sent now."""
+        from .cache_sim import minimum_cacheable
+
+        model = str(request.get("model", ""))
+        minimum = minimum_cacheable(model, self.config.cache_minimums)
+        self.doctor.add_call(endpoint, case_id, request, tokens, minimum, test_id=test_id)
+
+    def _cache_figures(self, name: str, stats: Any) -> dict[str, Any] | None:
+        """Recorded and predicted cache reads and writes; the prediction is also a metric."""
+        from .cache_prediction import predict, recorded_totals
+        from .cache_sim import minimum_cacheable
+        from .report import number
+
+        prompts = [p for p in self.doctor.prompts if p.endpoint == name]
+        if not prompts:
+            return None
+        overrides = self.config.cache_minimums
+        predicted = predict(
+            prompts,
+            minimum=lambda model: minimum_cacheable(model, overrides),
+            requests_per_day=self.config.endpoints[name].requests_per_day,
+        )
+        stats.metrics["predicted_cache_hit_rate"] = predicted.hit_rate
+        def rate(value: Any) -> Any:
+            return number("cache_hit_rate", value)
+
+        return {
+            "recorded": recorded_totals(prompts).to_dict(rate),
+            "predicted": predicted.to_dict(rate),
+            "min_cache_hit_rate_checks": "predicted" if self.options.count else "recorded",
+        }
 
     def report(self) -> tuple[dict[str, Any], list[EndpointResult]]:
         results = self.results()

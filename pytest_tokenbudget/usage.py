@@ -5,6 +5,11 @@ Anthropic's ``input_tokens`` excludes cached tokens; ``Usage`` keeps that meanin
 so turning caching on never looks like a shrinking prompt. OpenAI counts cached
 tokens inside the prompt, so its usage is split the same way here.
 
+Claude on Amazon Bedrock and Vertex AI is the Messages API under other URLs: the
+model is in the path, and a Bedrock stream comes in AWS event-stream frames
+(bedrock.py). Those calls are named by the model id as called, which is what the
+platform bills and what `pricing:` entries name.
+
 Stdlib only (yaml is imported where a file is read): this module is imported by
 every pytest run.
 """
@@ -16,12 +21,13 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from . import bedrock
 from .errors import CassetteError
 
 
@@ -49,7 +55,7 @@ class Usage:
 class Call:
     """One API call found in an exchange."""
 
-    provider: str  # "anthropic" | "openai"
+    provider: str  # "anthropic" (also on Bedrock and Vertex AI) | "openai"
     kind: str  # "messages" | "count_tokens" | "batch" | "chat" | "responses"
     model: str
     usage: Usage
@@ -254,26 +260,52 @@ def _openai_usage(data: Mapping[str, Any] | None) -> Usage:
 
 # -- exchanges ----------------------------------------------------------------------------
 _BATCH_RESULTS = re.compile(r"/v1/messages/batches/[^/]+/results$")
+# Amazon Bedrock (AnthropicBedrock): the model id, URL-quoted, names the route.
+_BEDROCK = re.compile(r"/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream)$")
+# Vertex AI (AnthropicVertex): .../publishers/anthropic/models/{model}:rawPredict
+_VERTEX = re.compile(
+    r"/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/"
+    r"(?P<model>[^/:]+)(?::|%3[Aa])(?P<op>rawPredict|streamRawPredict)$"
+)
+_VERTEX_COUNT = "count-tokens"
 
 
-def _route(url: str) -> tuple[str, str] | None:
-    """(provider, kind) of an API call by its path; None for anything else.
+@dataclass(frozen=True)
+class _Route:
+    provider: str
+    kind: str
+    platform: str = ""  # "bedrock" | "vertex": Claude on a cloud platform
+    model: str = ""  # the model id as called, when the URL names it
+
+
+def _route(url: str) -> _Route | None:
+    """The provider and kind of an API call by its path; None for anything else.
 
     By path, not host: cassettes are recorded through proxies and the loopback
     emulator. ``/v1/`` is required for Anthropic so that OpenAI's
-    ``/v1/threads/{id}/messages`` is not taken for a Messages call.
+    ``/v1/threads/{id}/messages`` is not taken for a Messages call. Bedrock and
+    Vertex AI calls are Anthropic Messages calls whose model is in the URL.
     """
     path = urlsplit(url).path.rstrip("/")
     if path.endswith("/v1/messages"):
-        return "anthropic", "messages"
+        return _Route("anthropic", "messages")
     if path.endswith("/v1/messages/count_tokens"):
-        return "anthropic", "count_tokens"
+        return _Route("anthropic", "count_tokens")
     if _BATCH_RESULTS.search(path):
-        return "anthropic", "batch"
+        return _Route("anthropic", "batch")
+    bedrock = _BEDROCK.search(path)
+    if bedrock:
+        return _Route("anthropic", "messages", "bedrock", unquote(bedrock["model"]))
+    vertex = _VERTEX.search(path)
+    if vertex:
+        model = unquote(vertex["model"])
+        if model == _VERTEX_COUNT:  # count_tokens names its model in the body
+            return _Route("anthropic", "count_tokens", "vertex")
+        return _Route("anthropic", "messages", "vertex", model)
     if path.endswith("/chat/completions"):
-        return "openai", "chat"
+        return _Route("openai", "chat")
     if path.endswith("/responses"):
-        return "openai", "responses"
+        return _Route("openai", "responses")
     return None
 
 
@@ -284,21 +316,21 @@ def parse_provider(exchange: Exchange, provider: str) -> list[Call] | None:
     cannot be read.
     """
     route = _route(exchange.url)
-    if route is None or route[0] != provider:
+    if route is None or route.provider != provider:
         return None
     if not 200 <= exchange.status < 300:
         return []
-    kind = route[1]
+    kind = route.kind
     try:
         body = decode_body(exchange.headers, exchange.body)
-        model = str(_request_json(exchange.request_body).get("model") or "")
+        model = route.model or str(_request_json(exchange.request_body).get("model") or "")
         if provider == "openai":
             return _openai(kind, exchange.headers, body, model)
         if kind == "count_tokens":
             return _count_tokens(exchange.headers, body, model)
         if kind == "batch":
             return _batch_results(body)
-        return _messages(exchange.headers, body, model)
+        return _messages(exchange.headers, body, model, as_called=bool(route.model))
     except CassetteError as err:
         raise CassetteError(f"{exchange.method} {exchange.url}: {err.message}") from None
 
@@ -329,20 +361,46 @@ def _count_tokens(headers: Mapping[str, Any], body: bytes, model: str) -> list[C
     return [Call("anthropic", "count_tokens", model, usage)]
 
 
-def _messages(headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
+def _messages(
+    headers: Mapping[str, Any], body: bytes, model: str, *, as_called: bool = False
+) -> list[Call]:
+    """A Messages response: JSON, an SSE stream or a Bedrock event stream.
+
+    ``as_called``: the model came from the URL (Bedrock, Vertex AI) and names the call,
+    not the response's ``model`` (the platform's id is what is billed and priced).
+    """
+    content_type = _header(headers, "content-type").lower()
+    if bedrock.CONTENT_TYPE in content_type or bedrock.is_event_stream(body):
+        return _messages_stream(bedrock.stream_events(body), model, as_called=as_called)
     if _is_stream(headers, body):
-        return _messages_stream(body, model)
+        return _messages_stream(_sse_events(body), model, as_called=as_called)
     data = _json(body, headers)
     if not isinstance(data, dict):
         raise CassetteError("response is not a JSON object")
     if _is_error(data):
         return []
-    note = "" if data.get("usage") else "response carried no usage"
-    usage = usage_from_api(data.get("usage"))
-    return [Call("anthropic", "messages", str(data.get("model") or model), usage, note=note)]
+    usage_data = data.get("usage") or _bedrock_header_usage(headers)
+    note = "" if usage_data else "response carried no usage"
+    usage = usage_from_api(usage_data)
+    named = model if as_called else str(data.get("model") or model)
+    return [Call("anthropic", "messages", named, usage, note=note)]
 
 
-def _messages_stream(body: bytes, model: str) -> list[Call]:
+def _bedrock_header_usage(headers: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Bedrock's usage headers, for a response body without usage (Text Completions)."""
+    fields = {
+        "input_tokens": "x-amzn-bedrock-input-token-count",
+        "output_tokens": "x-amzn-bedrock-output-token-count",
+        "cache_read_input_tokens": "x-amzn-bedrock-cache-read-input-token-count",
+        "cache_creation_input_tokens": "x-amzn-bedrock-cache-write-input-token-count",
+    }
+    found = {key: _header(headers, name) for key, name in fields.items()}
+    return {k: v for k, v in found.items() if v} or None
+
+
+def _messages_stream(
+    events: Iterable[tuple[str, dict[str, Any]]], model: str, *, as_called: bool = False
+) -> list[Call]:
     """message_start holds the prompt's usage; each message_delta's fields replace it.
 
     The delta's counts are cumulative: adding them would count the prompt twice
@@ -350,11 +408,12 @@ def _messages_stream(body: bytes, model: str) -> list[Call]:
     """
     usage: dict[str, Any] = {}
     started = finished = False
-    for name, event in _sse_events(body):
+    for name, event in events:
         kind = _event_type(name, event)
         if kind == "message_start":
             message = _object(event.get("message"))
-            model = str(message.get("model") or model)
+            if not as_called:
+                model = str(message.get("model") or model)
             usage.update(_object(message.get("usage")))
             started = True
         elif kind == "message_delta":

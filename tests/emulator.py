@@ -26,6 +26,19 @@ ends it: "5m" (default, 300 s) or "1h" (3600 s), measured on the injected clock.
 
 Replies are "Echo: " plus the words of the last user text, cut to max_tokens tokens
 (stop_reason "max_tokens" when cut); ids are `msg_emu_` + sha256 of the request.
+
+Claude on the cloud platforms, as `anthropic.AnthropicBedrock` and
+`anthropic.AnthropicVertex` call it (point `base_url` here; Vertex's with `/v1`):
+Amazon Bedrock's `POST /model/{id}/invoke` and `/invoke-with-response-stream` (AWS
+event-stream frames, each chunk `{"bytes": base64(event)}`, CRC32s and all, so the
+SDK's own botocore decoder reads them), authenticated by a SigV4 `authorization`
+or a Bedrock API key as a Bearer token; Vertex AI's
+`POST /v1/projects/{p}/locations/{r}/publishers/anthropic/models/{model}:rawPredict`,
+`:streamRawPredict` (SSE) and `models/count-tokens:rawPredict`, with a Bearer token.
+Their bodies carry `anthropic_version` (any version: the SDK sends its own) and no
+`model`: the model is the URL's id, and it is what `Served.model` records and what
+the prompt cache is keyed by. Responses name the underlying model
+(`claude-sonnet-4-5-20250929`), as the platforms do.
 """
 
 from __future__ import annotations
@@ -50,6 +63,13 @@ LOOKBACK_POSITIONS = 20
 LOOKBACK_RUNS = ("tool_use", "tool_result")  # a run of either counts as one position
 ORGANIZATION_ID = "org-emulator-secret-id"
 _ROUTES = ("/v1/messages", "/v1/messages/count_tokens")
+_BEDROCK_ROUTE = re.compile(r"^/model/(?P<model>[^/]+)/(?P<op>invoke|invoke-with-response-stream)$")
+_VERTEX_ROUTE = re.compile(
+    r"^(?:/v1)?/projects/[^/]+/locations/[^/]+/publishers/anthropic/models/"
+    r"(?P<model>[^/:]+):(?P<op>rawPredict|streamRawPredict)$"
+)
+EVENT_STREAM = "application/vnd.amazon.eventstream"
+AWS_REQUEST_ID = "emulator-aws-request-id"
 _ERROR_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -218,6 +238,59 @@ def _last_user_text(request: dict) -> str:
 def message_id(request: dict) -> str:
     digest = hashlib.sha256(json.dumps(request, sort_keys=True).encode())
     return "msg_emu_" + digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class _Platform:
+    """A cloud platform route: which platform, the model id from the URL, streamed or not."""
+
+    name: str  # "bedrock" | "vertex"
+    model: str
+    stream: bool
+
+
+def _platform_route(path: str) -> _Platform | None:
+    from urllib.parse import unquote
+
+    found = _BEDROCK_ROUTE.match(path)
+    if found:
+        model = unquote(found["model"])
+        return _Platform("bedrock", model, found["op"] == "invoke-with-response-stream")
+    found = _VERTEX_ROUTE.match(path)
+    if found:
+        return _Platform("vertex", unquote(found["model"]), found["op"] == "streamRawPredict")
+    return None
+
+
+def served_model(model_id: str) -> str:
+    """The Anthropic model a platform id runs, as the platform's responses name it:
+    `us.anthropic.claude-sonnet-4-5-20250929-v1:0` and `claude-sonnet-4-5@20250929` are
+    both `claude-sonnet-4-5-20250929`."""
+    name = model_id.rsplit("/", 1)[-1]  # an inference profile ARN ends in the profile id
+    name = re.sub(r"^(?:[a-z-]+\.)?anthropic\.", "", name)
+    name = re.sub(r"-v\d+(?::\d+)?$", "", name)
+    return name.replace("@", "-")
+
+
+def event_stream_frame(event: dict, padding: int = 0) -> bytes:
+    """One AWS event-stream message carrying a Bedrock chunk, framed as the service does:
+    prelude (total length, headers length, CRC32), string headers, the JSON payload
+    `{"bytes": base64(event), "p": padding}`, CRC32 of all that."""
+    import base64
+    import struct
+    import zlib
+
+    data = base64.b64encode(json.dumps(event).encode()).decode()
+    payload = json.dumps({"bytes": data, "p": "abcdefghijklmnopqrstuvwxyz"[: padding % 27]})
+    headers = b""
+    for name, value in ((":event-type", "chunk"), (":content-type", "application/json"),
+                        (":message-type", "event")):  # fmt: skip
+        headers += bytes([len(name)]) + name.encode() + b"\x07"
+        headers += struct.pack(">H", len(value)) + value.encode()
+    total = 12 + len(headers) + len(payload) + 4
+    prelude = struct.pack(">II", total, len(headers))
+    message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload.encode()
+    return message + struct.pack(">I", zlib.crc32(message))
 
 
 class Emulator:
@@ -400,6 +473,17 @@ def _sse_events(message: dict) -> list[tuple[str, dict]]:
     return events
 
 
+def _sigv4(headers: dict[str, str]) -> bool:
+    """An AWS SigV4 signature for Bedrock: the shape is checked, not the signature."""
+    auth = headers.get("authorization", "")
+    return (
+        auth.startswith("AWS4-HMAC-SHA256 Credential=")
+        and "/bedrock/aws4_request" in auth
+        and "Signature=" in auth
+        and bool(headers.get("x-amz-date"))
+    )
+
+
 def _number(value: float) -> str:
     """Header numbers as the API writes them: integers without a decimal point."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))
@@ -409,6 +493,7 @@ class _Handler(BaseHTTPRequestHandler):
     emu: Emulator
     _request_id = ""
     _answered = False
+    _platform = ""  # "bedrock" | "vertex" while answering a cloud platform route
     protocol_version = "HTTP/1.1"  # keep-alive, as the SDK's connection pool expects
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
@@ -416,6 +501,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------
     def _common_headers(self, request_id: str) -> None:
+        if self._platform == "bedrock":
+            self.send_header("x-amzn-requestid", AWS_REQUEST_ID)
+            return
         self.send_header("request-id", request_id)
         self.send_header("anthropic-organization-id", ORGANIZATION_ID)
         self.send_header("set-cookie", "_cfuvid=emulator-cookie; path=/; HttpOnly; Secure")
@@ -455,6 +543,34 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
 
+    def _send_event_stream(self, message: dict, served: Served) -> None:
+        """Bedrock's invoke-with-response-stream: chunked AWS event-stream frames."""
+        self.emu._record(served)
+        self._answered = True
+        self.send_response(200)
+        self.send_header("content-type", EVENT_STREAM)
+        self.send_header("x-amzn-bedrock-content-type", "application/json")
+        self.send_header("transfer-encoding", "chunked")
+        self._common_headers(self._request_id)
+        self.end_headers()
+        events = _sse_events(message)
+        usage = message["usage"]
+        metrics = {  # Bedrock adds these to message_stop; the usage above is the bill
+            "inputTokenCount": usage["input_tokens"],
+            "outputTokenCount": usage["output_tokens"],
+            "invocationLatency": 42,
+            "firstByteLatency": 7,
+            "cacheReadInputTokenCount": usage["cache_read_input_tokens"],
+            "cacheWriteInputTokenCount": usage["cache_creation_input_tokens"],
+        }
+        name, last = events[-1]
+        events[-1] = (name, {**last, "amazon-bedrock-invocationMetrics": metrics})
+        for i, (_, data) in enumerate(events):
+            frame = event_stream_frame(data, padding=i)
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
     def _error(self, served: Served, message: str, extra: dict[str, str] | None = None) -> None:
         kind = _ERROR_TYPES.get(served.status, "api_error")
         error = {"type": kind, "message": message}
@@ -470,6 +586,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
         self._answered = False
+        self._platform = ""
         self._request_id = "req_emu_" + hashlib.sha256(raw).hexdigest()[:24]
         headers = {k.lower(): v for k, v in self.headers.items()}
         path = self.path.split("?", 1)[0]
@@ -493,8 +610,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(served, f"emulator error: {err!r}")
 
     def _handle(self, served: Served, request: Any) -> None:
+        platform = _platform_route(served.path) if self.command == "POST" else None
+        self._platform = platform.name if platform else ""
         auth, api_key = served.headers.get("authorization", ""), served.headers.get("x-api-key", "")
-        if not (auth.startswith("Bearer ") and auth[7:].strip()) and not api_key:
+        signed = platform is not None and platform.name == "bedrock" and _sigv4(served.headers)
+        if not (auth.startswith("Bearer ") and auth[7:].strip()) and not api_key and not signed:
             served.status = 401
             return self._error(served, "x-api-key header or Authorization: Bearer is required")
         failure = self.emu._take_failure()
@@ -507,12 +627,14 @@ class _Handler(BaseHTTPRequestHandler):
                     "retry-after-ms": _number(retry_after * 1000),
                 }
             return self._error(served, "emulated failure", extra)
-        if self.command != "POST" or served.path not in _ROUTES:
+        if platform is None and (self.command != "POST" or served.path not in _ROUTES):
             served.status = 404
             return self._error(served, f"Not found: {self.command} {served.path}")
         if not isinstance(request, dict):
             served.status = 400
             return self._error(served, "The request body is not valid JSON.")
+        if platform is not None:
+            return self._handle_platform(served, request, platform)
         try:
             answer = self._answer(served.path, request)
         except (RequestError, AttributeError, TypeError) as err:  # malformed shapes, too
@@ -523,6 +645,45 @@ class _Handler(BaseHTTPRequestHandler):
             served.stream = True
             return self._send_stream(answer, served)
         return self._send_json(200, answer, served)
+
+    def _handle_platform(self, served: Served, request: dict, platform: _Platform) -> None:
+        """A Bedrock or Vertex AI call: the Messages API with the model in the URL."""
+        counting = platform.name == "vertex" and platform.model == "count-tokens"
+        try:
+            version = request.get("anthropic_version")
+            if not isinstance(version, str) or not version:  # the SDK sends its API version
+                raise RequestError("anthropic_version: Field required")
+            if counting:
+                answer = self._answer("/v1/messages/count_tokens", request)
+            else:
+                if "model" in request:
+                    raise RequestError("model: Extra inputs are not permitted (it is in the URL)")
+                if platform.name == "bedrock" and "stream" in request:
+                    raise RequestError("stream: Extra inputs are not permitted")
+                if platform.name == "vertex" and bool(request.get("stream")) != platform.stream:
+                    raise RequestError("stream: must be true on :streamRawPredict only")
+                served.model = platform.model
+                answer = self._answer("/v1/messages", {**request, "model": platform.model})
+                answer["model"] = served_model(platform.model)
+        except (RequestError, AttributeError, TypeError) as err:
+            served.status = 400
+            return self._error(served, str(err) or "invalid request")
+        served.status, served.usage = 200, answer.get("usage", answer)
+        if counting:
+            return self._send_json(200, answer, served)
+        served.stream = platform.stream
+        if platform.stream and platform.name == "bedrock":
+            return self._send_event_stream(answer, served)
+        if platform.stream:
+            return self._send_stream(answer, served)
+        extra = {}
+        if platform.name == "bedrock":  # Bedrock also reports the counts in headers
+            extra = {
+                "x-amzn-bedrock-input-token-count": str(answer["usage"]["input_tokens"]),
+                "x-amzn-bedrock-output-token-count": str(answer["usage"]["output_tokens"]),
+                "x-amzn-bedrock-invocation-latency": "42",
+            }
+        return self._send_json(200, answer, served, extra)
 
     def _answer(self, path: str, request: dict) -> dict:
         """The successful body for a valid request; RequestError otherwise."""

@@ -41,8 +41,8 @@ def reply(question):
     )
     return message.content[0].text
 """
-IN_SYSTEM = dict(system='f"Current time: {now}\\n" + POLICY', user="question")
-IN_USER = dict(system="POLICY", user='f"(asked at {now}) {question}"')
+IN_SYSTEM = {"system": 'f"Current time: {now}\\n" + POLICY', "user": "question"}
+IN_USER = {"system": "POLICY", "user": 'f"(asked at {now}) {question}"'}
 
 TEST = """\
 import pytest
@@ -89,6 +89,7 @@ def test_timestamp_in_the_cached_system_prompt_is_named(
     assert chat["calls"] == 4 and chat["metrics"]["cache_hit_rate"] == 0.0
     served = [s.usage for s in recording_env.served if s.path == "/v1/messages"]
     assert sum(u["cache_read_input_tokens"] for u in served) == 0
+    assert chat["cache"]["predicted"]["read_tokens"] == 0  # the prompts as sent now agree
 
     [finding] = [f for f in report["findings"] if f["code"] == "volatile-prefix"]
     assert finding["endpoint"] == "chat" and finding["where"] == "system[0].text"
@@ -115,5 +116,11 @@ def test_timestamp_after_the_breakpoint_passes_with_a_note(
         for u in served
     )
     assert report["endpoints"]["chat"]["metrics"]["cache_hit_rate"] == round(reads / whole, 6)
+    cache = report["endpoints"]["chat"]["cache"]
+    assert cache["predicted"] == cache["recorded"]
+    assert cache["recorded"]["read_tokens"] == reads
+    assert cache["recorded"]["write_5m_tokens"] == sum(
+        u["cache_creation_input_tokens"] for u in served
+    )
     codes = {f["code"] for f in report["findings"]}
     assert codes <= {"volatile-after-breakpoint"}

@@ -114,7 +114,9 @@ def test_top_level_cache_control_marks_the_last_block():
 
 def test_string_and_text_block_content_are_the_same_prefix():
     plain = prompt_blocks({"messages": [{"role": "user", "content": "hi"}]})
-    block = prompt_blocks({"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]})
+    block = prompt_blocks(
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    )
     assert plain[0].key == block[0].key
     other_role = prompt_blocks({"messages": [{"role": "assistant", "content": "hi"}]})
     assert other_role[0].key != plain[0].key

@@ -1,0 +1,229 @@
+"""Amazon Bedrock: its model ids and the AWS event-stream framing of its streams.
+
+`invoke-with-response-stream` answers in binary frames, not server-sent events:
+prelude (total length, headers length, CRC32 of both), typed headers, a payload,
+CRC32 of the whole frame. A chunk's payload is ``{"bytes": base64(Messages event)}``.
+Decoded here with the stdlib, so reading a cassette never needs botocore; encoded
+again only to scrub inside a recorded stream.
+
+Model ids: ``[geo.]anthropic.<model>[-vN[:M]]``, where ``geo`` is a cross-region
+inference profile (``us.``, ``eu.``, ``apac.``, ``global.``, ...), or the ARN of a
+foundation model or of a system inference profile that ends in such an id.
+
+Stdlib only: imported by usage parsing and pricing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import struct
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import CassetteError
+
+CONTENT_TYPE = "application/vnd.amazon.eventstream"
+_PRELUDE = struct.Struct(">III")  # total length, headers length, prelude CRC
+_CRC = struct.Struct(">I")
+_MIN_FRAME = _PRELUDE.size + _CRC.size
+_MAX_FRAME = 16 * 1024 * 1024  # the service's limit; anything larger is not a frame
+# Header value types: (fixed size or None for length-prefixed, struct format).
+_FIXED = {2: ">b", 3: ">h", 4: ">i", 5: ">q", 8: ">q"}
+
+
+@dataclass(frozen=True)
+class Frame:
+    headers: dict[str, Any]
+    payload: bytes
+
+
+def _crc(data: bytes, start: int = 0) -> int:
+    return zlib.crc32(data, start) & 0xFFFFFFFF
+
+
+def _frame_at(body: bytes, offset: int) -> tuple[int, int] | None:
+    """(total length, headers length) of a whole, valid frame at offset; None if cut short."""
+    if len(body) - offset < _PRELUDE.size:
+        return None
+    total, headers_length, prelude_crc = _PRELUDE.unpack_from(body, offset)
+    if _crc(body[offset : offset + 8]) != prelude_crc:
+        raise CassetteError(f"event stream frame at byte {offset} is corrupt (prelude CRC)")
+    if total < _MIN_FRAME + headers_length or total > _MAX_FRAME:
+        raise CassetteError(f"event stream frame at byte {offset} has an impossible length")
+    if len(body) - offset < total:
+        return None
+    (message_crc,) = _CRC.unpack_from(body, offset + total - _CRC.size)
+    if _crc(body[offset : offset + total - _CRC.size]) != message_crc:
+        raise CassetteError(f"event stream frame at byte {offset} is corrupt (message CRC)")
+    return total, headers_length
+
+
+def is_event_stream(body: bytes) -> bool:
+    """True when body starts with a valid event-stream prelude (its CRC checks out)."""
+    if len(body) < _MIN_FRAME:
+        return False
+    total, headers_length, prelude_crc = _PRELUDE.unpack_from(body, 0)
+    return _crc(body[:8]) == prelude_crc and _MIN_FRAME + headers_length <= total <= _MAX_FRAME
+
+
+def _headers(raw: bytes) -> dict[str, Any]:
+    headers: dict[str, Any] = {}
+    i = 0
+    try:
+        while i < len(raw):
+            size = raw[i]
+            name = raw[i + 1 : i + 1 + size].decode("utf-8")
+            i += 1 + size
+            kind = raw[i]
+            i += 1
+            value: Any
+            if kind in (0, 1):
+                value = kind == 0
+            elif kind in _FIXED:
+                fmt = struct.Struct(_FIXED[kind])
+                (value,) = fmt.unpack_from(raw, i)
+                i += fmt.size
+            elif kind in (6, 7):
+                (length,) = struct.unpack_from(">H", raw, i)
+                value = raw[i + 2 : i + 2 + length]
+                value = value.decode("utf-8") if kind == 7 else value
+                i += 2 + length
+            elif kind == 9:
+                value = raw[i : i + 16]
+                i += 16
+            else:
+                raise CassetteError(f"event stream header {name!r} has unknown type {kind}")
+            headers[name] = value
+    except (IndexError, struct.error, UnicodeDecodeError):
+        raise CassetteError("event stream headers are malformed") from None
+    return headers
+
+
+def decode_frames(body: bytes) -> tuple[list[Frame], bool]:
+    """The whole frames of a recorded stream, and whether it was cut short after them.
+
+    A cut stream keeps what came before (as a cut SSE stream does); a frame whose
+    CRC fails is a corrupt recording.
+    """
+    frames: list[Frame] = []
+    offset = 0
+    while offset < len(body):
+        found = _frame_at(body, offset)
+        if found is None:
+            return frames, True
+        total, headers_length = found
+        start = offset + _PRELUDE.size
+        headers = _headers(body[start : start + headers_length])
+        payload = body[start + headers_length : offset + total - _CRC.size]
+        frames.append(Frame(headers, payload))
+        offset += total
+    return frames, False
+
+
+def encode_frame(headers: dict[str, str], payload: bytes) -> bytes:
+    """One frame with string headers (all a Bedrock chunk carries)."""
+    raw = b""
+    for name, value in headers.items():
+        key, text = name.encode("utf-8"), value.encode("utf-8")
+        raw += bytes([len(key)]) + key + b"\x07" + struct.pack(">H", len(text)) + text
+    total = _MIN_FRAME + len(raw) + len(payload)
+    prelude = struct.pack(">II", total, len(raw))
+    head = prelude + _CRC.pack(_crc(prelude)) + raw + payload
+    return head + _CRC.pack(_crc(head))
+
+
+def _chunk_event(frame: Frame) -> dict[str, Any] | None:
+    """The Messages event inside a chunk frame, or None for a chunk with none."""
+    try:
+        outer = json.loads(frame.payload)
+        inner = base64.b64decode(outer["bytes"], validate=True)
+        event = json.loads(inner)
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise CassetteError("event stream chunk is not base64 JSON under `bytes`") from None
+    return event if isinstance(event, dict) else None
+
+
+def stream_events(body: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(event type, Messages event) of each chunk; an exception frame is an `error` event."""
+    frames, _cut = decode_frames(body)
+    for frame in frames:
+        message_type = frame.headers.get(":message-type", "event")
+        if message_type in ("exception", "error"):
+            kind = frame.headers.get(":exception-type") or frame.headers.get(":error-code")
+            yield "error", {"type": "error", "error": {"type": str(kind or "error")}}
+            return
+        if frame.headers.get(":event-type", "chunk") != "chunk":
+            continue
+        event = _chunk_event(frame)
+        if event is not None:
+            yield str(event.get("type") or ""), event
+
+
+def rewrite_chunks(body: bytes, clean: Callable[[str], str]) -> bytes:
+    """The stream with ``clean`` applied to the text of every chunk's event, CRCs redone.
+
+    Unchanged frames are kept byte for byte; a body that is not a whole, valid
+    stream is returned as it is (the caller's other checks still apply).
+    """
+    try:
+        frames, cut = decode_frames(body)
+    except CassetteError:
+        return body
+    if cut or not all(isinstance(v, str) for f in frames for v in f.headers.values()):
+        return body
+    out = []
+    changed = False
+    for frame in frames:
+        try:
+            outer = json.loads(frame.payload)
+            text = base64.b64decode(outer["bytes"], validate=True).decode("utf-8")
+        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+            text = None
+        cleaned = clean(text) if text is not None else None
+        if cleaned is None or cleaned == text:
+            out.append(encode_frame(frame.headers, frame.payload))
+            continue
+        changed = True
+        outer["bytes"] = base64.b64encode(cleaned.encode("utf-8")).decode("ascii")
+        payload = json.dumps(outer, separators=(",", ":")).encode("utf-8")
+        out.append(encode_frame(frame.headers, payload))
+    return b"".join(out) if changed else body
+
+
+# -- model ids ----------------------------------------------------------------------------
+_ARN = re.compile(r"^arn:aws[a-z-]*:bedrock:[^:]*:[^:]*:(?:foundation-model|inference-profile)/")
+_MODEL_ID = re.compile(
+    r"^(?:(?P<geo>[a-z]{2,6}(?:-gov)?)\.)?anthropic\.(?P<model>claude-[a-z0-9.-]+?)"
+    r"(?:-v\d+(?::\d+)?)?(?::\d+k)?$"
+)
+GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class BedrockModel:
+    model: str  # the Anthropic model id it runs, e.g. claude-sonnet-4-5-20250929
+    geography: str | None  # the cross-region profile ("us", "eu", "global"); None in-region
+
+    @property
+    def regional(self) -> bool:
+        """Served within a region or a geography: not the global profile."""
+        return self.geography != GLOBAL
+
+
+def bedrock_model(model_id: str) -> BedrockModel | None:
+    """The Anthropic model behind a Bedrock model id or ARN; None for any other id.
+
+    ``us.anthropic.claude-sonnet-4-5-20250929-v1:0`` -> claude-sonnet-4-5-20250929 in
+    geography "us". Application inference profiles and provisioned models have opaque
+    ARNs: they are priced only by a `pricing:` entry for the id as called.
+    """
+    name = _ARN.sub("", model_id.strip())
+    match = _MODEL_ID.match(name)
+    if match is None:
+        return None
+    return BedrockModel(match["model"], match["geo"])

@@ -1,0 +1,220 @@
+"""Breakpoints that cannot work, volatile values across requests, cache_lint, annotations,
+and the predicted cache figures: request cases (nothing recorded) and the bundled example."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import yaml
+from project_files import report_of
+
+from pytest_tokenbudget.cache_sim import minimum_cacheable
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "support_bot"
+POLICY = "Answer questions about our refund policy. Refunds take 14 days to arrive. " * 4
+
+
+def cached_request(system: str, question: str, *, model: str = "claude-sonnet-4-6") -> dict:
+    return {
+        "model": model,
+        "max_tokens": 30,
+        "system": [{"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}],
+        "messages": [{"role": "user", "content": question}],
+    }
+
+
+def write_config(pytester, cases: list[dict], **endpoint) -> None:
+    config = {"endpoints": {"faq": {"max_input_tokens_p95": 100000, **endpoint, "cases": cases}}}
+    pytester.makefile(".yml", token_budgets=yaml.safe_dump(config, sort_keys=False))
+
+
+def findings_of(pytester, code: str) -> list[dict]:
+    return [f for f in report_of(pytester)["findings"] if f["code"] == code]
+
+
+def test_short_prefix_is_named_with_the_models_minimum_without_a_recording(pytester, recording_env):
+    cases = [{"id": f"q{i}", "request": cached_request(POLICY, f"Question {i}?")} for i in range(3)]
+    write_config(pytester, cases)
+    result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3)
+    assert {s.path for s in recording_env.served} == {"/v1/messages/count_tokens"}
+    [finding] = findings_of(pytester, "prefix-below-minimum")
+    minimum = minimum_cacheable("claude-sonnet-4-6")
+    assert finding["where"] == "system[0]" and finding["cases"] == ["q0", "q1", "q2"]
+    assert "claude-sonnet-4-6's minimum cacheable length of " + f"{minimum:,}" in finding["message"]
+    # the emulator's tokenizer says how long the prefix really is: the estimate is close
+    system_only = {"model": "claude-sonnet-4-6", "system": POLICY, "messages": []}
+    true_prefix = recording_env.count(system_only)
+    said = int(finding["message"].split(" is about ")[1].split(" tokens")[0].replace(",", ""))
+    assert abs(said - true_prefix) <= 0.1 * true_prefix and said < minimum
+    assert report_of(pytester)["status"] == "pass"  # a finding alone does not fail the run
+
+
+def test_timestamp_across_request_cases_is_named_with_both_cases(pytester, recording_env):
+    long_policy = POLICY * 30
+    cases = [
+        {"id": "a", "request": cached_request(f"Time: 2026-12-02T10:00:0{i}Z. {long_policy}", "Hi")}
+        for i in range(2)
+    ]
+    cases[1]["id"] = "b"
+    write_config(pytester, cases, cache_lint="error")
+    result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    assert result.ret == 1  # cache_lint: error makes error-level findings fail the endpoint
+    [finding] = findings_of(pytester, "volatile-prefix")
+    assert finding["cases"] == ["a", "b"] and finding["where"] == "system[0].text"
+    assert "'2026-12-02T10:00:00Z' in case a, '2026-12-02T10:00:01Z' now" in finding["message"]
+    problems = report_of(pytester)["endpoints"]["faq"]["problems"]
+    assert any("cache_lint: error" in p for p in problems)
+
+
+def test_cache_lint_off_hides_findings(pytester, recording_env):
+    cases = [{"id": "q0", "request": cached_request(POLICY, "Question?")}]
+    write_config(pytester, cases, cache_lint="off")
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert report_of(pytester)["findings"] == []
+
+
+def test_more_than_four_breakpoints_is_named(pytester, recording_env):
+    request = cached_request(POLICY, "Q")
+    request["system"] = [
+        {"type": "text", "text": f"Part {i}. {POLICY}", "cache_control": {"type": "ephemeral"}}
+        for i in range(5)
+    ]
+    write_config(pytester, [{"id": "many", "request": request}])
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    [finding] = findings_of(pytester, "too-many-breakpoints")
+    assert finding["where"] == "system[4]" and "5 cache_control breakpoints" in finding["message"]
+
+
+def test_breakpoint_after_varying_content_is_never_read(pytester, recording_env):
+    cases = [
+        {
+            "id": f"u{i}",
+            "request": {
+                "model": "claude-sonnet-4-6",
+                "max_tokens": 20,
+                "system": POLICY * 30,
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "text",
+                                "text": f"Customer {name} asks about refunds.",
+                                "cache_control": {"type": "ephemeral"},
+                            }
+                        ],
+                    }
+                ],
+            },
+        }
+        for i, name in enumerate(["Ann", "Bob", "Cy"])
+    ]
+    write_config(pytester, cases)
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    [finding] = findings_of(pytester, "breakpoint-never-read")
+    assert finding["where"] == "messages[0].content[0]" and finding["cases"] == ["u0", "u1", "u2"]
+    cache = report_of(pytester)["endpoints"]["faq"]["cache"]
+    assert cache["predicted"]["read_tokens"] == 0 and cache["predicted"]["write_5m_tokens"] > 0
+
+
+def test_shared_prefix_is_predicted_to_be_read_in_count_mode(pytester, recording_env):
+    """Nothing recorded: the prediction is what min_cache_hit_rate is checked against."""
+    system = POLICY * 30
+    cases = [{"id": f"q{i}", "request": cached_request(system, f"Question {i}?")} for i in range(4)]
+    write_config(pytester, cases, min_cache_hit_rate=0.5)
+    result = pytester.runpytest("--token-budget", "--token-budget-count", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    endpoint = report_of(pytester)["endpoints"]["faq"]
+    [budget] = [b for b in endpoint["budgets"] if b["key"] == "min_cache_hit_rate"]
+    assert budget["metric"] == "predicted_cache_hit_rate"
+    assert endpoint["cache"]["min_cache_hit_rate_checks"] == "predicted"
+    # independently: the first case writes the system prompt, the other three read it
+    prefix = recording_env.count({"model": "claude-sonnet-4-6", "system": system, "messages": []})
+    whole = sum(recording_env.count(c["request"]) for c in cases)
+    predicted = endpoint["cache"]["predicted"]
+    assert abs(predicted["read_tokens"] - 3 * prefix) <= 0.05 * 3 * prefix
+    assert predicted["prompt_tokens"] == whole
+    assert budget["actual"] == round(predicted["read_tokens"] / whole, 6)
+
+
+def test_broken_cache_budget_annotation_names_the_cause(pytester, recording_env, monkeypatch):
+    long_policy = POLICY * 30
+    cases = [
+        {"id": f"q{i}", "request": cached_request(f"Now: 2026-12-0{i + 1}. {long_policy}", "Hi")}
+        for i in range(3)
+    ]
+    write_config(pytester, cases, min_cache_hit_rate=0.5)
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(pytester.path / "summary.md"))
+    result = pytester.runpytest("--token-budget", "--token-budget-count", "-p", "no:cacheprovider")
+    assert result.ret == 1
+    [line] = [
+        x for x in result.stdout.lines if x.startswith("::error") and "min_cache_hit_rate" in x
+    ]
+    assert "Prompt cache: system[0].text at character 5 changes between requests" in line
+    assert "Fix: move the value after the last breakpoint" in line
+
+
+# -- the bundled example: the prediction agrees with the recorded usage ----------------
+def _recorded_usage(cassette: Path) -> list[dict]:
+    """Usage of each Messages response in a cassette, read by hand (JSON or SSE)."""
+    found = []
+    for interaction in yaml.safe_load(cassette.read_text())["interactions"]:
+        body = interaction["response"]["body"]["string"]
+        if body.lstrip().startswith("{"):
+            found.append(json.loads(body)["usage"])
+            continue
+        events = [json.loads(line[5:]) for line in body.splitlines() if line.startswith("data:")]
+        start = next(e for e in events if e["type"] == "message_start")["message"]["usage"]
+        found.append(start)
+    return found
+
+
+def test_prediction_agrees_with_the_recording_on_the_example(pytester):
+    for name in ("support_bot.py", "policies.md"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    for name in ("cases", "cassettes", "tests"):
+        shutil.copytree(EXAMPLE / name, pytester.path / name)
+    config = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
+    pytester.makefile(".yml", token_budgets=config)
+    pytester.syspathinsert()
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=26)
+    report = report_of(pytester)
+    for endpoint in ("chat_reply", "triage"):
+        usages = [u for c in (pytester.path / "cassettes" / endpoint).glob("*.yaml")
+                  for u in _recorded_usage(c)]  # fmt: skip
+        cache = report["endpoints"][endpoint]["cache"]
+        assert cache["recorded"]["read_tokens"] == sum(u["cache_read_input_tokens"] for u in usages)
+        assert cache["recorded"]["write_5m_tokens"] + cache["recorded"]["write_1h_tokens"] == sum(
+            u["cache_creation_input_tokens"] for u in usages
+        )
+        assert cache["predicted"] == cache["recorded"]
+
+
+def test_cache_minimums_in_the_config_override_the_table(pytester, recording_env):
+    cases = [{"id": "q0", "request": cached_request(POLICY, "Question?")}]
+    config = {
+        "cache_minimums": {"claude-sonnet-4-6": 10},
+        "endpoints": {"faq": {"max_input_tokens_p95": 100000, "cases": cases}},
+    }
+    pytester.makefile(".yml", token_budgets=yaml.safe_dump(config, sort_keys=False))
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert findings_of(pytester, "prefix-below-minimum") == []
+
+
+def test_a_bad_cache_minimum_is_a_clear_config_error(pytester):
+    pytester.makefile(
+        ".yml",
+        token_budgets="cache_minimums:\n  claude-sonnet-4-6: many\n"
+        "endpoints:\n  faq:\n    max_input_tokens_p95: 10\n",
+    )
+    result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    assert result.ret == 4
+    result.stderr.fnmatch_lines(
+        ["*token_budgets.yml:2: claude-sonnet-4-6: expected a whole number, got 'many'*"]
+    )
+    assert "Traceback" not in result.stderr.str()
