@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import (
+from .errors import ConfigError
+from .yaml_source import (
     MAX_CASE_ID_LENGTH,
     Problem,
     bad_case_id,
@@ -21,7 +22,6 @@ from .config import (
     read_text,
     read_yaml,
 )
-from .errors import ConfigError
 
 CASE_SUFFIXES = (".yml", ".yaml", ".jsonl")
 MAX_ID_LENGTH = MAX_CASE_ID_LENGTH

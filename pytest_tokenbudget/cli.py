@@ -75,7 +75,7 @@ def _registrars() -> list[Callable[[Any], argparse.ArgumentParser]]:
     """Every subcommand's `add_*_parser`, in the order `--help` lists them."""
     from .analyze import add_analyze_parser
     from .comment import add_comment_parser
-    from .diff import add_diff_parser
+    from .diff_command import add_diff_parser
 
     return [add_check_parser, add_diff_parser, add_comment_parser, add_analyze_parser]
 

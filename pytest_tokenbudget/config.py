@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from .errors import ConfigError
+from .yaml_source import (  # re-exported: the config's readers and problems
+    Lines,
+    Problem,
+    bad_case_id,
+    describe_value,
+    line_of,
+    problems_error,
+    problems_of,
+    read_yaml,
+)
 
 CONFIG_FILE = "token_budgets.yml"
 DEFAULT_MIN_SAMPLES = 20
 _SCHEMA = Path(__file__).with_name("config_schema.json")
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-MAX_CASE_ID_LENGTH = 200
 
 # budget key -> (report metric, kind); "max": actual <= limit, "min": actual >= limit
 BUDGET_KEYS: dict[str, tuple[str, str]] = {
@@ -95,180 +103,6 @@ def schema_path() -> Path:
 
 
 # -- problems -------------------------------------------------------------------------------
-class Problem(NamedTuple):
-    path: str
-    line: int
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        key = f" {self.key}:" if self.key else ""
-        return f"{self.path}:{self.line}:{key} {self.message}"
-
-
-def problems_error(problems: Iterable[Problem]) -> ConfigError:
-    """One ConfigError for all problems: by file (in order of appearance), then by line."""
-    unique = list(dict.fromkeys(problems))
-    files = {p.path: i for i, p in reversed(list(enumerate(unique)))}
-    unique.sort(key=lambda p: (files[p.path], p.line, p.key, p.message))
-    if len(unique) == 1:
-        path, line, key, message = unique[0]
-        err = ConfigError(message, path=path, line=line, key=key or None)
-    else:
-        where = " and ".join(files)
-        listing = "\n".join(str(p) for p in unique)
-        err = ConfigError(f"{len(unique)} problems in {where}:\n{listing}")
-    err.problems = unique  # type: ignore[attr-defined]
-    return err
-
-
-def problems_of(err: ConfigError) -> list[Problem]:
-    """The problems a ConfigError stands for (one, unless built by problems_error)."""
-    found = getattr(err, "problems", None)
-    if found is not None:
-        return list(found)
-    return [Problem(err.path or "", err.line or 1, err.key or "", err.message)]
-
-
-# -- YAML with lines ------------------------------------------------------------------------
-Lines = dict[tuple[Any, ...], int]
-
-
-class YamlDoc(NamedTuple):
-    data: Any
-    node: Any  # the composed yaml node, None for an empty file
-    lines: Lines  # JSON-style path -> 1-based line of that key or list item
-    problems: list[Problem]  # duplicate keys (and non-string keys when asked)
-
-
-def read_text(path: Path, shown: str) -> str:
-    """A config or cases file as text (a BOM is dropped); unreadable is a ConfigError."""
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ConfigError("cannot read: not UTF-8 text", path=shown) from None
-    except OSError as err:
-        raise ConfigError(f"cannot read: {err.strerror or err}", path=shown) from None
-
-
-def read_yaml(path: Path, *, shown: str | Path | None = None, string_keys: bool = False) -> YamlDoc:
-    """Plain data plus the line of every key and list item; malformed YAML raises ConfigError."""
-    import yaml
-
-    shown = str(shown if shown is not None else path)
-    text = read_text(path, shown)
-    lines: Lines = {}
-    problems: list[Problem] = []
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)
-    try:
-        node = loader.get_single_node()
-        if node is not None:  # index first: constructing flattens `<<` merges in place
-            _index(node, (), lines, problems, shown, string_keys, merged=False)
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as err:
-        raise _malformed(err, shown) from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"malformed YAML: {err}", path=shown) from None
-    finally:
-        loader.dispose()
-    return YamlDoc(data, node, lines, problems)
-
-
-def _malformed(err: Any, shown: str) -> ConfigError:
-    mark = err.problem_mark or err.context_mark
-    problem = err.problem or err.context or "cannot parse"
-    if err.context and err.context_mark and err.problem:
-        problem += f" ({err.context} that starts on line {err.context_mark.line + 1})"
-    if mark is None:
-        return ConfigError(f"malformed YAML: {problem}", path=shown)
-    return ConfigError(
-        f"malformed YAML at line {mark.line + 1}, column {mark.column + 1}: {problem}",
-        path=shown,
-        line=mark.line + 1,
-    )
-
-
-def _index(
-    node: Any,
-    at: tuple[Any, ...],
-    lines: Lines,
-    problems: list[Problem],
-    shown: str,
-    string_keys: bool,
-    *,
-    merged: bool,
-    active: frozenset[int] = frozenset(),
-) -> None:
-    """Record the line of every key and item; a key given twice is a problem (YAML keeps the last).
-
-    Keys a mapping inherits through `<<: *anchor` come after its own (its own win) and
-    are never duplicates; ``active`` guards against recursive aliases (`&a [*a]`).
-    """
-    import yaml
-
-    if id(node) in active:
-        return
-    active = active | {id(node)}
-    lines.setdefault(at, node.start_mark.line + 1)
-    if isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _index(
-                item, at + (i,), lines, problems, shown, string_keys, merged=merged, active=active
-            )
-        return
-    if not isinstance(node, yaml.MappingNode):
-        return
-    own = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG]
-    for key_node, value_node in own:
-        line = key_node.start_mark.line + 1
-        key = _key(key_node)
-        if string_keys and not isinstance(key, str):
-            problems.append(
-                Problem(shown, line, str(key), f"key {key!r} is not a string: quote it")
-            )
-        if at + (key,) in lines:
-            if not merged:
-                first = lines[at + (key,)]
-                message = f"duplicate key (first on line {first}; YAML keeps only the last)"
-                problems.append(Problem(shown, line, str(key), message))
-            continue
-        lines[at + (key,)] = line
-        _index(
-            value_node,
-            at + (key,),
-            lines,
-            problems,
-            shown,
-            string_keys,
-            merged=merged,
-            active=active,
-        )
-    for _, value_node in (pair for pair in node.value if pair[0].tag == _MERGE_TAG):
-        sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-        for source in sources:
-            _index(source, at, lines, problems, shown, string_keys, merged=True, active=active)
-
-
-def _key(node: Any) -> Any:
-    """A mapping key as the loader constructs it (so paths match the data)."""
-    import yaml
-
-    if not isinstance(node, yaml.ScalarNode):
-        return node.start_mark.line  # a list or mapping as a key: construction will refuse it
-    try:
-        return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
-    except yaml.YAMLError:
-        return node.value  # construction will say what is wrong, with its mark
-
-
-def line_of(lines: Lines, at: tuple[Any, ...]) -> int:
-    """The line of a path, or of its nearest ancestor that has one."""
-    while at and at not in lines:
-        at = at[:-1]
-    return lines.get(at, 1)
-
-
-# -- validation -----------------------------------------------------------------------------
 def _schema_problems(data: Any, lines: Lines, shown: str) -> list[tuple[tuple[Any, ...], Problem]]:
     """Each problem with the path of the value it is about."""
     import jsonschema
@@ -396,33 +230,6 @@ def _message(err: Any, at: tuple[Any, ...]) -> str:
     if key == "id" and validator in ("pattern", "maxLength"):
         return bad_case_id(instance)
     return err.message
-
-
-def bad_case_id(case_id: str) -> str:
-    """Why a string is not a usable case id (shared with the cases loader)."""
-    if len(case_id) > MAX_CASE_ID_LENGTH:
-        return (
-            f"case id {case_id[:40]!r}... is longer than {MAX_CASE_ID_LENGTH} characters "
-            "(it names a file)"
-        )
-    return (
-        f"case id {case_id!r} names a test and a cassette file: use letters, digits, "
-        "'_', '-' and '.' only, not starting with '.'"
-    )
-
-
-def describe_value(value: Any) -> str:
-    """A short, readable description of a YAML value for an error message."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _key_name(at: tuple[Any, ...]) -> str:

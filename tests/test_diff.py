@@ -15,7 +15,8 @@ from pathlib import Path
 import markdown as md_lib
 import pytest
 
-from pytest_tokenbudget.diff import add_diff_parser, compare, diff_json, load_report
+from pytest_tokenbudget.diff import compare, diff_json, load_report
+from pytest_tokenbudget.diff_command import add_diff_parser
 from pytest_tokenbudget.errors import ReportError
 from pytest_tokenbudget.markdown import (
     MARKER,
