@@ -425,10 +425,15 @@ def test_readme_setup_in_a_fresh_copy(tmp_path):
     [setup] = [b for b in fenced_blocks(README, "bash") if "pip install -e" in b]
     env = ci_env(tmp_path)
     env["PATH"] = env["PATH"].split(os.pathsep, 2)[-1]  # a plain shell: not this test's venv
+    env["COLUMNS"] = "80"  # the width the README's output was taken at
     done = subprocess.run(["bash", "-c", shell_commands(setup)[0]], cwd=copy, env=env,
                           capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"chat_reply +\d+ +\d+ .* PASS", done.stdout), done.stdout
+    shown = fenced_blocks(README, "")[0].splitlines()  # the output the README shows
+    printed = done.stdout.splitlines()
+    start = printed.index(shown[0])
+    assert printed[start : start + len(shown)] == shown
     committed = _report(copy)
 
     [development] = [b for b in fenced_blocks(README, "bash") if "record_with_emulator" in b]
