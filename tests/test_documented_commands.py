@@ -52,6 +52,7 @@ BASH_BLOCKS = {
     ("README.md", 2): "test_ci_runs_the_readme_test_command, test_readme_setup_in_a_fresh_copy",
     ("docs/ci.md", 0): "test_gitlab_recipe_with_the_artifact_download",
 }
+# inline commands of the README: test_readme_inline_commands
 
 
 # -- the project: the bundled example as a repository of its own ----------------------
@@ -456,3 +457,30 @@ def test_every_documented_block_is_run():
     assert found == set(BASH_BLOCKS), "a new bash block: run it in a test here"
     steps = load_yaml(WORKFLOW)["jobs"]["budget"]["steps"]
     assert [s["name"] for s in steps if "run" in s and is_install(s["run"])] == ["Install"]
+
+
+_INLINE = re.compile(r"`((?:pytest |tokenbudget |ANTHROPIC_API_KEY=)[^`]*)`")
+_SYNOPSIS = re.compile(r"[\[{]|\b(BASE|HEAD|DIR|PATH)\b")  # the command table's placeholders
+
+
+def test_readme_inline_commands(ini_repo, tmp_path, emulator):
+    """Each command the README quotes inline, run as written (synopses: their options exist)."""
+    commands = sorted(set(_INLINE.findall(README.replace("\n", " "))))
+    synopses = [c for c in commands if _SYNOPSIS.search(c)]
+    runnable = [c for c in commands if c not in synopses]
+    assert "pytest --token-budget --token-budget-count" in runnable and synopses
+    workspace = ini_repo.checkout(tmp_path / "work", ini_repo.base)
+    # the API is the emulator: counting and recording reach it, replay never does
+    env = ci_env(tmp_path, ANTHROPIC_BASE_URL=emulator.base_url, ANTHROPIC_API_KEY="emulator")
+    for command in runnable:
+        done = subprocess.run(["bash", "-c", command], cwd=workspace, env=env,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+    assert {s.path for s in emulator.served} <= {"/v1/messages/count_tokens"}
+    for synopsis in synopses:
+        words = synopsis.split()
+        done = subprocess.run([*words[:2], "--help"], cwd=workspace, env=env,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, synopsis
+        for option in re.findall(r"--[a-z-]+", synopsis):
+            assert option in done.stdout, (synopsis, option)
