@@ -83,7 +83,10 @@ def predict(
                 i: v for i, v in sizes.pins(p.model, p.blocks).items()
                 if v <= p.whole_input_tokens
             }  # fmt: skip
-            cumulative = estimate_cumulative(p.blocks, p.whole_input_tokens, pins)
+            # The API bills a few tokens of framing after the last block that no prefix
+            # holds: a pin on the last block is the prompt without them.
+            total = pins.get(len(p.blocks) - 1, p.whole_input_tokens)
+            cumulative = estimate_cumulative(p.blocks, total, pins)
         except ValueError:  # pins that contradict the prompt (it changed): go by share
             cumulative = estimate_cumulative(p.blocks, p.whole_input_tokens)
         try:

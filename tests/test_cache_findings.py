@@ -218,3 +218,30 @@ def test_a_bad_cache_minimum_is_a_clear_config_error(pytester):
         ["*token_budgets.yml:2: claude-sonnet-4-6: expected a whole number, got 'many'*"]
     )
     assert "Traceback" not in result.stderr.str()
+
+
+def test_prediction_agrees_with_a_real_cache_bearing_cassette():
+    """openllmetry's recorded prompt caching (real API): a write of 1163, then a read of
+    1163, with 4 tokens of the prompt outside the cached prefix."""
+    from pytest_tokenbudget.cache_doctor import Doctor
+    from pytest_tokenbudget.cache_prediction import predict, recorded_totals
+
+    cassette = (
+        Path(__file__).parent / "data/cassettes/anthropic/openllmetry_prompt_caching_gzip.yaml"
+    )
+    doctor = Doctor()
+    for index, interaction in enumerate(yaml.safe_load(cassette.read_text())["interactions"]):
+        import gzip
+
+        request = json.loads(interaction["request"]["body"])
+        body = interaction["response"]["body"]["string"]
+        usage = json.loads(gzip.decompress(body) if isinstance(body, bytes) else body)["usage"]
+        read, written = usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]
+        whole = usage["input_tokens"] + read + written
+        minimum = minimum_cacheable(request["model"])
+        doctor.add_call("summaries", "article", request, whole, minimum, read + written,
+                        test_id="t", index=index, recorded=(read, written, 0))  # fmt: skip
+    assert recorded_totals(doctor.prompts).read_tokens == 1163
+    predicted = predict(doctor.prompts, minimum=minimum_cacheable, requests_per_day=None)
+    assert predicted == recorded_totals(doctor.prompts)
+    assert doctor.findings() == []
