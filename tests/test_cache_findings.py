@@ -3,6 +3,7 @@ and the predicted cache figures: request cases (nothing recorded) and the bundle
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 import yaml
 from project_files import report_of
 
+from pytest_tokenbudget.cache_doctor import Doctor
+from pytest_tokenbudget.cache_prediction import predict, recorded_totals
 from pytest_tokenbudget.cache_sim import minimum_cacheable
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -223,16 +226,11 @@ def test_a_bad_cache_minimum_is_a_clear_config_error(pytester):
 def test_prediction_agrees_with_a_real_cache_bearing_cassette():
     """openllmetry's recorded prompt caching (real API): a write of 1163, then a read of
     1163, with 4 tokens of the prompt outside the cached prefix."""
-    from pytest_tokenbudget.cache_doctor import Doctor
-    from pytest_tokenbudget.cache_prediction import predict, recorded_totals
-
     cassette = (
         Path(__file__).parent / "data/cassettes/anthropic/openllmetry_prompt_caching_gzip.yaml"
     )
     doctor = Doctor()
     for index, interaction in enumerate(yaml.safe_load(cassette.read_text())["interactions"]):
-        import gzip
-
         request = json.loads(interaction["request"]["body"])
         body = interaction["response"]["body"]["string"]
         usage = json.loads(gzip.decompress(body) if isinstance(body, bytes) else body)["usage"]
