@@ -1,124 +1,369 @@
-"""`tokenbudget analyze DIR`: propose budgets from cassettes a team already has.
+"""`tokenbudget analyze DIR`: propose budgets from the cassettes a team already has.
 
-Cassettes laid out as DIR/<endpoint>/<case>.yaml give one endpoint per folder; any
-other cassette belongs to the endpoint named after its folder. The proposal is the
-measured value plus headroom, rounded to a readable number, printed as YAML to paste
-into token_budgets.yml.
+Every recorder's files under DIR are read (recorders.py: vcrpy, pydantic-ai, Ruby VCR,
+R vcr, batch results), their calls parsed (usage.py) and grouped into the endpoints a
+team would write: by default one per cassette folder, which is the test module in
+pytest-recording's ``tests/cassettes/<module>/<test>.yaml`` and the endpoint in this
+plugin's ``cassettes/<endpoint>/<case>.yaml``; ``--by file`` or ``--by model`` group
+otherwise. The proposal is the measured value plus headroom, rounded to a readable
+number, printed as a token_budgets.yml that `tokenbudget check` accepts. Every file it
+could not use is named with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import re
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from .errors import PricingError, TokenBudgetError
+from .errors import CassetteError
 from .pricing import PriceBook
+from .recorders import FORMATS, Exchange, NotACassetteError, read_recording
 from .samples import SAMPLE_KINDS, Sample
 from .stats import endpoint_stats
-from .usage import load_cassette_file, parse_exchange
+from .usage import PROVIDERS, Call, Usage, decode_body, parse_provider
+
+GROUPINGS = ("folder", "file", "model")
+SUFFIXES = frozenset({".yaml", ".yml", ".json", ".jsonl", ".ndjson"})
+_UNSEARCHED = frozenset({"__pycache__", "node_modules", "site-packages"})
+_ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # as the config schema says
+_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """A file analyze could not use, and why."""
+
+    path: str
+    reason: str  # "unreadable: ...", "no usage: ...", "not a cassette: ..."
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.path}{f':{self.line}' if self.line else ''}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class CassetteCalls:
+    """The calls with usage in one file, each with the case it belongs to."""
+
+    path: Path  # relative to DIR
+    format: str  # a key of recorders.FORMATS
+    calls: tuple[tuple[str, Call], ...]
+    left_out: tuple[str, ...] = ()  # calls that carried no usage
+
+
+@dataclass
+class Analysis:
+    found: list[CassetteCalls] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def files(self) -> int:
+        return len(self.found) + len(self.skipped)
+
+
+# -- reading ----------------------------------------------------------------------------
 def nice_ceiling(value: float) -> int:
     """Round up to 2 significant digits: 3,310 -> 3,400; 87 -> 87; 0.4 -> 1."""
     if value <= 0:
         return 0
-    digits = max(int(math.floor(math.log10(value))) - 1, 0)
+    digits = max(math.floor(math.log10(value)) - 1, 0)
     step = 10**digits
     return int(math.ceil(value / step) * step)
 
 
-def read_samples(directory: Path, errors: list[str]) -> dict[str, list[Sample]]:
-    found: dict[str, list[Sample]] = defaultdict(list)
-    for path in sorted(
-        p for p in directory.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()
-    ):
-        relative = path.relative_to(directory)
-        endpoint = relative.parts[0] if len(relative.parts) > 1 else directory.resolve().name
-        try:
-            exchanges = load_cassette_file(path)
-            calls = [c for e in exchanges for c in parse_exchange(e) if c.kind in SAMPLE_KINDS]
-        except TokenBudgetError as err:
-            errors.append(f"skipped {err}")
+def cassette_files(directory: Path) -> list[Path]:
+    """Every file under DIR a recorder may have written; hidden and package folders left out."""
+    found = []
+    for path in directory.rglob("*"):
+        parts = path.relative_to(directory).parts[:-1]
+        if any(p.startswith(".") or p in _UNSEARCHED for p in parts):
             continue
-        for index, call in enumerate(calls):
-            found[endpoint].append(
-                Sample(endpoint, path.stem, str(relative), index, call.model, call.usage,
-                       provider=call.provider, batch=call.batch, note=call.note)
+        if path.suffix.lower() in SUFFIXES and not path.name.startswith(".") and path.is_file():
+            found.append(path)
+    return sorted(found)
+
+
+def analyze(directory: Path) -> Analysis:
+    analysis = Analysis()
+    for path in cassette_files(directory):
+        result = read_calls(path, directory)
+        if isinstance(result, Skipped):
+            analysis.skipped.append(result)
+        else:
+            analysis.found.append(result)
+    return analysis
+
+
+def read_calls(path: Path, directory: Path) -> CassetteCalls | Skipped:
+    """The calls with usage in one file, or why there are none."""
+    relative = path.relative_to(directory)
+    shown = relative.as_posix()
+    try:
+        recording = read_recording(path)
+    except NotACassetteError as err:
+        return Skipped(shown, f"not a cassette: {err.message}", err.line)
+    except CassetteError as err:
+        return Skipped(shown, f"unreadable: {err.message}", err.line)
+    case_id = relative.with_suffix("").as_posix()
+    calls: list[tuple[str, Call]] = []
+    empty: list[str] = []
+    left_out: list[str] = []
+    for index, exchange in enumerate(recording.exchanges):
+        case = f"{case_id}:{recording.request_ids[index]}" if recording.request_ids else case_id
+        try:
+            found = _api_calls(exchange)
+        except CassetteError as err:
+            return Skipped(
+                shown, f"unreadable: interaction {index}: {err.message}", recording.line_of(index)
+            )
+        if found is None:
+            empty.append(_not_an_api_call(exchange))
+        elif not found:
+            empty.append(_no_call(exchange))
+        for call in found or ():
+            if call.kind not in SAMPLE_KINDS:
+                empty.append(f"{call.kind} only (counts the prompt, generates nothing)")
+            elif call.note and call.usage == Usage():
+                left_out.append(call.note)
+            else:
+                calls.append((case, call))
+    if not calls:
+        return Skipped(shown, "no usage: " + _summary(left_out + empty))
+    return CassetteCalls(relative, recording.format, tuple(calls), tuple(left_out))
+
+
+def _api_calls(exchange: Exchange) -> list[Call] | None:
+    """The calls of an exchange; None when it is not an API call any provider knows."""
+    for provider in PROVIDERS:
+        calls = parse_provider(exchange, provider)
+        if calls is not None:
+            return calls
+    return None
+
+
+_BATCHES = re.compile(r"/v1/(?:messages/)?batches(?P<id>/[^/]+)?(?P<op>/cancel)?$")
+
+
+def _not_an_api_call(exchange: Exchange) -> str:
+    path = urlsplit(exchange.url).path.rstrip("/") or exchange.url
+    batch = _BATCHES.search(path)
+    if batch and batch["op"]:
+        return "batch cancel"
+    if batch and batch["id"]:
+        return "batch status (usage comes with the batch results)"
+    if batch and exchange.method == "POST":
+        return "batch create (usage comes with the batch results)"
+    if batch:
+        return "batch list"
+    return f"not an API call ({exchange.method} {path})"
+
+
+def _no_call(exchange: Exchange) -> str:
+    """Why an API call's response holds no call: an error, or a batch request that failed."""
+    if not 200 <= exchange.status < 300:
+        return f"error response (HTTP {exchange.status})"
+    try:
+        data = json.loads(decode_body(exchange.headers, exchange.body))
+    except (ValueError, UnicodeDecodeError, CassetteError):
+        data = None
+    result = data.get("result") if isinstance(data, dict) else None
+    if isinstance(result, dict):
+        return f"batch request {result.get('type') or 'without a result'}"
+    if "/batches/" in exchange.url:
+        return "batch results with no succeeded request"
+    return "error response (in the body)"
+
+
+def _summary(reasons: Iterable[str]) -> str:
+    counts = Counter(reasons)
+    if not counts:
+        return "no interactions"
+    return "; ".join(r if n == 1 else f"{r} ×{n}" for r, n in counts.items())
+
+
+# -- grouping ---------------------------------------------------------------------------
+def group(analysis: Analysis, *, by: str, root: str) -> dict[str, list[Sample]]:
+    """Samples per proposed endpoint; ``root`` names the endpoint of files directly in DIR."""
+    keyed: dict[tuple[str, ...], list[Sample]] = defaultdict(list)
+    for cassette in analysis.found:
+        batch = cassette.format == "batch-results"  # priced at the Batch API discount
+        test_id = cassette.path.as_posix()
+        for index, (case, call) in enumerate(cassette.calls):
+            if by == "model":
+                key: tuple[str, ...] = (call.model or "unknown-model",)
+            elif by == "file":
+                key = cassette.path.with_suffix("").parts
+            else:
+                key = cassette.path.parent.parts or (root,)
+            sample = Sample(
+                "", case, test_id, index, call.model, call.usage, provider=call.provider,
+                batch=call.batch or batch, note=call.note,
             )  # fmt: skip
-    return dict(found)
+            keyed[key].append(sample)
+    names = endpoint_names(list(keyed))
+    return {names[key]: keyed[key] for key in sorted(keyed, key=lambda k: names[k])}
 
 
-def propose(samples: dict[str, list[Sample]], *, headroom_pct: float) -> tuple[str, list[str]]:
+def endpoint_names(keys: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str]:
+    """A valid, unique endpoint name per key: its last part, more parts where two clash.
+
+    `cassettes` folders say nothing about the endpoint, so they are left out of names.
+    """
+    meaningful = {k: tuple(p for p in k if p.lower() != "cassettes") or k for k in keys}
+    depth = dict.fromkeys(keys, 1)
+    while True:
+        names = {k: endpoint_name(".".join(meaningful[k][-depth[k] :])) for k in keys}
+        seen = Counter(names.values())
+        clashes = [k for k in keys if seen[names[k]] > 1 and depth[k] < len(meaningful[k])]
+        if not clashes:
+            break
+        for k in clashes:
+            depth[k] += 1
+    taken: set[str] = set()
+    for k in keys:  # names that still clash (they differ only in characters left out)
+        name, n = names[k], 2
+        while name in taken:
+            name, n = f"{names[k]}-{n}", n + 1
+        taken.add(name)
+        names[k] = name
+    return names
+
+
+def endpoint_name(text: str) -> str:
+    """``text`` as an endpoint name the config schema accepts (`[A-Za-z0-9_-][A-Za-z0-9_.-]*`)."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "endpoint"
+    return name if _ENDPOINT_NAME.fullmatch(name) else f"_{name}"
+
+
+def _yaml_str(text: str) -> str:
+    """A string as YAML writes it plainly when it reads back as itself, quoted otherwise."""
+    import yaml
+
+    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
+        return text
+    return json.dumps(text)
+
+
+# -- proposing --------------------------------------------------------------------------
+def propose(
+    samples: dict[str, list[Sample]],
+    *,
+    headroom_pct: float,
+    formats: dict[str, Counter[str]] | None = None,
+    header: Sequence[str] = (),
+) -> tuple[str, list[str]]:
+    """The token_budgets.yml text, and notes on what it could not propose."""
     factor = 1 + headroom_pct / 100
     book = PriceBook()
     lines = [
-        f"# Proposed by `tokenbudget analyze` with {headroom_pct:g}% headroom over what was measured.",
-        "# Review each number; add requests_per_day and monthly_budget_usd for a monthly projection.",
+        *header,
+        f"# Proposed with {headroom_pct:g}% headroom over what was measured. Review each",
+        "# number; add requests_per_day and monthly_budget_usd for a monthly projection.",
+        "version: 1",
         "endpoints:",
     ]
     notes: list[str] = []
-    for name, items in sorted(samples.items()):
+    for name, items in samples.items():
         cases = sorted({s.case_id for s in items})
         models = Counter(s.model for s in items)
         target = models.most_common(1)[0][0]
-        try:
-            stats = endpoint_stats(name, items, cases, book=book, target_model=target)
-        except PricingError as err:
-            notes.append(f"{name}: costs left out: {err.message.splitlines()[0]}")
-            stats = endpoint_stats(name, items, cases, book=_free(), target_model=target)
-            stats.metrics["cost_per_request_usd"] = None
+        priced = book.lookup(target) is not None
+        stats = endpoint_stats(
+            name, items, cases, book=book, target_model=target if priced else None, strict=False
+        )
         m = stats.metrics
-        lines += [f"  {name}:", f"    # {len(cases)} cassettes, {stats.calls} calls; models: "
-                  + ", ".join(f"{k} ×{v}" for k, v in models.most_common())]  # fmt: skip
-        lines.append(f"    target_model: {target}")
+        files = len({s.test_id for s in items})
+        kinds = ", ".join(
+            f"{FORMATS.get(f, f)}" + (f" ×{n}" if n > 1 else "")
+            for f, n in sorted((formats or {}).get(name, Counter()).items())
+        )
+        read = _count(files, "file") + (f" ({kinds})" if kinds else "")
+        used = ", ".join(f"{k} ×{v}" for k, v in models.most_common())
+        counted = f"{_count(len(cases), 'case')}, {_count(stats.calls, 'call')}"
+        lines += [f"  {_yaml_str(name)}:", f"    # {read}, {counted}; models: {used}"]
+        if priced:
+            lines.append(f"    target_model: {_yaml_str(target)}")
+        else:
+            lines.append(
+                f"    # target_model: {_yaml_str(target)}   # no price: add it to `pricing:`"
+            )
+            notes.append(
+                f"{name}: {target} has no price in the shipped table, so target_model is "
+                f"commented out and costs are left out; add `pricing: {{{_yaml_str(target)}: "
+                "{input: ..., output: ...}}` with its real $ per million tokens"
+            )
         for side in ("input", "output"):
             p95 = m[f"{side}_tokens_p95"]
             if p95 is not None:
-                lines.append(
-                    f"    max_{side}_tokens_p95: {nice_ceiling(p95 * factor)}   # measured {p95}"
-                )
+                limit = max(nice_ceiling(p95 * factor), 1)
+                lines.append(f"    max_{side}_tokens_p95: {limit}   # measured {p95}")
         rate = m["escalation_rate"]
         if rate:
             allowed = min(1.0, round(float(rate) + 0.05, 2))
             lines.append(f"    allowed_escalation_rate: {allowed}   # measured {float(rate):.2f}")
         hit = m["cache_hit_rate"]
         if hit:
-            lines.append(
-                f"    min_cache_hit_rate: {max(0.0, round(float(hit) - 0.1, 2))}   # measured {float(hit):.2f}"
-            )
+            floor = max(0.0, round(float(hit) - 0.1, 2))
+            lines.append(f"    min_cache_hit_rate: {floor}   # measured {float(hit):.2f}")
         cost = m["cost_per_request_usd"]
         if cost:
-            limit = float(Fraction(cost) * Fraction(str(factor)))
+            limit_usd = float(Fraction(cost) * Fraction(str(factor)))
             lines.append(
-                f"    max_cost_per_request_usd: {_money(limit)}   # measured {_money(float(cost))}"
+                f"    max_cost_per_request_usd: {_money(limit_usd)}"
+                f"   # measured {_money(float(cost))}"
             )
+        elif stats.unpriced and priced:
+            unpriced = ", ".join(sorted(stats.unpriced))
+            notes.append(f"{name}: no price for {unpriced}, so costs are left out")
         if stats.calls < 20:
-            notes.append(f"{name}: only {stats.calls} calls; percentiles are indicative")
+            notes.append(f"{name}: only {_count(stats.calls, 'call')}; percentiles are indicative")
     return "\n".join(lines) + "\n", notes
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _money(value: float) -> str:
     return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
-def _free() -> PriceBook:
-    """A price book that prices unknown models at zero, only to finish the token statistics."""
-    return PriceBook(fallback=lambda model: {"input": 0, "output": 0})
+def formats_by_endpoint(
+    samples: dict[str, list[Sample]], analysis: Analysis
+) -> dict[str, Counter[str]]:
+    """Which recorders' formats each endpoint's files were in (for the proposal's comments)."""
+    by_path = {c.path.as_posix(): c.format for c in analysis.found}
+    return {
+        name: Counter(by_path[t] for t in {s.test_id for s in items})
+        for name, items in samples.items()
+    }
 
 
+# -- command ----------------------------------------------------------------------------
 def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "analyze",
         help="propose budgets from existing cassettes",
-        description="Read vcrpy cassettes (DIR/<endpoint>/<case>.yaml) and print proposed "
-        "token_budgets.yml entries.",
+        description="Read the cassettes under DIR (vcrpy/pytest-recording YAML or JSON, "
+        "pydantic-ai, Ruby VCR, R vcr, batch results JSONL) and print a token_budgets.yml "
+        "with proposed budgets. Files it cannot use are listed on stderr with the reason.",
     )
     parser.add_argument("directory", type=Path, metavar="DIR")
+    parser.add_argument(
+        "--by", choices=GROUPINGS, default="folder",
+        help="one endpoint per cassette folder (default: pytest-recording's test module, "
+        "this plugin's endpoint), per cassette file (one test), or per model",
+    )  # fmt: skip
     parser.add_argument("--headroom", type=float, default=20.0, metavar="PCT",
                         help="headroom over the measured values (default 20)")  # fmt: skip
     parser.set_defaults(func=cmd_analyze)
@@ -126,21 +371,36 @@ def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    if not args.directory.is_dir():
-        print(f"tokenbudget analyze: {args.directory}: not a directory", file=sys.stderr)
+    directory: Path = args.directory
+    if not directory.is_dir():
+        print(f"tokenbudget analyze: {directory}: not a directory", file=sys.stderr)
         return 2
-    errors: list[str] = []
-    samples = read_samples(args.directory, errors)
-    for error in errors:
-        print(f"tokenbudget analyze: {error}", file=sys.stderr)
-    if not samples:
-        print(
-            f"tokenbudget analyze: no API calls found in cassettes under {args.directory}",
-            file=sys.stderr,
-        )
+    if args.headroom < 0 or not math.isfinite(args.headroom):
+        print("tokenbudget analyze: --headroom must be 0 or more", file=sys.stderr)
         return 2
-    text, notes = propose(samples, headroom_pct=args.headroom)
+    analysis = analyze(directory)
+    err = sys.stderr
+    print(
+        f"tokenbudget analyze: {directory}: {_count(analysis.files, 'file')} read, "
+        f"{len(analysis.found)} with usage, {len(analysis.skipped)} skipped",
+        file=err,
+    )
+    for skipped in analysis.skipped:
+        print(f"  skipped {skipped}", file=err)
+    if not analysis.found:
+        print(f"tokenbudget analyze: no API calls with usage found under {directory}", file=err)
+        return 2
+    samples = group(analysis, by=args.by, root=endpoint_name(directory.resolve().name))
+    text, notes = propose(
+        samples,
+        headroom_pct=args.headroom,
+        formats=formats_by_endpoint(samples, analysis),
+        header=[f"# tokenbudget analyze {directory.as_posix()} --by {args.by}"],
+    )
     sys.stdout.write(text)
+    for cassette in analysis.found:
+        if cassette.left_out:
+            notes.append(f"{cassette.path.as_posix()}: left out: {_summary(cassette.left_out)}")
     for note in notes:
         print(f"# note: {note}")
     return 0

@@ -32,7 +32,7 @@ _PRELUDE = struct.Struct(">III")  # total length, headers length, prelude CRC
 _CRC = struct.Struct(">I")
 _MIN_FRAME = _PRELUDE.size + _CRC.size
 _MAX_FRAME = 16 * 1024 * 1024  # the service's limit; anything larger is not a frame
-# Header value types: (fixed size or None for length-prefixed, struct format).
+# Header value types holding a fixed-size integer (byte, short, int, long, timestamp).
 _FIXED = {2: ">b", 3: ">h", 4: ">i", 5: ">q", 8: ">q"}
 
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .atomic import write_atomic
 from .counting import CountCache, count_async, count_key, count_sync, counted_request
@@ -39,6 +39,9 @@ from .scrub import (
 )
 from .usage import Exchange
 from .volatile import Span, volatile_spans
+
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 _KEY_ATTR = "_tokenbudget_key"
 OWN_RECORDER = "pytest-tokenbudget"
@@ -99,7 +102,7 @@ def request_key(request: Any) -> tuple[str, str, str, str]:
 
 
 def _body_digest(body: Any) -> str:
-    if body is None:
+    if not body:  # no body and an empty one are the same request
         return ""
     if isinstance(body, str):
         body = body.encode("utf-8")
@@ -239,14 +242,10 @@ class Capture:
         self.driver = driver
         self.log = CaptureLog()
         self._stack = ExitStack()
-        self._cassette: Any = None
+        self._cassette: Any = None  # vcrpy's Cassette, or a replay.Recording
+        self._replaying = False
 
-    @property
-    def owned(self) -> bool:
-        """Whether the plugin's own cassette answers (else another recorder's does)."""
-        return self.driver is None
-
-    def __enter__(self) -> Capture:
+    def __enter__(self) -> Self:
         try:
             self._observe_vcrpy()
             if self.driver is None:
@@ -260,11 +259,18 @@ class Capture:
             raise
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
     # -- the plugin's own cassette ----------------------------------------------------
     def _own(self) -> None:
+        if self.mode == "none":  # replay: our own engine (replay.py), vcrpy only records
+            from .replay import Recording
+
+            self._cassette = Recording.load(self.path)
+            self._replaying = True
+            self._patch_transports()
+            return
         import vcr
 
         recorder = vcr.VCR(
@@ -361,9 +367,14 @@ class Capture:
                 except CassetteError as err:
                     return capture._fail(httpx, request, str(err))
             recounted = False
-            try:
-                response = inner(transport, request)
-            except CannotOverwriteExistingCassetteException:
+            if capture._replaying:
+                response = capture._replay(httpx, request)
+            else:
+                try:
+                    response = inner(transport, request)
+                except CannotOverwriteExistingCassetteException:
+                    response = None
+            if response is None:
                 response = capture._volatile_match(httpx, request)
                 if response is None and counted is not None:
                     response, recounted = capture._by_position(httpx, request), True
@@ -394,9 +405,14 @@ class Capture:
                 except CassetteError as err:
                     return capture._fail(httpx, request, str(err))
             recounted = False
-            try:
-                response = await inner(transport, request)
-            except CannotOverwriteExistingCassetteException:
+            if capture._replaying:
+                response = capture._replay(httpx, request)
+            else:
+                try:
+                    response = await inner(transport, request)
+                except CannotOverwriteExistingCassetteException:
+                    response = None
+            if response is None:
                 response = capture._volatile_match(httpx, request)
                 if response is None and counted is not None:
                     response, recounted = capture._by_position(httpx, request), True
@@ -461,18 +477,27 @@ class Capture:
                 return self._play(httpx, request, index)
         return None
 
-    def _play(self, httpx: Any, request: Any, index: int) -> Any:
-        self._cassette.play_counts[index] += 1
-        recorded = self._cassette.data[index][1]
-        headers = [(k, v) for k, values in recorded["headers"].items() for v in values]
-        body = recorded["body"]["string"]
-        body = body.encode("utf-8") if isinstance(body, str) else body
-        return httpx.Response(
-            recorded["status"]["code"],
-            headers=headers,
-            stream=httpx.ByteStream(body),
-            request=request,
+    def _replay(self, httpx: Any, request: Any) -> Any:
+        """The recording of this request (matched as vcrpy matched it: scrubbed), or None."""
+        from .replay import RecordedRequest, response_for
+
+        sent = RecordedRequest(
+            request.method, scrub_text(str(request.url)), scrub_bytes(b"".join(request.stream))
         )
+        index = self._cassette.play(request_key(sent))
+        if index is None:
+            return None
+        return response_for(httpx, request, self._cassette.data[index][1])
+
+    def _play(self, httpx: Any, request: Any, index: int) -> Any:
+        from .replay import response_for
+
+        self._cassette.play_counts[index] += 1
+        recorded = dict(self._cassette.data[index][1])
+        body = recorded["body"]["string"]
+        if isinstance(body, str):
+            recorded["body"] = {"string": body.encode("utf-8")}
+        return response_for(httpx, request, recorded)
 
     # -- the log ------------------------------------------------------------------
     def _log(
@@ -557,8 +582,11 @@ def _active_vcrpy_cassette() -> Any:
     vcrpy replaces a transport's handle_request by a closure over its cassette.
     """
     for httpx in _httpx_modules():
-        for handler in (httpx.HTTPTransport.handle_request,
-                        httpx.AsyncHTTPTransport.handle_async_request):  # fmt: skip
+        for cls, name in (
+            (httpx.HTTPTransport, "handle_request"),
+            (httpx.AsyncHTTPTransport, "handle_async_request"),
+        ):
+            handler = getattr(cls, name)
             code = getattr(handler, "__code__", None)
             if code is None or not code.co_name.startswith("_inner_handle"):
                 continue

@@ -1,6 +1,7 @@
 """The built-in usage parsers, implemented on the public parse_usage hook.
 
-They run last (trylast), so a team's conftest can take over any exchange.
+They run last (trylast), so a team's conftest can take over any exchange. The
+Anthropic one also reads Claude on Amazon Bedrock and Vertex AI (usage.py).
 """
 
 from __future__ import annotations

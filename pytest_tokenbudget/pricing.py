@@ -63,7 +63,7 @@ class Price:
 BATCH_DISCOUNT = Fraction(1, 2)
 
 
-def _rate(value: float | int | str) -> Fraction:
+def _rate(value: float | str) -> Fraction:
     return Fraction(str(value))
 
 

@@ -127,13 +127,18 @@ def build_report(
     }
 
 
-def write_report(directory: Path, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
-    """Both files are scanned for secrets and written atomically."""
+def write_report(
+    directory: Path, report: dict[str, Any], markdown: str, *, html: str | None = None
+) -> tuple[Path, Path]:
+    """Every file is scanned for secrets before any is written, each atomically."""
     text = json.dumps(report, indent=2, sort_keys=False) + "\n"
     json_path = directory / "report.json"
     md_path = directory / "report.md"
-    refuse_if_secret(text, path=str(json_path))
-    refuse_if_secret(markdown, path=str(md_path))
-    write_atomic(json_path, text)
-    write_atomic(md_path, markdown)
+    files = [(json_path, text), (md_path, markdown)]
+    if html is not None:
+        files.append((directory / "report.html", html))
+    for path, content in files:
+        refuse_if_secret(content, path=str(path))
+    for path, content in files:
+        write_atomic(path, content)
     return json_path, md_path

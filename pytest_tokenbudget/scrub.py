@@ -34,9 +34,10 @@ REDACTED = "REDACTED"
 
 # Key-shaped values in any text: Anthropic and OpenAI keys, bearer tokens, Google OAuth
 # access tokens (ya29.) and API keys (AIza), AWS access key ids (AKIA long-term, ASIA
-# temporary: the SigV4 `Credential=` names one) and Bedrock API keys (ABSK long-term,
-# bedrock-api-key- short-term). Prefixes that base64 could spell must start a token, so
-# an image or a binary body is never taken for a key.
+# temporary: the SigV4 `Credential=` names one), AWS session tokens (their two known
+# openings) and Bedrock API keys (ABSK long-term, bedrock-api-key- short-term). Short
+# prefixes that base64 could spell must start a token, so an image or a binary body is
+# never taken for a key.
 _NOT_MID_BASE64 = r"(?<![A-Za-z0-9+/_\-])"
 _SECRET = re.compile(
     r"sk-(?:ant-)?[A-Za-z0-9_\-]{16,}"
@@ -45,6 +46,7 @@ _SECRET = re.compile(
     rf"|{_NOT_MID_BASE64}AIza[A-Za-z0-9_\-]{{35}}"
     rf"|{_NOT_MID_BASE64}(?:AKIA|ASIA)[A-Z0-9]{{16}}(?![A-Za-z0-9])"
     rf"|{_NOT_MID_BASE64}ABSK[A-Za-z0-9+/=]{{20,}}"
+    r"|(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE)[A-Za-z0-9+/=]{20,}"
     r"|bedrock-api-key-[A-Za-z0-9+/=%]{20,}"
 )
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token)=)[^&#]+")

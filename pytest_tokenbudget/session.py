@@ -160,6 +160,14 @@ class BudgetRun:
             name, "pass", stats, judge(stats, budgets), line=ep.line,
             max_regression_pct=ep.max_regression_pct, cache=cache,
         )  # fmt: skip
+        # sorted: a parallel run reports as a serial one
+        result.recorders = sorted({name for run in ran for name in run.recorders})
+        if self.options.count and any(r != "pytest-tokenbudget" for r in result.recorders):
+            result.warnings.append(
+                "count mode re-counts only the plugin's own cassettes: calls served by "
+                f"{', '.join(r for r in result.recorders if r != 'pytest-tokenbudget')} "
+                "keep their recorded input"
+            )
         if stats.calls == 0:
             result.problems.append(
                 "its tests ran but captured no API call: is the client created before the "

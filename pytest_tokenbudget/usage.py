@@ -23,12 +23,12 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import bedrock
 from .errors import CassetteError
+from .recorders import Exchange, exchanges_from_document, read_recording
 
 
 @dataclass(frozen=True)
@@ -64,18 +64,6 @@ class Call:
     note: str = ""  # e.g. "stream carried no usage"
     recounted: bool = False  # input tokens re-counted with count_tokens (count mode)
     input_only: bool = False  # counted, never generated: no output tokens measured
-
-
-@dataclass(frozen=True)
-class Exchange:
-    """One HTTP request and its response, bodies as bytes (possibly still compressed)."""
-
-    method: str
-    url: str
-    request_body: bytes
-    status: int
-    headers: dict[str, list[str]]  # response headers, any case
-    body: bytes
 
 
 # -- bodies -----------------------------------------------------------------------------
@@ -490,105 +478,27 @@ def _openai_stream(kind: str, body: bytes, model: str) -> list[Call]:
 
 
 # -- cassettes ----------------------------------------------------------------------------
-def _as_bytes(value: Any) -> bytes:
-    """A vcrpy body: str, bytes (YAML !!binary), None, or a parsed JSON body (pydantic-ai)."""
-    if value is None:
-        return b""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return json.dumps(value).encode("utf-8")
-
-
-def _status(response: Mapping[str, Any]) -> int:
-    status = response["status"]
-    code = status.get("code") if isinstance(status, dict) else status
-    if isinstance(code, bool) or not isinstance(code, (int, str)) or not str(code).isdigit():
-        raise ValueError(f"status code {code!r} is not a number")
-    return int(code)
-
-
-def _exchange(interaction: Any) -> Exchange:
-    request, response = interaction["request"], interaction["response"]
-    if not isinstance(request, dict) or not isinstance(response, dict):
-        raise TypeError("request and response must be mappings")
-    body = response.get("body")
-    if isinstance(body, dict):
-        body = body["string"] if "string" in body else body.get("parsed_body")
-    headers = {
-        str(name).lower(): [str(v) for v in value] if isinstance(value, list) else [str(value)]
-        for name, value in _object(response.get("headers")).items()
-    }
-    request_body = request["body"] if "body" in request else request.get("parsed_body")
-    return Exchange(
-        method=str(request.get("method") or "POST"),
-        url=str(request["uri"]),
-        request_body=_as_bytes(request_body),
-        status=_status(response),
-        headers=headers,
-        body=_as_bytes(body),
-    )
-
-
+# Exchange and the recorders' file formats live in recorders.py; these two are the
+# usage parser's view of a cassette file.
 def exchanges_from_cassette(
     data: Any, *, path: str | os.PathLike[str] | None = None
 ) -> list[Exchange]:
-    """The exchanges of a loaded vcrpy cassette (``{"version": 1, "interactions": [...]}``)."""
-    if isinstance(data, list) and data and isinstance(data[0], dict) and "request" in data[0]:
-        raise CassetteError("cassette is in the pre-1.0 vcrpy format; re-record it", path=path)
-    if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
-        raise CassetteError("not a vcrpy cassette (no `interactions` list)", path=path)
-    if "version" not in data:
-        # vcrpy writes `version` after `interactions`: a file cut short loses it first.
-        raise CassetteError("cassette has no `version`: the file looks truncated", path=path)
-    if data["version"] != 1:
-        raise CassetteError(f"unsupported cassette version {data['version']!r}", path=path)
-    exchanges = []
-    for index, interaction in enumerate(data["interactions"]):
-        try:
-            exchanges.append(_exchange(interaction))
-        except KeyError as err:
-            raise CassetteError(
-                f"interaction {index} has no {err.args[0]!r} (truncated or hand-edited?)",
-                path=path,
-            ) from None
-        except (TypeError, ValueError, AttributeError) as err:
-            raise CassetteError(f"interaction {index} is malformed: {err}", path=path) from None
-    return exchanges
+    """The exchanges of a loaded cassette of any recorder (vcrpy, pydantic-ai, VCR)."""
+    return list(exchanges_from_document(data, path=path).exchanges)
 
 
 def load_cassette_file(path: str | os.PathLike[str]) -> list[Exchange]:
-    """The exchanges of a cassette file, every response checked to be readable.
+    """The exchanges of a cassette file of any recorder, every response checked readable.
 
-    Every problem is a ``CassetteError`` naming the file (and the line, for YAML
-    errors), so a corrupt cassette is one clear message, never a traceback.
+    Every problem is a ``CassetteError`` naming the file and, where it knows, the line,
+    so a corrupt cassette is one clear message, never a traceback.
     """
-    import yaml
-
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CassetteError("cannot read cassette: it is not UTF-8 text", path=path) from None
-    except OSError as err:
-        raise CassetteError(f"cannot read cassette: {err.strerror or err}", path=path) from None
-    if not text.strip():
-        raise CassetteError("cassette is empty", path=path)
-    loader = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-    try:
-        data = yaml.load(text, Loader=loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        problem = getattr(err, "problem", None) or str(err)
-        raise CassetteError(
-            f"corrupt cassette (YAML: {problem}); delete it and re-record",
-            path=path,
-            line=mark.line + 1 if mark is not None else None,
-        ) from None
-    exchanges = exchanges_from_cassette(data, path=path)
-    for index, exchange in enumerate(exchanges):
+    recording = read_recording(path)
+    for index, exchange in enumerate(recording.exchanges):
         try:
             parse_exchange(exchange)
         except CassetteError as err:
-            raise CassetteError(f"interaction {index}: {err.message}", path=path) from None
-    return exchanges
+            raise CassetteError(
+                f"interaction {index}: {err.message}", path=path, line=recording.line_of(index)
+            ) from None
+    return list(recording.exchanges)

@@ -1,46 +1,319 @@
-"""`tokenbudget analyze`: budgets proposed from cassettes a team already has."""
+"""`tokenbudget analyze`: budgets proposed from the cassettes a team already has.
+
+Expected numbers are recomputed here from the vendored files themselves (read with
+yaml.safe_load and a regex for streams, nearest-rank p95 by hand, prices from the raw
+price table), never by asking the code under test.
+"""
 
 from __future__ import annotations
 
+import gzip
+import json
 import math
+import re
+import shutil
+from collections import Counter, defaultdict
+from fractions import Fraction
 from pathlib import Path
 
+import pytest
 import yaml
 
-from pytest_tokenbudget.analyze import nice_ceiling
+from pytest_tokenbudget.analyze import endpoint_name, nice_ceiling
 from pytest_tokenbudget.cli import main
 
 CASSETTES = Path(__file__).parent / "data" / "cassettes"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support_bot" / "cassettes"
+PRICES = json.loads(
+    (Path(__file__).resolve().parents[1] / "pytest_tokenbudget" / "prices.json").read_text()
+)
 
 
+# -- reading the vendored files by hand ----------------------------------------------------
+PROMPT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def hand_calls(path: Path) -> list[tuple[str, int, int]]:
+    """(model, whole prompt, output) of each generation call with usage in a vendored file."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    calls = []
+    for interaction in doc.get("interactions") or doc.get("http_interactions"):
+        uri, response = interaction["request"]["uri"], interaction["response"]
+        status = response["status"]
+        status = status["code"] if isinstance(status, dict) else status
+        if status != 200 or "count_tokens" in uri or uri.endswith("/batches"):
+            continue
+        if "parsed_body" in response:  # pydantic-ai
+            body = response["parsed_body"]
+        elif "content" in response["body"]:  # cassetter
+            body = response["body"]["content"]
+        else:
+            body = response["body"]["string"]
+        if isinstance(body, bytes):
+            body = gzip.decompress(body).decode()
+        if isinstance(body, str) and body.lstrip().startswith(("event:", "data:")):
+            events = [json.loads(d) for d in re.findall(r"^data: (\{.*\})\s*$", body, re.MULTILINE)]
+            if "chat/completions" in uri:
+                usage = next((e["usage"] for e in reversed(events) if e.get("usage")), None)
+                model = events[-1]["model"]
+            else:
+                start = next(e for e in events if e["type"] == "message_start")
+                delta = [e for e in events if e["type"] == "message_delta"][-1]
+                usage = {**start["message"]["usage"], **delta["usage"]}
+                model = start["message"]["model"]
+        else:
+            data = body if isinstance(body, dict) else json.loads(body)
+            usage, model = data.get("usage"), data["model"]
+        if not usage:
+            continue
+        if "prompt_tokens" in usage:  # OpenAI counts cached tokens inside the prompt
+            calls.append((model, usage["prompt_tokens"], usage["completion_tokens"]))
+        else:
+            prompt = sum(usage.get(k) or 0 for k in PROMPT_FIELDS)
+            calls.append((model, prompt, usage["output_tokens"]))
+    return calls
+
+
+def p95(values: list[int]) -> int:
+    ordered = sorted(values)
+    return ordered[math.ceil(0.95 * len(ordered)) - 1]  # nearest rank
+
+
+def two_digits_up(value: float) -> int:
+    """The proposal's rounding, said another way: up to two significant digits."""
+    step = 10 ** max(len(str(int(value))) - 2, 0)
+    return int(-(-value // step) * step)
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["analyze", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def measured(text: str, endpoint: str, key: str) -> tuple[int, int]:
+    """(limit, measured) of one budget line in one endpoint's block of the proposal."""
+    block = text.split(f"\n  {endpoint}:\n", 1)[1]
+    block = re.split(r"\n(?!    )", block, maxsplit=1)[0]  # up to the next endpoint or note
+    found = re.search(rf"^    {key}: (\d+)   # measured (\d+)$", block, re.MULTILINE)
+    assert found, (endpoint, key, block)
+    return int(found[1]), int(found[2])
+
+
+# -- tests ---------------------------------------------------------------------------------
 def test_nice_ceiling_rounds_up_to_two_significant_digits():
     assert [nice_ceiling(v) for v in (3310, 87, 0.4, 1406.4, 0)] == [3400, 87, 1, 1500, 0]
+    assert [two_digits_up(v) for v in (3310, 87, 0.4, 1406.4)] == [3400, 87, 1, 1500]
 
 
-def test_proposes_loadable_budgets_from_real_cassettes(capsys):
-    assert main(["analyze", str(CASSETTES)]) == 0
-    text = capsys.readouterr().out
-    proposal = yaml.safe_load(text)["endpoints"]
-    # whole-prompt inputs of the real Anthropic cassettes (tests/data/cassettes/README.md):
-    # 310, 465, 1167 (4+1163), 1167 (4+0+1163), 721 -> nearest-rank p95 = 1167
-    prompts = sorted([310, 465, 4 + 1163, 4 + 1163, 721])
-    p95 = prompts[math.ceil(0.95 * len(prompts)) - 1]
-    assert f"max_input_tokens_p95: {nice_ceiling(p95 * 1.2)}   # measured {p95}" in text
-    assert proposal["anthropic"]["max_input_tokens_p95"] == nice_ceiling(p95 * 1.2)
-    assert proposal["openai"]["target_model"] == "gpt-3.5-turbo-0125"
+# folder under tests/data/cassettes -> the endpoint analyze names it (two `test_anthropic`
+# module folders clash, so they take their parent's name too)
+FOLDERS = {
+    "anthropic": "anthropic",
+    "openai": "openai",
+    "vcr-ruby": "vcr-ruby",
+    "vcr-r": "vcr-r",
+    "pydantic-ai-parsed-body/test_anthropic": "pydantic-ai-parsed-body.test_anthropic",
+    "pydantic-ai-cassetter/test_anthropic": "pydantic-ai-cassetter.test_anthropic",
+}
+
+
+def test_proposes_p95s_from_every_recorders_files(capsys):
+    code, out, _ = run(capsys, str(CASSETTES))
+    assert code == 0
+    proposal = yaml.safe_load(out)["endpoints"]
+    assert set(proposal) == set(FOLDERS.values())
+    for folder, endpoint in FOLDERS.items():
+        calls = [c for p in sorted((CASSETTES / folder).glob("*.y*ml")) for c in hand_calls(p)]
+        for side, values in (("input", [c[1] for c in calls]), ("output", [c[2] for c in calls])):
+            key = f"max_{side}_tokens_p95"
+            limit, shown = measured(out, endpoint, key)
+            assert shown == p95(values), (endpoint, side)
+            assert limit == proposal[endpoint][key] == two_digits_up(p95(values) * 1.2)
+    # the real Anthropic cassettes: 310, 465, 1167 (4+1163), 1167 (4+0+1163), 721
+    assert measured(out, "anthropic", "max_input_tokens_p95") == (1500, 1167)
+    assert proposal["openai"]["target_model"] == "gpt-3.5-turbo-0125"  # 4 of its 6 calls
+
+
+def test_cost_budget_is_the_mean_cost_of_a_cassette_plus_headroom(capsys):
+    _, out, _ = run(capsys, str(CASSETTES / "vcr-ruby"), "--headroom", "50")
+    rates = PRICES["models"]["claude-3-haiku"]  # claude-3-haiku-20240307
+    rate_in, rate_out = Fraction(str(rates["input"])), Fraction(str(rates["output"]))
+    files = sorted((CASSETTES / "vcr-ruby").glob("*.yml"))
+    costs = [
+        sum(rate_in * i + rate_out * o for _, i, o in calls) / 1_000_000
+        for calls in map(hand_calls, files)
+        if calls
+    ]
+    assert len(costs) == 2  # the messages and the streaming cassette; the rest hold no usage
+    mean = sum(costs) / len(costs)
+    proposal = yaml.safe_load(out)["endpoints"]["vcr-ruby"]
+    assert proposal["max_cost_per_request_usd"] == round(float(mean * Fraction(3, 2)), 6)
+    assert f"# measured {round(float(mean), 6):.6f}".rstrip("0") in out
+    assert proposal["target_model"] == "claude-3-haiku-20240307"
+
+
+@pytest.mark.parametrize("by", ["folder", "file", "model"])
+def test_every_grouping_is_a_token_budgets_yml_that_check_accepts(capsys, tmp_path, by):
+    code, out, _ = run(capsys, str(CASSETTES), "--by", by)
+    assert code == 0
+    config = tmp_path / "token_budgets.yml"
+    config.write_text(out, encoding="utf-8")
+    assert main(["check", "--config", str(config)]) == 0, capsys.readouterr().err
+    endpoints = yaml.safe_load(out)["endpoints"]
+    every_call = [c for p in sorted(CASSETTES.rglob("*.y*ml")) for c in hand_calls(p)]
+    if by == "model":
+        assert set(endpoints) == {endpoint_name(m) for m, _, _ in every_call}
+    if by == "file":
+        with_usage = [p for p in CASSETTES.rglob("*.y*ml") if hand_calls(p)]
+        assert len(endpoints) == len(with_usage)
+    assert sum(1 for e in endpoints.values() if "target_model" in e) == len(endpoints) - 1
+    assert "# target_model: claude-sonnet-5   # no price" in out  # the one model with no price
+
+
+def test_a_model_without_a_price_is_not_proposed(capsys):
+    code, out, _ = run(capsys, str(CASSETTES / "vcr-r"))
+    assert code == 0
+    proposal = yaml.safe_load(out)["endpoints"]["vcr-r"]
+    assert "target_model" not in proposal and "max_cost_per_request_usd" not in proposal
+    assert "allowed_escalation_rate" not in proposal  # needs a target_model
+    assert "# note: vcr-r: claude-sonnet-5 has no price in the shipped table" in out
+    assert proposal["max_input_tokens_p95"] == two_digits_up(30 * 1.2)  # max(30, 26)
+
+
+LIMIT_EXCEEDED = "test_anthropic_model_usage_limit_exceeded"
+COUNT_ERROR = "test_anthropic_count_tokens_error"
+BATCH_CREATE = "batch create (usage comes with the batch results)"
+NO_STREAM_USAGE = "stream carried no usage (set stream_options.include_usage)"
+
+
+def test_each_skipped_file_is_named_with_why(capsys):
+    _, _, err = run(capsys, str(CASSETTES))
+    skipped = [line.strip() for line in err.splitlines() if line.startswith("  skipped ")]
+    counts_only = "count_tokens only (counts the prompt, generates nothing)"
+    expected = [
+        ("anthropic/ddtrace_error_400_no_usage.yaml", "error response (HTTP 400)"),
+        ("anthropic/llm-anthropic_count_tokens.yaml", f"{counts_only} ×2"),
+        (f"pydantic-ai-cassetter/test_anthropic/{LIMIT_EXCEEDED}.yaml", counts_only),
+        (f"pydantic-ai-parsed-body/test_anthropic/{COUNT_ERROR}.yaml", "error response (HTTP 404)"),
+        ("vcr-ruby/anthropic-rb_batch_create_no_usage.yml", BATCH_CREATE),
+        ("vcr-ruby/anthropic-rb_batch_results_404.yml", "error response (HTTP 404) ×2"),
+        ("vcr-ruby/ruby-openai_stream_without_usage.yml", NO_STREAM_USAGE),
+    ]
+    assert skipped == [f"skipped {path}: no usage: {why}" for path, why in expected]
+    files = [p for p in CASSETTES.rglob("*") if p.suffix in (".yaml", ".yml")]
+    assert f"{len(files)} files read, {len(files) - 7} with usage, 7 skipped" in err
+
+
+def test_unreadable_files_are_named_with_file_and_line(capsys, tmp_path):
+    shutil.copy(CASSETTES / "vcr-ruby/anthropic-rb_messages.yml", tmp_path / "good.yml")
+    (tmp_path / "bad.yaml").write_text("interactions:\n  - request: [unclosed\n")
+    text = (CASSETTES / "vcr-ruby/anthropic-rb_batch_results_404.yml").read_text()
+    second = text.index("- request:", text.index("- request:") + 1)
+    (tmp_path / "broken.yml").write_text(
+        text[:second] + text[second:].replace("code: 404", "code: gone", 1)
+    )
+    (tmp_path / "token_budgets.yml").write_text("endpoints: {chat: {max_input_tokens_p95: 9}}\n")
+    code, out, err = run(capsys, str(tmp_path))
+    assert code == 0 and yaml.safe_load(out)["endpoints"]
+    bad_line = err.split("skipped bad.yaml:", 1)[1].split(":", 1)[0]
+    assert bad_line.isdigit() and "unreadable: corrupt cassette (YAML" in err
+    line = text[:second].count("\n") + 1
+    assert f"skipped broken.yml:{line}: unreadable: interaction 1 is malformed" in err
+    assert "skipped token_budgets.yml: not a cassette" in err
+
+
+def test_pytest_recording_layout_one_endpoint_per_test_module(capsys, tmp_path):
+    tests = tmp_path / "tests"
+    layout = {
+        "test_anthropic/test_tools.yaml": "anthropic/llm-anthropic_tools_stream_multiturn.yaml",
+        "test_anthropic/test_caching.yaml": "anthropic/openllmetry_prompt_caching_gzip.yaml",
+        "test_anthropic/test_count_tokens.yaml": "anthropic/llm-anthropic_count_tokens.yaml",
+        "test_instrumentor/test_tools.yaml": "anthropic/openinference_parallel_tool_use_plain.yaml",
+    }  # fmt: skip
+    for name, source in layout.items():
+        (tests / "cassettes" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(CASSETTES / source, tests / "cassettes" / name)
+    code, out, _ = run(capsys, str(tests))
+    assert code == 0
+    proposal = yaml.safe_load(out)["endpoints"]
+    assert set(proposal) == {"test_anthropic", "test_instrumentor"}
+    module = [c for s in list(layout.values())[:3] for c in hand_calls(CASSETTES / s)]
+    shown = measured(out, "test_anthropic", "max_input_tokens_p95")[1]
+    assert shown == p95([c[1] for c in module])
+    assert "# 2 files (vcrpy ×2), 2 cases, 4 calls" in out  # count_tokens alone is no case
+    _, by_file, _ = run(capsys, str(tests), "--by", "file")
+    assert set(yaml.safe_load(by_file)["endpoints"]) == {
+        "test_anthropic.test_tools",  # two test_tools.yaml: the module tells them apart
+        "test_instrumentor.test_tools",
+        "test_caching",
+    }
+    _, by_model, _ = run(capsys, str(tests), "--by", "model")
+    models = Counter(c[0] for s in layout.values() for c in hand_calls(CASSETTES / s))
+    assert set(yaml.safe_load(by_model)["endpoints"]) == set(models)
+
+
+def test_batch_results_jsonl_is_one_case_per_request_at_batch_prices(capsys, tmp_path):
+    usage = [(1200, 80), (900, 60), (1500, 95)]
+    lines = [
+        {"custom_id": f"q{i}", "result": {"type": "succeeded", "message": {
+            "model": "claude-haiku-4-5", "usage": {"input_tokens": i_, "output_tokens": o}}}}
+        for i, (i_, o) in enumerate(usage)
+    ]  # fmt: skip
+    lines.append(
+        {"custom_id": "q9", "result": {"type": "errored", "error": {"type": "overloaded"}}}
+    )
+    (tmp_path / "nightly").mkdir()
+    (tmp_path / "nightly" / "msgbatch_01.jsonl").write_text("\n".join(map(json.dumps, lines)))
+    failed = [lines[-1], {**lines[-1], "custom_id": "q8"}]
+    (tmp_path / "nightly" / "msgbatch_02.jsonl").write_text("\n".join(map(json.dumps, failed)))
+    code, out, err = run(capsys, str(tmp_path))
+    assert code == 0
+    proposal = yaml.safe_load(out)["endpoints"]["nightly"]
+    assert "# 1 file (batch results), 3 cases, 3 calls" in out
+    assert proposal["max_input_tokens_p95"] == two_digits_up(p95([u[0] for u in usage]) * 1.2)
+    rates = PRICES["models"]["claude-haiku-4-5"]
+    full = [
+        Fraction(str(rates["input"])) * i + Fraction(str(rates["output"])) * o for i, o in usage
+    ]
+    mean = sum(full) / len(full) / 1_000_000 / 2  # the Batch API halves every rate
+    assert proposal["max_cost_per_request_usd"] == round(float(mean * Fraction(6, 5)), 6)
+    assert "skipped nightly/msgbatch_02.jsonl: no usage: batch request errored ×2" in err
+
+
+def test_endpoint_names_are_valid_and_unique(capsys, tmp_path):
+    source = CASSETTES / "vcr-ruby/anthropic-rb_messages.yml"
+    for folder in ("a/cassettes/chat", "b/cassettes/chat", "my feature!", "true"):
+        (tmp_path / folder).mkdir(parents=True)
+        shutil.copy(source, tmp_path / folder / "x.yml")
+    _, out, _ = run(capsys, str(tmp_path))
+    assert set(yaml.safe_load(out)["endpoints"]) == {"a.chat", "b.chat", "my_feature", "true"}
+    assert '\n  "true":\n' in out  # a plain `true:` would load as a boolean
+    assert endpoint_name("us.anthropic.claude-sonnet-4-5-20250929-v1:0") == (
+        "us.anthropic.claude-sonnet-4-5-20250929-v1_0"
+    )
 
 
 def test_headroom_and_example_layout(capsys):
-    assert main(["analyze", str(EXAMPLE), "--headroom", "0"]) == 0
-    proposal = yaml.safe_load(capsys.readouterr().out)["endpoints"]
+    code, out, _ = run(capsys, str(EXAMPLE), "--headroom", "0")
+    assert code == 0
+    proposal = yaml.safe_load(out)["endpoints"]
     assert set(proposal) == {"chat_reply", "triage"}
     assert proposal["chat_reply"]["target_model"] == "claude-sonnet-4-6"
+    by_endpoint = defaultdict(list)
+    for path in EXAMPLE.rglob("*.yaml"):
+        by_endpoint[path.parent.name] += hand_calls(path)
+    for name, calls in by_endpoint.items():  # no headroom: the budget is the rounded p95
+        assert proposal[name]["max_output_tokens_p95"] == two_digits_up(p95([c[2] for c in calls]))
 
 
-def test_corrupt_cassettes_are_skipped_with_their_name(tmp_path, capsys):
+def test_nothing_usable_or_bad_arguments_exit_2(capsys, tmp_path):
     (tmp_path / "ep").mkdir()
     (tmp_path / "ep" / "bad.yaml").write_text("interactions: [unclosed")
-    assert main(["analyze", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert "bad.yaml" in err and "no API calls found" in err
+    code, out, err = run(capsys, str(tmp_path))
+    assert code == 2 and out == ""
+    assert "skipped ep/bad.yaml:1: unreadable: corrupt cassette" in err
+    assert "no API calls with usage found" in err
+    assert run(capsys, str(tmp_path / "missing"))[0] == 2
+    assert run(capsys, str(CASSETTES), "--headroom", "-5")[0] == 2
+    assert main(["analyze", str(CASSETTES), "--by", "color"]) == 2

@@ -33,6 +33,10 @@ ARN = (
     "arn:aws:bedrock:us-east-1:123456789012:inference-profile/"
     "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 )
+CREDENTIALS = (
+    "AWS4-HMAC-SHA256", "Signature=", ACCESS_KEY_ID, SESSION_TOKEN, "SessionTokenMaterial",
+    VERTEX_TOKEN, "GoogleOAuthToken", "Bearer",
+)  # fmt: skip
 LONG_SYSTEM = "You are a careful assistant for budgets. " * 160  # above the cache minimum
 
 CONFIG = """\
@@ -230,7 +234,7 @@ def expected_from(served, endpoint: str, cases: int, requests_per_day: int) -> d
             + u["cache_creation_input_tokens"] * rate["w5"]
             + u["cache_read_input_tokens"] * rate["r"]
         ) / 10**6
-    rank = lambda values, p: values[math.ceil(p * len(values) / 100) - 1]  # noqa: E731
+    rank = lambda values, p: values[math.ceil(p * len(values) / 100) - 1]
     reads = sum(s.usage["cache_read_input_tokens"] for s in calls)
     return {
         "calls": len(calls),
@@ -248,7 +252,7 @@ def expected_from(served, endpoint: str, cases: int, requests_per_day: int) -> d
 @pytest.fixture
 def cloud_env(monkeypatch, tmp_path, emulator):
     """The team's machine while recording: AWS temporary credentials, a Google token,
-    both SDK clients pointed at the emulator, nothing read from ~/.aws or the EC2 metadata."""
+    both SDK clients pointed at the emulator, no AWS config files or EC2 metadata read."""
     import anthropic.lib.aws._auth as aws_auth
 
     aws_auth._get_session.cache_clear()  # boto3 sessions are cached across in-process runs
@@ -311,8 +315,7 @@ def test_bedrock_and_vertex_calls_are_measured_priced_scrubbed_and_replayed(
     for path in cloud_project.path.rglob("*"):
         if path.is_file() and path.suffix in {".yaml", ".json", ".md"}:
             text = path.read_text()
-            for secret in ("AWS4-HMAC-SHA256", "Signature=", ACCESS_KEY_ID, SESSION_TOKEN,
-                           "SessionTokenMaterial", VERTEX_TOKEN, "GoogleOAuthToken", "Bearer"):  # fmt: skip
+            for secret in CREDENTIALS:
                 assert secret not in text, (path, secret)
     streamed = (cloud_project.path / "cassettes" / "bedrock_chat" / "streamed.yaml").read_text()
     assert "application/vnd.amazon.eventstream" in streamed
@@ -349,12 +352,12 @@ def test_bedrock_and_vertex_calls_are_measured_priced_scrubbed_and_replayed(
     assert vertex_report["metrics"]["escalation_rate"] == 0.25
     assert vertex_report["per_case"]["counted"]["calls"] == 1  # count_tokens is no sample
 
-    # CI: other credentials (a signature never matters), nothing reaches the network.
+    # CI: no AWS credentials at all (the plugin supplies placeholders; a signature is
+    # never matched) in a fresh process, and nothing reaches the network.
     before = len(emulator.served)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREPLAYPLACEHOLD")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "replay-placeholder")
-    monkeypatch.delenv("AWS_SESSION_TOKEN")
-    monkeypatch.setenv("VERTEX_ACCESS_TOKEN", "replay-placeholder")
+    for variable in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("VERTEX_ACCESS_TOKEN", "replay")
     (cloud_project.path / ".token-budget" / "report.json").unlink()
     replay = cloud_project.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider")
     replay.assert_outcomes(passed=10)
@@ -424,7 +427,10 @@ def test_a_bedrock_call_is_named_by_the_id_in_its_url():
     body = json.dumps(
         {"model": "claude-sonnet-4-5-20250929", "usage": {"input_tokens": 7, "output_tokens": 3}}
     )
-    url = "https://bedrock-runtime.us-east-1.amazonaws.com/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke"
+    url = (
+        "https://bedrock-runtime.us-east-1.amazonaws.com"
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke"
+    )
     [call] = parse_exchange(_exchange(url, body.encode()))
     assert (call.provider, call.kind, call.model) == (
         "anthropic", "messages", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -471,14 +477,17 @@ def test_bedrock_usage_headers_stand_in_for_a_body_without_usage():
     assert (call.usage.input_tokens, call.usage.output_tokens, call.note) == (12, 5, "")
 
 
+VERTEX_MODELS = "/v1/projects/p/locations/{}/publishers/anthropic/models/"
+
+
 @pytest.mark.parametrize(
     ("path", "kind", "model"),
     [
-        ("/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:rawPredict",
+        (VERTEX_MODELS.format("us-east5") + "claude-sonnet-4-5@20250929:rawPredict",
          "messages", "claude-sonnet-4-5@20250929"),
-        ("/v1/projects/p/locations/global/publishers/anthropic/models/claude-opus-4-6:streamRawPredict",
+        (VERTEX_MODELS.format("global") + "claude-opus-4-6:streamRawPredict",
          "messages", "claude-opus-4-6"),
-        ("/v1/projects/p/locations/eu/publishers/anthropic/models/count-tokens:rawPredict",
+        (VERTEX_MODELS.format("eu") + "count-tokens:rawPredict",
          "count_tokens", "claude-haiku-4-5@20251001"),
     ],
 )  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from project_files import report_of
 
 pytest.importorskip("pytest_recording")
 
@@ -39,6 +40,28 @@ def test_pytest_recording_tests_run_beside_budget_tests(project, recording_env, 
     replay.assert_outcomes(passed=5)
     assert len(recording_env.served) == served
     replay.stdout.fnmatch_lines(["*chat*5*4*PASS*"])
+    # the budget tests are served by the plugin's cassettes; the vcr test is not measured
+    assert report_of(project)["endpoints"]["chat"]["recorders"] == ["pytest-tokenbudget"]
+
+
+def test_with_recording_disabled_a_vcr_marked_budget_test_is_ours(project, recording_env):
+    # --disable-recording: pytest-recording opens no cassette, so the plugin owns the test
+    project.makepyfile(
+        test_chat="""
+        import pytest
+        from app import reply
+
+        @pytest.mark.vcr
+        @pytest.mark.token_budget("chat")
+        def test_chat(budget_case):
+            assert reply(budget_case["question"], escalate=budget_case.get("escalate", False))
+        """
+    )
+    result = project.runpytest("--token-budget", "--token-budget-record=once",
+                               "--disable-recording", "-p", "no:cacheprovider")  # fmt: skip
+    result.assert_outcomes(passed=4)
+    assert len(list((project.path / "cassettes" / "chat").iterdir())) == 4
+    assert report_of(project)["endpoints"]["chat"]["recorders"] == ["pytest-tokenbudget"]
 
 
 def test_options_and_names_do_not_collide(pytester):

@@ -255,7 +255,9 @@ def test_pytest_recording_cassettes_are_measured_without_re_recording(assistant)
         assert case["calls"] == len(expected[test])
         assert case["input_tokens"] == sum(prompt(u) for _, u in expected[test])
         assert case["output_tokens"] == sum(u["output_tokens"] for _, u in expected[test])
-        assert case["cost_usd"] == dollars(sum((cost(m, u) for m, u in expected[test]), Fraction(0)))
+        assert case["cost_usd"] == dollars(
+            sum((cost(m, u) for m, u in expected[test]), Fraction(0))
+        )
     assert report_of(project)["totals"]["cost_usd"] == dollars(total)
     assert endpoint["recorders"] == ["pytest-recording"]
     # no cassette of ours asked for or written, and pytest-recording's left as they were
@@ -266,9 +268,7 @@ def test_pytest_recording_cassettes_are_measured_without_re_recording(assistant)
 
 def test_the_same_report_under_xdist(assistant):
     project, _ = assistant
-    project.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider").assert_outcomes(
-        passed=3
-    )
+    project.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=3)
     serial = report_of(project)["endpoints"]
     parallel = project.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider", "-n", "2")
     parallel.assert_outcomes(passed=3)
@@ -402,7 +402,9 @@ def cassette():
     ids=["use_cassette-in-the-test", "cassette-opened-before-the-capture"],
 )
 @pytest.mark.parametrize("plugins", [(), ("-p", "no:recording")], ids=["", "no-pytest-recording"])
-def test_a_plain_vcrpy_cassette_is_measured(pytester, ci_env, monkeypatch, fixture, opened, plugins):
+def test_a_plain_vcrpy_cassette_is_measured(
+    pytester, ci_env, monkeypatch, fixture, opened, plugins
+):
     monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
     source = DATA / "openinference_parallel_tool_use_plain.yaml"
     [(_, usage)] = recorded_usage(source)

@@ -170,3 +170,126 @@ def test_unknown_model_fails_the_endpoint_with_how_to_price_it(project, recordin
         ]
     )
     assert report_of(project)["endpoints"]["chat"]["status"] == "fail"
+
+
+CLOUD_CLIENTS = {
+    # SigV4 with temporary credentials: `authorization` signature, `x-amz-security-token`
+    "bedrock_sigv4": (
+        (
+            "anthropic.AnthropicBedrock(aws_region='us-east-1', aws_access_key=os.environ['AK'],"
+            " aws_secret_key=os.environ['SK'], aws_session_token=os.environ['ST'])"
+        ),
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ),
+    # a Bedrock API key, sent as Authorization: Bearer
+    "bedrock_api_key": (
+        "anthropic.AnthropicBedrock(aws_region='us-east-1', api_key=os.environ['BK'])",
+        "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+    ),
+    # a Google OAuth access token, sent as Authorization: Bearer
+    "vertex_token": (
+        (
+            "anthropic.AnthropicVertex(region='global', project_id='acme',"
+            " access_token=os.environ['GT'])"
+        ),
+        "claude-sonnet-4-5@20250929",
+    ),
+}
+CLOUD_SECRETS = {
+    "AK": "AKIA" + "SCRUBTESTKEY" + "9876",
+    "SK": "scrub/test/secret/" + "k3yMaterial" * 2,
+    "ST": "IQoJb3JpZ2luX2VjE" + "k3yMaterial" * 6,
+    "BK": "ABSK" + "QmVkcm9ja0FQSUtleS1" + "k3yMaterial" * 4,
+    "GT": "ya29.a0" + "k3yMaterial" * 6,
+}
+
+
+@pytest.mark.parametrize("style", sorted(CLOUD_CLIENTS))
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_cloud_credentials_reach_no_file(pytester, emulator, monkeypatch, tmp_path, style, stream):
+    import anthropic.lib.aws._auth as aws_auth
+
+    aws_auth._get_session.cache_clear()
+    for name, value in CLOUD_SECRETS.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("ANTHROPIC_BEDROCK_BASE_URL", emulator.base_url)
+    monkeypatch.setenv("ANTHROPIC_VERTEX_BASE_URL", emulator.base_url + "/v1")
+    client, model = CLOUD_CLIENTS[style]
+    # The prompt quotes the Bedrock credentials; the emulator echoes them back (in a
+    # stream, inside base64 event-stream chunks). A Google token would echo split in
+    # words, so the Vertex prompt quotes nothing.
+    quoted = [] if style == "vertex_token" else [CLOUD_SECRETS["AK"], CLOUD_SECRETS["BK"]]
+    prompt = " ".join(["keys:", *quoted, CLOUD_SECRETS["ST"]])
+    pytester.makefile(
+        ".yml",
+        token_budgets="endpoints:\n  e:\n    max_input_tokens_p95: 1000\n    cases: [{id: one}]\n",
+    )
+    pytester.makepyfile(
+        test_cloud=f"""
+        import os
+        import anthropic
+        import pytest
+
+        @pytest.mark.token_budget("e")
+        def test_cloud(budget_case):
+            client = {client}
+            kwargs = dict(model={model!r}, max_tokens=40,
+                          messages=[{{"role": "user", "content": {prompt!r}}}])
+            if {stream}:
+                with client.messages.stream(**kwargs) as s:
+                    assert "".join(s.text_stream)
+            else:
+                assert client.messages.create(**kwargs).content
+        """
+    )
+    result = pytester.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    seen = emulator.served[-1].headers
+    if style == "bedrock_sigv4":
+        assert seen["authorization"].startswith(
+            "AWS4-HMAC-SHA256 Credential=" + CLOUD_SECRETS["AK"]
+        )
+        assert seen["x-amz-security-token"] == CLOUD_SECRETS["ST"]
+    else:
+        assert seen["authorization"] == f"Bearer {CLOUD_SECRETS['BK' if 'api' in style else 'GT']}"
+    written = [
+        p for p in pytester.path.rglob("*") if p.is_file() and p.suffix in {".yaml", ".json"}
+    ]
+    assert any(p.suffix == ".yaml" for p in written)
+    for path in written:
+        text = path.read_text()
+        assert "k3yMaterial" not in text and "SCRUBTESTKEY" not in text, path
+        assert "Signature=" not in text and "x-amz-security-token" not in text, path
+    # bodies as the app would read them back: a Bedrock stream is binary in the YAML
+    interactions = yaml.safe_load((pytester.path / "cassettes" / "e" / "one.yaml").read_text())
+    bodies = [_readable(i["response"]) for i in interactions["interactions"]]
+    assert any("Echo" in body for body in bodies)  # the echo was read, and scrubbed
+    assert not any("k3yMaterial" in body or "SCRUBTESTKEY" in body for body in bodies)
+    aws_auth._get_session.cache_clear()
+    # the scrubbed recording replays, for any credentials
+    for name in CLOUD_SECRETS:
+        monkeypatch.setenv(name, "AKIAREPLAYREPLAYREPL" if name == "AK" else "replay")
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+def _readable(response: dict) -> str:
+    """A recorded response body as text; an AWS event stream's chunks decoded by botocore."""
+    import base64
+    import json
+
+    import botocore.eventstream
+
+    body = response["body"]["string"]
+    raw = body.encode() if isinstance(body, str) else body
+    if "application/vnd.amazon.eventstream" not in str(response["headers"].get("content-type")):
+        return raw.decode("utf-8", "replace")
+    buffer = botocore.eventstream.EventStreamBuffer()
+    buffer.add_data(raw)
+    return "".join(base64.b64decode(json.loads(m.payload)["bytes"]).decode() for m in buffer)

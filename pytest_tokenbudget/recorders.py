@@ -1,0 +1,378 @@
+"""Cassette files of every recorder -> the HTTP exchanges they hold.
+
+In: a file written by one of the recorders teams already use — vcrpy (pytest-recording,
+pytest-vcr; YAML or JSON), pydantic-ai's serialisers (``parsed_body``; cassetter's typed
+``body: {type, content}``), Ruby VCR, R vcr and Betamax (``http_interactions``), or a
+batch results file (JSONL, one request per line). Out: a ``Recording``: which format it
+was, one ``Exchange`` per interaction (bodies as bytes, as the recorder stored them,
+possibly still compressed) and the line each interaction starts on. Nothing here reads
+token usage: usage.py parses each exchange.
+
+Stdlib only at import (yaml is imported when a file is read): usage.py imports this
+module, and every pytest run imports usage.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import gzip
+import json
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .errors import CassetteError
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One HTTP request and its response, bodies as bytes (possibly still compressed)."""
+
+    method: str
+    url: str
+    request_body: bytes
+    status: int
+    headers: dict[str, list[str]]  # response headers, any case
+    body: bytes
+
+
+# What each format is called where a user reads it (analyze's output).
+FORMATS = {
+    "vcrpy": "vcrpy",
+    "pydantic-ai": "pydantic-ai (parsed_body)",
+    "cassetter": "pydantic-ai (cassetter)",
+    "ruby-vcr": "Ruby VCR",
+    "r-vcr": "R vcr",
+    "betamax": "Betamax",
+    "vcr": "VCR",
+    "batch-results": "batch results",
+}
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The exchanges of one file, and where each came from in it."""
+
+    path: str
+    format: str  # a key of FORMATS
+    exchanges: tuple[Exchange, ...]
+    lines: tuple[int | None, ...] = ()  # 1-based line each interaction starts on
+    request_ids: tuple[str, ...] = ()  # batch results: the custom_id of each line
+
+    def line_of(self, index: int) -> int | None:
+        return self.lines[index] if index < len(self.lines) else None
+
+
+class NotACassetteError(CassetteError):
+    """The file reads fine, but holds no recorded interactions (a config file, a fixture)."""
+
+
+def read_recording(path: str | os.PathLike[str]) -> Recording:
+    """The recording in a file, whatever wrote it.
+
+    Every problem is a ``CassetteError`` naming the file, and the line where the file
+    says which (YAML and JSON syntax, a malformed interaction, a bad batch line).
+    """
+    text = _read_text(path)
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jsonl", ".ndjson"):
+        return _batch_results(text, path)
+    if suffix == ".json":
+        return exchanges_from_document(_load_json(text, path), path=path)
+    data, lines = _load_yaml(text, path)
+    return exchanges_from_document(data, path=path, lines=lines)
+
+
+def exchanges_from_document(
+    data: Any,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    lines: Sequence[int | None] = (),
+) -> Recording:
+    """The recording in a loaded cassette: ``interactions`` (vcrpy and pydantic-ai) or
+    ``http_interactions`` (Ruby VCR, R vcr, Betamax)."""
+    if isinstance(data, list) and data and isinstance(data[0], dict) and "request" in data[0]:
+        raise CassetteError("cassette is in the pre-1.0 vcrpy format; re-record it", path=path)
+    if isinstance(data, dict) and isinstance(data.get("http_interactions"), list):
+        if "recorded_with" not in data:
+            # VCR writes `recorded_with` after the interactions: a file cut short loses it.
+            raise CassetteError(
+                "cassette has no `recorded_with`: the file looks truncated", path=path
+            )
+        interactions, fmt = data["http_interactions"], _vcr_flavour(data["recorded_with"])
+    elif isinstance(data, dict) and isinstance(data.get("interactions"), list):
+        if "version" not in data:
+            # vcrpy writes `version` after `interactions`: a file cut short loses it first.
+            raise CassetteError("cassette has no `version`: the file looks truncated", path=path)
+        if data["version"] != 1:
+            raise CassetteError(f"unsupported cassette version {data['version']!r}", path=path)
+        interactions = data["interactions"]
+        fmt = _vcrpy_flavour(interactions)
+    else:
+        raise NotACassetteError(
+            "not a vcrpy cassette (no `interactions` list), nor a VCR one "
+            "(no `http_interactions` list)",
+            path=path,
+        )
+    exchanges = []
+    for index, interaction in enumerate(interactions):
+        line = lines[index] if index < len(lines) else None
+        try:
+            exchanges.append(_exchange(interaction))
+        except KeyError as err:
+            raise CassetteError(
+                f"interaction {index} has no {err.args[0]!r} (truncated or hand-edited?)",
+                path=path,
+                line=line,
+            ) from None
+        except (TypeError, ValueError, AttributeError, OSError, EOFError, zlib.error) as err:
+            raise CassetteError(
+                f"interaction {index} is malformed: {err}", path=path, line=line
+            ) from None
+    return Recording(str(path or ""), fmt, tuple(exchanges), tuple(lines))
+
+
+# -- reading files ----------------------------------------------------------------------
+def _read_text(path: str | os.PathLike[str]) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CassetteError("cannot read cassette: it is not UTF-8 text", path=path) from None
+    except OSError as err:
+        raise CassetteError(f"cannot read cassette: {err.strerror or err}", path=path) from None
+    if not text.strip():
+        raise CassetteError("cassette is empty", path=path)
+    return text
+
+
+def _load_yaml(text: str, path: str | os.PathLike[str]) -> tuple[Any, tuple[int | None, ...]]:
+    """The document, and the line each interaction starts on (from the same parse)."""
+    import yaml
+
+    loader = (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader)(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        problem = getattr(err, "problem", None) or str(err)
+        raise CassetteError(
+            f"corrupt cassette (YAML: {problem}); delete it and re-record",
+            path=path,
+            # a problem at the end of the file is marked on the line after the last one
+            line=min(mark.line + 1, len(text.splitlines()) or 1) if mark is not None else None,
+        ) from None
+    finally:
+        loader.dispose()
+    return data, _interaction_lines(node, yaml)
+
+
+def _interaction_lines(node: Any, yaml: Any) -> tuple[int | None, ...]:
+    if not isinstance(node, yaml.MappingNode):
+        return ()
+    for key, value in node.value:
+        if key.value in ("interactions", "http_interactions") and isinstance(
+            value, yaml.SequenceNode
+        ):
+            return tuple(item.start_mark.line + 1 for item in value.value)
+    return ()
+
+
+def _load_json(text: str, path: str | os.PathLike[str]) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise CassetteError(
+            f"corrupt cassette (JSON: {err.msg}); delete it and re-record",
+            path=path,
+            line=err.lineno,
+        ) from None
+
+
+# -- formats ----------------------------------------------------------------------------
+def _vcr_flavour(recorded_with: Any) -> str:
+    """Ruby VCR writes `VCR 6.1.0`; R vcr `vcr/1.2.2, webmockr/0.9.0` or `VCR-vcr/2.1.0`."""
+    text = str(recorded_with or "")
+    if text.startswith("VCR "):
+        return "ruby-vcr"
+    if "vcr/" in text:
+        return "r-vcr"
+    if text.lower().startswith("betamax"):
+        return "betamax"
+    return "vcr"
+
+
+def _vcrpy_flavour(interactions: list[Any]) -> str:
+    for interaction in interactions:
+        if not isinstance(interaction, dict):
+            continue
+        for part in (interaction.get("request"), interaction.get("response")):
+            if not isinstance(part, dict):
+                continue
+            if "parsed_body" in part:
+                return "pydantic-ai"
+            if _is_typed(part.get("body")):
+                return "cassetter"
+    return "vcrpy"
+
+
+_TYPED = frozenset({"json", "text", "binary", "none"})
+
+
+def _is_typed(body: Any) -> bool:
+    """cassetter's body: ``{type: json|text|binary|none, content: ...}``."""
+    return (
+        isinstance(body, dict) and body.get("type") in _TYPED and set(body) <= {"type", "content"}
+    )
+
+
+# -- interactions -----------------------------------------------------------------------
+def _exchange(interaction: Any) -> Exchange:
+    request, response = interaction["request"], interaction["response"]
+    if not isinstance(request, dict) or not isinstance(response, dict):
+        raise TypeError("request and response must be mappings")
+    headers = response.get("headers")
+    return Exchange(
+        method=str(request.get("method") or "POST").upper(),  # Ruby and R VCR: `post`
+        url=str(request["uri"]),
+        request_body=_body_of(request),
+        status=_status(response),
+        headers={
+            str(name).lower(): [str(v) for v in value] if isinstance(value, list) else [str(value)]
+            for name, value in (headers.items() if isinstance(headers, dict) else ())
+        },  # R vcr writes one value per header, not a list
+        body=_body_of(response),
+    )
+
+
+def _body_of(part: dict[str, Any]) -> bytes:
+    """A request's or response's body, wherever the recorder put it."""
+    if part.get("body") is not None:
+        return _body(part["body"])
+    if "parsed_body" in part:  # pydantic-ai's serialiser, on request and response
+        return _as_json(part["parsed_body"])
+    return b""
+
+
+def _body(value: Any) -> bytes:
+    """A body as each recorder stores it.
+
+    vcrpy: a string, bytes (YAML ``!!binary``) or ``{string: ...}``; Ruby VCR and Betamax:
+    ``{encoding, string}`` or ``{encoding, base64_string}``; R vcr: ``{string}``,
+    ``{raw_gzip}`` (2.x) or ``{base64_string}`` (1.x); cassetter: ``{type, content}``.
+    """
+    if value is None:
+        return b""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, dict):
+        if _is_typed(value):
+            return _typed_body(value)
+        if value.get("file") is True or "on_disk" in value:
+            return b""  # R vcr kept this body in a file beside the cassette
+        if "string" in value:
+            string = value["string"]
+            return b"" if string is False else _body(string)  # R vcr 1.x: `string: no`
+        if "base64_string" in value:
+            return _base64(value["base64_string"])
+        if "raw_gzip" in value:
+            return gzip.decompress(_base64(value["raw_gzip"]))
+        if "parsed_body" in value:
+            return _as_json(value["parsed_body"])
+    return _as_json(value)  # a body stored as parsed JSON
+
+
+def _typed_body(body: dict[str, Any]) -> bytes:
+    kind, content = body["type"], body.get("content")
+    if kind == "none" or content is None:
+        return b""
+    if kind == "json":
+        return _as_json(content)
+    if kind == "binary" and isinstance(content, str):
+        return bytes.fromhex(content)  # cassetter writes binary bodies as hex
+    return _body(content)
+
+
+def _base64(value: Any) -> bytes:
+    try:
+        return base64.b64decode("".join(str(value).split()), validate=True)
+    except binascii.Error as err:
+        raise ValueError(f"body is not valid base64 ({err})") from None
+
+
+def _as_json(value: Any) -> bytes:
+    # default=str: YAML turns unquoted timestamps in a parsed body into datetimes.
+    return json.dumps(value, default=str).encode("utf-8")
+
+
+def _status(response: dict[str, Any]) -> int:
+    """``{code: 200, message: OK}`` (vcrpy, Ruby VCR), ``{status_code: '200'}`` (R vcr 1.x)
+    or ``200`` (R vcr 2.x, cassetter)."""
+    status = response["status"]
+    code = status.get("code", status.get("status_code")) if isinstance(status, dict) else status
+    if isinstance(code, bool) or not isinstance(code, (int, str)) or not str(code).isdigit():
+        raise ValueError(f"status code {code!r} is not a number")
+    return int(code)
+
+
+# -- batch results ----------------------------------------------------------------------
+def _batch_results(text: str, path: str | os.PathLike[str]) -> Recording:
+    """A batch results file: one exchange per line, so each request is its own case.
+
+    Anthropic Message Batches: ``{"custom_id", "result": {"type", "message": {..., usage}}}``.
+    OpenAI Batch output: ``{"custom_id", "response": {"status_code", "body"}, "error"}``.
+    """
+    batch = quote(Path(path).stem, safe="")
+    exchanges: list[Exchange] = []
+    lines: list[int | None] = []
+    ids: list[str] = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise CassetteError(
+                "corrupt batch results: the line is not JSON (one JSON object per line)",
+                path=path,
+                line=number,
+            ) from None
+        exchange = _batch_line(item, line, batch)
+        if exchange is None:
+            error = NotACassetteError if not exchanges else CassetteError
+            raise error(
+                "not a batch result (no `result` or `response` object)", path=path, line=number
+            )
+        exchanges.append(exchange)
+        lines.append(number)
+        ids.append(str(item.get("custom_id") or f"line {number}"))
+    return Recording(str(path), "batch-results", tuple(exchanges), tuple(lines), tuple(ids))
+
+
+_OPENAI_URLS = {"chat.completion": "/v1/chat/completions", "response": "/v1/responses"}
+
+
+def _batch_line(item: Any, line: str, batch: str) -> Exchange | None:
+    if not isinstance(item, dict):
+        return None
+    if isinstance(item.get("result"), dict):  # Anthropic: usage.py reads the line as is
+        url = f"/v1/messages/batches/{batch}/results"
+        return Exchange("GET", url, b"", 200, {}, line.encode("utf-8"))
+    response = item.get("response")
+    if isinstance(response, dict) or item.get("error"):  # OpenAI
+        response = response if isinstance(response, dict) else {}
+        body = response.get("body")
+        status = response.get("status_code", 200 if body else 500)
+        kind = str(body.get("object") or "") if isinstance(body, dict) else "chat.completion"
+        url = _OPENAI_URLS.get(kind, f"/v1/batch-output/{quote(kind, safe='')}")
+        if not isinstance(status, int) or isinstance(status, bool):
+            status = 500
+        return Exchange("POST", url, b"", status, {}, _as_json(body if body else item))
+    return None

@@ -1,0 +1,129 @@
+"""Replay without vcrpy: a case's cassette read once and indexed by request key.
+
+In replay (`--token-budget-record=none`, the CI mode) the plugin answers each request
+from the cassette itself: the file is parsed once with libyaml, every interaction is
+indexed by the key requests are matched on (capture.request_key), and each recording
+plays once, in order, as vcrpy plays it. Cassettes stay vcrpy's format, and vcrpy
+still records them; replay only skips its per-request machinery.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import CassetteError
+
+
+@dataclass
+class RecordedRequest:
+    """The parts of a recorded request that matching and diagnostics read (not frozen:
+    request_key caches its key on the object)."""
+
+    method: str
+    uri: str
+    body: bytes | None
+
+
+def _loader() -> type:
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class CassetteLoader(base):  # type: ignore[misc, valid-type]
+        """libyaml's safe loader, plus the plain-string tags old vcrpy cassettes carry."""
+
+    for tag in ("tag:yaml.org,2002:python/unicode", "tag:yaml.org,2002:python/str"):
+        CassetteLoader.add_constructor(tag, lambda loader, node: loader.construct_scalar(node))
+    return CassetteLoader
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    return str(value).encode("utf-8")
+
+
+class Recording:
+    """One cassette's interactions; `data` and `play_counts` read like vcrpy's Cassette."""
+
+    def __init__(self, path: Path, data: list[tuple[RecordedRequest, dict[str, Any]]]) -> None:
+        from .capture import request_key
+
+        self.path = path
+        self.data = data
+        self.play_counts: Counter[int] = Counter()
+        self._unplayed: dict[tuple[str, str, str, str], deque[int]] = {}
+        for index, (request, _) in enumerate(data):
+            self._unplayed.setdefault(request_key(request), deque()).append(index)
+
+    @classmethod
+    def load(cls, path: Path) -> Recording:
+        """The cassette at path; a missing or empty file is a cassette with no recording."""
+        import yaml
+
+        try:
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        except (OSError, UnicodeDecodeError) as err:
+            raise CassetteError(f"cannot read cassette: {err}", path=path) from None
+        if not text.strip():
+            return cls(path, [])
+        try:
+            document = yaml.load(text, Loader=_loader())  # CassetteLoader is a safe loader
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            raise CassetteError(
+                f"corrupt cassette (YAML: {getattr(err, 'problem', None) or err}); "
+                "delete it and re-record",
+                path=path,
+                line=mark.line + 1 if mark is not None else None,
+            ) from None
+        try:
+            data = [_interaction(i) for i in document["interactions"]]
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise CassetteError(
+                f"not a vcrpy cassette ({type(err).__name__}: {err}); delete it and re-record",
+                path=path,
+            ) from None
+        return cls(path, data)
+
+    def play(self, key: tuple[str, str, str, str]) -> int | None:
+        """The first unplayed recording of this request, marked played."""
+        queue = self._unplayed.get(key)
+        while queue:
+            index = queue.popleft()
+            if index not in self.play_counts:  # volatile or positional plays take others
+                self.play_counts[index] += 1
+                return index
+        return None
+
+
+def _interaction(item: dict[str, Any]) -> tuple[RecordedRequest, dict[str, Any]]:
+    request, response = item["request"], item["response"]
+    recorded = RecordedRequest(
+        str(request["method"]), str(request["uri"]), _as_bytes(request.get("body"))
+    )
+    body = response.get("body") or {}
+    response = {
+        "status": response["status"],
+        "headers": {
+            k: list(v) if isinstance(v, list) else [v]
+            for k, v in (response.get("headers") or {}).items()
+        },
+        "body": {"string": _as_bytes(body.get("string")) or b""},
+    }
+    return recorded, response
+
+
+def response_for(httpx: Any, request: Any, recorded: dict[str, Any]) -> Any:
+    """The recorded response as httpx builds one, as vcrpy's stub does."""
+    message = recorded["status"].get("message")
+    return httpx.Response(
+        recorded["status"]["code"],
+        headers=[(k, v) for k, values in recorded["headers"].items() for v in values],
+        stream=httpx.ByteStream(recorded["body"]["string"]),
+        extensions={"reason_phrase": str(message).encode("ascii")} if message else None,
+        request=request,
+    )

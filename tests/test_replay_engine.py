@@ -1,0 +1,119 @@
+"""The replay engine (replay.py) against vcrpy: the same cassettes give the same report.
+
+`--token-budget-record=once` with every cassette present is vcrpy playing them (it
+records only what is missing, and nothing is); `--token-budget` is the engine. Both
+reports must be equal byte for byte, on the bundled example and on a project that
+records sync, async and streamed calls.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from project_files import CONFIG, record
+
+from pytest_tokenbudget.capture import request_key
+from pytest_tokenbudget.errors import CassetteError
+from pytest_tokenbudget.replay import RecordedRequest, Recording
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "support_bot"
+
+ASYNC_TEST = """\
+import asyncio
+
+import anthropic
+import pytest
+
+
+@pytest.mark.token_budget("chat_async")
+def test_async_and_twice(budget_case):
+    async def ask():
+        client = anthropic.AsyncAnthropic(max_retries=0)
+        kwargs = dict(model="claude-sonnet-4-6", max_tokens=20,
+                      messages=[{"role": "user", "content": budget_case["question"]}])
+        first = await client.messages.create(**kwargs)
+        again = await client.messages.create(**kwargs)  # the same request twice: played in order
+        return first, again
+
+    first, again = asyncio.run(ask())
+    assert first.content and again.content
+"""
+
+
+def _both_reports(project, monkeypatch) -> tuple[bytes, bytes]:
+    report = project.path / ".token-budget" / "report.json"
+    engine = project.runpytest("--token-budget", "-p", "no:cacheprovider")
+    assert engine.ret == 0, engine.stdout.str()
+    by_engine = report.read_bytes()
+    # recording modes take no placeholder key; the API is unreachable (no base URL)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-never-sent")
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    vcrpy = project.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
+    assert vcrpy.ret == 0, vcrpy.stdout.str()
+    return by_engine, report.read_bytes()
+
+
+def test_the_example_replays_to_the_same_report(pytester, ci_env, monkeypatch):
+    for name in ("support_bot.py", "policies.md"):
+        shutil.copy(EXAMPLE / name, pytester.path / name)
+    for name in ("cases", "cassettes", "tests"):
+        shutil.copytree(EXAMPLE / name, pytester.path / name)
+    config = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
+    pytester.makefile(".yml", token_budgets=config)
+    pytester.syspathinsert()
+    by_engine, by_vcrpy = _both_reports(pytester, monkeypatch)
+    assert by_engine == by_vcrpy
+
+
+def test_sync_async_and_streams_replay_to_the_same_report(project, recording_env, monkeypatch):
+    config = CONFIG.format(input_p95=4000)
+    second = config.replace("  chat:", "  chat_async:").split("endpoints:\n")[1]
+    project.makefile(".yml", token_budgets=config + second)
+    project.makepyfile(test_async=ASYNC_TEST)
+    record(project).assert_outcomes(passed=8)
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    served = len(recording_env.served)
+    by_engine, by_vcrpy = _both_reports(project, monkeypatch)
+    assert by_engine == by_vcrpy
+    assert len(recording_env.served) == served  # neither reached the API
+
+
+def test_a_recording_plays_once_in_order(tmp_path):
+    cassette = tmp_path / "case.yaml"
+    cassette.write_text(
+        "interactions:\n"
+        + "".join(
+            f"- request: {{method: POST, uri: 'https://api.anthropic.com/v1/messages',"
+            f" body: '{{\"q\": 1}}', headers: {{}}}}\n"
+            f"  response: {{status: {{code: 200, message: OK}}, headers: {{}},"
+            f" body: {{string: 'answer {n}'}}}}\n"
+            for n in (1, 2)
+        )
+        + "version: 1\n"
+    )
+    recording = Recording.load(cassette)
+    key = request_key(RecordedRequest("POST", "https://api.anthropic.com/v1/messages", b'{"q":1}'))
+    assert [recording.play(key), recording.play(key), recording.play(key)] == [0, 1, None]
+    assert recording.data[1][1]["body"]["string"] == b"answer 2"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("interactions: [unclosed", "case.yaml:2: corrupt cassette (YAML"),
+     ("interactions: 3\n", "not a vcrpy cassette")],
+)  # fmt: skip
+def test_bad_cassettes_are_one_clear_error(tmp_path, text, expected):
+    cassette = tmp_path / "case.yaml"
+    cassette.write_text(text)
+    with pytest.raises(CassetteError) as caught:
+        Recording.load(cassette)
+    assert expected in str(caught.value)
+
+
+def test_a_missing_cassette_has_no_recording(tmp_path):
+    assert Recording.load(tmp_path / "absent.yaml").data == []
