@@ -9,6 +9,10 @@ same cassettes (``cassettes/bench/<case_id>.yaml``):
     pytest --token-budget -p no:recording test_bench.py       # pytest-tokenbudget
     pytest -p no:tokenbudget test_bench_vcr.py                # pytest-recording alone
                                                               # (match_on: method, path, query, body)
+    pytest -p no:tokenbudget -p no:recording test_bench_floor.py   # the floor: the SDK over an
+                                                              # in-memory httpx2.MockTransport
+    PYTHONPATH=CASSETTER_DIR pytest -p no:tokenbudget -p no:recording test_bench_cassetter.py
+                                                              # cassetter (pip install --target)
 
 How the cassettes are made, so that they are exactly what the plugin writes:
 
@@ -151,6 +155,96 @@ def test_bench_vcr(case):
     assert run(case)
 """
 
+TEST_FLOOR = """\
+# The floor: the same test, the real SDK over an in-memory httpx2.MockTransport serving each
+# case's recorded response (its cassette read with libyaml, no matching, no recorder at all).
+# Run with -p no:tokenbudget -p no:recording.
+from pathlib import Path
+
+import anthropic
+import httpx2
+import pytest
+import yaml
+
+import app
+from cases_io import load_cases
+
+CASES = load_cases(Path(__file__).with_name("{cases_file}"))
+CASSETTES = Path(__file__).parent / "cassettes" / "{endpoint}"
+LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_queue = []
+
+
+def _serve(request):
+    response = _queue.pop(0)["response"]
+    body = response["body"]["string"]
+    headers = [(k, v) for k, values in response["headers"].items() for v in values]
+    return httpx2.Response(
+        response["status"]["code"],
+        headers=headers,
+        content=body.encode("utf-8") if isinstance(body, str) else body,
+    )
+
+
+app._SHARED = anthropic.Anthropic(
+    http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(_serve))
+)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_bench_floor(case):
+    text = (CASSETTES / f"{{case['id']}}.yaml").read_text(encoding="utf-8")
+    _queue[:] = yaml.load(text, Loader=LOADER)["interactions"]
+    assert app.run(case)
+    assert not _queue
+"""
+
+TEST_CASSETTER = """\
+# The same test for cassetter (a Rust-core drop-in for pytest-recording), run with
+# -p no:tokenbudget -p no:recording and cassetter on PYTHONPATH: it registers
+# --record-mode too, so it cannot be installed beside pytest-recording.
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import anthropic
+import pytest
+import yaml
+from cassetter import Cassetter
+
+import app
+from app import run
+from cases_io import load_cases
+
+CASES = load_cases(Path(__file__).with_name("{cases_file}"))
+CASSETTES = Path(__file__).parent / "cassettes" / "{endpoint}"
+
+# cassetter matches on method, uri, headers, body or json_body (no path or query): send the
+# requests to the host they were recorded from (the emulator's), read once from a cassette.
+_first = yaml.load((CASSETTES / f"{{CASES[0]['id']}}.yaml").read_text(), Loader=yaml.CSafeLoader)
+_uri = urlsplit(_first["interactions"][0]["request"]["uri"])
+app._SHARED = anthropic.Anthropic(base_url=f"{{_uri.scheme}}://{{_uri.netloc}}")
+
+
+@pytest.fixture(scope="module")
+def vcr_cassette_dir():
+    return str(CASSETTES)
+
+
+@pytest.fixture(scope="module")
+def vcr_config():
+    return Cassetter(record_mode="none", match_on=["method", "uri", "body"])
+
+
+@pytest.mark.vcr
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(c, id=c["id"], marks=pytest.mark.default_cassette(c["id"] + ".yaml"))
+     for c in CASES],
+)
+def test_bench_cassetter(case):
+    assert run(case)
+"""
+
 CASES_IO = """\
 import json
 
@@ -248,6 +342,12 @@ def write_project(
     (directory / "app.py").write_text(APP.format(model=DEFAULT_MODEL))
     (directory / "test_bench.py").write_text(TEST_PLUGIN.format(endpoint=ENDPOINT))
     (directory / "test_bench_vcr.py").write_text(TEST_VCR.format(cases_file=cases_file))
+    (directory / "test_bench_floor.py").write_text(
+        TEST_FLOOR.format(cases_file=cases_file, endpoint=ENDPOINT)
+    )
+    (directory / "test_bench_cassetter.py").write_text(
+        TEST_CASSETTER.format(cases_file=cases_file, endpoint=ENDPOINT)
+    )
     (directory / "cases_io.py").write_text(CASES_IO)
     (directory / "conftest.py").write_text(CONFTEST.format(endpoint=ENDPOINT))
     write_cases(directory / cases_file, cases)

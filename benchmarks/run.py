@@ -1,23 +1,28 @@
 """Performance figures of pytest-tokenbudget, measured side by side in one run.
 
-    python benchmarks/run.py             # full: ~7-9 minutes on 2 cores
-    python benchmarks/run.py --quick     # smaller N: ~1-2 minutes
+    python benchmarks/run.py             # full: ~10-15 minutes on 2 cores
+    python benchmarks/run.py --quick     # smaller N: ~2-3 minutes
+    pip install --target /tmp/cassetter-site --no-deps cassetter
+    python benchmarks/run.py --cassetter /tmp/cassetter-site   # with cassetter as a peer
 
-Every figure is wall-clock, best of --repeats (default 3) runs of
-``python -m pytest -p no:cacheprovider -q ...`` timed with time.perf_counter
-around subprocess.run; the variants of a figure are interleaved (A B A B ...)
-so that a burst of load on the machine hits all of them. CPU time (user+sys of
-the pytest process and its children) is recorded too: it tells waiting for a
-core apart from work (on a VM whose CPU speed drifts it drifts as well). Serial
-runs also load benchmarks/phase_timer.py, which reports where the time went.
+Every figure is wall-clock of ``python -m pytest -p no:cacheprovider -q ...`` timed with
+time.perf_counter around subprocess.run, --repeats (default 3) rounds. The variants of a
+figure are interleaved (A B C A B C ...) and a ratio is the median over rounds of the ratio
+within a round, so that a burst of load on the machine hits both sides of it. CPU time
+(user+sys of the pytest process and its children) is recorded too: it tells waiting for a
+core apart from work. Serial runs also load benchmarks/phase_timer.py, which reports where
+the time went.
 
   (a) an unused install: 50 trivial tests, plugin loaded vs -p no:tokenbudget
-  (b) replay of N1 and N2 one-call cases with --token-budget vs the same
-      cassettes replayed by pytest-recording alone (match_on method, path, query, body)
+  (b) replay of N1 and N2 one-call cases, on the same cassettes: --token-budget;
+      pytest-recording alone (match_on method, path, query, body); the floor (the real SDK
+      over an in-memory httpx2.MockTransport serving each case's recorded response, read
+      from its cassette with libyaml); cassetter (with --cassetter)
   (c) the N2 replay with pytest-xdist -n 2 vs serial
   (d) in-process aggregation of 1,000,000 samples (10,000 cases, 3 models):
-      BudgetRun.results() + report.build_report
-  (e) one agent case making 200 sequential calls, replayed with --token-budget
+      BudgetRun.results() + report.build_report (and, apart, BudgetRun.add_calls)
+  (e) one agent case making 200 sequential calls and one making 400, replayed with
+      --token-budget and by the floor
 
 (c) and (e) also run pytest-recording alone once, as a reference (--no-reference
 skips them; the one of (e) takes ~1.5 minutes, see docs/performance.md).
@@ -54,8 +59,10 @@ PY = sys.executable
 BASE_ARGS = ["-p", "no:cacheprovider", "-q"]
 PLUGIN = ["--token-budget", "-p", "no:recording", "test_bench.py"]
 VCR_ALONE = ["-p", "no:tokenbudget", "test_bench_vcr.py"]
+FLOOR = ["-p", "no:tokenbudget", "-p", "no:recording", "test_bench_floor.py"]
+CASSETTER = ["-p", "no:tokenbudget", "-p", "no:recording", "test_bench_cassetter.py"]
 PACKAGES = ("pytest", "pytest-tokenbudget", "vcrpy", "pytest-recording", "pytest-xdist",
-            "anthropic", "httpx2", "PyYAML", "jsonschema")  # fmt: skip
+            "anthropic", "httpx2", "PyYAML", "jsonschema", "cassetter")  # fmt: skip
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -73,6 +80,10 @@ class Timing:
     @property
     def cpu(self) -> float:
         return min(self.cpus)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.walls)
 
     def as_dict(self) -> dict:
         out = {"best_wall_s": self.wall, "median_wall_s": statistics.median(self.walls),
@@ -116,16 +127,27 @@ def run_pytest(cwd: Path, args: list[str], env: dict[str, str], expect_passed: i
     return wall, cpu, out
 
 
-def interleaved(variants: list[tuple[str, Path, list[str], int]], repeats: int, env: dict[str, str],
+def pair_ratio(a: dict, b: dict, key: str = "walls_s") -> float:
+    """Median over rounds of a/b, each round's a against the same round's b (they ran back to
+    back, so a burst of load on the machine hits both)."""
+    return statistics.median(x / y for x, y in zip(a[key], b[key]))
+
+
+Variant = tuple  # (name, cwd, args, expected passes[, extra env])
+
+
+def interleaved(variants: list[Variant], repeats: int, env: dict[str, str],
                 log, *, phases: bool = False) -> dict[str, Timing]:  # fmt: skip
-    """Best-of-`repeats` of each variant, run A B C A B C ... With phases, serial runs also
+    """`repeats` runs of each variant, run A B C A B C ... With phases, serial runs also
     load benchmarks/phase_timer.py (a few hook wrappers: microseconds per test)."""
     timings = {name: Timing(name) for name, *_ in variants}
     out_file = Path(tempfile.mkdtemp(prefix="tokenbudget-phases-")) / "phases.json"
     for r in range(repeats):
-        for name, cwd, args, expect in variants:
+        for name, cwd, args, expect, *extra in variants:
             timed_phases = phases and "-n" not in args
-            wall, cpu, _ = run_pytest(cwd, args, env, expect, out_file if timed_phases else None)
+            run_env = {**env, **extra[0]} if extra else env
+            wall, cpu, _ = run_pytest(cwd, args, run_env, expect,
+                                      out_file if timed_phases else None)  # fmt: skip
             t = timings[name]
             t.walls.append(wall)
             t.cpus.append(cpu)
@@ -159,36 +181,43 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
     from pytest_tokenbudget.markdown import render_markdown
     from pytest_tokenbudget.pricing import table_date
     from pytest_tokenbudget.report import build_report
-    from pytest_tokenbudget.samples import CaseRun, Sample
+    from pytest_tokenbudget.samples import CaseRun
     from pytest_tokenbudget.session import BudgetRun, Options
-    from pytest_tokenbudget.usage import Usage
+    from pytest_tokenbudget.usage import Call, Usage
 
     tmp = Path(tempfile.mkdtemp(prefix="tokenbudget-agg-"))
     (tmp / "token_budgets.yml").write_text(AGG_CONFIG)
     config = load_config(tmp / "token_budgets.yml")
     options = Options(config_path=tmp / "token_budgets.yml", cassettes=tmp, report_dir=tmp)
 
-    def build(n: int, shuffle: bool = False) -> BudgetRun:
+    def build(n: int, shuffle: bool = False) -> tuple[BudgetRun, float]:
+        """The run after its tests, as the plugin fills it (add_calls once per test), and
+        the seconds add_calls took in all (spread over the tests in a real run)."""
         run = BudgetRun(config, options)
         rng = random.Random(7)
         models = ["claude-sonnet-4-6"] * 8 + ["claude-opus-4-7", "claude-haiku-4-5"]
         per_case = n // cases
+        adding = 0.0
         for c in range(cases):
             case_id = f"c{c:05d}"
             test_id = f"test_bench.py::test_bench[{case_id}]"
-            for index in range(per_case):
+            calls = []
+            for _ in range(per_case):
                 usage = Usage(
                     input_tokens=rng.randint(50, 5000),
                     output_tokens=rng.randint(1, 800),
                     cache_write_5m_tokens=rng.choice((0, 0, 0, 1200)),
                     cache_read_tokens=rng.choice((0, 0, 2400)),
                 )
-                run.samples.append(Sample(endpoint="bench", case_id=case_id, test_id=test_id,
-                                          index=index, model=rng.choice(models), usage=usage))  # fmt: skip
+                calls.append(Call("anthropic", "messages", rng.choice(models), usage))
+            t0 = time.perf_counter()
+            run.add_calls(calls, endpoint="bench", case_id=case_id, test_id=test_id)
+            adding += time.perf_counter() - t0
             run.case_runs.append(CaseRun("bench", case_id, test_id, "passed", []))
-        if shuffle:  # the worst case for the sort in results(): no order at all
-            rng.shuffle(run.samples)
-        return run
+        if shuffle:  # xdist workers report in any order: the worst case for the sort
+            rng.shuffle(run.parts)
+            rng.shuffle(run.case_runs)
+        return run, adding
 
     def timed(run: BudgetRun) -> list[dict]:
         runs = []
@@ -209,27 +238,27 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
             gc.collect()
         return runs
 
-    start = time.perf_counter()
-    run = build(samples)  # in test order, as a serial run collects them
-    built = time.perf_counter() - start
-    out: dict = {"samples": len(run.samples), "cases": cases, "build_s": built, "runs": timed(run)}
+    run, adding = build(samples)  # in test order, as a serial run collects them
+    count = sum(len(p) for p in run.parts)
+    out: dict = {"samples": count, "cases": cases, "add_calls_s": adding, "runs": timed(run)}
     out.update(min(out["runs"], key=lambda r: r["total_s"]))
     del run
     gc.collect()
-    shuffled = build(samples, shuffle=True)  # in no order (the sort's worst case)
+    shuffled, _ = build(samples, shuffle=True)  # in no order (the sort's worst case)
     out["shuffled_runs"] = timed(shuffled)
     out["shuffled"] = min(out["shuffled_runs"], key=lambda r: r["total_s"])
-    # xdist ships every sample from the workers to the controller (Sample.to_dict / from_dict).
+    # xdist ships every sample from the workers to the controller (to_wire / merge_wire).
     del shuffled
     gc.collect()
-    small = build(wire_samples)
+    small, _ = build(wire_samples)
     t0 = time.perf_counter()
     wire = small.to_wire()
     t1 = time.perf_counter()
     merged = BudgetRun(config, options)
     merged.merge_wire(wire)
     t2 = time.perf_counter()
-    out["wire"] = {"samples": len(small.samples), "to_wire_s": t1 - t0, "merge_wire_s": t2 - t1}
+    out["wire"] = {"samples": sum(len(p) for p in small.parts), "to_wire_s": t1 - t0,
+                   "merge_wire_s": t2 - t1}  # fmt: skip
     return out
 
 
@@ -296,21 +325,36 @@ def markdown(res: dict) -> str:
         row("(a) unused install: 50 trivial tests, plugin on / `-p no:tokenbudget`",
             f"{ratio:.3f}×", "≤ 1.02×", ratio <= 1.02,
             f"{on['best_wall_s']:.2f} s vs {off['best_wall_s']:.2f} s wall; cpu {cpu_ratio:.3f}×")  # fmt: skip
+    peers = (("vcr", "pytest-recording", 0.70), ("floor", "the floor", 1.10),
+             ("cassetter", "cassetter", None))  # fmt: skip
     for n in (n1, n2):
-        if f"b_plugin_{n}" in t and f"b_vcr_{n}" in t:
-            p, v = t[f"b_plugin_{n}"], t[f"b_vcr_{n}"]
-            ratio = p["best_wall_s"] / v["best_wall_s"]
-            row(f"(b) replay {n:,} cases: `--token-budget` / pytest-recording",
-                f"{ratio:.3f}×", "≤ 1.1×", ratio <= 1.1,
-                f"{p['best_wall_s']:.2f} s vs {v['best_wall_s']:.2f} s wall; "
-                f"cpu {p['best_cpu_s'] / v['best_cpu_s']:.3f}×")  # fmt: skip
-    if all(f"b_{tool}_{n}" in t for tool in ("plugin", "vcr") for n in (n1, n2)):
-        a, b = t[f"b_plugin_{n1}"], t[f"b_plugin_{n2}"]
-        ratio = b["best_wall_s"] / a["best_wall_s"]
-        row(f"(b) scaling: {n2:,} / {n1:,} cases with `--token-budget`", f"{ratio:.3f}×",
-            f"≤ {2.1 * n2 / (2 * n1):.2f}×", ratio <= 2.1 * n2 / (2 * n1),
-            f"{b['best_wall_s']:.2f} s vs {a['best_wall_s']:.2f} s wall; pytest-recording alone: "
-            f"{t[f'b_vcr_{n2}']['best_wall_s'] / t[f'b_vcr_{n1}']['best_wall_s']:.3f}×")  # fmt: skip
+        p = t.get(f"b_plugin_{n}")
+        for peer, label, target in peers:
+            o = t.get(f"b_{peer}_{n}")
+            if p is None or o is None:
+                continue
+            ratio = pair_ratio(p, o)
+            row(f"(b) replay {n:,} cases: `--token-budget` / {label}", f"{ratio:.3f}×",
+                f"≤ {target:.2f}×" if target and n == n1 else "-",
+                ratio <= target if target and n == n1 else None,
+                f"medians {p['median_wall_s']:.2f} s vs {o['median_wall_s']:.2f} s wall; "
+                f"cpu {pair_ratio(p, o, 'cpus_s'):.3f}×")  # fmt: skip
+        for peer, label, _ in peers[::2]:  # the peers against the floor
+            o, f = t.get(f"b_{peer}_{n}"), t.get(f"b_floor_{n}")
+            if o is not None and f is not None:
+                row(f"(b) replay {n:,} cases: {label} / the floor", f"{pair_ratio(o, f):.3f}×",
+                    "-", None, f"medians {o['median_wall_s']:.2f} s vs {f['median_wall_s']:.2f} s")  # fmt: skip
+    for tool, label in (("plugin", "`--token-budget`"), ("vcr", "pytest-recording"),
+                        ("floor", "the floor"), ("cassetter", "cassetter")):  # fmt: skip
+        a, b = t.get(f"b_{tool}_{n1}"), t.get(f"b_{tool}_{n2}")
+        if a is None or b is None:
+            continue
+        ratio = pair_ratio(b, a)
+        limit = 2.1 * n2 / (2 * n1)
+        row(f"(b) scaling: {n2:,} / {n1:,} cases, {label}", f"{ratio:.3f}×",
+            f"≤ {limit:.2f}×" if tool == "plugin" else "-",
+            ratio <= limit if tool == "plugin" else None,
+            f"medians {b['median_wall_s']:.2f} s vs {a['median_wall_s']:.2f} s wall")  # fmt: skip
     if f"c_xdist_{n2}" in t:
         s, x = t[f"b_plugin_{n2}"], t[f"c_xdist_{n2}"]
         speedup = s["best_wall_s"] / x["best_wall_s"]
@@ -328,16 +372,35 @@ def markdown(res: dict) -> str:
             f"{d['total_s']:.2f} s", "< 1 s", d["total_s"] < 1.0,
             f"samples in test order; results() {d['results_s']:.2f} s + build_report "
             f"{d['build_report_s']:.2f} s; markdown + json.dumps {d['markdown_and_json_s']:.2f} s "
-            f"(not in target); samples shuffled: {d['shuffled']['total_s']:.2f} s")  # fmt: skip
-    if "e_plugin" in t:
-        e = t["e_plugin"]
-        size = res.get("agent_cassette_bytes", 0) / 1e6
-        row(f"(e) agent case, {res['agent_calls']} sequential calls ({size:.1f} MB cassette), "
-            "`--token-budget`",
-            f"{e['best_in_item_s']:.2f} s in the test", "< 1 s", e["best_in_item_s"] < 1.0,
-            f"setup+call+teardown+makereport; session {e['best_wall_s']:.2f} s wall"
-            + (f"; pytest-recording alone (1 run): {t['e_vcr']['best_in_item_s']:.2f} s in the test, "
-               f"{t['e_vcr']['best_wall_s']:.2f} s session" if "e_vcr" in t else ""))  # fmt: skip
+            f"(not in target); tests in random order: {d['shuffled']['total_s']:.2f} s; "
+            f"add_calls during the tests {d['add_calls_s']:.2f} s "
+            f"({d['add_calls_s'] / d['samples'] * 1e6:.2f} µs per call)")  # fmt: skip
+    a1, a2 = res["agent_calls"], 2 * res["agent_calls"]
+    for tool, label in (("plugin", "`--token-budget`"), ("floor", "the floor")):
+        e1, e2 = t.get(f"e_{tool}_{a1}"), t.get(f"e_{tool}_{a2}")
+        if e1 is None or e2 is None:
+            continue
+        ratio = pair_ratio(e2, e1, "in_item_s")
+        sizes = res.get("agent_cassette_bytes", {})
+        row(f"(e) agent case, {a2} / {a1} sequential calls, {label}, time in the test",
+            f"{ratio:.3f}×", "≤ 2.2×" if tool == "plugin" else "-",
+            ratio <= 2.2 if tool == "plugin" else None,
+            f"medians {statistics.median(e2['in_item_s']):.2f} s vs "
+            f"{statistics.median(e1['in_item_s']):.2f} s in the test "
+            f"(setup+call+teardown+makereport); sessions {e2['median_wall_s']:.2f} s vs "
+            f"{e1['median_wall_s']:.2f} s; cassettes {sizes.get(str(a2), 0) / 1e6:.1f} MB vs "
+            f"{sizes.get(str(a1), 0) / 1e6:.1f} MB")  # fmt: skip
+    for calls in (a1, a2):
+        p, f = t.get(f"e_plugin_{calls}"), t.get(f"e_floor_{calls}")
+        if p is not None and f is not None:
+            row(f"(e) agent case, {calls} calls: `--token-budget` / the floor, time in the test",
+                f"{pair_ratio(p, f, 'in_item_s'):.3f}×", "-", None,
+                f"session wall {pair_ratio(p, f):.3f}×")  # fmt: skip
+    if f"e_vcr_{a1}" in t:
+        v = t[f"e_vcr_{a1}"]
+        row(f"(e) agent case, {a1} calls, pytest-recording alone (reference, 1 run)",
+            f"{v['best_in_item_s']:.2f} s in the test", "-", None,
+            f"session {v['best_wall_s']:.2f} s")  # fmt: skip
 
     phase_rows = []
     keys = ("startup_until_sessionstart", "collection", "setup", "call", "teardown", "makereport",
@@ -368,7 +431,8 @@ def markdown(res: dict) -> str:
         f"{' / '.join(f'{x:.2f}' for x in m['loadavg_start'])}, at end "
         f"{' / '.join(f'{x:.2f}' for x in res['loadavg_end'])}.",
         "Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
-        f"Best of {res['repeats']} (figure (a): best of {res['repeats_a']}), wall-clock; "
+        f"Ratios: median over {res['repeats']} interleaved rounds of the ratio within each round "
+        f"(figure (a): best of {res['repeats_a']}); wall-clock; "
         f"app client: {'one per call' if res['client_per_call'] else 'shared'}; "
         f"total benchmark time {res['elapsed_s'] / 60:.1f} min.",
     ]
@@ -392,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--quick", action="store_true", help="smaller N: 200/400 cases, 50-call agent, 10^5 samples"
+        "--quick", action="store_true",
+        help="smaller N: 200/400 cases, 50/100-call agent, 10^5 samples"
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated projects here")
@@ -408,6 +473,15 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="skip the pytest-recording reference runs of (c) and (e), run once each "
         "by default (the (e) one takes ~1.5 min)",
+    )
+    parser.add_argument(
+        "--cassetter",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also replay with cassetter, installed in DIR with `pip install --target DIR "
+        "--no-deps cassetter` (it registers --record-mode, like pytest-recording, so it cannot "
+        "share the venv); loaded through PYTHONPATH for its runs only",
     )
     parser.add_argument("--_aggregate", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -426,6 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tokenbudget-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     env = _env(args.client_per_call)
+    cassetter_env = None
+    if args.cassetter:
+        site = args.cassetter.resolve()
+        if not (site / "cassetter").is_dir():
+            raise SystemExit(f"--cassetter {site}: no cassetter package there "
+                             f"(pip install --target {site} --no-deps cassetter)")  # fmt: skip
+        cassetter_env = {"PYTHONPATH": f"{HERE}{os.pathsep}{site}"}
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
     res: dict = {"machine": machine(), "n1": n1, "n2": n2, "agent_calls": agent_calls,
@@ -447,11 +528,14 @@ def main(argv: list[str] | None = None) -> int:
             generate.generate(projects[f"c{n}"], cases=n, agent=0, observation_words=20,
                               cases_format="yml", seed=1, record_all=False)  # fmt: skip
         if "e" in only:
-            projects["agent"] = work / f"agent_{agent_calls}"
-            log(f"generating the {agent_calls}-call agent case ...")
-            info = generate.generate(projects["agent"], cases=0, agent=agent_calls, observation_words=20,
-                                     cases_format="yml", seed=1, record_all=False)  # fmt: skip
-            res["agent_cassette_bytes"] = info["cassette_bytes"]
+            res["agent_cassette_bytes"] = {}
+            for calls in (agent_calls, 2 * agent_calls):
+                projects[f"agent{calls}"] = work / f"agent_{calls}"
+                log(f"generating the {calls}-call agent case ...")
+                info = generate.generate(projects[f"agent{calls}"], cases=0, agent=calls,
+                                         observation_words=20, cases_format="yml", seed=1,
+                                         record_all=False)  # fmt: skip
+                res["agent_cassette_bytes"][str(calls)] = info["cassette_bytes"]
 
     timings: dict[str, Timing] = {}
     if "a" in only:
@@ -466,7 +550,11 @@ def main(argv: list[str] | None = None) -> int:
         if "b" in only:
             for n in (n1, n2):
                 variants += [(f"b_plugin_{n}", projects[f"c{n}"], PLUGIN, n),
-                             (f"b_vcr_{n}", projects[f"c{n}"], VCR_ALONE, n)]  # fmt: skip
+                             (f"b_vcr_{n}", projects[f"c{n}"], VCR_ALONE, n),
+                             (f"b_floor_{n}", projects[f"c{n}"], FLOOR, n)]  # fmt: skip
+                if cassetter_env:
+                    variants.append((f"b_cassetter_{n}", projects[f"c{n}"], CASSETTER, n,
+                                     cassetter_env))  # fmt: skip
         elif "c" in only:
             variants.append((f"b_plugin_{n2}", projects[f"c{n2}"], PLUGIN, n2))
         if "c" in only:
@@ -478,13 +566,16 @@ def main(argv: list[str] | None = None) -> int:
                                        1, env, log))  # fmt: skip
     if "e" in only:
         log("(e) agent case")
-        timings.update(interleaved([("e_plugin", projects["agent"], PLUGIN, 1)], repeats, env, log,
-                                   phases=True))  # fmt: skip
+        variants = []
+        for calls in (agent_calls, 2 * agent_calls):
+            variants += [(f"e_plugin_{calls}", projects[f"agent{calls}"], PLUGIN, 1),
+                         (f"e_floor_{calls}", projects[f"agent{calls}"], FLOOR, 1)]  # fmt: skip
+        timings.update(interleaved(variants, repeats, env, log, phases=True))
         if not args.no_reference:
             # reference, run once: pytest-recording's body matcher parses both JSON bodies for
             # every (request, recording) pair it compares, so it is quadratic here (~1.5 min)
-            timings.update(interleaved([("e_vcr", projects["agent"], VCR_ALONE, 1)], 1, env, log,
-                                       phases=True))  # fmt: skip
+            timings.update(interleaved([(f"e_vcr_{agent_calls}", projects[f"agent{agent_calls}"],
+                                         VCR_ALONE, 1)], 1, env, log, phases=True))  # fmt: skip
     if "d" in only:
         log(f"(d) aggregation of {samples:,} samples")
         res["d"] = run_aggregate(samples, 10_000, repeats, 100_000 if not args.quick else 20_000)

@@ -16,7 +16,6 @@ report no stale recording of our own.
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import json
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .atomic import write_atomic
 from .counting import CountCache, count_async, count_key, count_sync, counted_request
 from .errors import CassetteError
+from .matching import request_key
 from .modes import RECORD_MODES
 from .scrub import (
     REQUEST_HEADERS,
@@ -43,7 +43,6 @@ from .volatile import Span, volatile_spans
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-_KEY_ATTR = "_tokenbudget_key"
 OWN_RECORDER = "pytest-tokenbudget"
 VCRPY = "vcrpy"  # a cassette no plugin we know of opened: the team's own vcr.use_cassette
 
@@ -81,36 +80,6 @@ class CaptureLog:
     def recorders(self) -> list[str]:
         """The recorders that served this case's exchanges, in order of first use."""
         return list(dict.fromkeys(self.served_by))
-
-
-def request_key(request: Any) -> tuple[str, str, str, str]:
-    """What a request is matched on: method, path, query and canonical JSON body.
-
-    Host and port are left out so a cassette recorded against a proxy or the
-    loopback emulator replays for code that targets the real API. Cached on the
-    request object: vcrpy compares each request with every recorded one.
-    """
-    cached = getattr(request, _KEY_ATTR, None)
-    if cached is not None:
-        return cached
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(request.uri)
-    key = (request.method.upper(), parts.path, parts.query, _body_digest(request.body))
-    setattr(request, _KEY_ATTR, key)
-    return key
-
-
-def _body_digest(body: Any) -> str:
-    if not body:  # no body and an empty one are the same request
-        return ""
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    try:
-        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    except (ValueError, UnicodeDecodeError):
-        return hashlib.sha256(bytes(body)).hexdigest()
 
 
 def _match(r1: Any, r2: Any) -> bool:

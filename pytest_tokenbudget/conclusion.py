@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TokenBudgetError
+from .html_report import render_html
 from .markdown import cap_markdown, render_markdown
 from .report import write_report
 from .session import BudgetRun
@@ -24,7 +25,7 @@ def conclude(
     display: Callable[[Path], str],
 ) -> tuple[dict[str, Any], list[str]]:
     """Build and write the report; return it with the lines for the terminal summary."""
-    report, _ = run.report()
+    report, results = run.report()
     lines = render_table(report) + [""] + render_findings(report) + render_cache_findings(report)
     comment = render_markdown(report)
     diff = None
@@ -56,7 +57,8 @@ def conclude(
     if run.options.count or sent or cached:
         lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
     try:
-        json_path, _ = write_report(run.options.report_dir, report, markdown)
+        html = render_html(report, results, baseline=baseline)
+        json_path, _ = write_report(run.options.report_dir, report, markdown, html=html)
         lines.append(f"report: {display(json_path)}")
     except (TokenBudgetError, OSError) as err:
         lines.append(f"FAIL could not write the report: {err}")

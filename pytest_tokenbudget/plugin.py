@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .modes import RECORD_MODES
+from .stash import BASELINE_KEY, CAPTURE_KEY, RUN_KEY, SUMMARY_KEY, run_of
 
 if TYPE_CHECKING:
     from .fixture import CaseCapture, TokenBudget
     from .session import BudgetRun, Options
 
-RUN_KEY = pytest.StashKey["BudgetRun"]()
-BASELINE_KEY = pytest.StashKey[dict]()
-CAPTURE_KEY = pytest.StashKey["CaseCapture"]()
 PLACEHOLDER_KEY = "tokenbudget-replay-placeholder"
 PLACEHOLDER_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 AWS_CREDENTIAL_SOURCES = (
@@ -219,10 +217,6 @@ def _options(config: pytest.Config) -> Options:
         record_mode=config.getoption("token_budget_record"),
         count=config.getoption("token_budget_count"),
     )
-
-
-def run_of(config: pytest.Config) -> BudgetRun | None:
-    return config.stash.get(RUN_KEY, None)
 
 
 # -- collection ------------------------------------------------------------------------
@@ -436,9 +430,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             report["status"] = "fail"
     if report["status"] == "fail" and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-SUMMARY_KEY = pytest.StashKey[list]()
 
 
 def _display(path: Path, config: pytest.Config) -> str:

@@ -2,7 +2,7 @@
 
 In replay (`--token-budget-record=none`, the CI mode) the plugin answers each request
 from the cassette itself: the file is parsed once with libyaml, every interaction is
-indexed by the key requests are matched on (capture.request_key), and each recording
+indexed by the key requests are matched on (matching.request_key), and each recording
 plays once, in order, as vcrpy plays it. Cassettes stay vcrpy's format, and vcrpy
 still records them; replay only skips its per-request machinery.
 """
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CassetteError
+from .matching import request_key
 
 
 @dataclass
@@ -50,8 +51,6 @@ class Recording:
     """One cassette's interactions; `data` and `play_counts` read like vcrpy's Cassette."""
 
     def __init__(self, path: Path, data: list[tuple[RecordedRequest, dict[str, Any]]]) -> None:
-        from .capture import request_key
-
         self.path = path
         self.data = data
         self.play_counts: Counter[int] = Counter()

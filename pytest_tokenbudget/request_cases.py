@@ -39,7 +39,7 @@ class RequestCaseItem(pytest.Item):
 
     def runtest(self) -> None:
         from .fixture import open_case
-        from .plugin import CAPTURE_KEY, run_of
+        from .stash import CAPTURE_KEY, run_of
         from .usage import Call, Usage
 
         run = run_of(self.config)

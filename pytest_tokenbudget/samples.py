@@ -1,14 +1,25 @@
-"""A sample: one API call, attributed to its endpoint, case and test."""
+"""Samples: one per API call, attributed to its endpoint, case and test.
+
+A run keeps them per test (`CaseSamples`): the calls as rows of plain data, plus the
+sums aggregation needs, added up once when the test ends. The end of a run then works
+on one object per test, not one per call, and xdist workers ship the rows as they are.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from .usage import Usage
 
 # Call kinds that are samples: generation calls. count_tokens generates nothing.
 SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses"})
+
+# One call, as plain data: (model, input, output, cache_write_5m, cache_write_1h, cache_read,
+# provider, batch, recounted, input_only, note); the token fields are Usage's, in its order.
+Row = tuple[str, int, int, int, int, int, str, bool, bool, bool, str]
 
 
 @dataclass(frozen=True)
@@ -25,13 +36,148 @@ class Sample:
     input_only: bool = False  # counted, never generated: output not measured
     note: str = ""
 
+    def row(self) -> Row:
+        u = self.usage
+        return (self.model, u.input_tokens, u.output_tokens, u.cache_write_5m_tokens,
+                u.cache_write_1h_tokens, u.cache_read_tokens, self.provider, self.batch,
+                self.recounted, self.input_only, self.note)  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, so xdist workers can ship samples to the controller."""
-        return asdict(self)
+        """Plain data."""
+        u = self.usage
+        return {
+            "endpoint": self.endpoint, "case_id": self.case_id, "test_id": self.test_id,
+            "index": self.index, "model": self.model,
+            "usage": {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
+                      "cache_write_5m_tokens": u.cache_write_5m_tokens,
+                      "cache_write_1h_tokens": u.cache_write_1h_tokens,
+                      "cache_read_tokens": u.cache_read_tokens},
+            "provider": self.provider, "batch": self.batch, "recounted": self.recounted,
+            "input_only": self.input_only, "note": self.note,
+        }  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
         return cls(**{**data, "usage": Usage(**data["usage"])})
+
+
+class CaseSamples:
+    """The samples of one test of one case, in call order (indices ``first_index`` on).
+
+    The sums are taken here, once per test: tokens per call (whole prompts, outputs),
+    calls per model, token totals per (model, batch) for pricing, and the case's totals.
+    """
+
+    __slots__ = ("cache_read_sum", "case_id", "endpoint", "first_index", "groups", "input_only",
+                 "models", "notes", "output", "output_sum", "prompt", "prompt_sum", "recounted",
+                 "rows", "test_id")  # fmt: skip
+
+    def __init__(self, endpoint: str, case_id: str, test_id: str, rows: list[Row],
+                 first_index: int = 0) -> None:  # fmt: skip
+        self.endpoint = endpoint
+        self.case_id = case_id
+        self.test_id = test_id
+        self.first_index = first_index
+        self.rows = rows
+        prompt: list[int] = []
+        output: list[int] = []
+        models: dict[str, int] = {}
+        # (model, batch) -> [input, output, cache_write_5m, cache_write_1h, cache_read]
+        groups: dict[tuple[str, bool], list[int]] = {}
+        notes: dict[str, int] = {}
+        output_sum = cache_read = recounted = input_only = 0
+        for model, i, o, w5, w1, r, _provider, batch, rec, only, note in rows:
+            prompt.append(i + w5 + w1 + r)
+            if only:
+                input_only += 1
+            else:
+                output.append(o)
+            if rec:
+                recounted += 1
+            if note:
+                notes[note] = notes.get(note, 0) + 1
+            models[model] = models.get(model, 0) + 1
+            g = groups.get((model, batch))
+            if g is None:
+                groups[(model, batch)] = [i, o, w5, w1, r]
+            else:
+                g[0] += i
+                g[1] += o
+                g[2] += w5
+                g[3] += w1
+                g[4] += r
+            output_sum += o
+            cache_read += r
+        self.prompt = prompt
+        self.output = output
+        self.models = models
+        self.groups = groups
+        self.notes = notes
+        self.prompt_sum = sum(prompt)
+        self.output_sum = output_sum
+        self.cache_read_sum = cache_read
+        self.recounted = recounted
+        self.input_only = input_only
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def samples(self) -> Iterator[Sample]:
+        for index, (model, i, o, w5, w1, r, provider, batch, rec, only, note) in enumerate(
+            self.rows, self.first_index
+        ):
+            yield Sample(self.endpoint, self.case_id, self.test_id, index, model,
+                         Usage(i, o, w5, w1, r), provider, batch, rec, only, note)  # fmt: skip
+
+    def to_wire(self) -> tuple[str, str, str, int, list[Row]]:
+        """Plain data, so xdist workers can ship samples to the controller."""
+        return (self.endpoint, self.case_id, self.test_id, self.first_index, self.rows)
+
+    @classmethod
+    def from_wire(cls, data: Any) -> CaseSamples:
+        endpoint, case_id, test_id, first_index, rows = data
+        return cls(endpoint, case_id, test_id, [tuple(r) for r in rows], first_index)  # type: ignore[misc]
+
+
+def case_samples(samples: Iterable[Sample]) -> list[CaseSamples]:
+    """Samples in the order given, as runs of consecutive calls of one test of one case."""
+    out: list[CaseSamples] = []
+    rows: list[Row] = []
+    last: Sample | None = None
+    for s in samples:
+        if last is not None and (
+            s.test_id != last.test_id
+            or s.case_id != last.case_id
+            or s.endpoint != last.endpoint
+            or s.index != last.index + 1
+        ):
+            out.append(CaseSamples(last.endpoint, last.case_id, last.test_id, rows,
+                                   last.index - len(rows) + 1))  # fmt: skip
+            rows = []
+        rows.append(s.row())
+        last = s
+    if last is not None:
+        out.append(CaseSamples(last.endpoint, last.case_id, last.test_id, rows,
+                               last.index - len(rows) + 1))  # fmt: skip
+    return out
+
+
+def in_test_order(parts: Iterable[CaseSamples]) -> list[CaseSamples]:
+    """Sorted by test, then by call index (stable), as a serial run collects them, so that
+    a parallel run reports exactly as a serial one. Sorts tests, not calls, unless one test
+    has samples from several places whose indices interleave."""
+    by_test: dict[str, list[CaseSamples]] = {}
+    for part in parts:
+        by_test.setdefault(part.test_id, []).append(part)
+    out: list[CaseSamples] = []
+    for test_id in sorted(by_test):
+        group = by_test[test_id]
+        if all(a.first_index + len(a) <= b.first_index for a, b in pairwise(group)):
+            out.extend(group)
+        else:  # rare: sort its calls by index (stable), as sorting every sample would
+            singles = sorted((s for part in group for s in part.samples()), key=lambda s: s.index)
+            out.extend(case_samples(singles))
+    return out
 
 
 @dataclass
@@ -46,7 +192,9 @@ class CaseRun:
     recorders: list[str] = field(default_factory=list)  # who served its calls (capture.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"endpoint": self.endpoint, "case_id": self.case_id, "test_id": self.test_id,
+                "outcome": self.outcome, "errors": list(self.errors),
+                "recorders": list(self.recorders)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseRun:

@@ -17,8 +17,8 @@ from .counting import CountCache
 from .errors import PricingError
 from .pricing import PriceBook, table_date, unpriced_call_message
 from .report import EndpointResult, build_report
-from .samples import SAMPLE_KINDS, CaseRun, Sample
-from .stats import endpoint_stats
+from .samples import SAMPLE_KINDS, CaseRun, CaseSamples, Row, Sample, case_samples, in_test_order
+from .stats import endpoint_stats_of
 from .usage import Call, Exchange, parse_exchange
 from .verdicts import judge
 
@@ -36,7 +36,9 @@ class Options:
 class BudgetRun:
     config: Config
     options: Options
-    samples: list[Sample] = field(default_factory=list)
+    # each test's calls, summed as the test ends (samples.CaseSamples)
+    parts: list[CaseSamples] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)  # single samples added by hand
     case_runs: list[CaseRun] = field(default_factory=list)
     counts: CountCache | None = None  # count cache: request cases, and count mode
     can_count_online: bool = False
@@ -59,26 +61,20 @@ class BudgetRun:
         self, calls: Iterable[Call], *, endpoint: str, case_id: str, test_id: str
     ) -> None:
         """All calls of one test, in the order they were made."""
-        index = 0
+        rows: list[Row] = []
         for call in calls:
             if call.kind not in SAMPLE_KINDS:
                 continue
-            self.samples.append(
-                Sample(
-                    endpoint=endpoint,
-                    case_id=case_id,
-                    test_id=test_id,
-                    index=index,
-                    model=call.model,
-                    usage=call.usage,
-                    provider=call.provider,
-                    batch=call.batch,
-                    recounted=call.recounted,
-                    input_only=call.input_only,
-                    note=call.note,
-                )
-            )
-            index += 1
+            u = call.usage
+            rows.append((call.model, u.input_tokens, u.output_tokens, u.cache_write_5m_tokens,
+                         u.cache_write_1h_tokens, u.cache_read_tokens, call.provider,
+                         call.batch, call.recounted, call.input_only, call.note))  # fmt: skip
+        if rows:
+            self.parts.append(CaseSamples(endpoint, case_id, test_id, rows))
+
+    def all_parts(self) -> list[CaseSamples]:
+        """Every test's samples, those added by hand included."""
+        return self.parts + case_samples(self.samples) if self.samples else self.parts
 
     def add_case_run(self, run: CaseRun) -> None:
         self.case_runs.append(run)
@@ -99,14 +95,14 @@ class BudgetRun:
     # -- xdist ------------------------------------------------------------------
     def to_wire(self) -> dict[str, Any]:
         return {
-            "samples": [s.to_dict() for s in self.samples],
+            "samples": [p.to_wire() for p in self.all_parts()],
             "case_runs": [c.to_dict() for c in self.case_runs],
             "counts": list(self.count_stats),
             "doctor": self.doctor.to_wire(),
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
-        self.samples.extend(Sample.from_dict(s) for s in data["samples"])
+        self.parts.extend(CaseSamples.from_wire(s) for s in data["samples"])
         self.case_runs.extend(CaseRun.from_dict(c) for c in data["case_runs"])
         self._worker_counts.append(tuple(data.get("counts", (0, 0))))  # type: ignore[arg-type]
         self.doctor.merge_wire(data.get("doctor", {}))
@@ -115,23 +111,23 @@ class BudgetRun:
     def results(self) -> list[EndpointResult]:
         book = PriceBook(self.config.pricing, fallback=self.price_hook)
         # Workers finish in any order: sort so a parallel run reports exactly as a serial one.
-        samples = sorted(self.samples, key=lambda s: (s.test_id, s.index))
+        parts = in_test_order(self.all_parts())
         runs = sorted(self.case_runs, key=lambda r: r.test_id)
-        return [self._evaluate(name, samples, runs, book) for name in self.config.endpoints]
+        return [self._evaluate(name, parts, runs, book) for name in self.config.endpoints]
 
     def _evaluate(
-        self, name: str, samples: list[Sample], runs: list[CaseRun], book: PriceBook
+        self, name: str, parts: list[CaseSamples], runs: list[CaseRun], book: PriceBook
     ) -> EndpointResult:
         ep = self.config.endpoints[name]
         ran = [r for r in runs if r.endpoint == name and r.outcome != "skipped"]
-        mine = [s for s in samples if s.endpoint == name]
+        mine = [p for p in parts if p.endpoint == name]
         if not ran and not mine:
             return EndpointResult(
                 name, "not-run", None, line=ep.line, max_regression_pct=ep.max_regression_pct
             )
         case_ids = list(dict.fromkeys(r.case_id for r in ran))
         try:
-            stats = endpoint_stats(
+            stats = endpoint_stats_of(
                 name,
                 mine,
                 case_ids,
@@ -190,11 +186,7 @@ class BudgetRun:
                 "after a prompt change: their output tokens and cache figures come from the "
                 "recording, so the cache-hit rate is stale until the cases are re-recorded"
             )
-        notes: dict[str, int] = {}
-        for sample in mine:
-            if sample.note:
-                notes[sample.note] = notes.get(sample.note, 0) + 1
-        result.warnings.extend(f"{n} call(s): {note}" for note, n in sorted(notes.items()))
+        result.warnings.extend(f"{n} call(s): {note}" for note, n in sorted(stats.notes.items()))
         if stats.input_only_calls:
             result.warnings.append(
                 f"{stats.input_only_calls} of {stats.calls} calls were counted but never "

@@ -1,19 +1,24 @@
 """Per-endpoint statistics from samples: percentiles, rates, costs.
 
 Token sums are exact integers and costs exact fractions; rounding happens only
-when the report is written.
+when the report is written. The work is per test and per (case, model, batch)
+group, not per call: tokens are summed per group when a test ends (samples.py),
+costs are integers over one common denominator, and percentiles come from the
+counts of each token value, so 10^6 calls aggregate in a fraction of a second.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from itertools import accumulate
 
-from .pricing import PriceBook
-from .samples import Sample
-from .usage import Usage
+from .pricing import _MILLION, RATE_FIELDS, Price, PriceBook
+from .samples import CaseSamples, Sample, case_samples
 
 PERCENTILES = (50, 90, 95, 99)
 DAYS_PER_MONTH = 30
@@ -53,6 +58,9 @@ class EndpointStats:
     recounted_calls: int = 0
     input_only_calls: int = 0
     unpriced: dict[str, list[str]] = field(default_factory=dict)  # model -> its cases
+    # model -> pricing tier (pricing.RATE_FIELDS) -> dollars; the tiers add up to cost_total
+    tier_costs: dict[str, dict[str, Fraction]] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)  # a call's note -> calls with it
 
 
 def _is_escalation(
@@ -82,76 +90,155 @@ def endpoint_stats(
     A model nothing prices raises PricingError; with ``strict=False`` it is listed in
     ``unpriced`` instead, and every dollar figure it would be part of is None (never $0).
     """
-    per_case: dict[str, CaseStats] = {cid: CaseStats() for cid in case_ids}
-    prompt: list[int] = []
-    output: list[int] = []
-    call_cases: list[str] = []
-    output_cases: list[str] = []
-    models: dict[str, int] = defaultdict(int)
-    # Cost is linear in tokens: sum tokens per (case, model, batch) first, price once.
-    grouped: dict[tuple[str, str, bool], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    cache_read = 0
-    recounted = 0
-    input_only = 0
-    for s in samples:
-        u = s.usage
-        p = u.prompt_tokens
-        prompt.append(p)
-        input_only += s.input_only
-        if not s.input_only:
-            output.append(u.output_tokens)
-            output_cases.append(s.case_id)
-        call_cases.append(s.case_id)
-        models[s.model] += 1
-        cache_read += u.cache_read_tokens
-        recounted += s.recounted
-        case = per_case.get(s.case_id)
-        if case is None:
-            case = per_case[s.case_id] = CaseStats()
-        case.calls += 1
-        case.input_tokens += p
-        case.output_tokens += u.output_tokens
-        case.cache_read_tokens += u.cache_read_tokens
-        case.models.add(s.model)
-        g = grouped[(s.case_id, s.model, s.batch or batch)]
-        g[0] += u.input_tokens
-        g[1] += u.output_tokens
-        g[2] += u.cache_write_5m_tokens
-        g[3] += u.cache_write_1h_tokens
-        g[4] += u.cache_read_tokens
+    return endpoint_stats_of(
+        name, case_samples(samples), case_ids, book=book, target_model=target_model,
+        escalation_models=escalation_models, requests_per_day=requests_per_day, batch=batch,
+        strict=strict,
+    )  # fmt: skip
 
+
+def percentiles(values: Sequence[int], label: str, metrics: dict) -> None:
+    """Nearest-rank percentiles and the maximum, from the count of each value (the same
+    numbers as sorting every value, without sorting them)."""
+    if not values:
+        for pct in PERCENTILES:
+            metrics[f"{label}_p{pct}"] = None
+        metrics[f"{label}_max"] = None
+        return
+    counts = Counter(values)
+    keys = sorted(counts)
+    at_or_below = list(accumulate(counts[k] for k in keys))
+    n = len(values)
+    for pct in PERCENTILES:
+        rank = max(-(-pct * n // 100), 1)
+        metrics[f"{label}_p{pct}"] = keys[bisect_left(at_or_below, rank)]
+    metrics[f"{label}_max"] = keys[-1]
+
+
+def _weights(prices: dict[str, Price]) -> tuple[int, dict[str, tuple[int, ...]]]:
+    """One denominator for every cost, and each model's rates as integers over it: the
+    dollars of a (model, batch) group are then a sum of integer products."""
+    rates = [(model, [getattr(p, f) for f in RATE_FIELDS]) for model, p in prices.items()]
+    lcm = math.lcm(1, *(r.denominator for _, rs in rates for r in rs))
+    denominator = 2 * _MILLION * lcm  # 2: the Batch API halves every rate
+    return denominator, {
+        model: tuple(r.numerator * (2 * lcm // r.denominator) for r in rs) for model, rs in rates
+    }
+
+
+def endpoint_stats_of(
+    name: str,
+    parts: Iterable[CaseSamples],
+    case_ids: Iterable[str],
+    *,
+    book: PriceBook,
+    target_model: str | None = None,
+    escalation_models: Sequence[str] | None = None,
+    requests_per_day: float | None = None,
+    batch: bool = False,
+    strict: bool = True,
+) -> EndpointStats:
+    """`endpoint_stats` of samples kept per test (samples.CaseSamples), in call order."""
+    parts = list(parts)
+    per_case: dict[str, CaseStats] = {cid: CaseStats() for cid in case_ids}
+    models: dict[str, int] = {}
+    notes: dict[str, int] = {}
+    # Cost is linear in tokens: sum tokens per (case, model, batch) first, price once.
+    grouped: dict[tuple[str, str, bool], list[int]] = {}
+    cache_read = recounted = input_only = 0
+    calls = 0
+    for part in parts:
+        cid = part.case_id
+        calls += len(part.prompt)
+        for model, n in part.models.items():
+            models[model] = models.get(model, 0) + n
+        for note, n in part.notes.items():
+            notes[note] = notes.get(note, 0) + n
+        cache_read += part.cache_read_sum
+        recounted += part.recounted
+        input_only += part.input_only
+        case = per_case.get(cid)
+        if case is None:
+            case = per_case[cid] = CaseStats()
+        case.calls += len(part.prompt)
+        case.input_tokens += part.prompt_sum
+        case.output_tokens += part.output_sum
+        case.cache_read_tokens += part.cache_read_sum
+        case.models.update(part.models)
+        for (model, is_batch), t in part.groups.items():
+            key = (cid, model, is_batch or batch)
+            g = grouped.get(key)
+            if g is None:
+                grouped[key] = t.copy()
+            else:
+                for k in range(5):
+                    g[k] += t[k]
+
+    prices: dict[str, Price | None] = {}
+    for _, model, _ in grouped:
+        if model not in prices:
+            prices[model] = book.price(model) if strict else book.find(model)
+    denominator, weights = _weights({m: p for m, p in prices.items() if p is not None})
     price_sources: dict[str, str] = {}
     unpriced: dict[str, list[str]] = {}
-    total = Fraction(0)
+    tier_sums: dict[str, list[int]] = {}  # model -> numerator per pricing tier
+    case_sums: dict[str, int] = {}
+    unpriced_cases: set[str] = set()
+    total = 0
     for (case_id, model, is_batch), t in grouped.items():
-        price = book.price(model) if strict else book.find(model)
-        case = per_case[case_id]
+        price = prices[model]
         if price is None:
             seen = unpriced.setdefault(model, [])
             if case_id not in seen:
                 seen.append(case_id)
-            case.cost = None
+            unpriced_cases.add(case_id)
             continue
         price_sources[model] = price.source
-        cost = price.cost(Usage(*t), batch=is_batch)
-        if case.cost is not None:
-            case.cost += cost
+        w = weights[model]
+        half = 2 if is_batch else 1
+        tiers = tier_sums.setdefault(model, [0, 0, 0, 0, 0])
+        cost = 0
+        for k in range(5):  # each rate's tokens alone: cost is linear, so they add up
+            part_cost = t[k] * w[k] // half
+            tiers[k] += part_cost
+            cost += part_cost
+        case_sums[case_id] = case_sums.get(case_id, 0) + cost
         total += cost
+    for case_id, case in per_case.items():
+        if case_id in unpriced_cases:
+            case.cost = None
+        elif case_id in case_sums:
+            case.cost = Fraction(case_sums[case_id], denominator)
+    tier_costs = {
+        model: {tier: Fraction(n, denominator) for tier, n in zip(RATE_FIELDS, sums)}
+        for model, sums in tier_sums.items()
+    }
 
+    escalates: dict[str, bool] = {}
     for case in per_case.values():
-        case.escalated = any(
-            _is_escalation(m, target_model, escalation_models, book) for m in case.models
-        )
+        for m in case.models:
+            if m not in escalates:
+                escalates[m] = _is_escalation(m, target_model, escalation_models, book)
+            if escalates[m]:
+                case.escalated = True
+                break
 
-    calls = len(prompt)
+    # The per-call lists last: while they are young, every collection of the young generation
+    # would walk their 10^6 items, and the steps above allocate ~10 objects per case.
+    prompt: list[int] = []
+    output: list[int] = []
+    call_cases: list[str] = []
+    output_cases: list[str] = []
+    for part in parts:
+        prompt += part.prompt
+        output += part.output
+        call_cases += [part.case_id] * len(part.prompt)
+        output_cases += [part.case_id] * len(part.output)
+    prompt_sum = sum(part.prompt_sum for part in parts)
     cases = len(per_case)
     metrics: dict[str, float | int | None] = {}
-    for label, values in (("input_tokens", prompt), ("output_tokens", output)):
-        ordered = sorted(values)
-        for pct in PERCENTILES:
-            metrics[f"{label}_p{pct}"] = nearest_rank(ordered, pct) if ordered else None
-        metrics[f"{label}_max"] = ordered[-1] if ordered else None
-    prompt_sum = sum(prompt)
+    percentiles(prompt, "input_tokens", metrics)
+    percentiles(output, "output_tokens", metrics)
     has_escalation_rule = escalation_models is not None or target_model is not None
     metrics["escalation_rate"] = (
         Fraction(sum(c.escalated for c in per_case.values()), cases)
@@ -160,8 +247,9 @@ def endpoint_stats(
     )
     metrics["cache_hit_rate"] = Fraction(cache_read, prompt_sum) if prompt_sum else None
     priced = not unpriced
-    metrics["cost_per_call_usd"] = total / calls if calls and priced else None
-    per_request = total / cases if cases and priced else None
+    cost_total = Fraction(total, denominator)
+    metrics["cost_per_call_usd"] = cost_total / calls if calls and priced else None
+    per_request = cost_total / cases if cases and priced else None
     metrics["cost_per_request_usd"] = per_request
     metrics["monthly_cost_usd"] = (
         per_request * Fraction(str(requests_per_day)) * DAYS_PER_MONTH
@@ -173,15 +261,17 @@ def endpoint_stats(
         calls=calls,
         cases=cases,
         metrics=metrics,
-        cost_total=total if priced else None,
+        cost_total=cost_total if priced else None,
         per_case=per_case,
         prompt_tokens=prompt,
         output_tokens=output,
         call_cases=call_cases,
         output_cases=output_cases,
-        models=dict(models),
+        models=models,
         price_sources=price_sources,
         recounted_calls=recounted,
         input_only_calls=input_only,
         unpriced=unpriced,
+        tier_costs=tier_costs,
+        notes=notes,
     )

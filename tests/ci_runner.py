@@ -137,7 +137,7 @@ class Actions:
         if not self.evaluate(_strip(str(condition))):
             result = StepResult(name, ran=False, outcome="skipped")
         elif "uses" in step:
-            result = self._uses(name, step["uses"], step.get("with", {}))
+            result = self._uses(name, step["uses"], step.get("with", {}), step.get("id"))
         elif is_install(step["run"]):
             result = StepResult(name, ran=False, outcome="not-run")
         else:
@@ -164,15 +164,27 @@ class Actions:
         outcome = "success" if done.returncode == 0 else "failure"
         return StepResult(name, True, outcome, done.stdout, done.stderr)
 
-    def _uses(self, name: str, action: str, given: dict[str, Any]) -> StepResult:
+    def _uses(
+        self, name: str, action: str, given: dict[str, Any], step_id: str | None = None
+    ) -> StepResult:
         inputs = {k: self.substitute(str(v)) for k, v in given.items()}
         kind = action.split("@")[0]
         if kind in ("actions/checkout", "actions/setup-python"):
             pass  # the workspace is the checkout; this interpreter is the Python
         elif kind == "actions/upload-artifact":
             source = self.workspace / inputs["path"]
-            if source.exists():
-                shutil.copytree(source, self.store / self.run_id / inputs["name"])
+            unzipped = inputs.get("archive", "true").lower() == "false"  # one file, its name
+            artifact = source.name if unzipped else inputs["name"]
+            target = self.store / self.run_id / artifact
+            if source.is_dir():
+                shutil.copytree(source, target)
+            elif source.is_file():
+                target.mkdir(parents=True)
+                shutil.copy2(source, target / source.name)
+            if source.exists() and step_id:
+                repo = _lookup(self.context, "github.repository")
+                url = f"https://github.com/{repo}/actions/runs/{self.run_id}/artifacts/{artifact}"
+                self.outputs[step_id] = {"artifact-url": url}
         elif kind == "actions/download-artifact":
             source = self.store / inputs.get("run-id", self.run_id) / inputs["name"]
             if not source.exists():

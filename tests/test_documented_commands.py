@@ -213,6 +213,10 @@ def test_artifact_baseline_recipe(source, repo, tmp_path, github):
         (workspace / ".token-budget" / "report.md").read_text().strip()[:40]
     )
     assert (store / "42" / "token-budget-report" / "report.md").exists()
+    # report.html: its own artifact, unzipped, and the comment links to it
+    assert (store / "42" / "report.html" / "report.html").exists()
+    url = f"https://github.com/{REPO}/actions/runs/42/artifacts/report.html"
+    assert f"[report.html]({url})" in comment["body"]
 
 
 def test_artifact_recipe_without_a_base_report_says_so(ini_repo, tmp_path, github):
@@ -285,6 +289,7 @@ def test_fork_split_recipe(tampered, ini_repo, tmp_path, github):
         "id": "77",
         "run_attempt": "1",
         "head_sha": repo.head,
+        "html_url": f"https://github.com/{REPO}/actions/runs/77",
     }
     runner = _actions(trusted, tmp_path, store, api, "workflow_run", event={"workflow_run": run})
     runner.run_id = "78"
@@ -297,6 +302,7 @@ def test_fork_split_recipe(tampered, ini_repo, tmp_path, github):
     assert outcomes["Comment"] == "success"
     [comment] = stub.pulls[(REPO, PR)]
     assert f"run=77.1 sha={repo.head}" in comment["body"]
+    assert f"[report.html]({run['html_url']}#artifacts)" in comment["body"]
 
 
 # -- GitLab ----------------------------------------------------------------------------

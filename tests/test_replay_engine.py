@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from project_files import CONFIG, record
 
-from pytest_tokenbudget.capture import request_key
 from pytest_tokenbudget.errors import CassetteError
+from pytest_tokenbudget.matching import request_key
 from pytest_tokenbudget.replay import RecordedRequest, Recording
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,0 +1,43 @@
+"""What a request is matched on when it is replayed: one key, computed once per request.
+
+Shared by vcrpy's matcher (recording modes) and the replay engine, so both sides of
+the match see the same thing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+_KEY_ATTR = "_tokenbudget_key"
+
+
+def request_key(request: Any) -> tuple[str, str, str, str]:
+    """What a request is matched on: method, path, query and canonical JSON body.
+
+    Host and port are left out so a cassette recorded against a proxy or the
+    loopback emulator replays for code that targets the real API. Cached on the
+    request object: vcrpy compares each request with every recorded one.
+    """
+    cached = getattr(request, _KEY_ATTR, None)
+    if cached is not None:
+        return cached
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(request.uri)
+    key = (request.method.upper(), parts.path, parts.query, _body_digest(request.body))
+    setattr(request, _KEY_ATTR, key)
+    return key
+
+
+def _body_digest(body: Any) -> str:
+    if not body:  # no body and an empty one are the same request
+        return ""
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    except (ValueError, UnicodeDecodeError):
+        return hashlib.sha256(bytes(body)).hexdigest()

@@ -1,0 +1,23 @@
+"""What the plugin keeps on pytest's config and items, and how it finds it again.
+
+Shared by the wiring (plugin.py) and the items it makes (request_cases.py), so
+neither imports the other.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .session import BudgetRun
+
+RUN_KEY = pytest.StashKey["BudgetRun"]()  # the run, with --token-budget
+BASELINE_KEY = pytest.StashKey[dict]()  # the loaded --token-budget-baseline report
+CAPTURE_KEY = pytest.StashKey["CaseCapture"]()  # on an item: its capture, while it runs
+SUMMARY_KEY = pytest.StashKey[list]()  # the terminal summary's lines
+
+
+def run_of(config: pytest.Config) -> BudgetRun | None:
+    return config.stash.get(RUN_KEY, None)
