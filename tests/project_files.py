@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 CONFIG = """\
 endpoints:
@@ -76,3 +78,20 @@ def record(project):
 
 def report_of(project):
     return json.loads((project.path / ".token-budget" / "report.json").read_text())
+
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "support_bot"
+
+
+def copy_example(directory: Path) -> str:
+    """The bundled example as a project of its own in `directory` (app, cases, cassettes,
+    tests, and the root token_budgets.yml with paths made relative to it); returns that
+    config's text."""
+    for name in ("support_bot.py", "policies.md"):
+        shutil.copy(EXAMPLE / name, directory / name)
+    for name in ("cases", "cassettes", "tests"):
+        shutil.copytree(EXAMPLE / name, directory / name)
+    config = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
+    (directory / "token_budgets.yml").write_text(config)
+    return config

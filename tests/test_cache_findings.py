@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 from pathlib import Path
 
 import yaml
-from project_files import report_of
+from project_files import copy_example, report_of
 
 from pytest_tokenbudget.cache_doctor import Doctor
 from pytest_tokenbudget.cache_prediction import predict, recorded_totals
@@ -178,12 +177,7 @@ def _recorded_usage(cassette: Path) -> list[dict]:
 
 
 def test_prediction_agrees_with_the_recording_on_the_example(pytester):
-    for name in ("support_bot.py", "policies.md"):
-        shutil.copy(EXAMPLE / name, pytester.path / name)
-    for name in ("cases", "cassettes", "tests"):
-        shutil.copytree(EXAMPLE / name, pytester.path / name)
-    config = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
-    pytester.makefile(".yml", token_budgets=config)
+    copy_example(pytester.path)
     pytester.syspathinsert()
     pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=26)
     report = report_of(pytester)

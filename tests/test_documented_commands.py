@@ -28,6 +28,7 @@ from ci_runner import (
     write_event,
 )
 from github_stub import TOKEN, GitHubStub
+from project_files import copy_example
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -70,12 +71,7 @@ class Repo:
     def __init__(self, path: Path, ini: bool) -> None:
         self.path = path
         path.mkdir()
-        for name in ("support_bot.py", "policies.md"):
-            shutil.copy(EXAMPLE / name, path / name)
-        for name in ("cases", "cassettes", "tests"):
-            shutil.copytree(EXAMPLE / name, path / name)
-        config = (ROOT / "token_budgets.yml").read_text()
-        (path / "token_budgets.yml").write_text(config.replace("examples/support_bot/", ""))
+        copy_example(path)
         # fewer cases than the example: each documented command here runs pytest on it
         chat = path / "cases" / "chat_reply.yml"
         chat.write_text("\n- ".join(chat.read_text().split("\n- ")[:8]) + "\n")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from project_files import copy_example
 
 from pytest_tokenbudget.html_report import distribution_svg, nice_step, render_html
 from pytest_tokenbudget.pricing import PriceBook
@@ -39,12 +40,7 @@ BROWSER_REQUIRED = bool(os.environ.get("TOKENBUDGET_BROWSER_REQUIRED") or os.env
 def run_example(directory: Path, *args: str) -> dict:
     """Copy the bundled example to ``directory``, run `pytest --token-budget` there in a
     fresh process, and return its report.json."""
-    for name in ("support_bot.py", "policies.md"):
-        shutil.copy(EXAMPLE / name, directory / name)
-    for name in ("cases", "cassettes", "tests"):
-        shutil.copytree(EXAMPLE / name, directory / name)
-    config = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
-    (directory / "token_budgets.yml").write_text(config)
+    copy_example(directory)
     (directory / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
     env = {
         k: v

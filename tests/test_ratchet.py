@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 import ruamel.yaml  # noqa: F401  (loaded out here: pytester's in-process runs drop modules)
 import yaml
+from project_files import copy_example
 
 from pytest_tokenbudget import cli
 from pytest_tokenbudget.config import BUDGET_KEYS
@@ -32,11 +32,7 @@ ARROW = "→"
 # -- the example, copied -------------------------------------------------------------------
 def example(pytester: pytest.Pytester, *edits: tuple[str, str]) -> str:
     """The example project in the pytester dir; each edit replaces one text in its config."""
-    for name in ("support_bot.py", "policies.md"):
-        shutil.copy(EXAMPLE / name, pytester.path / name)
-    for name in ("cases", "cassettes", "tests"):
-        shutil.copytree(EXAMPLE / name, pytester.path / name)
-    text = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
+    text = copy_example(pytester.path)
     for old, new in edits:
         assert text.count(old) == 1, old
         text = text.replace(old, new)

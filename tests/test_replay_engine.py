@@ -8,11 +8,10 @@ records sync, async and streamed calls.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from project_files import CONFIG, record
+from project_files import CONFIG, copy_example, record
 
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.matching import request_key
@@ -59,12 +58,7 @@ def _both_reports(project, monkeypatch) -> tuple[bytes, bytes]:
 
 
 def test_the_example_replays_to_the_same_report(pytester, ci_env, monkeypatch):
-    for name in ("support_bot.py", "policies.md"):
-        shutil.copy(EXAMPLE / name, pytester.path / name)
-    for name in ("cases", "cassettes", "tests"):
-        shutil.copytree(EXAMPLE / name, pytester.path / name)
-    config = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
-    pytester.makefile(".yml", token_budgets=config)
+    copy_example(pytester.path)
     pytester.syspathinsert()
     by_engine, by_vcrpy = _both_reports(pytester, monkeypatch)
     assert by_engine == by_vcrpy
