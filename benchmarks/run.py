@@ -47,13 +47,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, distributions, version
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import generate  # noqa: E402
+import generate
 
 PY = sys.executable
 BASE_ARGS = ["-p", "no:cacheprovider", "-q"]
@@ -114,7 +114,7 @@ def run_pytest(cwd: Path, args: list[str], env: dict[str, str], expect_passed: i
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run([PY, "-m", "pytest", *BASE_ARGS, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)  # fmt: skip
+                          capture_output=True, text=True, check=False)  # fmt: skip
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -222,6 +222,7 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
     def timed(run: BudgetRun) -> list[dict]:
         runs = []
         for _ in range(repeats):
+            c0 = time.process_time()
             t0 = time.perf_counter()
             results = run.results()
             t1 = time.perf_counter()
@@ -229,11 +230,12 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
                 results, config_path="token_budgets.yml", price_table_date=table_date()
             )
             t2 = time.perf_counter()
+            cpu = time.process_time() - c0
             markdown = render_markdown(report)
             text = json.dumps(report, indent=2)
             t3 = time.perf_counter()
             runs.append({"results_s": t1 - t0, "build_report_s": t2 - t1, "total_s": t2 - t0,
-                         "markdown_and_json_s": t3 - t2})  # fmt: skip
+                         "total_cpu_s": cpu, "markdown_and_json_s": t3 - t2})  # fmt: skip
             del results, report, markdown, text
             gc.collect()
         return runs
@@ -266,7 +268,7 @@ def run_aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> 
     done = subprocess.run(
         [PY, str(Path(__file__).resolve()), "--_aggregate", str(samples), str(cases), str(repeats),
          str(wire_samples)],
-        capture_output=True, text=True, env=_env(False),
+        capture_output=True, text=True, env=_env(False), check=False,
     )  # fmt: skip
     if done.returncode != 0:
         raise SystemExit(f"aggregation benchmark failed:\n{done.stderr[-3000:]}")
@@ -274,7 +276,7 @@ def run_aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> 
 
 
 # -- machine ----------------------------------------------------------------------------------
-def machine() -> dict:
+def machine(extra_site: Path | None = None) -> dict:
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -288,7 +290,12 @@ def machine() -> dict:
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
-            versions[name] = "-"
+            found = (
+                [d.version for d in distributions(name=name, path=[str(extra_site)])]
+                if extra_site
+                else []
+            )
+            versions[name] = found[0] if found else "-"
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
@@ -343,7 +350,8 @@ def markdown(res: dict) -> str:
             o, f = t.get(f"b_{peer}_{n}"), t.get(f"b_floor_{n}")
             if o is not None and f is not None:
                 row(f"(b) replay {n:,} cases: {label} / the floor", f"{pair_ratio(o, f):.3f}×",
-                    "-", None, f"medians {o['median_wall_s']:.2f} s vs {f['median_wall_s']:.2f} s")  # fmt: skip
+                    "-", None,
+                    f"medians {o['median_wall_s']:.2f} s vs {f['median_wall_s']:.2f} s")  # fmt: skip
     for tool, label in (("plugin", "`--token-budget`"), ("vcr", "pytest-recording"),
                         ("floor", "the floor"), ("cassetter", "cassetter")):  # fmt: skip
         a, b = t.get(f"b_{tool}_{n1}"), t.get(f"b_{tool}_{n2}")
@@ -370,7 +378,8 @@ def markdown(res: dict) -> str:
         d = res["d"]
         row(f"(d) aggregate {d['samples']:,} samples ({d['cases']:,} cases): results() + build_report",
             f"{d['total_s']:.2f} s", "< 1 s", d["total_s"] < 1.0,
-            f"samples in test order; results() {d['results_s']:.2f} s + build_report "
+            f"cpu {d['total_cpu_s']:.2f} s; samples in test order; "
+            f"results() {d['results_s']:.2f} s + build_report "
             f"{d['build_report_s']:.2f} s; markdown + json.dumps {d['markdown_and_json_s']:.2f} s "
             f"(not in target); tests in random order: {d['shuffled']['total_s']:.2f} s; "
             f"add_calls during the tests {d['add_calls_s']:.2f} s "
@@ -426,15 +435,19 @@ def markdown(res: dict) -> str:
         "|---|---|---|---|---|",
         *rows,
         "",
-        f"Machine: {m['cpu']}, {m['usable_cores']} usable cores ({m['cores']} online), "
-        f"Python {m['python']}, {m['platform']}; load average at start "
-        f"{' / '.join(f'{x:.2f}' for x in m['loadavg_start'])}, at end "
-        f"{' / '.join(f'{x:.2f}' for x in res['loadavg_end'])}.",
+        (
+            f"Machine: {m['cpu']}, {m['usable_cores']} usable cores ({m['cores']} online), "
+            f"Python {m['python']}, {m['platform']}; load average at start "
+            f"{' / '.join(f'{x:.2f}' for x in m['loadavg_start'])}, at end "
+            f"{' / '.join(f'{x:.2f}' for x in res['loadavg_end'])}."
+        ),
         "Packages: " + ", ".join(f"{k} {v}" for k, v in m["packages"].items()) + ".",
-        f"Ratios: median over {res['repeats']} interleaved rounds of the ratio within each round "
-        f"(figure (a): best of {res['repeats_a']}); wall-clock; "
-        f"app client: {'one per call' if res['client_per_call'] else 'shared'}; "
-        f"total benchmark time {res['elapsed_s'] / 60:.1f} min.",
+        (
+            f"Ratios: median over {res['repeats']} interleaved rounds of the ratio within each round "
+            f"(figure (a): best of {res['repeats_a']}); wall-clock; "
+            f"app client: {'one per call' if res['client_per_call'] else 'shared'}; "
+            f"total benchmark time {res['elapsed_s'] / 60:.1f} min."
+        ),
     ]
     if "d" in res and "wire" in res["d"]:
         w = res["d"]["wire"]
@@ -456,8 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--quick", action="store_true",
-        help="smaller N: 200/400 cases, 50/100-call agent, 10^5 samples"
+        "--quick",
+        action="store_true",
+        help="smaller N: 200/400 cases, 50/100-call agent, 10^5 samples",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="keep generated projects here")
@@ -507,9 +521,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--cassetter {site}: no cassetter package there "
                              f"(pip install --target {site} --no-deps cassetter)")  # fmt: skip
         cassetter_env = {"PYTHONPATH": f"{HERE}{os.pathsep}{site}"}
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
-    res: dict = {"machine": machine(), "n1": n1, "n2": n2, "agent_calls": agent_calls,
+    res: dict = {"machine": machine(args.cassetter), "n1": n1, "n2": n2, "agent_calls": agent_calls,
                  "repeats": repeats, "repeats_a": repeats_a, "client_per_call": args.client_per_call,
                  "timings": {}}  # fmt: skip
     log(f"machine: {res['machine']['cpu']}, {res['machine']['usable_cores']} cores, "

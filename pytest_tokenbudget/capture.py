@@ -450,10 +450,13 @@ class Capture:
         """The recording of this request (matched as vcrpy matched it: scrubbed), or None."""
         from .replay import RecordedRequest, response_for
 
-        sent = RecordedRequest(
-            request.method, scrub_text(str(request.url)), scrub_bytes(b"".join(request.stream))
-        )
-        index = self._cassette.play(request_key(sent))
+        url, body = str(request.url), b"".join(request.stream)
+        # Recordings are scrubbed: a request with nothing to scrub matches as sent, so
+        # scrubbing (the costly part) is only needed when that finds nothing.
+        index = self._cassette.play(request_key(RecordedRequest(request.method, url, body)))
+        if index is None:
+            scrubbed = RecordedRequest(request.method, scrub_text(url), scrub_bytes(body))
+            index = self._cassette.play(request_key(scrubbed))
         if index is None:
             return None
         return response_for(httpx, request, self._cassette.data[index][1])

@@ -9,6 +9,7 @@ still records them; replay only skips its per-request machinery.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ class RecordedRequest:
     body: bytes | None
 
 
+@functools.cache  # one class per process: building it costs more than a small cassette
 def _loader() -> type:
     import yaml
 

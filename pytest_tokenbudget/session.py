@@ -226,6 +226,7 @@ class BudgetRun:
             requests_per_day=self.config.endpoints[name].requests_per_day,
         )
         stats.metrics["predicted_cache_hit_rate"] = predicted.hit_rate
+
         def rate(value: Any) -> Any:
             return number("cache_hit_rate", value)
 

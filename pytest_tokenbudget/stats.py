@@ -30,7 +30,7 @@ def nearest_rank(sorted_values: Sequence[int], pct: int) -> int:
     return sorted_values[max(rank, 1) - 1]
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseStats:
     calls: int = 0
     input_tokens: int = 0
@@ -167,12 +167,8 @@ def endpoint_stats_of(
         case.models.update(part.models)
         for (model, is_batch), t in part.groups.items():
             key = (cid, model, is_batch or batch)
-            g = grouped.get(key)
-            if g is None:
-                grouped[key] = t.copy()
-            else:
-                for k in range(5):
-                    g[k] += t[k]
+            g = grouped.get(key)  # the part's own list, read only: a sum is a new list
+            grouped[key] = t if g is None else [a + b for a, b in zip(g, t)]
 
     prices: dict[str, Price | None] = {}
     for _, model, _ in grouped:

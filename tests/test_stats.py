@@ -110,3 +110,64 @@ def test_unpriced_models_leave_every_dollar_figure_they_touch_unknown():
     assert stats.per_case["a"].cost == Fraction(100 * 3 + 10 * 15, 10**6)
     assert stats.per_case["b"].cost is None and stats.per_case["c"].cost is None
     assert stats.price_sources == {"claude-sonnet-4-6": f"table {table_date()}"}
+
+
+# -- the same numbers as the obvious computation, whatever the order and grouping ---------
+MODELS = ("claude-sonnet-4-6", "claude-opus-4-7", "claude-haiku-4-5")
+
+
+def _random_samples(seed: int) -> list[Sample]:
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(rng.randint(1, 80)):
+        case = f"c{rng.randint(0, 9)}"
+        usage = Usage(rng.randint(0, 5000), rng.randint(0, 900), rng.choice((0, 1200)),
+                      rng.choice((0, 0, 77)), rng.choice((0, 2400)))  # fmt: skip
+        out.append(Sample("ep", case, f"t{rng.randint(0, 2)}::{case}", i % 4, rng.choice(MODELS),
+                          usage, batch=rng.random() < 0.2, input_only=rng.random() < 0.1))  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_figures_equal_the_per_sample_computation(seed):
+    samples = _random_samples(seed)
+    book = PriceBook()
+    stats = endpoint_stats("ep", samples, ["c0", "c1"], book=book, target_model=MODELS[0],
+                           requests_per_day=1000, batch=seed % 3 == 0)  # fmt: skip
+    prompts = sorted(s.usage.prompt_tokens for s in samples)
+    outputs = sorted(s.usage.output_tokens for s in samples if not s.input_only)
+    for pct in (50, 90, 95, 99):
+        assert stats.metrics[f"input_tokens_p{pct}"] == nearest_rank(prompts, pct)
+        assert stats.metrics[f"output_tokens_p{pct}"] == (
+            nearest_rank(outputs, pct) if outputs else None
+        )
+    assert stats.metrics["input_tokens_max"] == prompts[-1]
+    assert stats.prompt_tokens == [s.usage.prompt_tokens for s in samples]  # call order
+    assert stats.call_cases == [s.case_id for s in samples]
+    per_case: dict[str, Fraction] = {}
+    for s in samples:  # one Fraction per call: the reference
+        cost = book.price(s.model).cost(s.usage, batch=s.batch or seed % 3 == 0)
+        per_case[s.case_id] = per_case.get(s.case_id, Fraction(0)) + cost
+    assert stats.cost_total == sum(per_case.values(), Fraction(0))
+    assert {c: v.cost for c, v in stats.per_case.items() if v.calls} == per_case
+    assert sum(sum(t.values(), Fraction(0)) for t in stats.tier_costs.values()) == stats.cost_total
+    assert list(stats.models) == list(dict.fromkeys(s.model for s in samples))
+
+
+def test_tests_in_any_order_sort_as_a_serial_run_collects_them():
+    from pytest_tokenbudget.samples import case_samples, in_test_order
+
+    samples = _random_samples(3)
+    reference = sorted(samples, key=lambda s: (s.test_id, s.index))  # the old sort, per sample
+    parts = case_samples(samples)
+    ordered = [s for part in in_test_order(parts[::-1]) for s in part.samples()]
+    assert sorted(ordered, key=lambda s: (s.test_id, s.index)) == ordered
+    assert sorted(map(repr, ordered)) == sorted(map(repr, reference))
+    # one test whose calls came in two pieces with interleaving indices
+    a = Sample("ep", "x", "t::x", 0, MODELS[0], Usage(1, 1))
+    b = Sample("ep", "x", "t::x", 0, MODELS[1], Usage(2, 2))
+    c = Sample("ep", "x", "t::x", 1, MODELS[0], Usage(3, 3))
+    mixed = in_test_order(case_samples([a, c]) + case_samples([b]))
+    assert [s for p in mixed for s in p.samples()] == sorted([a, c, b], key=lambda s: s.index)

@@ -24,3 +24,32 @@ def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatc
         # the table and the gate come from the controller only: printed once
         assert parallel.stdout.str().count("token budget ====") == 1
         report.unlink()
+
+
+def test_workers_ship_samples_as_plain_data(tmp_path):
+    """What a worker sends survives a round trip through plain data (execnet sends lists,
+    tuples, dicts, strings, numbers), and the controller's figures are the serial ones."""
+    import json
+
+    from pytest_tokenbudget.config import load_config
+    from pytest_tokenbudget.samples import CaseRun
+    from pytest_tokenbudget.session import BudgetRun, Options
+    from pytest_tokenbudget.usage import Call, Usage
+
+    path = tmp_path / "token_budgets.yml"
+    path.write_text("endpoints:\n  ep:\n    max_input_tokens_p95: 100\n    requests_per_day: 10\n")
+    options = Options(path, tmp_path, tmp_path)
+    serial, workers = (
+        BudgetRun(load_config(path), options),
+        [BudgetRun(load_config(path), options) for _ in range(2)],
+    )
+    for i in range(6):
+        calls = [Call("anthropic", "messages", "claude-sonnet-4-6", Usage(10 * i + k, k))
+                 for k in range(i % 3)] + [Call("anthropic", "count_tokens", "x", Usage(5))]  # fmt: skip
+        for run in (serial, workers[i % 2]):
+            run.add_calls(calls, endpoint="ep", case_id=f"c{i}", test_id=f"t::c{i}")
+            run.add_case_run(CaseRun("ep", f"c{i}", f"t::c{i}"))
+    controller = BudgetRun(load_config(path), options)
+    for worker in workers[::-1]:  # in any order
+        controller.merge_wire(json.loads(json.dumps(worker.to_wire())))
+    assert controller.report()[0] == serial.report()[0]
