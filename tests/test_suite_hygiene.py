@@ -28,6 +28,7 @@ import tokenize
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -195,62 +196,35 @@ def test_no_test_file_names_a_path_outside_the_repository():
 
 
 # -- the detector on the code this suite used to have, and on code it must leave alone -------
-# Absolute paths below are spelled with {S} so that this file does not trip its own scan.
-S = "/"
-OLD_USAGE = f'CASSETTES = Path("{S}work/shared/data/cassettes")\n'
-OLD_ANALYZE = 'SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cassettes"\n'
+DETECTOR_CASES = yaml.safe_load((TESTS / "data" / "hygiene" / "detector_cases.yaml").read_text())
+
+
+def _write_test_file(root: Path, relative: str, code: str) -> Path:
+    test_file = root / relative
+    test_file.parent.mkdir(parents=True, exist_ok=True)
+    test_file.write_text(code)
+    return test_file
 
 
 @pytest.mark.parametrize(
-    ("line", "code"),
-    [
-        (2, OLD_USAGE),
-        (2, OLD_ANALYZE),
-        (3, 'HERE = Path(__file__).resolve()\nDATA = HERE.parents[2] / "data"\n'),
-        (2, 'UP = Path(__file__).parent / ".." / ".." / "shared"\n'),
-        (2, 'UP = Path(__file__).parent.joinpath("../../shared")\n'),
-        (2, 'UP = os.path.join(os.path.dirname(__file__), "..", "..", "shared")\n'),
-        (2, "UP = Path(os.path.dirname(os.path.abspath(__file__))).parent.parent\n"),
-        (2, 'DATA = Path("../shared/data")\n'),
-        (2, 'DATA = Path("..") / "shared"\n'),
-        (2, 'DATA = os.path.join("..", "shared")\n'),
-        (2, 'ARGS = ["--basetemp", "../out"]\n'),
-        (2, f'DATA = open("{S}home/alice/cassettes/a.yaml")\n'),
-        (2, f'DATA = Path("{S}tmp/cassettes")\n'),
-        (2, f'DATA = Path("~{S}cassettes")\n'),
-        (2, f'ARGS = ["--rootdir={S}work/x"]\n'),
-        (2, f'"""Reads {S}Users/bob/data."""\n'),
-        (2, f"X = 1  # numbers from {S}work/shared/data/cassettes/README.md\n"),
-    ],
+    ("line", "code"), [(case["line"], case["code"]) for case in DETECTOR_CASES["outside"]]
 )
 def test_the_detector_catches_paths_outside(tmp_path, line, code):
     root = tmp_path / "repo"
-    (root / "tests").mkdir(parents=True)
-    test_file = root / "tests" / "test_old.py"
-    test_file.write_text("from pathlib import Path\n" + code)
+    test_file = _write_test_file(root, "tests/test_old.py", "from pathlib import Path\n" + code)
     (problem,) = outside_paths(test_file, root)
     assert problem.startswith(f"tests/test_old.py:{line}: ")
 
 
+def test_the_detector_knows_the_paths_this_suite_used_to_read():
+    codes = "".join(case["code"] for case in DETECTOR_CASES["outside"])
+    assert 'parents[2] / "shared" / "data" / "cassettes"' in codes
+    assert "work/shared/data/cassettes" in codes
+
+
 def test_the_detector_leaves_paths_inside_alone(tmp_path):
     root = tmp_path / "repo"
-    (root / "tests" / "sub").mkdir(parents=True)
-    test_file = root / "tests" / "sub" / "test_new.py"
-    test_file.write_text(
-        "import os\nfrom pathlib import Path\n"
-        'CASSETTES = Path(__file__).parent / "data" / "cassettes"\n'
-        'EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "support_bot"\n'
-        'UP = Path(__file__).parent / ".." / ".." / "examples"\n'
-        'UP = os.path.join(os.path.dirname(__file__), "..", "..")\n'
-        'URLS = ["/v1/messages", "https://api.anthropic.com/v1/messages", "/usr/bin/env"]\n'
-        'URLS = ["http://127.0.0.1:8080/tmp/x", "/dev/null", "/repos/o/r/issues/comments/1"]\n'
-        'CASES = ["sub/../sub/c.yaml", "\'../up\'", "budget_cases/../budget_cases/c.yml"]\n'
-        f'ALLOWED = "{S}tmp/x"  # {ALLOW}\n'
-        "def test_it(tmp_path, pytester):\n"
-        '    assert Path("a/b").parts[0] != ".." and Path("data", "x").parent.name == "data"\n'
-        '    (tmp_path / ".." / "x").exists()\n'
-        "    pytester.path.parents[5]\n"
-    )
+    test_file = _write_test_file(root, "tests/sub/test_new.py", DETECTOR_CASES["inside"])
     assert outside_paths(test_file, root) == []
 
 
