@@ -9,6 +9,7 @@ length). A finding is data; whether it fails the run is the endpoint's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -102,17 +103,11 @@ class PromptSeen:
     case_id: str
     model: str
     blocks: list[PromptBlock]
-    masked_prefix: str  # the cached prefix with volatile values masked
     whole_input_tokens: int
     test_id: str = ""
     index: int = 0  # the call's place among its test's exchanges
     kinds: tuple[str, ...] = ()  # each block's type, for the lookback window
     recorded: tuple[int, int, int] | None = None  # (read, 5m, 1h) as recorded; None: stale
-
-    @property
-    def prefix_keys(self) -> tuple[str, ...]:
-        points = breakpoints(self.blocks)
-        return tuple(b.key for b in self.blocks[: points[-1] + 1]) if points else ()
 
 
 @dataclass
@@ -151,11 +146,9 @@ class Doctor:
                     endpoint, case_id, model, blocks, points, whole_input_tokens, minimum
                 )
             self._across_requests(endpoint, case_id, model, request, blocks, points)
-        prefix = _masked_prefix(request, blocks, points)
         kinds = block_kinds(request, blocks)
         self.prompts.append(PromptSeen(
-            endpoint, case_id, model, blocks, prefix, whole_input_tokens, test_id, index, kinds,
-            recorded,
+            endpoint, case_id, model, blocks, whole_input_tokens, test_id, index, kinds, recorded,
         ))  # fmt: skip
 
     def _below_minimum(
@@ -184,13 +177,13 @@ class Doctor:
         blocks: list[PromptBlock], points: list[int],
     ) -> None:  # fmt: skip
         keys = tuple(b.key for b in blocks[: points[-1] + 1])
-        group = (endpoint, model, _masked_prefix(request, blocks, points))
+        prefix = _prefix_only(request, blocks, points)
+        group = (endpoint, model, json.dumps(masked(prefix), sort_keys=True))
         first = self._first.get(group)
         if first is None:
-            self._first[group] = (case_id, keys, _prefix_only(request, blocks, points))
-            return
-        if first[1] != keys:
-            self._compare(endpoint, first, case_id, _prefix_only(request, blocks, points))
+            self._first[group] = (case_id, keys, prefix)
+        elif first[1] != keys:
+            self._compare(endpoint, first, case_id, prefix)
 
     def _compare(
         self, endpoint: str, first: tuple[str, tuple[str, ...], dict[str, Any]], case_id: str,
@@ -229,7 +222,7 @@ class Doctor:
             "findings": [f.to_dict() for f in self.raw],
             "prompts": [
                 [p.endpoint, p.case_id, p.model, [list(vars(b).values()) for b in p.blocks],
-                 p.masked_prefix, p.whole_input_tokens, p.test_id, p.index, list(p.kinds),
+                 p.whole_input_tokens, p.test_id, p.index, list(p.kinds),
                  list(p.recorded) if p.recorded is not None else None]
                 for p in self.prompts
             ],
@@ -245,7 +238,6 @@ class Doctor:
             case_id,
             model,
             blocks,
-            prefix,
             whole,
             test_id,
             index,
@@ -253,7 +245,7 @@ class Doctor:
             recorded,
         ) in data.get("prompts", []):
             self.prompts.append(PromptSeen(
-                endpoint, case_id, model, [PromptBlock(*b) for b in blocks], prefix, whole,
+                endpoint, case_id, model, [PromptBlock(*b) for b in blocks], whole,
                 test_id, index, tuple(kinds), tuple(recorded) if recorded is not None else None,
             ))  # fmt: skip
         for group, case_id, keys, request in data.get("first", []):
@@ -273,14 +265,6 @@ def _prefix_only(request: dict[str, Any], blocks: list[PromptBlock], points: lis
     if last.startswith("messages"):
         cut["messages"] = request.get("messages")
     return cut
-
-
-def _masked_prefix(request: dict[str, Any], blocks: list[PromptBlock], points: list[int]) -> str:
-    import json
-
-    if not points:
-        return ""
-    return json.dumps(masked(_prefix_only(request, blocks, points)), sort_keys=True)
 
 
 def _never_read(prompts: Iterable[PromptSeen]) -> list[CacheFinding]:
@@ -329,8 +313,6 @@ def diagnose_case(
     test_id: str = "",
 ) -> None:
     """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor."""
-    import json
-
     for index, (exchange, calls) in enumerate(exchanges):
         generated = [c for c in calls if c.kind == "messages" and c.provider == "anthropic"]
         if not generated:
