@@ -84,13 +84,15 @@ class BudgetRun:
         volatile: Mapping[int, Any], test_id: str = "",
     ) -> None:  # fmt: skip
         """Show one case's requests to the prompt-cache doctor."""
+        diagnose_case(
+            self.doctor, endpoint, case_id, exchanges, dict(volatile), self.cache_minimum, test_id
+        )
+
+    def cache_minimum(self, model: str) -> int:
+        """The model's minimum cacheable prompt length: `cache_minimums:`, then the table."""
         from .cache_sim import minimum_cacheable
 
-        overrides = self.config.cache_minimums
-        diagnose_case(
-            self.doctor, endpoint, case_id, exchanges, dict(volatile),
-            lambda model: minimum_cacheable(model, overrides), test_id,
-        )  # fmt: skip
+        return minimum_cacheable(model, self.config.cache_minimums)
 
     # -- xdist ------------------------------------------------------------------
     def to_wire(self) -> dict[str, Any]:
@@ -204,25 +206,20 @@ class BudgetRun:
         self, endpoint: str, case_id: str, request: dict[str, Any], tokens: int, test_id: str
     ) -> None:
         """A request case counted, never sent: the doctor sees it as sent now."""
-        from .cache_sim import minimum_cacheable
-
-        model = str(request.get("model", ""))
-        minimum = minimum_cacheable(model, self.config.cache_minimums)
+        minimum = self.cache_minimum(str(request.get("model", "")))
         self.doctor.add_call(endpoint, case_id, request, tokens, minimum, test_id=test_id)
 
     def _cache_figures(self, name: str, stats: Any) -> dict[str, Any] | None:
         """Recorded and predicted cache reads and writes; the prediction is also a metric."""
         from .cache_prediction import predict, recorded_totals
-        from .cache_sim import minimum_cacheable
         from .report import number
 
         prompts = [p for p in self.doctor.prompts if p.endpoint == name]
         if not prompts:
             return None
-        overrides = self.config.cache_minimums
         predicted = predict(
             prompts,
-            minimum=lambda model: minimum_cacheable(model, overrides),
+            minimum=self.cache_minimum,
             requests_per_day=self.config.endpoints[name].requests_per_day,
         )
         stats.metrics["predicted_cache_hit_rate"] = predicted.hit_rate
