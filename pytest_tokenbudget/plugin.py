@@ -163,9 +163,16 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _check_rootdir(config: pytest.Config) -> None:
-    from .invocation import misplaced_rootdir, rootdir_message, rootdir_without_values
+    from .invocation import (
+        detached_path_values,
+        misplaced_rootdir,
+        rootdir_message,
+        rootdir_without_values,
+    )
 
     params, option = config.invocation_params, config.option
+    if not detached_path_values(params.args, params.dir):
+        return  # the common case: nothing to re-derive, so every run stays cheap
     expected = rootdir_without_values(  # `pytest --help` parses no positional args
         args=getattr(option, "file_or_dir", None) or [],
         inifile=getattr(option, "inifilename", None),
