@@ -344,9 +344,7 @@ class Capture:
                 except CannotOverwriteExistingCassetteException:
                     response = None
             if response is None:
-                response = capture._volatile_match(httpx, request)
-                if response is None and counted is not None:
-                    response, recounted = capture._by_position(httpx, request), True
+                response, recounted = capture._unmatched(httpx, request, counted)
                 if response is None:
                     return capture._miss(httpx, request)
             capture._log(request, response, b"".join(response.stream), counted, recounted)
@@ -382,9 +380,7 @@ class Capture:
                 except CannotOverwriteExistingCassetteException:
                     response = None
             if response is None:
-                response = capture._volatile_match(httpx, request)
-                if response is None and counted is not None:
-                    response, recounted = capture._by_position(httpx, request), True
+                response, recounted = capture._unmatched(httpx, request, counted)
                 if response is None:
                     return capture._miss(httpx, request)
             body = b"".join([chunk async for chunk in response.stream])
@@ -412,6 +408,14 @@ class Capture:
 
     def _count(self, request: Any, count: Callable[[dict], Any]) -> int:
         return count(self._count_body(request)).input_tokens
+
+    def _unmatched(self, httpx: Any, request: Any, counted: int | None) -> tuple[Any, bool]:
+        """(response, recounted) for a request with no exact recording: the recording it
+        differs from only in volatile values, or in count mode the one at its position."""
+        response = self._volatile_match(httpx, request)
+        if response is None and counted is not None:
+            return self._by_position(httpx, request), True
+        return response, False
 
     def _by_position(self, httpx: Any, request: Any) -> Any:
         """The recording at this call's position among the case's Messages requests."""
