@@ -34,3 +34,15 @@ def metric(name: str, value: Number) -> str:
     if name.endswith("_rate"):
         return rate(value)
     return tokens(value)
+
+
+# The summary row's metrics, in the order every summary (terminal, Markdown, HTML) shows them.
+SUMMARY_METRICS = (
+    "input_tokens_p95", "output_tokens_p95", "escalation_rate", "cache_hit_rate",
+    "cost_per_request_usd", "monthly_cost_usd",
+)  # fmt: skip
+
+
+def summary_cells(metrics: dict) -> list[str]:
+    """p95 in, p95 out, escalation, cache hit, $/request, $/month, as they read."""
+    return [metric(name, metrics.get(name)) for name in SUMMARY_METRICS]

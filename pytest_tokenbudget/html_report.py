@@ -155,12 +155,7 @@ def _overview(endpoints: dict[str, Any]) -> str:
         cells = [
             fmt.tokens(ep.get("calls", 0)),
             fmt.tokens(ep.get("cases", 0)),
-            fmt.tokens(m.get("input_tokens_p95")),
-            fmt.tokens(m.get("output_tokens_p95")),
-            fmt.rate(m.get("escalation_rate")),
-            fmt.rate(m.get("cache_hit_rate")),
-            fmt.usd(m.get("cost_per_request_usd")),
-            fmt.usd(m.get("monthly_cost_usd")),
+            *fmt.summary_cells(m),
         ]
         rows.append(
             f'<tr><td><a href="#endpoint-{i}">{escape(name)}</a></td>'

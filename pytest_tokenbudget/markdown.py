@@ -39,9 +39,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         m = ep.get("metrics", {})
         out.append(
             f"| {escape(name)} | {STATUS[ep['status']]} | {ep.get('calls', 0)} | {ep.get('cases', 0)} "
-            f"| {fmt.tokens(m.get('input_tokens_p95'))} | {fmt.tokens(m.get('output_tokens_p95'))} "
-            f"| {fmt.rate(m.get('escalation_rate'))} | {fmt.rate(m.get('cache_hit_rate'))} "
-            f"| {fmt.usd(m.get('cost_per_request_usd'))} | {fmt.usd(m.get('monthly_cost_usd'))} |"
+            f"| {' | '.join(fmt.summary_cells(m))} |"
         )
     broken = [
         (name, b)

@@ -18,12 +18,7 @@ def _row(name: str, ep: dict[str, Any]) -> list[str]:
         name,
         str(ep.get("calls", 0)),
         str(ep.get("cases", 0)),
-        fmt.tokens(m.get("input_tokens_p95")),
-        fmt.tokens(m.get("output_tokens_p95")),
-        fmt.rate(m.get("escalation_rate")),
-        fmt.rate(m.get("cache_hit_rate")),
-        fmt.usd(m.get("cost_per_request_usd")),
-        fmt.usd(m.get("monthly_cost_usd")),
+        *fmt.summary_cells(m),
         ep["status"].upper(),
     ]
 
