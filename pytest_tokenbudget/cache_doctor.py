@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .prompt import MAX_BREAKPOINTS, PromptBlock, breakpoints, prompt_blocks
+from .prompt import MAX_BREAKPOINTS, Memo, PromptBlock, breakpoints, prompt_blocks
 from .volatile import Span, masked, volatile_spans
 
 FIX_MOVE = "move the value after the last breakpoint, e.g. into the user turn"
@@ -124,12 +124,13 @@ class Doctor:
     def add_call(
         self, endpoint: str, case_id: str, request: dict[str, Any], whole_input_tokens: int,
         minimum: int, known_prefix: int = 0, *, test_id: str = "", index: int = 0,
-        recorded: tuple[int, int, int] | None = None,
+        recorded: tuple[int, int, int] | None = None, memo: Memo | None = None,
     ) -> None:  # fmt: skip
-        """One Messages call as sent; `known_prefix`: its recorded cache reads + writes."""
+        """One Messages call as sent; `known_prefix`: its recorded cache reads + writes;
+        `memo`: the case's blocks so far (prompt.prompt_blocks)."""
         from .cache_sim import block_kinds
 
-        blocks = prompt_blocks(request)
+        blocks = prompt_blocks(request, memo)
         points = breakpoints(blocks)
         model = str(request.get("model", ""))
         if len(points) > MAX_BREAKPOINTS:
@@ -146,7 +147,7 @@ class Doctor:
                     endpoint, case_id, model, blocks, points, whole_input_tokens, minimum
                 )
             self._across_requests(endpoint, case_id, model, request, blocks, points)
-        kinds = block_kinds(request, blocks)
+        kinds = block_kinds(blocks)
         self.prompts.append(PromptSeen(
             endpoint, case_id, model, blocks, whole_input_tokens, test_id, index, kinds, recorded,
         ))  # fmt: skip
@@ -313,14 +314,12 @@ def diagnose_case(
     test_id: str = "",
 ) -> None:
     """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor."""
+    memo: Memo = {}
     for index, (exchange, calls) in enumerate(exchanges):
         generated = [c for c in calls if c.kind == "messages" and c.provider == "anthropic"]
         if not generated:
             continue
-        try:
-            request = json.loads(exchange.request_body)
-        except (ValueError, UnicodeDecodeError):
-            continue
+        request = exchange.request_json
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             continue
         usage = generated[0].usage
@@ -334,7 +333,7 @@ def diagnose_case(
         )  # fmt: skip
         doctor.add_call(
             endpoint, case_id, request, whole, minimum(model), 0 if stale else cached,
-            test_id=test_id, index=index, recorded=recorded,
+            test_id=test_id, index=index, recorded=recorded, memo=memo,
         )  # fmt: skip
         if index in volatile:
             doctor.add_replay_spans(endpoint, case_id, volatile[index], request)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
     from .pricing import PriceBook
 
 _TABLE = Path(__file__).with_name("cache_minimums.json")
-_STEP = re.compile(r"([A-Za-z_]\w*)|\[(\d+)\]")
 
 
 class RejectedRequest(ValueError):
@@ -135,21 +133,10 @@ class Predicted:
         return self.read + self.write_5m + self.write_1h + self.uncached
 
 
-def block_kinds(request: Mapping[str, Any], blocks: list[PromptBlock]) -> tuple[str, ...]:
+def block_kinds(blocks: list[PromptBlock]) -> tuple[str, ...]:
     """The type of each block (`tool`, `system`, `text`, `tool_use`, `tool_result`, ...):
     the lookback counts a run of tool_use or tool_result blocks as one position."""
-    kinds = []
-    for block in blocks:
-        obj: Any = request
-        for name, index in _STEP.findall(block.path):
-            obj = obj[int(index)] if index else obj[name]
-        if block.path.startswith("tools"):
-            kinds.append("tool")
-        elif block.path.startswith("system"):
-            kinds.append("system")
-        else:
-            kinds.append(str(obj.get("type", "")) if isinstance(obj, dict) else "text")
-    return tuple(kinds)
+    return tuple(block.kind for block in blocks)
 
 
 def lookback(kinds: tuple[str, ...], point: int) -> Iterator[int]:

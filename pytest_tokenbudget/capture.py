@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import sys
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -213,6 +214,7 @@ class Capture:
         self._stack = ExitStack()
         self._cassette: Any = None  # vcrpy's Cassette, or a replay.Recording
         self._replaying = False
+        self._vcrpy_unseen = False  # replay skipped observing vcrpy: it was not imported
 
     def __enter__(self) -> Self:
         try:
@@ -230,6 +232,12 @@ class Capture:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+        if self._vcrpy_unseen and "vcr" in sys.modules and not self.log.exchanges:
+            self._vcrpy_unseen = False
+            self.log.errors.append(
+                "vcrpy was first imported inside this test, so its cassette could not be "
+                "measured: import vcr at the top of the test module (or in conftest.py)"
+            )
 
     # -- the plugin's own cassette ----------------------------------------------------
     def _own(self) -> None:
@@ -262,6 +270,11 @@ class Capture:
         outer fixture's) or after it (inside the test) is seen alike. Loading a
         cassette appends its recordings too: those are not exchanges.
         """
+        if self.mode == "none" and "vcr" not in sys.modules:
+            # Replay does not need vcrpy (142 ms to import): with vcrpy not imported, no
+            # vcrpy cassette is open; one first imported inside the test is caught on exit.
+            self._vcrpy_unseen = True
+            return
         from unittest import mock
 
         from vcr.cassette import Cassette
@@ -316,9 +329,8 @@ class Capture:
                 self._stack.enter_context(mock.patch.object(cls, name, wrapper))
 
     def _wrap(self, inner: Callable, httpx: Any) -> Callable:
-        from vcr.errors import CannotOverwriteExistingCassetteException
-
         capture = self
+        unrecorded = _unrecorded_errors(self._replaying)
         network = inspect.unwrap(inner)  # the real transport, under vcrpy's patch
 
         def handle_request(transport: Any, request: Any) -> Any:
@@ -341,7 +353,7 @@ class Capture:
             else:
                 try:
                     response = inner(transport, request)
-                except CannotOverwriteExistingCassetteException:
+                except unrecorded:
                     response = None
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
@@ -353,9 +365,8 @@ class Capture:
         return handle_request
 
     def _wrap_async(self, inner: Callable, httpx: Any) -> Callable:
-        from vcr.errors import CannotOverwriteExistingCassetteException
-
         capture = self
+        unrecorded = _unrecorded_errors(self._replaying)
         network = inspect.unwrap(inner)
 
         async def handle_async_request(transport: Any, request: Any) -> Any:
@@ -377,7 +388,7 @@ class Capture:
             else:
                 try:
                     response = await inner(transport, request)
-                except CannotOverwriteExistingCassetteException:
+                except unrecorded:
                     response = None
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
@@ -457,10 +468,11 @@ class Capture:
         url, body = str(request.url), b"".join(request.stream)
         # Recordings are scrubbed: a request with nothing to scrub matches as sent, so
         # scrubbing (the costly part) is only needed when that finds nothing.
-        index = self._cassette.play(request_key(RecordedRequest(request.method, url, body)))
+        index = self._cassette.play(RecordedRequest(request.method, url, body))
         if index is None:
-            scrubbed = RecordedRequest(request.method, scrub_text(url), scrub_bytes(body))
-            index = self._cassette.play(request_key(scrubbed))
+            index = self._cassette.play(
+                RecordedRequest(request.method, scrub_text(url), scrub_bytes(body))
+            )
         if index is None:
             return None
         return response_for(httpx, request, self._cassette.data[index][1])
@@ -607,6 +619,16 @@ def _count_request(httpx: Any, request: Any, fields: dict) -> Any:
     headers["content-type"] = "application/json"
     url = request.url.copy_with(path=request.url.path.rstrip("/") + "/count_tokens")
     return httpx.Request("POST", url, headers=headers, content=json.dumps(fields).encode("utf-8"))
+
+
+def _unrecorded_errors(replaying: bool) -> tuple[type[BaseException], ...]:
+    """What vcrpy raises for a request its cassette cannot answer; replay imports no vcrpy
+    (and catches nothing: an empty tuple)."""
+    if replaying:
+        return ()
+    from vcr.errors import CannotOverwriteExistingCassetteException
+
+    return (CannotOverwriteExistingCassetteException,)
 
 
 @functools.lru_cache(maxsize=1)  # a failed import is not cached by Python: try once per run

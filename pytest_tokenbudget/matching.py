@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 _KEY_ATTR = "_tokenbudget_key"
 
@@ -23,12 +24,23 @@ def request_key(request: Any) -> tuple[str, str, str, str]:
     cached = getattr(request, _KEY_ATTR, None)
     if cached is not None:
         return cached
-    from urllib.parse import urlsplit
-
     parts = urlsplit(request.uri)
     key = (request.method.upper(), parts.path, parts.query, _body_digest(request.body))
     setattr(request, _KEY_ATTR, key)
     return key
+
+
+def exact_key(request: Any) -> tuple[str, str, str, bytes]:
+    """The request byte for byte: method, path, query and raw body (host left out, as above).
+
+    The SDK sends the same compact JSON the cassette holds, so nearly every request is
+    found by this key, without the parse, sorted dump and hash of request_key.
+    """
+    parts = urlsplit(request.uri)
+    body = request.body
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    return (request.method.upper(), parts.path, parts.query, body or b"")
 
 
 def _body_digest(body: Any) -> str:

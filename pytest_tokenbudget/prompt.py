@@ -9,9 +9,10 @@ breakpoint is the same, role included; `cache_control` itself is not part of it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ class PromptBlock:
     key: str  # digest of the block's canonical JSON (role included, cache_control left out)
     chars: int  # length of that canonical JSON: the share of tokens when estimating
     ttl: str | None  # "5m" or "1h" when the block is a breakpoint
+    kind: str = ""  # "tool", "system", or the content block's type ("text", "tool_use", ...)
 
 
 def _canonical(section: str, obj: Any, role: str = "") -> str:
@@ -45,36 +47,74 @@ def _ttl(obj: Any) -> str | None:
 def _block(path: str, section: str, obj: Any, role: str = "") -> PromptBlock:
     text = _canonical(section, obj, role)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
-    return PromptBlock(path, digest, len(text), _ttl(obj))
+    kind = section if section != "content" else "text"
+    if isinstance(obj, dict) and section == "content":
+        kind = str(obj.get("type", ""))
+    return PromptBlock(path, digest, len(text), _ttl(obj), kind)
 
 
-def _raw_blocks(request: dict[str, Any]) -> Iterator[PromptBlock]:
-    for i, tool in enumerate(request.get("tools") or []):
-        yield _block(f"tools[{i}]", "tool", tool)
-    system = request.get("system")
+def _tools(tools: Any) -> list[PromptBlock]:
+    return [_block(f"tools[{i}]", "tool", tool) for i, tool in enumerate(tools or [])]
+
+
+def _system(system: Any) -> list[PromptBlock]:
     if isinstance(system, str) and system:
-        yield _block("system", "system", system)
-    elif isinstance(system, list):
-        for i, part in enumerate(system):
-            yield _block(f"system[{i}]", "system", part)
+        return [_block("system", "system", system)]
+    if isinstance(system, list):
+        return [_block(f"system[{i}]", "system", part) for i, part in enumerate(system)]
+    return []
+
+
+def _message(i: int, message: Any) -> list[PromptBlock]:
+    if not isinstance(message, dict):
+        return []
+    role, content = str(message.get("role", "")), message.get("content")
+    if isinstance(content, list):
+        return [
+            _block(f"messages[{i}].content[{j}]", "content", part, role)
+            for j, part in enumerate(content)
+        ]
+    return [_block(f"messages[{i}].content", "content", content, role)]
+
+
+Memo = dict[Any, tuple[Any, list[PromptBlock]]]
+
+
+def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]:
+    tools, system = request.get("tools"), request.get("system")
+    parts: list[tuple[Any, Any, Callable[[], list[PromptBlock]]]] = [
+        ("tools", tools, lambda: _tools(tools)),
+        ("system", system, lambda: _system(system)),
+    ]
     for i, message in enumerate(request.get("messages") or []):
-        if not isinstance(message, dict):
+        parts.append((i, message, functools.partial(_message, i, message)))
+    blocks: list[PromptBlock] = []
+    for key, value, build in parts:
+        seen = memo.get(key) if memo is not None else None
+        # An agent's requests repeat the history: a part equal to the one at the same
+        # place in the case's previous request has the same blocks (== is C-speed; a
+        # 1 where there was a True would pass, and no prompt differs only so).
+        if seen is not None and seen[0] == value:
+            blocks += seen[1]
             continue
-        role, content = str(message.get("role", "")), message.get("content")
-        if isinstance(content, list):
-            for j, part in enumerate(content):
-                yield _block(f"messages[{i}].content[{j}]", "content", part, role)
-        else:
-            yield _block(f"messages[{i}].content", "content", content, role)
+        made = build()
+        if memo is not None:
+            memo[key] = (value, made)
+        blocks += made
+    return blocks
 
 
-def prompt_blocks(request: dict[str, Any]) -> list[PromptBlock]:
-    """The prompt in cache order; a top-level cache_control marks the last block."""
-    blocks = list(_raw_blocks(request))
+def prompt_blocks(request: dict[str, Any], memo: Memo | None = None) -> list[PromptBlock]:
+    """The prompt in cache order; a top-level cache_control marks the last block.
+
+    `memo`: one dict per case, kept between its requests, so each distinct part of the
+    prompt is canonicalized once, not once per request that repeats it.
+    """
+    blocks = _raw_blocks(request, memo)
     automatic = _ttl(request)
     if automatic and blocks and blocks[-1].ttl is None:
         last = blocks[-1]
-        blocks[-1] = PromptBlock(last.path, last.key, last.chars, automatic)
+        blocks[-1] = PromptBlock(last.path, last.key, last.chars, automatic, last.kind)
     return blocks
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import gzip
 import json
 import os
@@ -39,6 +40,15 @@ class Exchange:
     status: int
     headers: dict[str, list[str]]  # response headers, any case
     body: bytes
+
+    @functools.cached_property
+    def request_json(self) -> Any:
+        """The request body as JSON (None if it is not), parsed once: usage parsing and
+        the prompt-cache doctor both read it, and an agent's bodies hold its history."""
+        try:
+            return json.loads(self.request_body) if self.request_body.strip() else None
+        except (ValueError, UnicodeDecodeError):
+            return None
 
 
 # What each format is called where a user reads it (analyze's output).

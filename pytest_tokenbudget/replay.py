@@ -2,8 +2,10 @@
 
 In replay (`--token-budget-record=none`, the CI mode) the plugin answers each request
 from the cassette itself: the file is parsed once with libyaml, every interaction is
-indexed by the key requests are matched on (matching.request_key), and each recording
-plays once, in order, as vcrpy plays it. Cassettes stay vcrpy's format, and vcrpy
+indexed by its request as recorded byte for byte (matching.exact_key), and each recording
+plays once, in order, as vcrpy plays it. A request not recorded byte for byte is then
+looked up by the key vcrpy matches on (matching.request_key: canonical JSON), an index
+built only when the first such request comes. Cassettes stay vcrpy's format, and vcrpy
 still records them; replay only skips its per-request machinery.
 """
 
@@ -16,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CassetteError
-from .matching import request_key
+from .matching import exact_key, request_key
 
 
 @dataclass
@@ -56,9 +58,10 @@ class Recording:
         self.path = path
         self.data = data
         self.play_counts: Counter[int] = Counter()
-        self._unplayed: dict[tuple[str, str, str, str], deque[int]] = {}
+        self._exact: dict[tuple[str, str, str, bytes], deque[int]] = {}
+        self._canonical: dict[tuple[str, str, str, str], deque[int]] | None = None
         for index, (request, _) in enumerate(data):
-            self._unplayed.setdefault(request_key(request), deque()).append(index)
+            self._exact.setdefault(exact_key(request), deque()).append(index)
 
     @classmethod
     def load(cls, path: Path) -> Recording:
@@ -90,13 +93,23 @@ class Recording:
             ) from None
         return cls(path, data)
 
-    def play(self, key: tuple[str, str, str, str]) -> int | None:
-        """The first unplayed recording of this request, marked played."""
-        queue = self._unplayed.get(key)
+    def play(self, request: RecordedRequest) -> int | None:
+        """The first unplayed recording of this request, marked played: recorded byte for
+        byte, else equal as canonical JSON (the same request, serialized differently)."""
+        index = self._take(self._exact.get(exact_key(request)))
+        if index is None:
+            if self._canonical is None:
+                self._canonical = {}
+                for i, (recorded, _) in enumerate(self.data):
+                    self._canonical.setdefault(request_key(recorded), deque()).append(i)
+            index = self._take(self._canonical.get(request_key(request)))
+        return index
+
+    def _take(self, queue: deque[int] | None) -> int | None:
         while queue:
             index = queue.popleft()
-            if index not in self.play_counts:  # volatile or positional plays take others
-                self.play_counts[index] += 1
+            if index not in self.play_counts:  # played by the other index, or by a volatile
+                self.play_counts[index] += 1  # or positional match (capture.py)
                 return index
         return None
 

@@ -179,15 +179,6 @@ def _json(body: bytes, headers: Mapping[str, Any]) -> Any:
         raise CassetteError(f"response is not JSON (starts with {body[:40]!r})") from None
 
 
-def _request_json(body: bytes) -> Mapping[str, Any]:
-    """The request body, when it is JSON: only the model is read from it."""
-    try:
-        data = json.loads(body) if body.strip() else {}
-    except (ValueError, UnicodeDecodeError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _object(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -311,7 +302,7 @@ def parse_provider(exchange: Exchange, provider: str) -> list[Call] | None:
     kind = route.kind
     try:
         body = decode_body(exchange.headers, exchange.body)
-        model = route.model or str(_request_json(exchange.request_body).get("model") or "")
+        model = route.model or str(_object(exchange.request_json).get("model") or "")
         if provider == "openai":
             return _openai(kind, exchange.headers, body, model)
         if kind == "count_tokens":

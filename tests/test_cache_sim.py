@@ -248,7 +248,27 @@ def test_block_kinds_follow_the_request():
         ],
     }
     blocks = prompt_blocks(request)
-    assert block_kinds(request, blocks) == ("tool", "system", "text", "tool_use", "tool_result")
+    assert block_kinds(blocks) == ("tool", "system", "text", "tool_use", "tool_result")
+
+
+def test_a_case_memo_gives_the_blocks_of_a_fresh_split():
+    """The memo reuses the blocks of a part equal to the previous request's at that place;
+    a part that changed (an edited turn, a different system prompt) is split anew."""
+    history: list[dict[str, Any]] = [{"role": "user", "content": "step 0"}]
+    requests = []
+    for step in range(1, 5):
+        history = [*history, {"role": "assistant", "content": [{"type": "text", "text": "ok"}]}]
+        history = [*history, {"role": "user", "content": f"step {step}"}]
+        requests.append({"system": "Be brief.", "messages": history})
+    requests.append({"system": "Be briefer.", "messages": history})  # system changed
+    edited = [*history[:-1], {"role": "user", "content": "edited"}]
+    requests.append(
+        {"system": "Be briefer.", "messages": edited, "cache_control": {"type": "ephemeral"}}
+    )
+    memo: dict = {}
+    for request in requests:
+        assert prompt_blocks(request, memo) == prompt_blocks(request)
+    assert len(memo) == 2 + len(history)  # tools, system and one entry per message place
 
 
 # -- agreement with the emulator -------------------------------------------------------------
@@ -278,7 +298,7 @@ def emulator_call(request: dict[str, Any], when: float) -> SimCall:
             kinds.append(block.kind)
     cumulative[-1] = running  # a trailing empty message's role marker
     assert ttls == [b.ttl for b in blocks]
-    assert tuple(kinds) == block_kinds(request, blocks)
+    assert tuple(kinds) == block_kinds(blocks)
     return SimCall(request["model"], blocks, cumulative, when, tuple(kinds))
 
 
@@ -473,7 +493,7 @@ def test_whole_prompt_counts_and_learned_prefix_sizes_predict_the_recording(scen
     for index, s in enumerate(scenario):
         model, blocks = s.request["model"], prompt_blocks(s.request)
         cumulative = estimate_cumulative(blocks, s.usage.total, sizes.pins(model, blocks))
-        kinds = block_kinds(s.request, blocks)
+        kinds = block_kinds(blocks)
         got = simulator.call(SimCall(model, blocks, cumulative, s.at, kinds))
         if got != s.usage:
             wrong.append(index)
@@ -547,7 +567,7 @@ def test_the_example_cassettes_replay_to_their_recorded_cache_numbers():
         cached = usage.cache_read_tokens + usage.cache_write_tokens
         pins = {points[-1]: cached} if points and cached else {}
         cumulative = estimate_cumulative(blocks, usage.prompt_tokens, pins)
-        kinds = block_kinds(request, blocks)
+        kinds = block_kinds(blocks)
         predicted.append(simulator.call(SimCall(request["model"], blocks, cumulative, when, kinds)))
     assert predicted == [recorded(usage) for _c, _r, usage, _w in calls]
     assert sum(p.read for p in predicted) == 19 * 1090 and predicted[0].write_5m == 1090

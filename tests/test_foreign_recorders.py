@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import vcr
 from emulator import Emulator
-from project_files import APP, CASES, CONFIG
+from project_files import APP, CASES, CONFIG, record
 
 from pytest_tokenbudget.fixture import foreign_recorder
 
@@ -425,6 +425,80 @@ def test_a_plain_vcrpy_cassette_is_measured(
     )
     assert endpoint["recorders"] == ["vcrpy"]
     assert not (pytester.path / "cassettes").exists()
+
+
+# -- replay imports vcrpy only when something else did ------------------------------------
+# These run in a fresh interpreter with pytest-recording off: in this one, vcrpy is imported.
+MODULES_PROBE = """\
+import json, sys
+
+
+def pytest_sessionfinish(session):
+    with open("modules.json", "w") as f:
+        json.dump(sorted(sys.modules), f)
+"""
+
+
+def _plain_vcr_project(pytester, *, import_in_the_test: bool) -> None:
+    source = DATA / "openinference_parallel_tool_use_plain.yaml"
+    [(_, usage)] = recorded_usage(source)
+    pytester.makefile(".yml", token_budgets=ASSISTANT_CONFIG)
+    (pytester.mkdir("recorded") / "tools.yaml").write_bytes(source.read_bytes())
+    opened = IN_THE_TEST[1]
+    tests = PLAIN_VCR_TESTS
+    if import_in_the_test:
+        tests = tests.replace("import vcr\n", "")
+        opened = "import vcr\n\n    " + opened
+    pytester.makepyfile(test_plain=tests.format(fixture="", opened=opened, expected=[usage]))
+    pytester.makepyfile(modules_probe=MODULES_PROBE)
+
+
+SUBPROCESS = (
+    "--token-budget",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:recording",
+    "-p",
+    "modules_probe",
+)
+
+
+def test_replay_with_no_vcrpy_in_use_does_not_import_it(project, recording_env, monkeypatch):
+    project.makepyfile(modules_probe=MODULES_PROBE)
+    record(project).assert_outcomes(passed=4)
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    served = len(recording_env.served)
+    project.runpytest_subprocess(*SUBPROCESS).assert_outcomes(passed=4)
+    assert len(recording_env.served) == served
+    modules = set(json.loads((project.path / "modules.json").read_text()))
+    assert "pytest_tokenbudget.replay" in modules
+    assert "vcr" not in modules
+    assert report_of(project)["endpoints"]["chat"]["recorders"] == ["pytest-tokenbudget"]
+
+
+def test_vcrpy_imported_at_module_level_is_observed_without_pytest_recording(
+    pytester, ci_env, monkeypatch
+):
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    _plain_vcr_project(pytester, import_in_the_test=False)
+    pytester.runpytest_subprocess(*SUBPROCESS).assert_outcomes(passed=1)
+    endpoint = report_of(pytester)["endpoints"]["assistant"]
+    assert endpoint["recorders"] == ["vcrpy"]
+    assert endpoint["per_case"]["test_tools"]["input_tokens"] == 721
+
+
+def test_vcrpy_first_imported_inside_a_test_is_one_clear_failure(pytester, ci_env, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    _plain_vcr_project(pytester, import_in_the_test=True)
+    result = pytester.runpytest_subprocess(*SUBPROCESS)
+    result.assert_outcomes(failed=1)
+    expected = (
+        "*vcrpy was first imported inside this test, so its cassette could not be measured:"
+        " import vcr at the top of the test module (or in conftest.py)*"
+    )
+    result.stdout.fnmatch_lines([expected])
+    assert "Traceback" not in result.stdout.str()
 
 
 # -- which recorder drives a test ---------------------------------------------------------

@@ -14,7 +14,6 @@ import pytest
 from project_files import CONFIG, copy_example, record
 
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.matching import request_key
 from pytest_tokenbudget.replay import RecordedRequest, Recording
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,9 +90,30 @@ def test_a_recording_plays_once_in_order(tmp_path):
         + "version: 1\n"
     )
     recording = Recording.load(cassette)
-    key = request_key(RecordedRequest("POST", "https://api.anthropic.com/v1/messages", b'{"q":1}'))
-    assert [recording.play(key), recording.play(key), recording.play(key)] == [0, 1, None]
+    sent = RecordedRequest("POST", "https://api.anthropic.com/v1/messages", b'{"q":1}')
+    assert [recording.play(sent), recording.play(sent), recording.play(sent)] == [0, 1, None]
     assert recording.data[1][1]["body"]["string"] == b"answer 2"
+
+
+def test_byte_for_byte_first_then_canonical_json_each_recording_once(tmp_path):
+    cassette = tmp_path / "case.yaml"
+    bodies = ['{"q": 1}', '{"q":1}']  # the same request, serialized two ways
+    cassette.write_text(
+        "interactions:\n"
+        + "".join(
+            f"- request: {{method: POST, uri: 'https://api.anthropic.com/v1/messages',"
+            f" body: '{body}', headers: {{}}}}\n"
+            f"  response: {{status: {{code: 200, message: OK}}, headers: {{}},"
+            f" body: {{string: 'answer {n}'}}}}\n"
+            for n, body in enumerate(bodies)
+        )
+        + "version: 1\n"
+    )
+    recording = Recording.load(cassette)
+    sent = RecordedRequest("POST", "http://127.0.0.1:8080/v1/messages", b'{"q":1}')
+    # the exact recording first, then the other one (found by canonical JSON), then none
+    assert [recording.play(sent), recording.play(sent), recording.play(sent)] == [1, 0, None]
+    assert recording.play(RecordedRequest("POST", "/v1/messages", b'{"q": 1}')) is None
 
 
 @pytest.mark.parametrize(
