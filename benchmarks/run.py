@@ -61,6 +61,20 @@ PLUGIN = ["--token-budget", "-p", "no:recording", "test_bench.py"]
 VCR_ALONE = ["-p", "no:tokenbudget", "test_bench_vcr.py"]
 FLOOR = ["-p", "no:tokenbudget", "-p", "no:recording", "test_bench_floor.py"]
 CASSETTER = ["-p", "no:tokenbudget", "-p", "no:recording", "test_bench_cassetter.py"]
+XDIST = ["-n", "2"]
+# Isolated runs (the default) load no plugin from entry points (PYTEST_DISABLE_PLUGIN_AUTOLOAD):
+# each variant names the one it measures, so what else the venv holds (hypothesis loads itself
+# at the terminal summary, ~1 s) adds to no variant.
+LOADS = {"PLUGIN": "pytest_tokenbudget.plugin", "VCR_ALONE": "pytest_recording.plugin",
+         "CASSETTER": "cassetter.pytest_plugin", "XDIST": "xdist.plugin"}  # fmt: skip
+
+
+def isolate() -> None:
+    """Each variant loads its plugin by name (-p), as it runs with autoload off."""
+    for name, module in LOADS.items():
+        globals()[name] = ["-p", module, *globals()[name]]
+
+
 PACKAGES = ("pytest", "pytest-tokenbudget", "vcrpy", "pytest-recording", "pytest-xdist",
             "anthropic", "httpx2", "PyYAML", "jsonschema", "cassetter")  # fmt: skip
 
@@ -98,10 +112,12 @@ class Timing:
         return out
 
 
-def _env(client_per_call: bool) -> dict[str, str]:
+def _env(client_per_call: bool, isolated: bool = False) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PYTEST_", "ANTHROPIC_")) and k != "PYTHONPATH"}  # fmt: skip
     env["BENCH_CLIENT_PER_CALL"] = "1" if client_per_call else "0"
+    if isolated:
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     env["PYTHONPATH"] = str(HERE)  # for -p phase_timer
     return env
 
@@ -446,6 +462,7 @@ def markdown(res: dict) -> str:
             f"Ratios: median over {res['repeats']} interleaved rounds of the ratio within each round "
             f"(figure (a): best of {res['repeats_a']}); wall-clock; "
             f"app client: {'one per call' if res['client_per_call'] else 'shared'}; "
+            f"plugins: {'only the measured one (autoload off)' if res.get('isolated') else 'all installed'}; "
             f"total benchmark time {res['elapsed_s'] / 60:.1f} min."
         ),
     ]
@@ -497,6 +514,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-deps cassetter` (it registers --record-mode, like pytest-recording, so it cannot "
         "share the venv); loaded through PYTHONPATH for its runs only",
     )
+    parser.add_argument(
+        "--all-plugins",
+        action="store_true",
+        help="let pytest load every plugin installed in the venv, in every variant alike "
+        "(default: only the one each variant measures)",
+    )
     parser.add_argument("--_aggregate", nargs=4, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -513,7 +536,10 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tokenbudget-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    env = _env(args.client_per_call)
+    isolated = not args.all_plugins
+    if isolated:
+        isolate()
+    env = _env(args.client_per_call, isolated)
     cassetter_env = None
     if args.cassetter:
         site = args.cassetter.resolve()
@@ -525,6 +551,7 @@ def main(argv: list[str] | None = None) -> int:
 
     res: dict = {"machine": machine(args.cassetter), "n1": n1, "n2": n2, "agent_calls": agent_calls,
                  "repeats": repeats, "repeats_a": repeats_a, "client_per_call": args.client_per_call,
+                 "isolated": isolated,
                  "timings": {}}  # fmt: skip
     log(f"machine: {res['machine']['cpu']}, {res['machine']['usable_cores']} cores, "
         f"load {res['machine']['loadavg_start']}; workdir {work}")  # fmt: skip
@@ -555,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
     if "a" in only:
         log("(a) unused install")
         timings.update(interleaved([
-            ("a_on", trivial, [], 50),
+            ("a_on", trivial, ["-p", LOADS["PLUGIN"]] if isolated else [], 50),
             ("a_off", trivial, ["-p", "no:tokenbudget"], 50),
         ], repeats_a, env, log))  # fmt: skip
     if only & set("bc"):
@@ -572,11 +599,11 @@ def main(argv: list[str] | None = None) -> int:
         elif "c" in only:
             variants.append((f"b_plugin_{n2}", projects[f"c{n2}"], PLUGIN, n2))
         if "c" in only:
-            variants.append((f"c_xdist_{n2}", projects[f"c{n2}"], [*PLUGIN, "-n", "2"], n2))
+            variants.append((f"c_xdist_{n2}", projects[f"c{n2}"], [*PLUGIN, *XDIST], n2))
         timings.update(interleaved(variants, repeats, env, log, phases=True))
         if "c" in only and "b" in only and not args.no_reference:
             # reference, run once: what -n 2 does for pytest-recording alone on this machine
-            timings.update(interleaved([(f"c_vcr_xdist_{n2}", projects[f"c{n2}"], [*VCR_ALONE, "-n", "2"], n2)],
+            timings.update(interleaved([(f"c_vcr_xdist_{n2}", projects[f"c{n2}"], [*VCR_ALONE, *XDIST], n2)],
                                        1, env, log))  # fmt: skip
     if "e" in only:
         log("(e) agent case")

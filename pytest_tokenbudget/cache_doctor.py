@@ -95,7 +95,7 @@ def span_findings(
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class PromptSeen:
     """What the doctor keeps of one Messages call: its blocks, for comparing prefixes."""
 
@@ -222,7 +222,7 @@ class Doctor:
         return {
             "findings": [f.to_dict() for f in self.raw],
             "prompts": [
-                [p.endpoint, p.case_id, p.model, [list(vars(b).values()) for b in p.blocks],
+                [p.endpoint, p.case_id, p.model, [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
                  p.whole_input_tokens, p.test_id, p.index, list(p.kinds),
                  list(p.recorded) if p.recorded is not None else None]
                 for p in self.prompts

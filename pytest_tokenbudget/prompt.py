@@ -19,7 +19,7 @@ from typing import Any
 MAX_BREAKPOINTS = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per block of every call, kept to the end: small
 class PromptBlock:
     """One unit of the prompt: a tool, a system block, or a message's content block."""
 

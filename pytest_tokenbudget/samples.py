@@ -180,7 +180,7 @@ def in_test_order(parts: Iterable[CaseSamples]) -> list[CaseSamples]:
     return out
 
 
-@dataclass
+@dataclass(slots=True)
 class CaseRun:
     """What happened to one case of an endpoint during the run."""
 

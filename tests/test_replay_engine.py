@@ -116,6 +116,40 @@ def test_byte_for_byte_first_then_canonical_json_each_recording_once(tmp_path):
     assert recording.play(RecordedRequest("POST", "/v1/messages", b'{"q": 1}')) is None
 
 
+ANCHORED = """\
+interactions:
+- request: &ask
+    body: !!python/unicode '{"q":1}'
+    headers: {x-api-key: [never-read]}
+    method: POST
+    uri: https://api.anthropic.com/v1/messages
+  response: &answer
+    status: {code: 200, message: OK}
+    headers: {content-type: [application/json], request-id: req_1}
+    body: {string: !!binary eyJvayI6IDF9}
+- request: {<<: *ask, body: '{"q":2}'}
+  response: {<<: *answer, status: {code: 201, message: Created}}
+- <<: {request: *ask, response: *answer}
+version: 1
+"""
+
+
+def test_anchors_merge_keys_and_old_vcrpy_tags_read_as_yaml_defines_them(tmp_path):
+    cassette = tmp_path / "case.yaml"
+    cassette.write_text(ANCHORED)
+    data = Recording.load(cassette).data
+    uri = "https://api.anthropic.com/v1/messages"
+    headers = {"content-type": ["application/json"], "request-id": ["req_1"]}
+    assert [(r.method, r.uri, r.body) for r, _ in data] == [
+        ("POST", uri, b'{"q":1}'), ("POST", uri, b'{"q":2}'), ("POST", uri, b'{"q":1}'),
+    ]  # fmt: skip
+    assert [response for _, response in data] == [
+        {"status": {"code": 200, "message": "OK"}, "headers": headers, "body": {"string": b'{"ok": 1}'}},
+        {"status": {"code": 201, "message": "Created"}, "headers": headers, "body": {"string": b'{"ok": 1}'}},
+        {"status": {"code": 200, "message": "OK"}, "headers": headers, "body": {"string": b'{"ok": 1}'}},
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("interactions: [unclosed", "case.yaml:2: corrupt cassette (YAML"),
