@@ -5,6 +5,9 @@
     pip install --target /tmp/cassetter-site --no-deps cassetter
     python benchmarks/run.py --cassetter /tmp/cassetter-site   # with cassetter as a peer
 
+Each variant runs with plugin autoload off and loads only the plugin it measures (-p NAME);
+--all-plugins lets pytest load every installed plugin in every variant instead.
+
 Every figure is wall-clock of ``python -m pytest -p no:cacheprovider -q ...`` timed with
 time.perf_counter around subprocess.run, --repeats (default 3) rounds. The variants of a
 figure are interleaved (A B C A B C ...) and a ratio is the median over rounds of the ratio
