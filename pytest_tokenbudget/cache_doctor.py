@@ -9,7 +9,9 @@ length). A finding is data; whether it fails the run is the endpoint's
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -146,7 +148,7 @@ class Doctor:
                 self._below_minimum(
                     endpoint, case_id, model, blocks, points, whole_input_tokens, minimum
                 )
-            self._across_requests(endpoint, case_id, model, request, blocks, points)
+            self._across_requests(endpoint, case_id, model, request, blocks, points, memo)
         kinds = block_kinds(blocks)
         self.prompts.append(PromptSeen(
             endpoint, case_id, model, blocks, whole_input_tokens, test_id, index, kinds, recorded,
@@ -175,11 +177,11 @@ class Doctor:
 
     def _across_requests(
         self, endpoint: str, case_id: str, model: str, request: dict[str, Any],
-        blocks: list[PromptBlock], points: list[int],
+        blocks: list[PromptBlock], points: list[int], memo: Memo | None,
     ) -> None:  # fmt: skip
         keys = tuple(b.key for b in blocks[: points[-1] + 1])
         prefix = _prefix_only(request, blocks, points)
-        group = (endpoint, model, json.dumps(masked(prefix), sort_keys=True))
+        group = (endpoint, model, _masked_digest(prefix, {} if memo is None else memo))
         first = self._first.get(group)
         if first is None:
             self._first[group] = (case_id, keys, prefix)
@@ -257,15 +259,45 @@ class Doctor:
 
 
 def _prefix_only(request: dict[str, Any], blocks: list[PromptBlock], points: list[int]) -> dict:
-    """The request cut after its last breakpoint's block: what the cache key covers."""
+    """The request cut after its last breakpoint's block: what the cache key covers.
+
+    A top-level cache_control (automatic caching) is kept: it is where the breakpoint is.
+    """
     last = blocks[points[-1]].path
     cut: dict[str, Any] = {"model": request.get("model")}
-    for key in ("tools", "system"):
+    for key in ("tools", "system", "cache_control"):
         if key in request:
             cut[key] = request[key]
-    if last.startswith("messages"):
-        cut["messages"] = request.get("messages")
+    found = _MESSAGE_BLOCK.fullmatch(last)
+    if found:
+        i = int(found["message"])
+        messages = list(request["messages"][: i + 1])
+        if found["part"] is not None:  # a content list: up to the breakpoint's part
+            messages[i] = {
+                **messages[i],
+                "content": messages[i]["content"][: int(found["part"]) + 1],
+            }
+        cut["messages"] = messages
     return cut
+
+
+_MESSAGE_BLOCK = re.compile(r"messages\[(?P<message>\d+)\]\.content(?:\[(?P<part>\d+)\])?")
+
+
+def _masked_digest(prefix: dict[str, Any], memo: dict[Any, Any]) -> str:
+    """A digest of the prefix with its volatile values masked: equal for requests that
+    differ only in those. Each part is masked once per case (`memo`, as in prompt.py):
+    an agent's prefix repeats its history, and masking is regular expressions over it."""
+    parts = [(k, v) for k, v in prefix.items() if k != "messages"]
+    parts += list(enumerate(prefix.get("messages") or []))
+    digests = []
+    for key, value in parts:
+        seen = memo.get(("masked", key))
+        if seen is None or seen[0] != value:
+            text = json.dumps([key, masked(value)], sort_keys=True)
+            seen = memo[("masked", key)] = (value, hashlib.sha256(text.encode()).hexdigest())
+        digests.append(seen[1])
+    return hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 
 def _never_read(prompts: Iterable[PromptSeen]) -> list[CacheFinding]:

@@ -77,7 +77,8 @@ def _message(i: int, message: Any) -> list[PromptBlock]:
     return [_block(f"messages[{i}].content", "content", content, role)]
 
 
-Memo = dict[Any, tuple[Any, list[PromptBlock]]]
+# One per case: a part of the prompt at its place -> (that part, what was derived from it).
+Memo = dict[Any, tuple[Any, Any]]
 
 
 def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]:

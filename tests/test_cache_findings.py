@@ -72,6 +72,44 @@ def test_timestamp_across_request_cases_is_named_with_both_cases(pytester, recor
     assert any("cache_lint: error" in p for p in problems)
 
 
+def test_timestamp_under_automatic_caching_is_named(pytester, recording_env):
+    """A top-level cache_control puts the breakpoint on the last block: a timestamp in the
+    system prompt is then inside the cached prefix too."""
+    long_policy = POLICY * 30
+    cases = [
+        {"id": case, "request": {
+            "model": "claude-sonnet-4-6", "max_tokens": 30, "cache_control": {"type": "ephemeral"},
+            "system": f"Time: 2026-12-02T10:00:0{i}Z. {long_policy}",
+            "messages": [{"role": "user", "content": "Hi"}],
+        }}
+        for i, case in enumerate("ab")
+    ]  # fmt: skip
+    write_config(pytester, cases)
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=2)
+    [finding] = findings_of(pytester, "volatile-prefix")
+    assert finding["cases"] == ["a", "b"] and finding["where"] == "system"
+    assert "'2026-12-02T10:00:00Z' in case a, '2026-12-02T10:00:01Z' now" in finding["message"]
+
+
+def test_only_the_prompt_up_to_the_breakpoint_is_compared():
+    """What follows the last breakpoint is not cached: a question that differs there (in the
+    same message or a later one) hides no timestamp before it."""
+    doctor = Doctor()
+    for step, question in enumerate(("Where is my parcel?", "Can I change plan?", "Refund?")):
+        stamp = {"type": "text", "text": f"Now 2026-12-02T10:0{step}:00Z.",
+                 "cache_control": {"type": "ephemeral"}}  # fmt: skip
+        messages = [
+            {"role": "user", "content": [stamp, {"type": "text", "text": question}]},
+            {"role": "assistant", "content": "Let me look."},
+            {"role": "user", "content": question},
+        ]
+        request = {"model": "claude-sonnet-4-6", "system": POLICY * 30, "messages": messages}
+        doctor.add_call("faq", f"case{step}", request, 5000, 1024, memo={})
+    [finding] = [f for f in doctor.findings() if f.code == "volatile-prefix"]
+    assert finding.where == "messages[0].content[0].text"
+    assert finding.cases == ("case0", "case1", "case2")
+
+
 def test_cache_lint_off_hides_findings(pytester, recording_env):
     cases = [{"id": "q0", "request": cached_request(POLICY, "Question?")}]
     write_config(pytester, cases, cache_lint="off")
