@@ -1,4 +1,4 @@
-"""Every CI recipe and command block of the README, docs/ci.md and .github/workflows, run
+"""Every CI recipe and command block of the README, docs/ and .github/workflows, run
 as written there (extracted from the files, never retyped) on a copy of the bundled
 example, with and without a pytest ini file, with baselines outside the project.
 """
@@ -52,7 +52,18 @@ BASH_BLOCKS = {
     ("README.md", 1): "test_readme_pull_request_loop",
     ("README.md", 2): "test_ci_runs_the_readme_test_command, test_readme_setup_in_a_fresh_copy",
     ("docs/ci.md", 0): "test_gitlab_recipe_with_the_artifact_download",
+    ("docs/configuration.md", 0): "test_docs_command_blocks",
+    ("docs/configuration.md", 1): "test_docs_command_blocks",
+    ("docs/getting-started.md", 0): "installs: test_readme_setup_in_a_fresh_copy installs so",
+    ("docs/getting-started.md", 1): "test_docs_command_blocks",
+    ("docs/getting-started.md", 2): "test_docs_command_blocks",
+    ("docs/getting-started.md", 3): "test_foreign_recorders.py::test_the_getting_started_commands",
+    ("docs/security.md", 0): "test_docs_command_blocks",
+    # benchmarks, run by hand (minutes each, and cassetter must not share the venv)
+    ("docs/performance.md", 0): "by hand",
+    ("docs/performance.md", 1): "by hand",
 }
+DOCS = {path.name: path.read_text() for path in sorted((ROOT / "docs").glob("*.md"))}
 # inline commands of the README: test_readme_inline_commands
 
 
@@ -451,11 +462,8 @@ def test_readme_setup_in_a_fresh_copy(tmp_path):
 def test_every_documented_block_is_run():
     yaml_blocks = fenced_blocks(CI_MD, "yaml")
     assert len(yaml_blocks) == len(YAML_BLOCKS), "a new YAML block in docs/ci.md: run it here"
-    found = {
-        (name, i)
-        for name, text in (("README.md", README), ("docs/ci.md", CI_MD))
-        for i, _ in enumerate(fenced_blocks(text, "bash"))
-    }
+    files = [("README.md", README), *((f"docs/{name}", text) for name, text in DOCS.items())]
+    found = {(name, i) for name, text in files for i, _ in enumerate(fenced_blocks(text, "bash"))}
     assert found == set(BASH_BLOCKS), "a new bash block: run it in a test here"
     steps = load_yaml(WORKFLOW)["jobs"]["budget"]["steps"]
     assert [s["name"] for s in steps if "run" in s and is_install(s["run"])] == ["Install"]
@@ -486,3 +494,30 @@ def test_readme_inline_commands(ini_repo, tmp_path, emulator):
         assert done.returncode == 0, synopsis
         for option in re.findall(r"--[a-z-]+", synopsis):
             assert option in done.stdout, (synopsis, option)
+
+
+def test_docs_command_blocks(tmp_path, emulator):
+    """The command blocks of the configuration, getting-started and security pages, each
+    block one bash script as written, in a copy of the example (installs excepted)."""
+    blocks = [
+        fenced_blocks(DOCS[name], "bash")[i]
+        for name, i in (("getting-started.md", 1), ("getting-started.md", 2),
+                        ("configuration.md", 0), ("configuration.md", 1), ("security.md", 0))
+    ]  # fmt: skip
+    workspace = tmp_path / "work"  # the whole example: its budgets have enough samples to tighten
+    workspace.mkdir()
+    copy_example(workspace)
+    (workspace / "conftest.py").write_text("")  # the app on sys.path, as in Repo
+    _git(workspace, "init", "-q")
+    _git(workspace, "add", "-A")
+    _git(workspace, "commit", "-qm", "example")
+    env = ci_env(tmp_path, ANTHROPIC_BASE_URL=emulator.base_url)  # recording reaches it only
+    outputs = []
+    for block in blocks:
+        done = subprocess.run(["bash", "-ec", block], cwd=workspace, env=env,
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        assert done.returncode == 0, (block, done.stdout[-2000:], done.stderr[-2000:])
+        outputs.append(done.stdout)
+    assert not emulator.served  # every case of the example is recorded: nothing to record
+    assert "max_input_tokens_p95" in outputs[3]  # the ratchet tightened, git diff shows it
+    assert outputs[4].strip().endswith("clean")
