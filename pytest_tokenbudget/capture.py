@@ -118,6 +118,8 @@ def _persister(mode: str, scrub_hook: Callable[[dict[str, Any]], None] | None) -
     from vcr.persisters.filesystem import CassetteNotFoundError
     from vcr.serialize import deserialize, serialize
 
+    from .replay import NOT_A_CASSETTE, unreadable
+
     class AtomicPersister:
         @classmethod
         def load_cassette(cls, cassette_path: str, serializer: Any) -> Any:
@@ -132,20 +134,8 @@ def _persister(mode: str, scrub_hook: Callable[[dict[str, Any]], None] | None) -
                 raise CassetteNotFoundError()
             try:
                 return deserialize(data, serializer)
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                line = mark.line + 1 if mark is not None else None
-                problem = getattr(err, "problem", None) or str(err)
-                raise CassetteError(
-                    f"corrupt cassette (YAML: {problem}); delete it and re-record",
-                    path=path,
-                    line=line,
-                ) from None
-            except (KeyError, TypeError, ValueError, AttributeError) as err:
-                raise CassetteError(
-                    f"not a vcrpy cassette ({type(err).__name__}: {err}); delete it and re-record",
-                    path=path,
-                ) from None
+            except (yaml.YAMLError, *NOT_A_CASSETTE) as err:
+                raise unreadable(err, path) from None
 
         @staticmethod
         def save_cassette(cassette_path: str, cassette_dict: dict, serializer: Any) -> None:

@@ -82,13 +82,12 @@ Memo = dict[Any, tuple[Any, Any]]
 
 
 def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]:
-    tools, system = request.get("tools"), request.get("system")
-    parts: list[tuple[Any, Any, Callable[[], list[PromptBlock]]]] = [
-        ("tools", tools, lambda: _tools(tools)),
-        ("system", system, lambda: _system(system)),
+    parts: list[tuple[Any, Any, Callable[[Any], list[PromptBlock]]]] = [
+        ("tools", request.get("tools"), _tools),
+        ("system", request.get("system"), _system),
     ]
     for i, message in enumerate(request.get("messages") or []):
-        parts.append((i, message, functools.partial(_message, i, message)))
+        parts.append((i, message, functools.partial(_message, i)))
     blocks: list[PromptBlock] = []
     for key, value, build in parts:
         seen = memo.get(key) if memo is not None else None
@@ -98,7 +97,7 @@ def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]
         if seen is not None and seen[0] == value:
             blocks += seen[1]
             continue
-        made = build()
+        made = build(value)
         if memo is not None:
             memo[key] = (value, made)
         blocks += made

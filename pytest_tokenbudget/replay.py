@@ -45,6 +45,27 @@ def _loader() -> type:
     return CassetteLoader
 
 
+# What reading a YAML document that is not vcrpy's layout raises.
+NOT_A_CASSETTE = (KeyError, TypeError, ValueError, AttributeError)
+
+
+def unreadable(err: Exception, path: Path) -> CassetteError:
+    """The one message for a cassette that is not YAML (with its line), or not vcrpy's."""
+    import yaml
+
+    if isinstance(err, yaml.YAMLError):
+        mark = getattr(err, "problem_mark", None)
+        return CassetteError(
+            f"corrupt cassette (YAML: {getattr(err, 'problem', None) or err}); "
+            "delete it and re-record",
+            path=path,
+            line=mark.line + 1 if mark is not None else None,
+        )
+    return CassetteError(
+        f"not a vcrpy cassette ({type(err).__name__}: {err}); delete it and re-record", path=path
+    )
+
+
 def _as_bytes(value: Any) -> bytes | None:
     if value is None or isinstance(value, bytes):
         return value
@@ -77,19 +98,8 @@ class Recording:
         loader = _loader()(text)  # CassetteLoader is a safe loader
         try:
             data = _interactions(loader)
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            raise CassetteError(
-                f"corrupt cassette (YAML: {getattr(err, 'problem', None) or err}); "
-                "delete it and re-record",
-                path=path,
-                line=mark.line + 1 if mark is not None else None,
-            ) from None
-        except (KeyError, TypeError, ValueError, AttributeError) as err:
-            raise CassetteError(
-                f"not a vcrpy cassette ({type(err).__name__}: {err}); delete it and re-record",
-                path=path,
-            ) from None
+        except (yaml.YAMLError, *NOT_A_CASSETTE) as err:
+            raise unreadable(err, path) from None
         finally:
             loader.dispose()
         return cls(path, data)
