@@ -224,7 +224,8 @@ class Doctor:
         return {
             "findings": [f.to_dict() for f in self.raw],
             "prompts": [
-                [p.endpoint, p.case_id, p.model, [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
+                [p.endpoint, p.case_id, p.model,
+                 [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
                  p.whole_input_tokens, p.test_id, p.index, list(p.kinds),
                  list(p.recorded) if p.recorded is not None else None]
                 for p in self.prompts
