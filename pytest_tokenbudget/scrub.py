@@ -39,21 +39,40 @@ REDACTED = "REDACTED"
 # prefixes that base64 could spell must start a token, so an image or a binary body is
 # never taken for a key.
 _NOT_MID_BASE64 = r"(?<![A-Za-z0-9+/_\-])"
-_SECRET = re.compile(
-    r"sk-(?:ant-)?[A-Za-z0-9_\-]{16,}"
-    r"|Bearer\s+[A-Za-z0-9._\-]{12,}"
-    r"|ya29\.[A-Za-z0-9._\-]{20,}"
-    rf"|{_NOT_MID_BASE64}AIza[A-Za-z0-9_\-]{{35}}"
-    rf"|{_NOT_MID_BASE64}(?:AKIA|ASIA)[A-Z0-9]{{16}}(?![A-Za-z0-9])"
-    rf"|{_NOT_MID_BASE64}ABSK[A-Za-z0-9+/=]{{20,}}"
-    r"|(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE)[A-Za-z0-9+/=]{20,}"
-    r"|bedrock-api-key-[A-Za-z0-9+/=%]{20,}"
+# (must start a token, literal opening, the rest): every key shape opens with a literal.
+_KEY_SHAPES = (
+    (False, "sk-", r"(?:ant-)?[A-Za-z0-9_\-]{16,}"),
+    (False, "Bearer", r"\s+[A-Za-z0-9._\-]{12,}"),
+    (False, "ya29.", r"[A-Za-z0-9._\-]{20,}"),
+    (True, "AIza", r"[A-Za-z0-9_\-]{35}"),
+    (True, "AKIA", r"[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    (True, "ASIA", r"[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    (True, "ABSK", r"[A-Za-z0-9+/=]{20,}"),
+    (False, "IQoJb3JpZ2luX2Vj", r"[A-Za-z0-9+/=]{20,}"),
+    (False, "FwoGZXIvYXdzE", r"[A-Za-z0-9+/=]{20,}"),
+    (False, "bedrock-api-key-", r"[A-Za-z0-9+/=%]{20,}"),
 )
+_SECRET = re.compile(
+    "|".join(
+        f"{_NOT_MID_BASE64 if starts else ''}{re.escape(opening)}{rest}"
+        for starts, opening, rest in _KEY_SHAPES
+    )
+)
+# Text with none of the openings holds no key: a substring test is ~100x faster than the
+# search, which tries every position (a report of 1,000 cases: 130 ms -> 1 ms).
+_OPENINGS = tuple(opening for _, opening, _ in _KEY_SHAPES)
+
+
+def _may_hold_key(text: str) -> bool:
+    return any(opening in text for opening in _OPENINGS)
+
+
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:api[-_]?key|key|token|access_token)=)[^&#]+")
 
 
 def scrub_text(text: str) -> str:
-    text = _SECRET.sub(REDACTED, text)
+    if _may_hold_key(text):
+        text = _SECRET.sub(REDACTED, text)
     return _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
 
 
@@ -85,7 +104,7 @@ def scrub_headers(headers: dict[str, Any], names: frozenset[str]) -> dict[str, A
 
 def find_secret(text: str) -> str | None:
     """The first key-shaped value in text, shortened so the message itself leaks nothing."""
-    match = _SECRET.search(text)
+    match = _SECRET.search(text) if _may_hold_key(text) else None
     if match:
         return match.group(0)[:10] + "…"
     return None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 from conftest import FAKE_KEY
+from hypothesis import given
+from hypothesis import strategies as st
 from project_files import record, report_of
 
 HEADER_STYLES = {
@@ -293,3 +295,44 @@ def _readable(response: dict) -> str:
     buffer = botocore.eventstream.EventStreamBuffer()
     buffer.add_data(raw)
     return "".join(base64.b64decode(json.loads(m.payload)["bytes"]).decode() for m in buffer)
+
+
+# One key of each shape scrub.py knows (built by parts, like CLOUD_SECRETS)
+KEYS = {
+    "anthropic": "sk-ant-" + "api03-" + "A" * 20,
+    "bearer": "Bearer " + "abcDEF123456789xyz",
+    "google oauth": "ya29." + "a0" * 12,
+    "google api key": "AIza" + "B" * 35,
+    "aws key id": "AKIA" + "EXAMPLEKEY123456",
+    "aws temporary key id": "ASIA" + "EXAMPLEKEY654321",
+    "bedrock api key": "ABSK" + "QmVkcm9ja0FQSUtleS1hYmNk",
+    "aws session token": "IQoJb3JpZ2luX2VjE" + "k3yMaterial" * 2,
+    "aws session token, older": "FwoGZXIvYXdzE" + "k3yMaterial" * 2,
+    "bedrock short-term key": "bedrock-api-key-" + "Yk1hdGVyaWFsMTIzNDU2Nzg5",
+}
+# Text around a key: anything, or the characters keys are made of (so a key can form by chance).
+_KEYISH = st.text(alphabet=st.sampled_from("skant-_BearIQoJAKSbdrockpiy29.z+/= \n0123456789"))
+
+
+@given(before=_KEYISH, key=st.sampled_from(sorted(KEYS.values())), after=_KEYISH,
+       noise=st.text(max_size=200))  # fmt: skip
+def test_the_openings_prefilter_never_hides_a_key(before, key, after, noise):
+    """find_secret skips its search when no key opening is in the text: that must never
+    skip a text the search would flag (every key shape opens with a literal)."""
+    from pytest_tokenbudget.scrub import _SECRET, find_secret, scrub_text
+
+    for text in (before + key + after, noise, before + noise + after):
+        if _SECRET.search(text):
+            assert find_secret(text) is not None, text
+            assert scrub_text(text) != text
+        else:
+            assert find_secret(text) is None
+    assert find_secret(f"{before} {key} {after}") is not None  # each shape is a key
+
+
+def test_every_key_shape_has_an_example():
+    from pytest_tokenbudget.scrub import _KEY_SHAPES
+
+    assert {opening for _, opening, _ in _KEY_SHAPES} == {
+        next(o for _, o, _ in _KEY_SHAPES if key.startswith(o)) for key in KEYS.values()
+    }
