@@ -150,6 +150,49 @@ def test_anchors_merge_keys_and_old_vcrpy_tags_read_as_yaml_defines_them(tmp_pat
     ]  # fmt: skip
 
 
+SCALARS = """\
+interactions:
+- request: {body: null, method: POST, uri: 'https://x/v1/messages', headers: {a: [b]}}
+  response:
+    status: {code: 0x1F4, message: ~}
+    headers: {n: ['010', 010, 0, 12, 1_000, 1.5, true, 2026-01-01, !!str 7]}
+    body: {string: !!binary eyJvayI6IDF9}
+    1: an int key (the constructor builds this mapping)
+"""
+
+
+def _as_yaml_load_reads(path: Path) -> list:
+    import yaml
+
+    from pytest_tokenbudget import replay
+
+    document = yaml.load(path.read_text(encoding="utf-8"), Loader=replay._loader())
+    return [replay._interaction(item) for item in document["interactions"]]
+
+
+def test_every_scalar_reads_as_yaml_load_reads_it(tmp_path):
+    cassette = tmp_path / "case.yaml"
+    cassette.write_text(SCALARS)
+    data = Recording.load(cassette).data
+    assert data == _as_yaml_load_reads(cassette)
+    assert data[0][1]["status"] == {"code": 500, "message": None}
+    assert data[0][1]["headers"]["n"][:4] == ["010", 8, 0, 12]  # YAML 1.1: 010 is octal
+
+
+CASSETTES = sorted(
+    path
+    for folder in (ROOT / "tests" / "data", ROOT / "examples")
+    for path in folder.rglob("*.y*ml")
+    if path.read_text(encoding="utf-8").startswith("interactions:")
+)
+
+
+def test_every_cassette_in_the_repository_reads_as_yaml_load_reads_it():
+    assert len(CASSETTES) >= 30
+    for path in CASSETTES:
+        assert Recording.load(path).data == _as_yaml_load_reads(path), path
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("interactions: [unclosed", "case.yaml:2: corrupt cassette (YAML"),
