@@ -175,10 +175,8 @@ def test_every_scalar_reads_as_yaml_load_reads_it(tmp_path):
     data = Recording.load(cassette).data
     assert data == _as_yaml_load_reads(cassette)
     assert data[0][1]["status"] == {
-        "code": 500,
-        "message": None,
-        1: "an int key (the " + ("constructor builds this mapping)"),
-    }
+        "code": 500, "message": None, 1: "an int key (the constructor builds this mapping)"
+    }  # fmt: skip
     assert data[0][1]["headers"]["n"][:4] == ["010", 8, 0, 12]  # YAML 1.1: 010 is octal
 
 
