@@ -48,6 +48,7 @@ class BudgetRun:
     scrub_hook: Callable[[dict[str, Any]], None] | None = None
     doctor: Doctor = field(default_factory=Doctor)  # prompt-cache findings
     _worker_counts: list[tuple[int, int]] = field(default_factory=list)
+    _minimums: dict[str, int] = field(default_factory=dict)  # by model: asked per call
 
     @property
     def count_stats(self) -> tuple[int, int]:
@@ -90,9 +91,12 @@ class BudgetRun:
 
     def cache_minimum(self, model: str) -> int:
         """The model's minimum cacheable prompt length: `cache_minimums:`, then the table."""
-        from .cache_sim import minimum_cacheable
+        found = self._minimums.get(model)
+        if found is None:
+            from .cache_sim import minimum_cacheable
 
-        return minimum_cacheable(model, self.config.cache_minimums)
+            found = self._minimums[model] = minimum_cacheable(model, self.config.cache_minimums)
+        return found
 
     # -- xdist ------------------------------------------------------------------
     def to_wire(self) -> dict[str, Any]:
