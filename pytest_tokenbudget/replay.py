@@ -12,6 +12,7 @@ still records them; replay only skips its per-request machinery.
 from __future__ import annotations
 
 import functools
+import gc
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from .errors import CassetteError
 from .matching import exact_key, request_key
+from .yaml_source import node_value
 
 
 @dataclass
@@ -96,12 +98,16 @@ class Recording:
         if not text.strip():
             return cls(path, [])
         loader = _loader()(text)  # CassetteLoader is a safe loader
+        collecting = gc.isenabled()
+        gc.disable()  # the nodes are freed as they are read: no collection is needed for them
         try:
             data = _interactions(loader)
         except (yaml.YAMLError, *NOT_A_CASSETTE) as err:
             raise unreadable(err, path) from None
         finally:
             loader.dispose()
+            if collecting:
+                gc.enable()
         return cls(path, data)
 
     def play(self, request: RecordedRequest) -> int | None:
@@ -140,37 +146,10 @@ def _interactions(loader: Any) -> list[tuple[RecordedRequest, dict[str, Any]]]:
         if "<<" in request:
             fields = loader.construct_object(item["request"], deep=True)
         else:
-            fields = {k: _built(loader, v, built) for k, v in request.items() if k != "headers"}
-        response = _built(loader, item["response"], built)
+            fields = {k: node_value(loader, v, built) for k, v in request.items() if k != "headers"}
+        response = node_value(loader, item["response"], built)
         found.append(_interaction({"request": fields, "response": response}))
     return found
-
-
-_STR, _INT = "tag:yaml.org,2002:str", "tag:yaml.org,2002:int"
-_SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
-
-
-def _built(loader: Any, node: Any, built: dict[Any, Any]) -> Any:
-    """A node's value as yaml.load builds it. Strings, decimal ints, lists and mappings with
-    string keys (all of a vcrpy cassette, nearly) are built here, a third of the
-    constructor's cost; anything else (null, binary, a merge key, ...) by the constructor."""
-    tag = node.tag
-    if tag == _STR:
-        return node.value
-    if tag == _INT and node.value.isdigit() and (node.value[0] != "0" or node.value == "0"):
-        return int(node.value)  # YAML 1.1 reads 010 as octal: the constructor does that
-    if node in built:
-        return built[node]
-    if tag == _SEQ:
-        items = built[node] = []
-        items.extend(_built(loader, item, built) for item in node.value)
-        return items
-    if tag == _MAP and all(key.tag == _STR for key, _ in node.value):  # no `<<`, no odd keys
-        mapping = built[node] = {}
-        for key, value in node.value:
-            mapping[key.value] = _built(loader, value, built)
-        return mapping
-    return loader.construct_object(node, deep=True)
 
 
 def _fields(node: Any) -> dict[str, Any]:
