@@ -107,8 +107,10 @@ def node_value(loader: Any, node: Any, built: dict[Any, Any]) -> Any:
     tag = node.tag
     if tag == _STR:
         return node.value
-    if tag == _INT and node.value.isdigit() and (node.value[0] != "0" or node.value == "0"):
-        return int(node.value)  # YAML 1.1 reads 010 as octal: the constructor does that
+    value = node.value
+    # ASCII digits only (isdigit takes any script's); YAML 1.1 reads 010 as octal
+    if tag == _INT and value.isascii() and value.isdigit() and (value[0] != "0" or value == "0"):
+        return int(value)
     if node in built:
         return built[node]
     if tag == _SEQ:
