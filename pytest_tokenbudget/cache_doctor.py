@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from .prompt import MAX_BREAKPOINTS, Memo, PromptBlock, breakpoints, prompt_blocks
 from .volatile import Span, masked, volatile_spans
@@ -97,14 +97,15 @@ def span_findings(
     return out
 
 
-@dataclass(slots=True)
-class PromptSeen:
-    """What the doctor keeps of one Messages call: its blocks, for comparing prefixes."""
+class PromptSeen(NamedTuple):
+    """What the doctor keeps of one Messages call: its blocks, for comparing prefixes.
+    Tuples all the way down: one per call, kept to the end of the run, and the garbage
+    collector stops tracking tuples of plain values."""
 
     endpoint: str
     case_id: str
     model: str
-    blocks: list[PromptBlock]
+    blocks: tuple[PromptBlock, ...]
     whole_input_tokens: int
     test_id: str = ""
     index: int = 0  # the call's place among its test's exchanges
@@ -122,6 +123,13 @@ class Doctor:
     _first: dict[tuple[str, str, str], tuple[str, tuple[str, ...], dict[str, Any]]] = field(
         default_factory=dict
     )
+    # per endpoint: the prompt parts seen last and what was derived from them (prompt.Memo).
+    # Kept across cases, not only within one: an endpoint's cases share their tools and
+    # system prompt, so those are canonicalized and masked once per run, not once per case.
+    _memos: dict[str, Memo] = field(default_factory=dict)
+
+    def memo(self, endpoint: str) -> Memo:
+        return self._memos.setdefault(endpoint, {})
 
     def add_call(
         self, endpoint: str, case_id: str, request: dict[str, Any], whole_input_tokens: int,
@@ -129,7 +137,7 @@ class Doctor:
         recorded: tuple[int, int, int] | None = None, memo: Memo | None = None,
     ) -> None:  # fmt: skip
         """One Messages call as sent; `known_prefix`: its recorded cache reads + writes;
-        `memo`: the case's blocks so far (prompt.prompt_blocks)."""
+        `memo`: the endpoint's prompt parts seen so far (prompt.prompt_blocks)."""
         from .cache_sim import block_kinds
 
         blocks = prompt_blocks(request, memo)
@@ -151,7 +159,8 @@ class Doctor:
             self._across_requests(endpoint, case_id, model, request, blocks, points, memo)
         kinds = block_kinds(blocks)
         self.prompts.append(PromptSeen(
-            endpoint, case_id, model, blocks, whole_input_tokens, test_id, index, kinds, recorded,
+            endpoint, case_id, model, tuple(blocks), whole_input_tokens, test_id, index, kinds,
+            recorded,
         ))  # fmt: skip
 
     def _below_minimum(
@@ -249,7 +258,7 @@ class Doctor:
             recorded,
         ) in data.get("prompts", []):
             self.prompts.append(PromptSeen(
-                endpoint, case_id, model, [PromptBlock(*b) for b in blocks], whole,
+                endpoint, case_id, model, tuple(PromptBlock(*b) for b in blocks), whole,
                 test_id, index, tuple(kinds), tuple(recorded) if recorded is not None else None,
             ))  # fmt: skip
         for group, case_id, keys, request in data.get("first", []):
@@ -287,8 +296,9 @@ _MESSAGE_BLOCK = re.compile(r"messages\[(?P<message>\d+)\]\.content(?:\[(?P<part
 
 def _masked_digest(prefix: dict[str, Any], memo: dict[Any, Any]) -> str:
     """A digest of the prefix with its volatile values masked: equal for requests that
-    differ only in those. Each part is masked once per case (`memo`, as in prompt.py):
-    an agent's prefix repeats its history, and masking is regular expressions over it."""
+    differ only in those. Each distinct part is masked once (`memo`, as in prompt.py):
+    an agent's prefix repeats its history, cases share their system prompt, and masking
+    is regular expressions over it."""
     parts = [(k, v) for k, v in prefix.items() if k != "messages"]
     parts += list(enumerate(prefix.get("messages") or []))
     digests = []
@@ -347,7 +357,7 @@ def diagnose_case(
     test_id: str = "",
 ) -> None:
     """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor."""
-    memo: Memo = {}
+    memo = doctor.memo(endpoint)
     for index, (exchange, calls) in enumerate(exchanges):
         generated = [c for c in calls if c.kind == "messages" and c.provider == "anthropic"]
         if not generated:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -75,7 +75,7 @@ def minimum_cacheable(model: str, overrides: Mapping[str, int] | None = None) ->
 
 
 def estimate_cumulative(
-    blocks: list[PromptBlock], total_tokens: int, pins: Mapping[int, int] | None = None
+    blocks: Sequence[PromptBlock], total_tokens: int, pins: Mapping[int, int] | None = None
 ) -> list[int]:
     """Tokens up to and including each block, shared out by `chars`, when only the whole
     prompt was counted. `pins` are prefix sizes known exactly (block index -> tokens, e.g.
@@ -113,7 +113,7 @@ class SimCall:
     """One request as the simulator sees it, at `at` seconds (when the request started)."""
 
     model: str
-    blocks: list[PromptBlock]
+    blocks: Sequence[PromptBlock]
     cumulative: list[int]  # tokens up to and including each block; the last is the prompt
     at: float
     kinds: tuple[str, ...] = field(default=())  # each block's type (block_kinds); () = plain
@@ -133,7 +133,7 @@ class Predicted:
         return self.read + self.write_5m + self.write_1h + self.uncached
 
 
-def block_kinds(blocks: list[PromptBlock]) -> tuple[str, ...]:
+def block_kinds(blocks: Sequence[PromptBlock]) -> tuple[str, ...]:
     """The type of each block (`tool`, `system`, `text`, `tool_use`, `tool_result`, ...):
     the lookback counts a run of tool_use or tool_result blocks as one position."""
     return tuple(block.kind for block in blocks)
@@ -154,7 +154,7 @@ def lookback(kinds: tuple[str, ...], point: int) -> Iterator[int]:
         after = kind
 
 
-def check_breakpoints(blocks: list[PromptBlock]) -> list[int]:
+def check_breakpoints(blocks: Sequence[PromptBlock]) -> list[int]:
     """The breakpoints, or RejectedRequest with the API's reason."""
     found = breakpoints(blocks)
     if len(found) > MAX_BREAKPOINTS:
@@ -220,17 +220,17 @@ class PrefixSizes:
     def __init__(self) -> None:
         self._sizes: dict[str, int] = {}
 
-    def learn(self, model: str, blocks: list[PromptBlock], read: int, written: int) -> None:
+    def learn(self, model: str, blocks: Sequence[PromptBlock], read: int, written: int) -> None:
         points = breakpoints(blocks)
         if points and read + written:
             self._sizes[_prefix_ids(model, blocks)[points[-1]]] = read + written
 
-    def pins(self, model: str, blocks: list[PromptBlock]) -> dict[int, int]:
+    def pins(self, model: str, blocks: Sequence[PromptBlock]) -> dict[int, int]:
         ids = _prefix_ids(model, blocks)
         return {i: self._sizes[p] for i, p in enumerate(ids) if p in self._sizes}
 
 
-def _prefix_ids(model: str, blocks: list[PromptBlock]) -> list[str]:
+def _prefix_ids(model: str, blocks: Sequence[PromptBlock]) -> list[str]:
     """A digest of the model and every block key up to each block: the cache entry's key."""
     digest = hashlib.sha256(model.encode("utf-8"))
     ids = []

@@ -147,7 +147,9 @@ def finish_case(run: BudgetRun, nodeid: str, state: CaseCapture, outcome: str) -
     volatile = state.capture.log.volatile if state.capture else {}
     run.diagnose(state.endpoint, state.case_id, exchanges, volatile, nodeid)
     run.add_case_run(
-        CaseRun(state.endpoint, state.case_id, nodeid, outcome, errors, state.recorders)
+        CaseRun(
+            state.endpoint, state.case_id, nodeid, outcome, tuple(errors), tuple(state.recorders)
+        )
     )
 
 

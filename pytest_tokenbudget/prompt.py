@@ -12,16 +12,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 MAX_BREAKPOINTS = 4
 
 
-@dataclass(frozen=True, slots=True)  # one per block of every call, kept to the end: small
-class PromptBlock:
-    """One unit of the prompt: a tool, a system block, or a message's content block."""
+class PromptBlock(NamedTuple):
+    """One unit of the prompt: a tool, a system block, or a message's content block.
+
+    One per block of every call, kept to the end of the run: a tuple of plain values,
+    which the garbage collector stops tracking.
+    """
 
     path: str  # "tools[2]", "system[0]", "messages[1].content[0]", "messages[0].content"
     key: str  # digest of the block's canonical JSON (role included, cache_control left out)
@@ -77,7 +79,7 @@ def _message(i: int, message: Any) -> list[PromptBlock]:
     return [_block(f"messages[{i}].content", "content", content, role)]
 
 
-# One per case: a part of the prompt at its place -> (that part, what was derived from it).
+# One per endpoint: a part of the prompt at its place -> (that part, what was derived from it).
 Memo = dict[Any, tuple[Any, Any]]
 
 
@@ -91,9 +93,10 @@ def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]
     blocks: list[PromptBlock] = []
     for key, value, build in parts:
         seen = memo.get(key) if memo is not None else None
-        # An agent's requests repeat the history: a part equal to the one at the same
-        # place in the case's previous request has the same blocks (== is C-speed; a
-        # 1 where there was a True would pass, and no prompt differs only so).
+        # An agent's requests repeat the history, and cases share tools and system: a
+        # part equal to the one at the same place in the previous request has the same
+        # blocks (== is C-speed; a 1 where there was a True would pass, and no prompt
+        # differs only so).
         if seen is not None and seen[0] == value:
             blocks += seen[1]
             continue
@@ -107,7 +110,7 @@ def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]
 def prompt_blocks(request: dict[str, Any], memo: Memo | None = None) -> list[PromptBlock]:
     """The prompt in cache order; a top-level cache_control marks the last block.
 
-    `memo`: one dict per case, kept between its requests, so each distinct part of the
+    `memo`: one dict per endpoint, kept between its requests, so each distinct part of the
     prompt is canonicalized once, not once per request that repeats it.
     """
     blocks = _raw_blocks(request, memo)
@@ -118,11 +121,11 @@ def prompt_blocks(request: dict[str, Any], memo: Memo | None = None) -> list[Pro
     return blocks
 
 
-def breakpoints(blocks: list[PromptBlock]) -> list[int]:
+def breakpoints(blocks: Sequence[PromptBlock]) -> list[int]:
     return [i for i, block in enumerate(blocks) if block.ttl]
 
 
-def block_of(path: str, blocks: list[PromptBlock]) -> int | None:
+def block_of(path: str, blocks: Sequence[PromptBlock]) -> int | None:
     """The index of the block a value's path lies in (None: not part of the prompt)."""
     best = None
     for i, block in enumerate(blocks):

@@ -8,9 +8,9 @@ on one object per test, not one per call, and xdist workers ship the rows as the
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, NamedTuple
 
 from .usage import Usage
 
@@ -72,13 +72,15 @@ class CaseSamples:
                  "models", "notes", "output", "output_sum", "prompt", "prompt_sum", "recounted",
                  "rows", "test_id")  # fmt: skip
 
-    def __init__(self, endpoint: str, case_id: str, test_id: str, rows: list[Row],
+    def __init__(self, endpoint: str, case_id: str, test_id: str, rows: Iterable[Row],
                  first_index: int = 0) -> None:  # fmt: skip
         self.endpoint = endpoint
         self.case_id = case_id
         self.test_id = test_id
         self.first_index = first_index
-        self.rows = rows
+        # Tuples, not lists: kept to the end of the run, and the garbage collector stops
+        # tracking a tuple of plain values (a run's full collections scan fewer objects).
+        self.rows = tuple(rows)
         prompt: list[int] = []
         output: list[int] = []
         models: dict[str, int] = {}
@@ -99,7 +101,7 @@ class CaseSamples:
             models[model] = models.get(model, 0) + 1
             g = groups.get((model, batch))
             if g is None:
-                groups[(model, batch)] = [i, o, w5, w1, r]
+                groups[(model, batch)] = [i, o, w5, w1, r]  # tuples once summed
             else:
                 g[0] += i
                 g[1] += o
@@ -108,10 +110,10 @@ class CaseSamples:
                 g[4] += r
             output_sum += o
             cache_read += r
-        self.prompt = prompt
-        self.output = output
+        self.prompt = tuple(prompt)
+        self.output = tuple(output)
         self.models = models
-        self.groups = groups
+        self.groups = {key: tuple(sums) for key, sums in groups.items()}
         self.notes = notes
         self.prompt_sum = sum(prompt)
         self.output_sum = output_sum
@@ -129,7 +131,7 @@ class CaseSamples:
             yield Sample(self.endpoint, self.case_id, self.test_id, index, model,
                          Usage(i, o, w5, w1, r), provider, batch, rec, only, note)  # fmt: skip
 
-    def to_wire(self) -> tuple[str, str, str, int, list[Row]]:
+    def to_wire(self) -> tuple[str, str, str, int, tuple[Row, ...]]:
         """Plain data, so xdist workers can ship samples to the controller."""
         return (self.endpoint, self.case_id, self.test_id, self.first_index, self.rows)
 
@@ -180,16 +182,16 @@ def in_test_order(parts: Iterable[CaseSamples]) -> list[CaseSamples]:
     return out
 
 
-@dataclass(slots=True)
-class CaseRun:
-    """What happened to one case of an endpoint during the run."""
+class CaseRun(NamedTuple):
+    """What happened to one case of an endpoint during the run (a tuple of plain values:
+    one per case, kept to the end, and the garbage collector stops tracking it)."""
 
     endpoint: str
     case_id: str
     test_id: str
     outcome: str = "passed"  # passed | failed | skipped
-    errors: list[str] = field(default_factory=list)
-    recorders: list[str] = field(default_factory=list)  # who served its calls (capture.py)
+    errors: tuple[str, ...] = ()
+    recorders: tuple[str, ...] = ()  # who served its calls (capture.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "case_id": self.case_id, "test_id": self.test_id,
@@ -198,4 +200,5 @@ class CaseRun:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseRun:
-        return cls(**data)
+        return cls(**{**data, "errors": tuple(data.get("errors", ())),
+                      "recorders": tuple(data.get("recorders", ()))})  # fmt: skip

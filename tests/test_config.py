@@ -379,6 +379,24 @@ def test_out_of_range_values(tmp_path, line, expected):
     assert message.endswith(f":5: {line.split(':')[0]}: {expected}")
 
 
+def test_nan_budgets_and_prices_are_errors(tmp_path):
+    """`.nan` passes the schema's minimum and maximum (jsonschema says valid), and a NaN
+    budget compares false with every measurement: it could never fail."""
+    message = error_of(tmp_path, """\
+        pricing:
+          proxy: {input: .nan, output: 1}
+        endpoints:
+          chat:
+            target_model: m
+            allowed_escalation_rate: .nan
+            cases: [{id: q1, score: .nan}]
+        """)
+    assert message.splitlines()[1:] == [
+        f"{tmp_path / 'token_budgets.yml'}:2: input: is .nan: give a number",
+        f"{tmp_path / 'token_budgets.yml'}:6: allowed_escalation_rate: is .nan: give a number",
+    ]
+
+
 def test_zero_budgets_are_allowed(tmp_path):
     config = load_config(
         write(tmp_path, "endpoints:\n  a: {max_output_tokens_max: 0, min_cache_hit_rate: 1}\n")
