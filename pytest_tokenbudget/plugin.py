@@ -42,7 +42,7 @@ SKIP_REASON = "token budget test: run it with `pytest --token-budget`"
 
 # -- options ---------------------------------------------------------------------------
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from .ratchet import parse_margin, parse_mode
+    from .modes import parse_margin, parse_mode
 
     group = parser.getgroup("token-budget", "token budgets (pytest-tokenbudget)")
     group.addoption(
@@ -409,19 +409,21 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
 
     from .conclusion import conclude
+    from .gc_pause import gc_paused
 
     workspace = os.environ.get("GITHUB_WORKSPACE") or str(config.rootpath)
-    report, lines = conclude(
-        run,
-        baseline=config.stash.get(BASELINE_KEY, None),
-        max_regression_pct=config.getoption("token_budget_max_regression"),
-        config_path=os.path.relpath(run.config.path, workspace),
-        report_hook=lambda report: config.hook.pytest_tokenbudget_report(
-            report=report, config=config
-        ),
-        github=os.environ.get("GITHUB_ACTIONS") == "true",
-        display=lambda path: _display(path, config),
-    )
+    with gc_paused():
+        report, lines = conclude(
+            run,
+            baseline=config.stash.get(BASELINE_KEY, None),
+            max_regression_pct=config.getoption("token_budget_max_regression"),
+            config_path=os.path.relpath(run.config.path, workspace),
+            report_hook=lambda report: config.hook.pytest_tokenbudget_report(
+                report=report, config=config
+            ),
+            github=os.environ.get("GITHUB_ACTIONS") == "true",
+            display=lambda path: _display(path, config),
+        )
     config.stash[SUMMARY_KEY] = lines
     if config.getoption("token_budget_update"):
         from .ratchet import update_budgets

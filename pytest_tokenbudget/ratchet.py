@@ -12,7 +12,6 @@ before the end of the run).
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import io
 import math
@@ -27,33 +26,10 @@ if TYPE_CHECKING:
     from .config import Config
     from .samples import CaseRun
 
-MODES = ("tighten", "loosen")
 DEFAULT_MARGIN_PCT = 10.0
 RATE_PLACES = 2  # allowed_escalation_rate: 0.15
 USD_DIGITS = 2  # significant digits of a dollar budget: 0.0018, 110
 ARROW = "→"
-
-
-# -- command-line values (argparse types: a bad value is one usage error) -----------------
-def parse_mode(text: str) -> str:
-    if text in MODES:
-        return text
-    raise argparse.ArgumentTypeError(
-        f"{text!r} is not a mode (tighten or loosen): write a mode with '=' "
-        "(--token-budget-update=loosen), and put test paths before a bare --token-budget-update"
-    )
-
-
-def parse_margin(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(
-            f"expected a percentage of 0 or more, such as 10, got {text!r}"
-        )
-    return value
 
 
 # -- the plan: pure, from the report ------------------------------------------------------

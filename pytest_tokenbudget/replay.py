@@ -12,13 +12,13 @@ still records them; replay only skips its per-request machinery.
 from __future__ import annotations
 
 import functools
-import gc
 from collections import Counter, deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import CassetteError
+from .gc_pause import gc_paused
 from .matching import exact_key, request_key
 from .yaml_source import node_value
 
@@ -98,16 +98,13 @@ class Recording:
         if not text.strip():
             return cls(path, [])
         loader = _loader()(text)  # CassetteLoader is a safe loader
-        collecting = gc.isenabled()
-        gc.disable()  # the nodes are freed as they are read: no collection is needed for them
         try:
-            data = _interactions(loader)
+            with gc_paused():  # the nodes are freed as they are read
+                data = _interactions(loader)
         except (yaml.YAMLError, *NOT_A_CASSETTE) as err:
             raise unreadable(err, path) from None
         finally:
             loader.dispose()
-            if collecting:
-                gc.enable()
         return cls(path, data)
 
     def play(self, request: RecordedRequest) -> int | None:

@@ -14,6 +14,7 @@ import sys
 from importlib.metadata import entry_points
 
 HEAVY = ("anthropic", "vcr", "jsonschema", "httpx2", "yaml")
+LIGHT = ("plugin", "modes", "stash", "hookspec", "invocation")  # what an inert run loads
 
 
 def _heavy(modules: list[str]) -> list[str]:
@@ -82,3 +83,7 @@ def test_a_session_without_the_flag_imports_nothing_heavy(pytester, monkeypatch)
     seen = json.loads((pytester.path / "modules.json").read_text())
     assert seen["registered"]
     assert _heavy(seen["modules"]) == []
+    # Of the plugin itself, only what registers its options, marker and hooks: no module
+    # that measures, prices or reports (ratchet, config, session, ...) is loaded.
+    ours = {m for m in seen["modules"] if m.split(".")[0] == "pytest_tokenbudget"}
+    assert ours == {"pytest_tokenbudget", *(f"pytest_tokenbudget.{m}" for m in LIGHT)}

@@ -8,6 +8,7 @@ records sync, async and streamed calls.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,34 @@ def test_the_example_replays_to_the_same_report(pytester, ci_env, monkeypatch):
     pytester.syspathinsert()
     by_engine, by_vcrpy = _both_reports(pytester, monkeypatch)
     assert by_engine == by_vcrpy
+
+
+GC_PROBE = """
+import gc, json
+
+SEEN = {}
+
+def pytest_tokenbudget_report(report, config):
+    SEEN["report"] = gc.isenabled()
+
+def pytest_unconfigure(config):
+    SEEN["after"] = gc.isenabled()
+    with open("gc_seen.json", "w") as f:
+        json.dump(SEEN, f)
+"""
+
+
+def test_the_report_is_built_with_the_collector_paused(pytester, ci_env):
+    """The end of a run builds many objects and no cycles: the garbage collector is paused
+    while the report is built (no full collection over the whole session there), and on
+    again afterwards."""
+    copy_example(pytester.path)
+    pytester.makeconftest(GC_PROBE)
+    pytester.syspathinsert()
+    result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    seen = json.loads((pytester.path / "gc_seen.json").read_text())
+    assert seen == {"report": False, "after": True}
 
 
 def test_sync_async_and_streams_replay_to_the_same_report(project, recording_env, monkeypatch):
