@@ -16,7 +16,14 @@ from fractions import Fraction
 from typing import Any
 
 from .cache_doctor import PromptSeen
-from .cache_sim import CacheSimulator, PrefixSizes, RejectedRequest, SimCall, estimate_cumulative
+from .cache_sim import (
+    CacheSimulator,
+    PrefixIds,
+    PrefixSizes,
+    RejectedRequest,
+    SimCall,
+    estimate_cumulative,
+)
 
 SECONDS_PER_DAY = 86_400
 
@@ -64,12 +71,13 @@ def predict(
     requests_per_day: float | None,
 ) -> CacheTotals:
     ordered = in_test_order(prompts)
-    sizes = PrefixSizes()
+    ids = PrefixIds()  # shared: learning, pinning and simulating ask for the same prompts
+    sizes = PrefixSizes(ids)
     for p in ordered:
         if p.recorded is not None:
             sizes.learn(p.model, p.blocks, p.recorded[0], p.recorded[1] + p.recorded[2])
     gap = SECONDS_PER_DAY / requests_per_day if requests_per_day else 0.0
-    simulator = CacheSimulator(minimum)
+    simulator = CacheSimulator(minimum, ids)
     read = w5m = w1h = whole = 0
     case, at = None, -gap
     for p in ordered:

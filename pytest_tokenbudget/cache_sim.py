@@ -174,8 +174,9 @@ def check_breakpoints(blocks: Sequence[PromptBlock]) -> list[int]:
 class CacheSimulator:
     """The API's prompt cache, fed requests in the order they were sent."""
 
-    def __init__(self, minimum: Callable[[str], int]) -> None:
+    def __init__(self, minimum: Callable[[str], int], ids: PrefixIds | None = None) -> None:
         self._minimum = minimum
+        self._ids = ids or PrefixIds()
         self._entries: dict[str, tuple[float, str]] = {}  # prefix id -> (expiry, ttl)
 
     def call(self, c: SimCall) -> Predicted:
@@ -184,7 +185,7 @@ class CacheSimulator:
         points = check_breakpoints(c.blocks)
         ttls = ttl_seconds()
         minimum = self._minimum(c.model)
-        ids = _prefix_ids(c.model, c.blocks)
+        ids = self._ids(c.model, c.blocks)
         read_at, read = -1, 0
         for bp in reversed(points):
             for j in lookback(c.kinds, bp):
@@ -217,24 +218,44 @@ class PrefixSizes:
     there), so sizes are kept by model and prefix and pin every call that shares one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ids: PrefixIds | None = None) -> None:
+        self._ids = ids or PrefixIds()
         self._sizes: dict[str, int] = {}
 
     def learn(self, model: str, blocks: Sequence[PromptBlock], read: int, written: int) -> None:
         points = breakpoints(blocks)
         if points and read + written:
-            self._sizes[_prefix_ids(model, blocks)[points[-1]]] = read + written
+            self._sizes[self._ids(model, blocks)[points[-1]]] = read + written
 
     def pins(self, model: str, blocks: Sequence[PromptBlock]) -> dict[int, int]:
-        ids = _prefix_ids(model, blocks)
+        ids = self._ids(model, blocks)
         return {i: self._sizes[p] for i, p in enumerate(ids) if p in self._sizes}
 
 
-def _prefix_ids(model: str, blocks: Sequence[PromptBlock]) -> list[str]:
-    """A digest of the model and every block key up to each block: the cache entry's key."""
-    digest = hashlib.sha256(model.encode("utf-8"))
-    ids = []
-    for block in blocks:
-        digest.update(b"\x00" + block.key.encode("utf-8"))
-        ids.append(digest.copy().hexdigest())
-    return ids
+class PrefixIds:
+    """Each block's prefix id: a digest of the model and every block key up to that block,
+    the key of the cache entry a breakpoint there writes.
+
+    The last prompt of each model is remembered: an agent's next call repeats it and adds
+    a turn, so only the new blocks are hashed (hashing every prefix of every call anew is
+    n^2 digests for a loop of n calls).
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[tuple[PromptBlock, ...], list[str], Any]] = {}
+
+    def __call__(self, model: str, blocks: Sequence[PromptBlock]) -> list[str]:
+        """The ids, one per block (a list the caller must not change)."""
+        blocks = tuple(blocks)
+        last = self._last.get(model)
+        if last is not None and blocks[: len(last[0])] == last[0]:  # same blocks: C-speed
+            if len(blocks) == len(last[0]):
+                return last[1]
+            ids, digest, new = list(last[1]), last[2].copy(), blocks[len(last[0]) :]
+        else:
+            ids, digest, new = [], hashlib.sha256(model.encode("utf-8")), blocks
+        for block in new:
+            digest.update(b"\x00" + block.key.encode("utf-8"))
+            ids.append(digest.copy().hexdigest())
+        self._last[model] = (blocks, ids, digest)
+        return ids

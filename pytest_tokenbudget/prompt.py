@@ -83,28 +83,39 @@ def _message(i: int, message: Any) -> list[PromptBlock]:
 Memo = dict[Any, tuple[Any, Any]]
 
 
+def _part(memo: Memo | None, key: Any, value: Any, build: Callable[[Any], list[PromptBlock]]
+          ) -> list[PromptBlock]:  # fmt: skip
+    """The blocks of one part of the prompt, split anew only when it changed."""
+    seen = memo.get(key) if memo is not None else None
+    # Cases share tools and system, and an agent's requests repeat the history: a part
+    # equal to the one at the same place in the previous request has the same blocks (==
+    # is C-speed; a 1 where there was a True would pass, and no prompt differs only so).
+    if seen is not None and seen[0] == value:
+        return seen[1]
+    made = build(value)
+    if memo is not None:
+        memo[key] = (value, made)
+    return made
+
+
 def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]:
-    parts: list[tuple[Any, Any, Callable[[Any], list[PromptBlock]]]] = [
-        ("tools", request.get("tools"), _tools),
-        ("system", request.get("system"), _system),
-    ]
-    for i, message in enumerate(request.get("messages") or []):
-        parts.append((i, message, functools.partial(_message, i)))
-    blocks: list[PromptBlock] = []
-    for key, value, build in parts:
-        seen = memo.get(key) if memo is not None else None
-        # An agent's requests repeat the history, and cases share tools and system: a
-        # part equal to the one at the same place in the previous request has the same
-        # blocks (== is C-speed; a 1 where there was a True would pass, and no prompt
-        # differs only so).
-        if seen is not None and seen[0] == value:
-            blocks += seen[1]
-            continue
-        made = build(value)
-        if memo is not None:
-            memo[key] = (value, made)
-        blocks += made
-    return blocks
+    blocks = [*_part(memo, "tools", request.get("tools"), _tools),
+              *_part(memo, "system", request.get("system"), _system)]  # fmt: skip
+    messages = request.get("messages") or []
+    history = memo.get("history") if memo is not None else None
+    start, made = 0, []
+    if history is not None:
+        # An agent's next request is its history plus what came since: one comparison of
+        # the whole history (C-speed) rather than a look-up per message, which would make
+        # a loop of n calls cost n^2 steps of Python.
+        before, before_blocks = history
+        if before and messages[: len(before)] == before:
+            start, made = len(before), list(before_blocks)
+    for i in range(start, len(messages)):
+        made += _part(memo, i, messages[i], functools.partial(_message, i))
+    if memo is not None:
+        memo["history"] = (list(messages), made)
+    return blocks + made
 
 
 def prompt_blocks(request: dict[str, Any], memo: Memo | None = None) -> list[PromptBlock]:

@@ -12,6 +12,7 @@ numbers exactly.
 from __future__ import annotations
 
 import json
+import types
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from itertools import pairwise
@@ -27,6 +28,7 @@ from emulator import Emulator
 from pytest_tokenbudget.cache_sim import (
     CacheSimulator,
     Predicted,
+    PrefixIds,
     PrefixSizes,
     RejectedRequest,
     SimCall,
@@ -252,8 +254,9 @@ def test_block_kinds_follow_the_request():
 
 
 def test_a_case_memo_gives_the_blocks_of_a_fresh_split():
-    """The memo reuses the blocks of a part equal to the previous request's at that place;
-    a part that changed (an edited turn, a different system prompt) is split anew."""
+    """The memo reuses the blocks of a part equal to the previous request's at that place,
+    and a whole history the previous request had; a part that changed (an edited turn, a
+    different system prompt, another case's shorter history) is split anew."""
     history: list[dict[str, Any]] = [{"role": "user", "content": "step 0"}]
     requests = []
     for step in range(1, 5):
@@ -265,10 +268,48 @@ def test_a_case_memo_gives_the_blocks_of_a_fresh_split():
     requests.append(
         {"system": "Be briefer.", "messages": edited, "cache_control": {"type": "ephemeral"}}
     )
+    requests.append({"system": "Be brief.", "messages": history[:3]})  # a new, shorter case
+    requests.append({"system": "Be brief.", "messages": history})
     memo: dict = {}
     for request in requests:
         assert prompt_blocks(request, memo) == prompt_blocks(request)
-    assert len(memo) == 2 + len(history)  # tools, system and one entry per message place
+    # tools, system, the last history and one entry per message place
+    assert len(memo) == 3 + len(history)
+
+
+def test_prefix_ids_hash_only_what_an_agent_added(monkeypatch):
+    """An agent's next call repeats the prompt before it: only its new blocks are hashed,
+    and every id is what hashing the whole prompt afresh gives."""
+    import hashlib
+
+    from pytest_tokenbudget import cache_sim
+
+    updates = []
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def update(self, data):
+            updates.append(data)
+            self.inner.update(data)
+
+        def copy(self):
+            return Counting(self.inner.copy())
+
+        def hexdigest(self):
+            return self.inner.hexdigest()
+
+    history = plain(40)
+    prompts = [history[:n] for n in (10, 20, 20, 40)]  # grown, the same, grown again
+    prompts += [plain(5, tag="c"), history[:30]]  # another case; an earlier history
+    fresh = [PrefixIds()("m", blocks) for blocks in prompts]
+    monkeypatch.setattr(cache_sim, "hashlib", types.SimpleNamespace(
+        sha256=lambda data: Counting(hashlib.sha256(data))))  # fmt: skip
+    ids = PrefixIds()
+    assert [ids("m", blocks) for blocks in prompts] == fresh
+    assert len(updates) == 10 + 10 + 0 + 20 + 5 + 30
+    assert ids("other-model", history[:10]) != fresh[0]  # the model is part of the key
 
 
 # -- agreement with the emulator -------------------------------------------------------------

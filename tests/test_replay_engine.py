@@ -223,6 +223,55 @@ def test_every_cassette_in_the_repository_reads_as_yaml_load_reads_it():
         assert Recording.load(path).data == _as_yaml_load_reads(path), path
 
 
+def test_request_headers_are_cut_before_parsing_and_nothing_else_changes():
+    """Replay never reads request headers (it matches on method, URL and body): in vcrpy's
+    layout their lines are cut before libyaml builds its nodes, and the rest reads alike."""
+    from pytest_tokenbudget import replay
+
+    example = [p for p in CASSETTES if "examples" in p.parts]
+    assert example
+    for path in example:
+        text = path.read_text(encoding="utf-8")
+        lean = replay._REQUEST_HEADERS.sub("", text)
+        assert "user-agent" in text and "user-agent" not in lean, path
+        assert replay._parse(lean) == _as_yaml_load_reads(path), path
+
+
+HEADER_ANCHOR = """\
+interactions:
+- request:
+    body: '{}'
+    headers:
+      x-shared:
+      - &shared one value
+    method: POST
+    uri: https://api.anthropic.com/v1/messages
+  response:
+    body: {string: '{}'}
+    headers:
+      x-shared:
+      - *shared
+    status: {code: 200, message: OK}
+"""
+
+
+def test_an_anchor_in_the_request_headers_is_still_read(tmp_path):
+    """Cut headers that define an anchor a response uses: the whole text is parsed."""
+    cassette = tmp_path / "case.yaml"
+    cassette.write_text(HEADER_ANCHOR)
+    [(_, response)] = Recording.load(cassette).data
+    assert response["headers"] == {"x-shared": ["one value"]}
+    assert Recording.load(cassette).data == _as_yaml_load_reads(cassette)
+
+
+def test_a_corrupt_cassette_is_named_at_its_own_line_after_cut_headers(tmp_path):
+    cassette = tmp_path / "case.yaml"
+    cassette.write_text(HEADER_ANCHOR.replace("status: {code: 200", "status: {code: [200"))
+    with pytest.raises(CassetteError) as caught:
+        Recording.load(cassette)
+    assert "case.yaml:14: corrupt cassette (YAML" in str(caught.value)  # 11 in the cut text
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("interactions: [unclosed", "case.yaml:2: corrupt cassette (YAML"),
