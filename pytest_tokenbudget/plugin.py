@@ -147,6 +147,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run = BudgetRun(budget_config, options, counts=CountCache(options.cassettes / CACHE_FILE))
     config.stash[RUN_KEY] = run
     _register_hooks(config, run)
+    config.pluginmanager.register(Capturing(run), "tokenbudget-capture")
     run.can_count_online = bool(
         os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
     )
@@ -298,32 +299,58 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 # -- capture around each marked test ---------------------------------------------------
-@pytest.fixture(autouse=True)
-def _token_budget_capture(request: pytest.FixtureRequest) -> Iterator[None]:
-    run = run_of(request.config)
-    marker = request.node.get_closest_marker("token_budget")
-    if run is None or marker is None:
-        yield
-        return
-    from .errors import CassetteError
-    from .fixture import foreign_recorder, open_case
+class Capturing:
+    """The capture around each marked test: an autouse fixture and a report hook.
 
-    item = request.node
-    driver = foreign_recorder(  # pytest-recording or pytest-vcr: measure what it serves
-        item.get_closest_marker("vcr") is not None,
-        request.fixturenames,
-        request.config.pluginmanager.has_plugin,
-        request.getfixturevalue,
-    )
-    try:
-        state = open_case(run, _endpoint_of(marker), _case_id(item), item.nodeid, driver)
-    except CassetteError as err:
-        pytest.fail(f"pytest-tokenbudget: {err}", pytrace=False)
-    item.stash[CAPTURE_KEY] = state
-    try:
-        yield
-    finally:
-        state.close()
+    Registered by pytest_configure only with --token-budget, so that without it no test
+    of the project pays for either (an autouse fixture runs for every test).
+    """
+
+    def __init__(self, run: BudgetRun) -> None:
+        self.run = run
+
+    @pytest.fixture(autouse=True)
+    def _token_budget_capture(self, request: pytest.FixtureRequest) -> Iterator[None]:
+        marker = request.node.get_closest_marker("token_budget")
+        if marker is None:
+            yield
+            return
+        from .errors import CassetteError
+        from .fixture import foreign_recorder, open_case
+
+        item = request.node
+        driver = foreign_recorder(  # pytest-recording or pytest-vcr: measure what it serves
+            item.get_closest_marker("vcr") is not None,
+            request.fixturenames,
+            request.config.pluginmanager.has_plugin,
+            request.getfixturevalue,
+        )
+        try:
+            state = open_case(self.run, _endpoint_of(marker), _case_id(item), item.nodeid, driver)
+        except CassetteError as err:
+            pytest.fail(f"pytest-tokenbudget: {err}", pytrace=False)
+        item.stash[CAPTURE_KEY] = state
+        try:
+            yield
+        finally:
+            state.close()
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+        report = yield
+        state = item.stash.get(CAPTURE_KEY, None)
+        if state is None:
+            return report
+        if report.when == "setup" and not report.passed:
+            _finish(self.run, item, state, "skipped" if report.skipped else "failed")
+        elif report.when == "call":
+            state.close()
+            if (state.misses or state.errors) and not report.failed:
+                report.outcome = "failed"
+            if state.misses or state.errors:
+                report.longrepr = _capture_failure(item, state)
+            _finish(self.run, item, state, report.outcome)
+        return report
 
 
 def _case_id(item: pytest.Item) -> str:
@@ -331,25 +358,6 @@ def _case_id(item: pytest.Item) -> str:
     if callspec is not None and isinstance(callspec.params.get("budget_case"), dict):
         return str(callspec.params["budget_case"]["id"])
     return item.originalname if isinstance(item, pytest.Function) else item.name
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    state = item.stash.get(CAPTURE_KEY, None)
-    run = run_of(item.config)
-    if state is None or run is None:
-        return report
-    if report.when == "setup" and not report.passed:
-        _finish(run, item, state, "skipped" if report.skipped else "failed")
-    elif report.when == "call":
-        state.close()
-        if (state.misses or state.errors) and not report.failed:
-            report.outcome = "failed"
-        if state.misses or state.errors:
-            report.longrepr = _capture_failure(item, state)
-        _finish(run, item, state, report.outcome)
-    return report
 
 
 def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str) -> None:

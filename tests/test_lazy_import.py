@@ -50,8 +50,10 @@ import json, sys
 
 def pytest_sessionfinish(session):
     plugin = session.config.pluginmanager.get_plugin("pytest_tokenbudget.plugin")
+    fixtures = sorted({name for item in session.items for name in item.fixturenames})
     with open("modules.json", "w") as f:
-        json.dump({"registered": plugin is not None, "modules": sorted(sys.modules)}, f)
+        json.dump({"registered": plugin is not None, "modules": sorted(sys.modules),
+                   "fixtures": fixtures}, f)
 """
 
 TESTS = """
@@ -87,3 +89,6 @@ def test_a_session_without_the_flag_imports_nothing_heavy(pytester, monkeypatch)
     # that measures, prices or reports (ratchet, config, session, ...) is loaded.
     ours = {m for m in seen["modules"] if m.split(".")[0] == "pytest_tokenbudget"}
     assert ours == {"pytest_tokenbudget", *(f"pytest_tokenbudget.{m}" for m in LIGHT)}
+    # No autouse fixture of ours runs for the project's tests (the capture's is registered
+    # only with --token-budget).
+    assert seen["fixtures"] == ["budget_case", "n", "request", "token_budget"]
