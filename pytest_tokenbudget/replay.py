@@ -98,7 +98,7 @@ class Recording:
             raise CassetteError(f"cannot read cassette: {err}", path=path) from None
         if not text.strip():
             return cls(path, [])
-        lean = _REQUEST_HEADERS.sub("", text)
+        lean = _without_request_headers(text)
         try:
             return cls(path, _parse(lean))
         except (yaml.YAMLError, *NOT_A_CASSETTE) as err:
@@ -132,9 +132,26 @@ class Recording:
 
 # The request headers of vcrpy's layout (keys sorted: body, headers, method, uri): never read
 # by replay, which matches on method, URL and body, and 40% of the time libyaml takes to
-# build a cassette's nodes, so their lines are cut before parsing. Only lines indented past
-# the `headers:` key, and only where `method:` follows; any other layout is parsed whole.
-_REQUEST_HEADERS = re.compile(r"^    headers:\n(?:      .*\n)*(?=    method: )", re.MULTILINE)
+# build a small cassette's nodes, so their lines are cut before parsing. Only the lines
+# indented past a `    headers:` key that `    method:` follows; any other layout is parsed
+# whole. Found with str.find: a regular expression anchored at every line start scans a
+# 30 MB agent cassette ten times slower.
+_HEADERS_KEY = "\n    headers:\n"
+_HEADER_LINES = re.compile(r"(?:      .*\n)*(?=    method: )")
+
+
+def _without_request_headers(text: str) -> str:
+    kept, start = [], 0
+    at = text.find(_HEADERS_KEY)
+    while at >= 0:
+        lines = at + len(_HEADERS_KEY)
+        found = _HEADER_LINES.match(text, lines)
+        if found is not None:
+            kept.append(text[start : at + 1])  # up to the line `    headers:`
+            start = found.end()
+        at = text.find(_HEADERS_KEY, found.end() if found is not None else lines)
+    kept.append(text[start:])
+    return "".join(kept)
 
 
 def _parse(text: str) -> list[tuple[RecordedRequest, dict[str, Any]]]:
