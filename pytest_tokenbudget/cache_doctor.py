@@ -135,11 +135,20 @@ class Doctor:
         self, endpoint: str, case_id: str, request: dict[str, Any], whole_input_tokens: int,
         minimum: int, known_prefix: int = 0, *, test_id: str = "", index: int = 0,
         recorded: tuple[int, int, int] | None = None, memo: Memo | None = None,
+        may_cache: bool = True,
     ) -> None:  # fmt: skip
         """One Messages call as sent; `known_prefix`: its recorded cache reads + writes;
-        `memo`: the endpoint's prompt parts seen so far (prompt.prompt_blocks)."""
+        `memo`: the endpoint's prompt parts seen so far (prompt.prompt_blocks);
+        `may_cache` False: the request has no cache_control anywhere, so it neither writes
+        nor reads the cache, and its prompt is not split (kept with no blocks)."""
         from .cache_sim import block_kinds
 
+        if not may_cache:
+            model = str(request.get("model", ""))
+            self.prompts.append(PromptSeen(
+                endpoint, case_id, model, (), whole_input_tokens, test_id, index, (), recorded,
+            ))  # fmt: skip
+            return
         blocks = prompt_blocks(request, memo)
         points = breakpoints(blocks)
         model = str(request.get("model", ""))
@@ -377,6 +386,8 @@ def diagnose_case(
         doctor.add_call(
             endpoint, case_id, request, whole, minimum(model), 0 if stale else cached,
             test_id=test_id, index=index, recorded=recorded, memo=memo,
+            # a substring search of the bytes sent, rather than a split of the whole prompt
+            may_cache=b"cache_control" in exchange.request_body,
         )  # fmt: skip
         if index in volatile:
             doctor.add_replay_spans(endpoint, case_id, volatile[index], request)

@@ -299,3 +299,37 @@ def test_an_endpoints_shared_system_prompt_is_split_once_per_run(monkeypatch):
     assert len(split) == 1 + 5  # the shared doctor once; the fresh splits once per case
     assert shared.prompts == fresh.prompts
     assert shared.findings() == fresh.findings()
+
+
+def _diagnose(doctor: Doctor, case_id: str, request: dict, usage) -> None:
+    from pytest_tokenbudget.cache_doctor import diagnose_case
+    from pytest_tokenbudget.recorders import Exchange
+    from pytest_tokenbudget.usage import Call
+
+    exchange = Exchange("POST", "https://api.anthropic.com/v1/messages",
+                        json.dumps(request).encode(), 200, {}, b"{}")  # fmt: skip
+    call = Call("anthropic", "messages", request["model"], usage)
+    diagnose_case(doctor, "faq", case_id, [(exchange, [call])], {}, lambda m: 1024)
+
+
+def test_a_request_without_cache_control_is_not_split_and_reads_nothing(monkeypatch):
+    """No cache_control anywhere: the call neither writes nor reads the cache. Its prompt
+    is not split, and it does not count as reading an earlier call's breakpoint."""
+    from pytest_tokenbudget import prompt
+    from pytest_tokenbudget.usage import Usage
+
+    split = []
+    real_block = prompt._block
+    monkeypatch.setattr(prompt, "_block", lambda *a: split.append(a) or real_block(*a))
+    doctor = Doctor()
+    for i in range(2):  # two cached calls whose system prompts differ: each writes
+        _diagnose(doctor, f"w{i}", cached_request(f"Version {i}. " + POLICY * 30, "Q?"),
+                  Usage(10, 5, 1500))  # fmt: skip
+    written = len(split)
+    plain = cached_request("Version 1. " + POLICY * 30, "Q?")  # the second prefix, uncached
+    del plain["system"][0]["cache_control"]
+    _diagnose(doctor, "plain", plain, Usage(1510, 5))
+    assert len(split) == written  # not split
+    assert doctor.prompts[-1].blocks == () and doctor.prompts[-1].whole_input_tokens == 1510
+    [finding] = [f for f in doctor.findings() if f.code == "breakpoint-never-read"]
+    assert finding.cases == ("w0", "w1")  # the uncached call read neither
