@@ -2,7 +2,7 @@
 
 The rule that separates "the same request with a volatile value" from a real
 change: two request bodies are the same request when their JSON is identical
-after every span matching one of VOLATILE (below) is replaced by one
+after every span matching one of volatile_pattern() (below) is replaced by one
 placeholder, in every string. Structure, keys, the model, numbers outside
 strings and every other character must be equal. So a new timestamp, a fresh
 UUID or a request counter in the system prompt is volatile; an edited word, an
@@ -11,6 +11,7 @@ added tool or another model is a change.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -23,28 +24,33 @@ _MONTH = (
 )
 _DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:day|sday|nesday|rsday|urday)?"
 # Longest first: a timestamp is one span, not a date, a time and some numbers.
-VOLATILE = re.compile(
-    "|".join(
-        [
-            r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",
-            rf"{_DAY}, \d{{1,2}} {_MONTH} \d{{4}} \d{{2}}:\d{{2}}:\d{{2}}(?: GMT|[+-]\d{{4}})?",
-            r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
-            rf"\b(?:{_DAY},? )?{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b",
-            rf"\b(?:{_DAY},? )?\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b",
-            r"\d{4}-\d{2}-\d{2}|\b\d{1,2}/\d{1,2}/\d{2,4}\b",
-            r"\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?",
-            r"\b[A-Za-z]{2,12}_[A-Za-z0-9]{8,}\b",  # prefixed ids: req_…, msg_…, user_…
-            r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b",  # hex ids, digests
-            rf"\b{_DAY}\b",
-            r"\d+(?:\.\d+)?",
-        ]
-    )
-)
+_PATTERNS = [
+    r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?",
+    rf"{_DAY}, \d{{1,2}} {_MONTH} \d{{4}} \d{{2}}:\d{{2}}:\d{{2}}(?: GMT|[+-]\d{{4}})?",
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+    rf"\b(?:{_DAY},? )?{_MONTH}\.? \d{{1,2}}(?:st|nd|rd|th)?,? \d{{4}}\b",
+    rf"\b(?:{_DAY},? )?\d{{1,2}} {_MONTH}\.?,? \d{{4}}\b",
+    r"\d{4}-\d{2}-\d{2}|\b\d{1,2}/\d{1,2}/\d{2,4}\b",
+    r"\b\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?",
+    r"\b[A-Za-z]{2,12}_[A-Za-z0-9]{8,}\b",  # prefixed ids: req_…, msg_…, user_…
+    r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{8,}\b",  # hex ids, digests
+    rf"\b{_DAY}\b",
+    r"\d+(?:\.\d+)?",
+]
+
+
+@functools.cache
+def volatile_pattern() -> re.Pattern[str]:
+    """Every volatile value, as one pattern; compiled on first use (~13 ms), since most
+    runs never compare two prompts."""
+    return re.compile("|".join(_PATTERNS))
+
+
 _PLACEHOLDER = "\x00"
 
 
 def mask(text: str) -> str:
-    return VOLATILE.sub(_PLACEHOLDER, text)
+    return volatile_pattern().sub(_PLACEHOLDER, text)
 
 
 def masked(obj: Any) -> Any:
@@ -94,7 +100,8 @@ def volatile_spans(before: Any, after: Any) -> list[Span] | None:
             continue
         index = block_of(path, blocks)
         cached = index is not None and index <= last
-        pairs = zip(VOLATILE.finditer(old[path]), VOLATILE.finditer(text))
+        pattern = volatile_pattern()
+        pairs = zip(pattern.finditer(old[path]), pattern.finditer(text))
         for was, now in pairs:
             if was.group() != now.group():
                 spans.append(Span(path, now.start(), was.group(), now.group(), cached))
