@@ -99,8 +99,7 @@ def span_findings(
 
 class PromptSeen(NamedTuple):
     """What the doctor keeps of one Messages call: its blocks, for comparing prefixes.
-    Tuples all the way down: one per call, kept to the end of the run, and the garbage
-    collector stops tracking tuples of plain values."""
+    One per call, kept to the end of the run: immutable, with no list of its own."""
 
     endpoint: str
     case_id: str

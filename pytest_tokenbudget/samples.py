@@ -183,8 +183,8 @@ def in_test_order(parts: Iterable[CaseSamples]) -> list[CaseSamples]:
 
 
 class CaseRun(NamedTuple):
-    """What happened to one case of an endpoint during the run (a tuple of plain values:
-    one per case, kept to the end, and the garbage collector stops tracking it)."""
+    """What happened to one case of an endpoint during the run. One per case, kept to the
+    end: its lists are tuples, which the garbage collector stops tracking."""
 
     endpoint: str
     case_id: str
