@@ -147,7 +147,7 @@ def _without_request_headers(text: str) -> str:
         lines = at + len(_HEADERS_KEY)
         found = _HEADER_LINES.match(text, lines)
         if found is not None:
-            kept.append(text[start : at + 1])  # up to the line `    headers:`
+            kept.append(text[start : at + 1])  # up to, not including, `    headers:`
             start = found.end()
         at = text.find(_HEADERS_KEY, found.end() if found is not None else lines)
     kept.append(text[start:])

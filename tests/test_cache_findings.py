@@ -277,30 +277,6 @@ def test_prediction_agrees_with_a_real_cache_bearing_cassette():
     assert doctor.findings() == []
 
 
-def test_an_endpoints_shared_system_prompt_is_split_once_per_run(monkeypatch):
-    """Cases of one endpoint share tools and system prompt: the doctor canonicalizes them
-    once per run, not once per case, and finds what fresh splits find."""
-    from pytest_tokenbudget import prompt
-    from pytest_tokenbudget.cache_doctor import diagnose_case
-    from pytest_tokenbudget.recorders import Exchange
-    from pytest_tokenbudget.usage import Call, Usage
-
-    split = []
-    real_system = prompt._system
-    monkeypatch.setattr(prompt, "_system", lambda system: split.append(1) or real_system(system))
-    shared, fresh = Doctor(), Doctor()
-    for i in range(5):
-        request = cached_request(POLICY * 30, f"Question {i}?")
-        exchange = Exchange("POST", "https://api.anthropic.com/v1/messages",
-                            json.dumps(request).encode(), 200, {}, b"{}")  # fmt: skip
-        call = Call("anthropic", "messages", "claude-sonnet-4-6", Usage(10, 5, 1200))
-        diagnose_case(shared, "faq", f"q{i}", [(exchange, [call])], {}, lambda m: 1024)
-        fresh.add_call("faq", f"q{i}", request, 1210, 1024, 1200, recorded=(0, 1200, 0), memo={})
-    assert len(split) == 1 + 5  # the shared doctor once; the fresh splits once per case
-    assert shared.prompts == fresh.prompts
-    assert shared.findings() == fresh.findings()
-
-
 def _diagnose(doctor: Doctor, case_id: str, request: dict, usage) -> None:
     from pytest_tokenbudget.cache_doctor import diagnose_case
     from pytest_tokenbudget.recorders import Exchange
@@ -310,6 +286,25 @@ def _diagnose(doctor: Doctor, case_id: str, request: dict, usage) -> None:
                         json.dumps(request).encode(), 200, {}, b"{}")  # fmt: skip
     call = Call("anthropic", "messages", request["model"], usage)
     diagnose_case(doctor, "faq", case_id, [(exchange, [call])], {}, lambda m: 1024)
+
+
+def test_an_endpoints_shared_system_prompt_is_split_once_per_run(monkeypatch):
+    """Cases of one endpoint share tools and system prompt: the doctor canonicalizes them
+    once per run, not once per case, and finds what fresh splits find."""
+    from pytest_tokenbudget import prompt
+    from pytest_tokenbudget.usage import Usage
+
+    split = []
+    real_system = prompt._system
+    monkeypatch.setattr(prompt, "_system", lambda system: split.append(1) or real_system(system))
+    shared, fresh = Doctor(), Doctor()
+    for i in range(5):
+        request = cached_request(POLICY * 30, f"Question {i}?")
+        _diagnose(shared, f"q{i}", request, Usage(10, 5, 1200))
+        fresh.add_call("faq", f"q{i}", request, 1210, 1024, 1200, recorded=(0, 1200, 0), memo={})
+    assert len(split) == 1 + 5  # the shared doctor once; the fresh splits once per case
+    assert shared.prompts == fresh.prompts
+    assert shared.findings() == fresh.findings()
 
 
 def test_a_request_without_cache_control_is_not_split_and_reads_nothing(monkeypatch):
