@@ -11,6 +11,10 @@ patch of the transports is per cassette, and the one entered last wins. Then we
 observe instead of owning: every exchange a foreign cassette plays or records is
 logged, named after its recorder, and we open no cassette, block no network and
 report no stale recording of our own.
+
+A request replay has no recording of is offered to what lies below the transport
+(respx, pytest-httpx's and other mocks) with every socket refused: a mock that answers
+it serves it as it would without the plugin; one that reaches for the network is a miss.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from .counting import CountCache, count_async, count_key, count_sync, counted_re
 from .errors import CassetteError
 from .matching import request_key
 from .modes import RECORD_MODES
+from .network import blocked
 from .scrub import (
     REQUEST_HEADERS,
     RESPONSE_HEADERS,
@@ -46,6 +51,7 @@ if TYPE_CHECKING:
 
 OWN_RECORDER = "pytest-tokenbudget"
 VCRPY = "vcrpy"  # a cassette no plugin we know of opened: the team's own vcr.use_cassette
+MOCK = "mock"  # answered below the transport with the network refused: respx and the like
 
 
 @dataclass(frozen=True)
@@ -352,11 +358,22 @@ class Capture:
                     response = inner(transport, request)
                 except unrecorded:
                     response = None
+            served = OWN_RECORDER
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
-                if response is None:
-                    return capture._miss(httpx, request)
-            capture._log(request, response, b"".join(response.stream), counted, recounted)
+            if response is None and capture._replaying:
+                with blocked() as refused:
+                    try:
+                        response, served = inner(transport, request), MOCK
+                    except Exception:
+                        if not refused:
+                            raise  # the mock's own error, for the test to see
+            if response is None:
+                return capture._miss(httpx, request)
+            body = b"".join(response.stream)
+            if served == MOCK:  # a mock's stream may be read once: the SDK reads it next
+                response.stream = httpx.ByteStream(body)
+            capture._log(request, response, body, counted, recounted, served)
             return response
 
         return handle_request
@@ -387,13 +404,21 @@ class Capture:
                     response = await inner(transport, request)
                 except unrecorded:
                     response = None
+            served = OWN_RECORDER
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
-                if response is None:
-                    return capture._miss(httpx, request)
+            if response is None and capture._replaying:
+                with blocked() as refused:
+                    try:
+                        response, served = await inner(transport, request), MOCK
+                    except Exception:
+                        if not refused:
+                            raise
+            if response is None:
+                return capture._miss(httpx, request)
             body = b"".join([chunk async for chunk in response.stream])
             response.stream = httpx.ByteStream(body)
-            capture._log(request, response, body, counted, recounted)
+            capture._log(request, response, body, counted, recounted, served)
             return response
 
         return handle_async_request
@@ -486,14 +511,20 @@ class Capture:
 
     # -- the log ------------------------------------------------------------------
     def _log(
-        self, request: Any, response: Any, body: bytes, counted: int | None, recounted: bool
+        self,
+        request: Any,
+        response: Any,
+        body: bytes,
+        counted: int | None,
+        recounted: bool,
+        served: str = OWN_RECORDER,
     ) -> None:
         headers: dict[str, list[str]] = {}
         for name, value in response.headers.multi_items():
             headers.setdefault(name.lower(), []).append(value)
         if counted is not None:
             self.log.counts[len(self.log.exchanges)] = (counted, recounted)
-        self.log.served_by.append(OWN_RECORDER)
+        self.log.served_by.append(served)
         self.log.exchanges.append(
             Exchange(
                 method=request.method,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .modes import RECORD_MODES
-from .stash import BASELINE_KEY, CAPTURE_KEY, RUN_KEY, SUMMARY_KEY, run_of
+from .stash import BASELINE_KEY, CAPTURE_KEY, CASE_ID_KEY, RUN_KEY, SUMMARY_KEY, run_of
 
 if TYPE_CHECKING:
     from .fixture import CaseCapture, TokenBudget
@@ -37,7 +37,23 @@ MARKER_HELP = (
     "token_budget(endpoint): measure this test's Anthropic API calls against the budgets "
     "of `endpoint` in token_budgets.yml (runs with pytest --token-budget)"
 )
-SKIP_REASON = "token budget test: run it with `pytest --token-budget`"
+SKIP_REASON = (
+    "token budget test whose calls only pytest-tokenbudget can serve: run it with "
+    "`pytest --token-budget`"
+)
+# Every --token-budget-* option and its default: any other value turns the plugin on.
+OPTION_DEFAULTS: dict[str, Any] = {
+    "token_budget_config": None,
+    "token_budget_record": "none",
+    "token_budget_count": False,
+    "token_budget_count_concurrency": 4,
+    "token_budget_cassettes": None,
+    "token_budget_report": ".token-budget",
+    "token_budget_baseline": None,
+    "token_budget_max_regression": None,
+    "token_budget_update": None,
+    "token_budget_update_margin": None,
+}
 
 
 # -- options ---------------------------------------------------------------------------
@@ -49,51 +65,55 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--token-budget", action="store_true", default=False,
         help="measure token usage of token_budget-marked tests and gate on token_budgets.yml",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-config", metavar="PATH", default=None,
+    _add(
+        group, "--token-budget-config", metavar="PATH",
         help="budget file (default: token_budgets.yml at the rootdir, or ini token_budget_config)",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-record", default="none", choices=RECORD_MODES,
+    _add(
+        group, "--token-budget-record", choices=RECORD_MODES,
         help="recording: none = replay only, never touch the network (default); once = record "
         "missing cassettes; new_episodes = also record new requests; all = re-record",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-count", action="store_true", default=False,
+    _add(
+        group, "--token-budget-count", action="store_true",
         help="input tokens of every Messages request from count_tokens on the request as sent "
         "now (free; cached in token_counts.json beside the cassettes); output from the recording",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-count-concurrency", type=int, default=4, metavar="N",
+    _add(
+        group, "--token-budget-count-concurrency", type=int, metavar="N",
         help="count_tokens requests in flight at once for request cases (default 4)",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-cassettes", metavar="DIR", default=None,
+    _add(
+        group, "--token-budget-cassettes", metavar="DIR",
         help="cassette directory (default: cassettes/ beside the config file)",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-report", metavar="DIR", default=".token-budget",
+    _add(
+        group, "--token-budget-report", metavar="DIR",
         help="where report.json and report.md are written (default: .token-budget/)",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-baseline", metavar="PATH", default=None,
+    _add(
+        group, "--token-budget-baseline", metavar="PATH",
         help="compare with this report.json (the base branch's); report.md becomes the diff",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-max-regression", metavar="PCT", type=float, default=None,
+    _add(
+        group, "--token-budget-max-regression", metavar="PCT", type=float,
         help="fail when a metric grows more than PCT%% over the baseline, even within budget",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-update", nargs="?", const="tighten", default=None, type=parse_mode,
+    _add(
+        group, "--token-budget-update", nargs="?", const="tighten", type=parse_mode,
         metavar="loosen", help="rewrite measured budgets in token_budgets.yml to measured + "
         "margin, only tightening; =loosen also loosens broken budgets (written with '=')",
     )  # fmt: skip
-    group.addoption(
-        "--token-budget-update-margin", metavar="PCT", type=parse_margin, default=None,
+    _add(
+        group, "--token-budget-update-margin", metavar="PCT", type=parse_margin,
         help="headroom over the measured value for --token-budget-update (default 10)",
     )  # fmt: skip
     parser.addini("token_budget_config", "path of token_budgets.yml, relative to the ini file")
     parser.addini("token_budget_cassettes", "cassette directory, relative to the ini file")
+
+
+def _add(group: Any, flag: str, **kwargs: Any) -> None:
+    group.addoption(flag, default=OPTION_DEFAULTS[flag[2:].replace("-", "_")], **kwargs)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -106,12 +126,9 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_HELP)
     _check_rootdir(config)
-    if not config.getoption("token_budget"):
-        if config.getoption("token_budget_update"):
-            raise pytest.UsageError(
-                "pytest-tokenbudget: --token-budget-update needs --token-budget"
-            )
+    if not _enabled(config):
         return
+    config.option.token_budget = True
     from .config import load_config, problems_error
     from .errors import TokenBudgetError
     from .pricing import model_problems
@@ -163,6 +180,17 @@ def pytest_configure(config: pytest.Config) -> None:
                 config.add_cleanup(lambda v=variable: os.environ.pop(v, None))
 
 
+def _enabled(config: pytest.Config) -> bool:
+    """--token-budget, or any other --token-budget-* option: a CI line that forgets the
+    flag must not be green having measured nothing (the ini keys do not turn it on)."""
+    if config.getoption("token_budget"):
+        return True
+    args = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
+    if any(isinstance(a, str) and a.startswith("--token-budget-") for a in args):
+        return True
+    return any(config.getoption(dest) != default for dest, default in OPTION_DEFAULTS.items())
+
+
 def _check_rootdir(config: pytest.Config) -> None:
     from .invocation import (
         detached_path_values,
@@ -203,6 +231,18 @@ def _register_hooks(config: pytest.Config, run: BudgetRun) -> None:
 def _options(config: pytest.Config) -> Options:
     from .session import Options
 
+    path, cassette_dir = _paths(config)
+    return Options(
+        config_path=path,
+        cassettes=cassette_dir,  # type: ignore[arg-type]
+        report_dir=Path(config.invocation_params.dir, config.getoption("token_budget_report")),
+        record_mode=config.getoption("token_budget_record"),
+        count=config.getoption("token_budget_count"),
+    )
+
+
+def _paths(config: pytest.Config) -> tuple[Path, Path | None]:
+    """The config file, and the cassette directory when given (else beside the config)."""
     ini_dir = config.inipath.parent if config.inipath else config.rootpath
     given = config.getoption("token_budget_config")
     if given:
@@ -218,13 +258,7 @@ def _options(config: pytest.Config) -> Options:
         cassette_dir = ini_dir / config.getini("token_budget_cassettes")
     else:
         cassette_dir = None  # beside the config file, once it is loaded
-    return Options(
-        config_path=path,
-        cassettes=cassette_dir,  # type: ignore[arg-type]
-        report_dir=Path(config.invocation_params.dir, config.getoption("token_budget_report")),
-        record_mode=config.getoption("token_budget_record"),
-        count=config.getoption("token_budget_count"),
-    )
+    return path, cassette_dir
 
 
 # -- collection ------------------------------------------------------------------------
@@ -273,11 +307,68 @@ def pytest_collection_modifyitems(
         from .request_cases import make_items
 
         items.extend(make_items(session, run, items))
+        _check_cases(run, items)
         return
+    marked = [item for item in items if item.get_closest_marker("token_budget") is not None]
+    if not marked:
+        return
+    # A plain run: a marked test runs as it did before the plugin was installed, unless
+    # only the plugin can serve its calls (its fixtures, or a cassette of its own).
+    config_path, cassettes = _paths(config)
+    cassettes = cassettes or config_path.parent / "cassettes"
     skip = pytest.mark.skip(reason=SKIP_REASON)
-    for item in items:
-        if item.get_closest_marker("token_budget") is not None:
+    for item in marked:
+        if _only_ours(item, cassettes):
             item.add_marker(skip)
+
+
+def _only_ours(item: pytest.Item, cassettes: Path) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    if "budget_case" in fixtures or "token_budget" in fixtures:
+        return True
+    if _foreign_driven(item):
+        return False
+    marker = item.get_closest_marker("token_budget")
+    if marker is None or len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        return False
+    from .case_ids import test_case_id
+
+    own = cassettes / marker.args[0]
+    return (own / f"{test_case_id(item.nodeid)}.yaml").is_file() or (
+        own / f"{getattr(item, 'originalname', item.name)}.yaml"
+    ).is_file()
+
+
+def _foreign_driven(item: pytest.Item) -> bool:
+    """Driven by pytest-recording or pytest-vcr, as far as collection can tell (their
+    `vcr` marker, or pytest-vcr's fixture; pytest-recording's `vcr` fixture is autouse)."""
+    fixtures = getattr(item, "fixturenames", ())
+    return item.get_closest_marker("vcr") is not None or "vcr_cassette" in fixtures
+
+
+def _check_cases(run: BudgetRun, items: list[pytest.Item]) -> None:
+    """One case per item: two items of one endpoint never share a case (and a cassette);
+    cassettes still at their pre-per-item path are named with the command that moves them."""
+    from .case_ids import ItemCase, collisions, legacy_moves
+
+    cases = []
+    for item in items:
+        marker = item.get_closest_marker("token_budget")
+        if marker is None or len(marker.args) != 1 or not isinstance(marker.args[0], str):
+            continue
+        case_id, legacy = _case_ids(item)
+        item.stash[CASE_ID_KEY] = case_id
+        cases.append(
+            ItemCase(
+                marker.args[0], case_id, item.nodeid, None if _foreign_driven(item) else legacy
+            )
+        )
+    problems = collisions(cases)
+    if problems:
+        raise pytest.UsageError("pytest-tokenbudget: " + "\n".join(problems))
+    moves = legacy_moves(cases, run.options.cassettes)
+    if moves:
+        raise pytest.UsageError(f"pytest-tokenbudget: {moves}")
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -354,10 +445,26 @@ class Capturing:
 
 
 def _case_id(item: pytest.Item) -> str:
+    case_id = item.stash.get(CASE_ID_KEY, None)
+    return case_id if case_id is not None else _case_ids(item)[0]
+
+
+def _case_ids(item: pytest.Item) -> tuple[str, str | None]:
+    """The item's case id, and where its cassette was before one case per item (None: the
+    same place)."""
+    from .case_ids import budget_case_id, test_case_id
+    from .request_cases import RequestCaseItem
+
+    if isinstance(item, RequestCaseItem):
+        return str(item.case["id"]), None
     callspec = getattr(item, "callspec", None)
     if callspec is not None and isinstance(callspec.params.get("budget_case"), dict):
-        return str(callspec.params["budget_case"]["id"])
-    return item.originalname if isinstance(item, pytest.Function) else item.name
+        case_id = str(callspec.params["budget_case"]["id"])
+        idlist = getattr(callspec, "_idlist", None) or [callspec.id]
+        full = budget_case_id(case_id, idlist)
+        return full, (case_id if full != case_id else None)
+    case_id = test_case_id(item.nodeid)
+    return case_id, getattr(item, "originalname", item.name)
 
 
 def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str) -> None:

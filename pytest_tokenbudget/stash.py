@@ -17,6 +17,7 @@ RUN_KEY = pytest.StashKey["BudgetRun"]()  # the run, with --token-budget
 BASELINE_KEY = pytest.StashKey[dict]()  # the loaded --token-budget-baseline report
 CAPTURE_KEY = pytest.StashKey["CaseCapture"]()  # on an item: its capture, while it runs
 SUMMARY_KEY = pytest.StashKey[list]()  # the terminal summary's lines
+CASE_ID_KEY = pytest.StashKey[str]()  # on an item: the case it is (case_ids.py)
 
 
 def run_of(config: pytest.Config) -> BudgetRun | None:

@@ -251,7 +251,7 @@ def test_pytest_recording_cassettes_are_measured_without_re_recording(assistant)
     reads = sum(usage["cache_read_tokens"] for _, usage in calls)
     assert metrics["cache_hit_rate"] == float(round(Fraction(reads, sum(inputs)), 6))
     for test in CASSETTES:
-        case = endpoint["per_case"][test]
+        case = endpoint["per_case"][f"tests/test_assistant/{test}"]  # one case per test item
         assert case["calls"] == len(expected[test])
         assert case["input_tokens"] == sum(prompt(u) for _, u in expected[test])
         assert case["output_tokens"] == sum(u["output_tokens"] for _, u in expected[test])
@@ -437,8 +437,8 @@ def test_a_plain_vcrpy_cassette_is_measured(
     result.assert_outcomes(passed=1)
     endpoint = report_of(pytester)["endpoints"]["assistant"]
     assert endpoint["status"] == "pass", endpoint["problems"]
-    assert endpoint["per_case"]["test_tools"]["input_tokens"] == prompt(usage) == 721
-    assert endpoint["per_case"]["test_tools"]["cost_usd"] == dollars(
+    assert endpoint["per_case"]["test_plain/test_tools"]["input_tokens"] == prompt(usage) == 721
+    assert endpoint["per_case"]["test_plain/test_tools"]["cost_usd"] == dollars(
         cost("claude-sonnet-4-6", usage)
     )
     assert endpoint["recorders"] == ["vcrpy"]
@@ -503,7 +503,7 @@ def test_vcrpy_imported_at_module_level_is_observed_without_pytest_recording(
     pytester.runpytest_subprocess(*SUBPROCESS).assert_outcomes(passed=1)
     endpoint = report_of(pytester)["endpoints"]["assistant"]
     assert endpoint["recorders"] == ["vcrpy"]
-    assert endpoint["per_case"]["test_tools"]["input_tokens"] == 721
+    assert endpoint["per_case"]["test_plain/test_tools"]["input_tokens"] == 721
 
 
 def test_vcrpy_first_imported_inside_a_test_is_one_clear_failure(pytester, ci_env, monkeypatch):

@@ -132,7 +132,9 @@ def test_changed_prompt_is_a_stale_recording_that_names_case_and_fix(
 def test_inert_without_the_flag(project):
     result = project.runpytest("-rs", "-p", "no:cacheprovider")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["*token budget test: run it with `pytest --token-budget`*"])
+    result.stdout.fnmatch_lines(
+        ["*only pytest-tokenbudget can serve: run it with `pytest --token-budget`*"]
+    )
     assert not (project.path / ".token-budget").exists()
 
 

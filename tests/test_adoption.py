@@ -1,0 +1,347 @@
+"""Adopting the plugin on an existing suite: a plain run loses no test, every
+--token-budget-* option measures, other mocks keep serving their tests, and every test
+item is its own case with its own cassette."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from project_files import APP, CASES, CONFIG, report_of
+
+pytest.importorskip("pytest_recording")
+
+DATA = Path(__file__).parent / "data" / "cassettes" / "anthropic"
+REAL = DATA / "openinference_parallel_tool_use_plain.yaml"  # one call: 721 in, 112 out
+
+# A module of a team's suite, marked as docs/getting-started.md shows: pytest-recording
+# replays one test, one test makes no call, one asks for the plugin's own case.
+MIXED = """\
+import anthropic
+import pytest
+
+pytestmark = [pytest.mark.token_budget("chat")]
+
+
+@pytest.mark.vcr("tools.yaml")
+def test_replayed_by_pytest_recording():
+    message = anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-sonnet-4-6", max_tokens=40,
+        messages=[{"role": "user", "content": "weather?"}])
+    assert message.usage.input_tokens == 721
+
+
+def test_no_call():
+    assert True
+
+
+class TestInAClass:
+    @pytest.mark.vcr("tools.yaml")
+    def test_replayed_too(self):
+        anthropic.Anthropic(max_retries=0).messages.create(
+            model="claude-sonnet-4-6", max_tokens=40,
+            messages=[{"role": "user", "content": "weather?"}])
+
+
+def test_only_the_plugin_serves(budget_case):
+    assert budget_case["id"]
+"""
+
+
+@pytest.fixture
+def suite(pytester, ci_env, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")  # the suite's own dummy key
+    pytester.makefile(".yml", token_budgets=CONFIG.format(input_p95=4000), cases=CASES)
+    cassettes = pytester.mkdir("cassettes") / "test_suite"
+    cassettes.mkdir()
+    shutil.copy(REAL, cassettes / "tools.yaml")
+    pytester.makepyfile(test_suite=MIXED)
+    return pytester
+
+
+def test_a_plain_run_keeps_every_test_another_recorder_drives(suite):
+    unmarked = suite.path / "unmarked"
+    unmarked.mkdir()
+    shutil.copytree(suite.path / "cassettes", unmarked / "cassettes")
+    (unmarked / "test_suite.py").write_text(
+        MIXED.replace('pytestmark = [pytest.mark.token_budget("chat")]', "")
+    )
+    before = suite.runpytest(str(unmarked), "-p", "no:cacheprovider", "--record-mode=none")
+    before.assert_outcomes(passed=3, skipped=1)  # budget_case: the plugin's, skipped alone
+
+    after = suite.runpytest("test_suite.py", "-rs", "-p", "no:cacheprovider", "--record-mode=none")
+
+    after.assert_outcomes(passed=3, skipped=1)
+    after.stdout.fnmatch_lines(["*test_suite.py:*only pytest-tokenbudget can serve*"])
+    assert not (suite.path / ".token-budget").exists()
+
+
+def test_a_test_with_a_cassette_of_the_plugins_own_is_skipped_in_a_plain_run(suite):
+    suite.makepyfile(
+        test_own="""
+        import pytest
+
+        @pytest.mark.token_budget("chat")
+        def test_own_cassette():
+            raise AssertionError("would call the API with no recording")
+        """
+    )
+    own = suite.path / "cassettes" / "chat" / "test_own" / "test_own_cassette.yaml"
+    own.parent.mkdir(parents=True)
+    own.write_text("interactions: []\nversion: 1\n")
+
+    result = suite.runpytest("test_own.py", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(skipped=1)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--token-budget-record=none"],
+        ["--token-budget-count"],
+        ["--token-budget-report=elsewhere"],
+        ["--token-budget-update"],
+        ["--token-budget-update-margin=5"],
+        ["--token-budget-cassettes=cassettes"],
+        ["--token-budget-config=token_budgets.yml"],
+        ["--token-budget-count-concurrency=2"],
+        ["--token-budget-max-regression=10"],
+    ],
+    ids=lambda options: options[0].split("=")[0],
+)
+def test_every_token_budget_option_turns_the_plugin_on(suite, options):
+    result = suite.runpytest("test_suite.py", "-p", "no:cacheprovider", *options)
+
+    report = "elsewhere" if "--token-budget-report=elsewhere" in options else ".token-budget"
+    assert (suite.path / report / "report.json").is_file(), result.stdout.str()
+    assert json.loads((suite.path / report / "report.json").read_text())["endpoints"]["chat"]
+
+
+def test_a_baseline_without_the_flag_gates(suite):
+    (suite.path / "base.json").write_text("{}")
+
+    result = suite.runpytest(
+        "test_suite.py",
+        "-p",
+        "no:cacheprovider",
+        "--token-budget-baseline=base.json",
+        "--token-budget-max-regression=10",
+    )
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # the baseline was read, and refused
+    result.stderr.fnmatch_lines(["*pytest-tokenbudget: baseline*base.json*"])
+
+
+# -- one case per test item -------------------------------------------------------------
+PARAMETRIZED = """\
+import pytest
+from app import reply
+
+
+@pytest.mark.token_budget("chat")
+@pytest.mark.parametrize("question", ["What is a token?", "Why cache?", "What is p95?"],
+                         ids=["token", "cache", "p95"])
+def test_reply(question):
+    assert reply(question)
+"""
+
+
+def test_parametrized_items_are_three_cases_with_three_cassettes(
+    pytester, recording_env, monkeypatch
+):
+    pytester.makefile(".yml", token_budgets=CONFIG.format(input_p95=4000), cases=CASES)
+    pytester.makepyfile(app=APP, test_param=PARAMETRIZED)
+    pytester.syspathinsert()
+
+    first = pytester.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
+    first.assert_outcomes(passed=3)
+    folder = pytester.path / "cassettes" / "chat" / "test_param"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "test_reply[cache].yaml",
+        "test_reply[p95].yaml",
+        "test_reply[token].yaml",
+    ]
+    served = {s.request["messages"][0]["content"]: s.usage for s in recording_env.served}
+
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    replay = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+
+    replay.assert_outcomes(passed=3)
+    per_case = report_of(pytester)["endpoints"]["chat"]["per_case"]
+    questions = {"token": "What is a token?", "cache": "Why cache?", "p95": "What is p95?"}
+    assert set(per_case) == {f"test_param/test_reply[{i}]" for i in questions}
+    for param, question in questions.items():
+        usage = served[question]
+        whole = (
+            usage["input_tokens"]
+            + usage.get("cache_creation_input_tokens", 0)
+            + usage.get("cache_read_input_tokens", 0)
+        )
+        case = per_case[f"test_param/test_reply[{param}]"]
+        assert (case["calls"], case["input_tokens"]) == (1, whole)
+        assert case["output_tokens"] == usage["output_tokens"]
+
+
+def test_same_named_tests_in_two_modules_are_two_cases(pytester, recording_env):
+    pytester.makefile(".yml", token_budgets=CONFIG.format(input_p95=4000), cases=CASES)
+    test = 'import pytest\nfrom app import reply\n\n@pytest.mark.token_budget("chat")\n'
+    pytester.makepyfile(
+        app=APP,
+        test_one=test + 'def test_reply():\n    assert reply("one")\n',
+        test_two=test + 'class TestTwo:\n    def test_reply(self):\n        assert reply("two")\n',
+    )
+    pytester.syspathinsert()
+
+    result = pytester.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
+
+    result.assert_outcomes(passed=2)
+    folder = pytester.path / "cassettes" / "chat"
+    assert (folder / "test_one" / "test_reply.yaml").is_file()
+    assert (folder / "test_two" / "TestTwo.test_reply.yaml").is_file()
+    assert set(report_of(pytester)["endpoints"]["chat"]["per_case"]) == {
+        "test_one/test_reply",
+        "test_two/TestTwo.test_reply",
+    }
+
+
+def test_two_tests_over_the_same_cases_are_an_error_naming_both(pytester, ci_env):
+    pytester.makefile(".yml", token_budgets=CONFIG.format(input_p95=4000), cases=CASES)
+    body = "    assert budget_case\n"
+    pytester.makepyfile(
+        test_a='import pytest\n\n@pytest.mark.token_budget("chat")\n'
+        "def test_a(budget_case):\n" + body,
+        test_b='import pytest\n\n@pytest.mark.token_budget("chat")\n'
+        "def test_b(budget_case):\n" + body,
+    )
+
+    result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*tests test_a.py::test_a[[]short[]] and test_b.py::test_b[[]short[]] are both case 'short'*"
+        ]
+    )
+    assert "Traceback" not in result.stderr.str()
+
+
+def test_a_cassette_at_its_old_path_gets_the_command_that_moves_it(pytester, recording_env):
+    pytester.makefile(".yml", token_budgets=CONFIG.format(input_p95=4000), cases=CASES)
+    pytester.makepyfile(
+        app=APP,
+        test_old='import pytest\nfrom app import reply\n\n@pytest.mark.token_budget("chat")\n'
+        'def test_reply():\n    assert reply("old")\n',
+    )
+    pytester.syspathinsert()
+    assert pytester.runpytest("--token-budget", "--token-budget-record=once").ret == 0
+    new = pytester.path / "cassettes" / "chat" / "test_old" / "test_reply.yaml"
+    old = new.parent.parent / "test_reply.yaml"
+    new.rename(old)  # where the plugin wrote it before one case per test item
+
+    moved = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+
+    assert moved.ret == pytest.ExitCode.USAGE_ERROR
+    [line] = [line for line in moved.stderr.lines if line.startswith("Move them")]
+    command = line.split(": ", 1)[1]
+    assert command.startswith("mkdir -p ") and " && mv " in command
+    import subprocess
+
+    subprocess.run(command, shell=True, check=True, cwd=pytester.path)
+    assert new.is_file() and not old.exists()
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=1)
+
+
+# -- other mocks ------------------------------------------------------------------------
+RESPX_MODULE = """\
+import anthropic
+import httpx
+import pytest
+import respx
+
+pytestmark = [pytest.mark.token_budget("chat")]
+
+USAGE = {"input_tokens": 11, "output_tokens": 7}
+MESSAGE = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
+           "content": [{"type": "text", "text": "mocked"}], "stop_reason": "end_turn",
+           "stop_sequence": None, "usage": USAGE}
+
+
+@pytest.mark.vcr("tools.yaml")
+def test_replayed():
+    anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-sonnet-4-6", max_tokens=40, messages=[{"role": "user", "content": "hi"}])
+
+
+@respx.mock
+def test_respx_serves_its_own():
+    route = respx.post("https://api.anthropic.com/v1/messages").mock(
+        return_value=httpx.Response(200, json=MESSAGE))
+    with httpx.Client() as client:
+        answer = client.post("https://api.anthropic.com/v1/messages", json={"model": "x"})
+    assert answer.json()["content"][0]["text"] == "mocked" and route.called
+
+
+@respx.mock
+def test_respx_error_reaches_the_test():
+    respx.get("https://weather.example/today").mock(side_effect=httpx.ConnectTimeout)
+    with pytest.raises(httpx.ConnectTimeout):
+        httpx.get("https://weather.example/today")
+
+
+def test_pytest_httpx(httpx_mock):
+    httpx_mock.add_response(url="https://weather.example/today", json={"sun": True})
+    assert httpx.get("https://weather.example/today").json() == {"sun": True}
+
+
+def test_mock_transport():
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, json={"ok": 1}))
+    with httpx.Client(transport=transport) as client:
+        assert client.get("https://weather.example/").json() == {"ok": 1}
+"""
+
+
+def test_a_module_mixing_cassettes_and_other_mocks_passes_as_without_the_plugin(suite):
+    pytest.importorskip("respx")
+    pytest.importorskip("pytest_httpx")
+    suite.makepyfile(test_suite=RESPX_MODULE)
+    plain = suite.runpytest("-p", "no:cacheprovider", "--record-mode=none", "-p", "no:tokenbudget")
+    plain.assert_outcomes(passed=5)
+
+    result = suite.runpytest("--token-budget", "-p", "no:cacheprovider", "--record-mode=none")
+
+    result.assert_outcomes(passed=5)
+    per_case = report_of(suite)["endpoints"]["chat"]["per_case"]
+    # what the application received is measured when it carries usage: the real
+    # cassette's call, and the respx mock's Messages response (11 in, 7 out)
+    assert per_case["test_suite/test_replayed"]["input_tokens"] == 721
+    assert per_case["test_suite/test_respx_serves_its_own"]["input_tokens"] == 11
+    assert per_case["test_suite/test_respx_serves_its_own"]["output_tokens"] == 7
+
+
+def test_a_request_nobody_serves_is_still_a_miss_without_network(suite):
+    suite.makepyfile(
+        test_suite="""
+        import anthropic
+        import pytest
+
+        @pytest.mark.token_budget("chat")
+        def test_unrecorded():
+            anthropic.Anthropic(max_retries=0).messages.create(
+                model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        """
+    )
+
+    result = suite.runpytest("--token-budget", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*1 request(s) not in the recording*", "*POST https://api.anthropic.com/v1/messages"]
+    )
