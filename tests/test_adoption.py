@@ -79,6 +79,39 @@ def test_a_plain_run_keeps_every_test_another_recorder_drives(suite):
     assert not (suite.path / ".token-budget").exists()
 
 
+def test_the_getting_started_commands(suite):
+    """docs/getting-started.md's pytest-recording block, each command as written there,
+    on a module marked as the page shows (vcr-driven tests and one that makes no call)."""
+    from ci_runner import fenced_blocks, shell_commands
+
+    tests = suite.mkdir("tests")  # pytest-recording's tests/cassettes/<module>/ layout
+    (tests / "test_suite.py").write_text(
+        MIXED.replace("def test_only_the_plugin_serves", "def _unused")
+    )
+    (tests / "cassettes").mkdir()
+    (suite.path / "cassettes" / "test_suite").rename(tests / "cassettes" / "test_suite")
+    (suite.path / "test_suite.py").unlink()
+    page = (Path(__file__).parents[1] / "docs" / "getting-started.md").read_text()
+    commands = shell_commands(fenced_blocks(page, "bash")[3])
+    assert [c.split("#")[0].split() for c in commands] == [
+        ["pytest"],
+        ["pytest", "--token-budget"],
+        ["pytest", "--token-budget", "--record-mode=once"],
+    ]
+    before = {p: p.read_bytes() for p in tests.rglob("*.yaml")}
+    plain, *measured = (command.split("#")[0].split()[1:] for command in commands)
+
+    suite.runpytest(*plain, "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    assert not (suite.path / ".token-budget").exists()  # as before: nothing measured
+    for args in measured:
+        suite.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=3)
+        endpoint = report_of(suite)["endpoints"]["chat"]
+        assert endpoint["recorders"] == ["pytest-recording"]
+        assert endpoint["calls"] == 2
+    assert {p: p.read_bytes() for p in tests.rglob("*.yaml")} == before
+    assert not list((suite.path / "cassettes").rglob("*.yaml"))  # the plugin wrote none
+
+
 def test_a_test_with_a_cassette_of_the_plugins_own_is_skipped_in_a_plain_run(suite):
     suite.makepyfile(
         test_own="""

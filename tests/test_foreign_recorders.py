@@ -266,24 +266,6 @@ def test_pytest_recording_cassettes_are_measured_without_re_recording(assistant)
     assert {p: p.read_bytes() for p in before} == before
 
 
-def test_the_getting_started_commands(assistant):
-    """docs/getting-started.md's pytest-recording block, each command as written there."""
-    from ci_runner import fenced_blocks, shell_commands
-
-    project, _ = assistant
-    page = (Path(__file__).parents[1] / "docs" / "getting-started.md").read_text()
-    commands = shell_commands(fenced_blocks(page, "bash")[3])
-    assert [c.split("#")[0].split() for c in commands] == [
-        ["pytest", "--token-budget"], ["pytest", "--token-budget", "--record-mode=once"],
-    ]  # fmt: skip
-    before = {p: p.read_bytes() for p in (project.path / "tests" / "cassettes").rglob("*.yaml")}
-    for command in commands:
-        args = command.split("#")[0].split()[1:]
-        project.runpytest(*args, "-p", "no:cacheprovider").assert_outcomes(passed=3)
-        assert report_of(project)["endpoints"]["assistant"]["recorders"] == ["pytest-recording"]
-    assert {p: p.read_bytes() for p in before} == before  # nothing was missing to record
-
-
 def test_the_same_report_under_xdist(assistant):
     project, _ = assistant
     project.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=3)
