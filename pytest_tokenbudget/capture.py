@@ -13,8 +13,9 @@ logged, named after its recorder, and we open no cassette, block no network and
 report no stale recording of our own.
 
 A request replay has no recording of is offered to what lies below the transport
-(respx, pytest-httpx's and other mocks) with every socket refused: a mock that answers
-it serves it as it would without the plugin; one that reaches for the network is a miss.
+(respx and other mocks) with every socket refused: a mock that answers it serves it as
+it would without the plugin; one that reaches for the network is a miss. A request that
+is no LLM API call may also reach a server of the test's own on loopback.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from .scrub import (
     scrub_headers,
     scrub_text,
 )
-from .usage import Exchange
+from .usage import Exchange, is_api_route
 from .volatile import Span, volatile_spans
 
 if TYPE_CHECKING:
@@ -362,7 +363,7 @@ class Capture:
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
             if response is None and capture._replaying:
-                with blocked() as refused:
+                with blocked(loopback=not is_api_route(str(request.url))) as refused:
                     try:
                         response, served = inner(transport, request), MOCK
                     except Exception:
@@ -408,7 +409,7 @@ class Capture:
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
             if response is None and capture._replaying:
-                with blocked() as refused:
+                with blocked(loopback=not is_api_route(str(request.url))) as refused:
                     try:
                         response, served = await inner(transport, request), MOCK
                     except Exception:

@@ -378,3 +378,50 @@ def test_a_request_nobody_serves_is_still_a_miss_without_network(suite):
     result.stdout.fnmatch_lines(
         ["*1 request(s) not in the recording*", "*POST https://api.anthropic.com/v1/messages"]
     )
+
+
+LOOPBACK_MODULE = """\
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import anthropic
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.token_budget("chat")]
+
+
+class Hello(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_own_server_on_loopback():
+    server = HTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    assert httpx.get(f"http://127.0.0.1:{server.server_port}/").text == "hello"
+    server.server_close()
+
+
+def test_api_call_to_a_loopback_emulator():
+    anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+"""
+
+
+def test_a_server_of_the_tests_own_is_reached_but_no_api_call_leaves_replay(
+    suite, emulator, monkeypatch
+):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)  # an API up on loopback
+    suite.makepyfile(test_suite=LOOPBACK_MODULE)
+
+    result = suite.runpytest("--token-budget", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *test_api_call_to_a_loopback_emulator*"])
+    assert emulator.served == []  # replay never reached it
