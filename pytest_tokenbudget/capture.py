@@ -12,10 +12,11 @@ observe instead of owning: every exchange a foreign cassette plays or records is
 logged, named after its recorder, and we open no cassette, block no network and
 report no stale recording of our own.
 
-A request replay has no recording of is offered to what lies below the transport
-(respx and other mocks) with every socket refused: a mock that answers it serves it as
-it would without the plugin; one that reaches for the network is a miss. A request that
-is no LLM API call may also reach a server of the test's own on loopback.
+Other mocks keep serving their tests. A request replay has no recording of is offered
+to a mock below the transport (respx replaces httpcore's pools) with every socket
+refused, and what it answers is served as without the plugin (and never recorded); with
+no mock below, it is a miss. A request that is no LLM API call and has no recording is
+passed on untouched, and may reach a server of the test's own on loopback only.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from .counting import CountCache, count_async, count_key, count_sync, counted_re
 from .errors import CassetteError
 from .matching import request_key
 from .modes import RECORD_MODES
-from .network import blocked
+from .network import blocked, is_loopback, refused
 from .scrub import (
     REQUEST_HEADERS,
     RESPONSE_HEADERS,
@@ -338,6 +339,12 @@ class Capture:
         network = inspect.unwrap(inner)  # the real transport, under vcrpy's patch
 
         def handle_request(transport: Any, request: Any) -> Any:
+            if capture._not_ours(request):
+                with blocked(loopback=is_loopback(request.url.host)):
+                    return inner(transport, request)
+            mocked = _mock_below(transport, "handle_request")
+            if mocked and not capture._replaying:  # a mock's answer is never recorded
+                return capture._served_by_mock(httpx, request, network(transport, request))
             counted = None
             if capture.counter is not None and _is_messages(request):
 
@@ -359,22 +366,20 @@ class Capture:
                     response = inner(transport, request)
                 except unrecorded:
                     response = None
-            served = OWN_RECORDER
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
-            if response is None and capture._replaying:
-                with blocked(loopback=not is_api_route(str(request.url))) as refused:
-                    try:
-                        response, served = inner(transport, request), MOCK
-                    except Exception:
-                        if not refused:
-                            raise  # the mock's own error, for the test to see
+            if response is None and capture._replaying and mocked:
+                try:
+                    with blocked():
+                        answer = inner(transport, request)
+                except Exception as err:
+                    if not refused(err):
+                        raise  # the mock's own error, for the test to see
+                else:
+                    return capture._served_by_mock(httpx, request, answer)
             if response is None:
                 return capture._miss(httpx, request)
-            body = b"".join(response.stream)
-            if served == MOCK:  # a mock's stream may be read once: the SDK reads it next
-                response.stream = httpx.ByteStream(body)
-            capture._log(request, response, body, counted, recounted, served)
+            capture._log(request, response, b"".join(response.stream), counted, recounted)
             return response
 
         return handle_request
@@ -385,6 +390,13 @@ class Capture:
         network = inspect.unwrap(inner)
 
         async def handle_async_request(transport: Any, request: Any) -> Any:
+            if capture._not_ours(request):
+                with blocked(loopback=is_loopback(request.url.host)):
+                    return await inner(transport, request)
+            mocked = _mock_below(transport, "handle_async_request")
+            if mocked and not capture._replaying:
+                answer = await network(transport, request)
+                return await capture._served_by_mock_async(httpx, request, answer)
             counted = None
             if capture.counter is not None and _is_messages(request):
 
@@ -405,24 +417,58 @@ class Capture:
                     response = await inner(transport, request)
                 except unrecorded:
                     response = None
-            served = OWN_RECORDER
             if response is None:
                 response, recounted = capture._unmatched(httpx, request, counted)
-            if response is None and capture._replaying:
-                with blocked(loopback=not is_api_route(str(request.url))) as refused:
-                    try:
-                        response, served = await inner(transport, request), MOCK
-                    except Exception:
-                        if not refused:
-                            raise
+            if response is None and capture._replaying and mocked:
+                try:
+                    with blocked():
+                        answer = await inner(transport, request)
+                except Exception as err:
+                    if not refused(err):
+                        raise
+                else:
+                    return await capture._served_by_mock_async(httpx, request, answer)
             if response is None:
                 return capture._miss(httpx, request)
             body = b"".join([chunk async for chunk in response.stream])
             response.stream = httpx.ByteStream(body)
-            capture._log(request, response, body, counted, recounted, served)
+            capture._log(request, response, body, counted, recounted)
             return response
 
         return handle_async_request
+
+    # -- requests that are not the cassette's -----------------------------------------
+    def _not_ours(self, request: Any) -> bool:
+        """In replay, a request that is no LLM API call and has no recording here: the
+        test's own business (a server of its own, a mock), passed on untouched."""
+        if not self._replaying:
+            return False
+        url = str(request.url)
+        if is_api_route(url):
+            return False
+        method = request.method.upper()
+        return not any(
+            recorded.method.upper() == method and recorded.uri in (url, scrub_text(url))
+            for recorded, _ in self._cassette.data
+        )
+
+    def _served_by_mock(self, httpx: Any, request: Any, response: Any) -> Any:
+        body = b"".join(response.stream)
+        close = getattr(response.stream, "close", None)
+        if close is not None:
+            close()
+        response.stream = httpx.ByteStream(body)  # the SDK reads it next
+        self._log(request, response, body, None, False, MOCK)
+        return response
+
+    async def _served_by_mock_async(self, httpx: Any, request: Any, response: Any) -> Any:
+        body = b"".join([chunk async for chunk in response.stream])
+        close = getattr(response.stream, "aclose", None)
+        if close is not None:
+            await close()
+        response.stream = httpx.ByteStream(body)
+        self._log(request, response, body, None, False, MOCK)
+        return response
 
     # -- counting -----------------------------------------------------------------
     def _count_body(self, request: Any) -> dict:
@@ -629,6 +675,16 @@ def _json_body(body: Any) -> Any:
         return json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _mock_below(transport: Any, method: str) -> bool:
+    """Whether a mock replaced the connection pool under this transport (respx does):
+    then what the transport sends is answered in-process, not on the network."""
+    pool = getattr(transport, "_pool", None)
+    handler = getattr(type(pool), method, None) if pool is not None else None
+    return handler is not None and not (getattr(handler, "__module__", "") or "").startswith(
+        "httpcore"
+    )
 
 
 def _is_messages_url(method: str, url: str) -> bool:

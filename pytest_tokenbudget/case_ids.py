@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .scrub import replace_keys
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+,@\[\]-]")
 _LONGEST = 120  # characters of one path segment; most file systems stop at 255 bytes
 
@@ -56,6 +58,7 @@ def test_case_id(nodeid: str) -> str:
 
 
 def _segment(text: str) -> str:
+    text = replace_keys(text, _redacted)  # a key in a parameter id: never in a file name
     safe = _UNSAFE.sub("_", text)
     if set(safe) <= {"."}:  # "." and ".." would leave the cassette directory
         safe = safe.replace(".", "_")
@@ -65,36 +68,49 @@ def _segment(text: str) -> str:
     return safe
 
 
-def collisions(cases: Iterable[ItemCase]) -> list[str]:
-    """One message per case id that two items of one endpoint would share."""
-    seen: dict[tuple[str, str], list[str]] = {}
-    for case in cases:
-        seen.setdefault((case.endpoint, case.case_id), []).append(case.nodeid)
-    return [
-        f"tests {' and '.join(nodeids)} are both case {case_id!r} of endpoint {endpoint!r}: "
-        "they would share one cassette and one line of the report. Give one of them another "
-        "endpoint, or rename it"
-        for (endpoint, case_id), nodeids in seen.items()
-        if len(nodeids) > 1
-    ]
+def _redacted(key: str) -> str:
+    return "redacted-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
 
 
-def legacy_moves(cases: Iterable[ItemCase], cassettes: Path) -> str | None:
-    """The message for cassettes still at their pre-per-item path, or None.
+def collisions(cases: Iterable[ItemCase]) -> dict[str, str]:
+    """For each item whose case another item of its endpoint shares: the message."""
+    seen: dict[tuple[str, str], list[ItemCase]] = {}
+    for case in cases:  # casefolded: one file on macOS and Windows
+        seen.setdefault((case.endpoint, case.case_id.casefold()), []).append(case)
+    return {
+        case.nodeid: (
+            f"tests {' and '.join(c.nodeid for c in same)} are both case {case.case_id!r} of "
+            f"endpoint {case.endpoint!r}: they would share one cassette and one line of the "
+            "report. Give one of them an endpoint of its own (or a parameter id or test name "
+            "that differs by more than case and punctuation)"
+        )
+        for same in seen.values()
+        if len(same) > 1
+        for case in same
+    }
+
+
+def legacy_moves(cases: Iterable[ItemCase], cassettes: Path) -> dict[str, str]:
+    """For each item whose cassette is still at its pre-per-item path: the message (one
+    for all of them, with the command that moves them).
 
     A legacy cassette claimed by one item is moved to that item's path; one that several
     items shared (parametrized, same-named) held only the last of them: it is removed and
     those items re-recorded.
     """
+    cases = list(cases)
+    live = {cassettes / case.endpoint / f"{case.case_id}.yaml" for case in cases}
     claims: dict[Path, list[ItemCase]] = {}
     for case in cases:
         if case.legacy_id is None:
             continue
         old = cassettes / case.endpoint / f"{case.legacy_id}.yaml"
+        if old in live:  # another item's cassette today, not a leftover
+            continue
         if old.is_file() and not (cassettes / case.endpoint / f"{case.case_id}.yaml").exists():
             claims.setdefault(old, []).append(case)
     if not claims:
-        return None
+        return {}
     moves, shared = [], []
     for old, owners in claims.items():
         if len(owners) == 1:
@@ -121,4 +137,5 @@ def legacy_moves(cases: Iterable[ItemCase], cassettes: Path) -> str | None:
             f"rm {shlex.quote(str(old))} && pytest --token-budget --token-budget-record=once "
             f"{nodeids}"
         )
-    return "\n".join(lines)
+    message = "\n".join(lines)
+    return {owner.nodeid: message for owners in claims.values() for owner in owners}

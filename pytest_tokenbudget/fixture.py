@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -121,7 +122,7 @@ def open_case(
         run.options.record_mode,
         record_hint=(
             "Record it (with ANTHROPIC_API_KEY set): "
-            f"pytest --token-budget --token-budget-record={mode} '{nodeid}'"
+            f"pytest --token-budget --token-budget-record={mode} {shlex.quote(nodeid)}"
         ),
         counter=run.counts if run.options.count else None,
         can_count_online=run.can_count_online,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from typing import Any
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 UPDATE_MODES = ("tighten", "loosen")  # --token-budget-update[=loosen]
@@ -30,3 +31,20 @@ def parse_margin(text: str) -> float:
             f"expected a percentage of 0 or more, such as 10, got {text!r}"
         )
     return value
+
+
+# Set on pytest's option namespace when any --token-budget-* option is parsed, from the
+# command line, addopts, PYTEST_ADDOPTS or an @file alike: even at its default value.
+GIVEN = "token_budget_option_given"
+
+
+def given(action: str) -> type[argparse.Action]:
+    """argparse's `action` (store, store_true) that also records that it was given."""
+    base = {"store": argparse._StoreAction, "store_true": argparse._StoreTrueAction}[action]
+
+    class Given(base):  # type: ignore[valid-type,misc]
+        def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+            setattr(namespace, GIVEN, True)
+            super().__call__(parser, namespace, values, option)
+
+    return Given

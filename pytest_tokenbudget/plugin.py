@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .modes import RECORD_MODES
-from .stash import BASELINE_KEY, CAPTURE_KEY, CASE_ID_KEY, RUN_KEY, SUMMARY_KEY, run_of
+from .stash import (
+    BASELINE_KEY,
+    CAPTURE_KEY,
+    CASE_ID_KEY,
+    CASE_PROBLEM_KEY,
+    RUN_KEY,
+    SUMMARY_KEY,
+    run_of,
+)
 
 if TYPE_CHECKING:
     from .fixture import CaseCapture, TokenBudget
@@ -113,7 +121,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _add(group: Any, flag: str, **kwargs: Any) -> None:
-    group.addoption(flag, default=OPTION_DEFAULTS[flag[2:].replace("-", "_")], **kwargs)
+    from .modes import given
+
+    action = given(kwargs.pop("action", "store"))
+    group.addoption(
+        flag, default=OPTION_DEFAULTS[flag[2:].replace("-", "_")], action=action, **kwargs
+    )
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -183,10 +196,9 @@ def pytest_configure(config: pytest.Config) -> None:
 def _enabled(config: pytest.Config) -> bool:
     """--token-budget, or any other --token-budget-* option: a CI line that forgets the
     flag must not be green having measured nothing (the ini keys do not turn it on)."""
-    if config.getoption("token_budget"):
-        return True
-    args = [*config.invocation_params.args, *os.environ.get("PYTEST_ADDOPTS", "").split()]
-    if any(isinstance(a, str) and a.startswith("--token-budget-") for a in args):
+    from .modes import GIVEN
+
+    if config.getoption("token_budget") or getattr(config.option, GIVEN, False):
         return True
     return any(config.getoption(dest) != default for dest, default in OPTION_DEFAULTS.items())
 
@@ -363,12 +375,12 @@ def _check_cases(run: BudgetRun, items: list[pytest.Item]) -> None:
                 marker.args[0], case_id, item.nodeid, None if _foreign_driven(item) else legacy
             )
         )
-    problems = collisions(cases)
-    if problems:
-        raise pytest.UsageError("pytest-tokenbudget: " + "\n".join(problems))
-    moves = legacy_moves(cases, run.options.cassettes)
-    if moves:
-        raise pytest.UsageError(f"pytest-tokenbudget: {moves}")
+    # Failed at setup, item by item: an error raised here would be an INTERNALERROR
+    # under xdist, whose workers collect too.
+    problems = {**legacy_moves(cases, run.options.cassettes), **collisions(cases)}
+    for item in items:
+        if item.nodeid in problems:
+            item.stash[CASE_PROBLEM_KEY] = problems[item.nodeid]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -410,6 +422,9 @@ class Capturing:
         from .fixture import foreign_recorder, open_case
 
         item = request.node
+        problem = item.stash.get(CASE_PROBLEM_KEY, None)
+        if problem is not None:
+            pytest.fail(f"pytest-tokenbudget: {problem}", pytrace=False)
         driver = foreign_recorder(  # pytest-recording or pytest-vcr: measure what it serves
             item.get_closest_marker("vcr") is not None,
             request.fixturenames,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from . import bedrock
@@ -74,6 +75,13 @@ def scrub_text(text: str) -> str:
     if _may_hold_key(text):
         text = _SECRET.sub(REDACTED, text)
     return _QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def replace_keys(text: str, replacement: Callable[[str], str]) -> str:
+    """Every key-shaped value in text replaced by replacement(value)."""
+    if not _may_hold_key(text):
+        return text
+    return _SECRET.sub(lambda match: replacement(match.group(0)), text)
 
 
 def scrub_bytes(body: bytes) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -89,10 +90,10 @@ def describe_misses(state: CaseCapture, nodeid: str) -> str:
     if exists:
         out.append(
             "  re-count its input (free, keeps the recorded output; needs ANTHROPIC_API_KEY):\n"
-            f"    pytest --token-budget --token-budget-count '{nodeid}'"
+            f"    pytest --token-budget --token-budget-count {shlex.quote(nodeid)}"
         )
     out.append(
         "  re-record this case (real generation; needs ANTHROPIC_API_KEY):\n"
-        f"    pytest --token-budget --token-budget-record={'all' if exists else 'once'} '{nodeid}'"
+        f"    pytest --token-budget --token-budget-record={'all' if exists else 'once'} {shlex.quote(nodeid)}"
     )
     return "\n".join(out)

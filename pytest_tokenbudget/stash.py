@@ -18,6 +18,7 @@ BASELINE_KEY = pytest.StashKey[dict]()  # the loaded --token-budget-baseline rep
 CAPTURE_KEY = pytest.StashKey["CaseCapture"]()  # on an item: its capture, while it runs
 SUMMARY_KEY = pytest.StashKey[list]()  # the terminal summary's lines
 CASE_ID_KEY = pytest.StashKey[str]()  # on an item: the case it is (case_ids.py)
+CASE_PROBLEM_KEY = pytest.StashKey[str]()  # on an item: why its case cannot run
 
 
 def run_of(config: pytest.Config) -> BudgetRun | None:

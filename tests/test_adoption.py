@@ -154,6 +154,25 @@ def test_every_token_budget_option_turns_the_plugin_on(suite, options):
     assert json.loads((suite.path / report / "report.json").read_text())["endpoints"]["chat"]
 
 
+@pytest.mark.parametrize("where", ["ini addopts", "PYTEST_ADDOPTS", "@file"])
+def test_an_option_at_its_default_value_turns_the_plugin_on_from_anywhere(
+    suite, monkeypatch, where
+):
+    option = "--token-budget-record=none"  # the default value: only its presence tells
+    args = ["test_suite.py", "-p", "no:cacheprovider"]
+    if where == "ini addopts":
+        (suite.path / "pytest.ini").write_text(f"[pytest]\naddopts = {option}\n")
+    elif where == "PYTEST_ADDOPTS":
+        monkeypatch.setenv("PYTEST_ADDOPTS", f"'{option}'")
+    else:
+        (suite.path / "args.txt").write_text(option + "\n")
+        args.append("@args.txt")
+
+    suite.runpytest_subprocess(*args)
+
+    assert (suite.path / ".token-budget" / "report.json").is_file()
+
+
 def test_a_baseline_without_the_flag_gates(suite):
     (suite.path / "base.json").write_text("{}")
 
@@ -257,13 +276,16 @@ def test_two_tests_over_the_same_cases_are_an_error_naming_both(pytester, ci_env
 
     result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
 
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        [
-            "*tests test_a.py::test_a[[]short[]] and test_b.py::test_b[[]short[]] are both case 'short'*"
-        ]
+    result.assert_outcomes(errors=8)  # each of the four cases, in both tests
+    result.stdout.fnmatch_lines(
+        ["*tests test_a.py::test_a[[]short[]] and test_b.py::test_b[[]short[]] are both case*"]
     )
-    assert "Traceback" not in result.stderr.str()
+    assert "Traceback" not in result.stdout.str()
+    under_xdist = pytester.runpytest_subprocess(
+        "--token-budget", "-p", "no:cacheprovider", "-n", "2"
+    )
+    under_xdist.assert_outcomes(errors=8)  # not an INTERNALERROR of a worker
+    assert "INTERNALERROR" not in under_xdist.stdout.str() + under_xdist.stderr.str()
 
 
 def test_a_cassette_at_its_old_path_gets_the_command_that_moves_it(pytester, recording_env):
@@ -281,8 +303,8 @@ def test_a_cassette_at_its_old_path_gets_the_command_that_moves_it(pytester, rec
 
     moved = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
 
-    assert moved.ret == pytest.ExitCode.USAGE_ERROR
-    [line] = [line for line in moved.stderr.lines if line.startswith("Move them")]
+    moved.assert_outcomes(errors=1)
+    [line] = [line for line in moved.stdout.lines if line.startswith("Move them")]
     command = line.split(": ", 1)[1]
     assert command.startswith("mkdir -p ") and " && mv " in command
     import subprocess
@@ -425,3 +447,32 @@ def test_a_server_of_the_tests_own_is_reached_but_no_api_call_leaves_replay(
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(["FAILED *test_api_call_to_a_loopback_emulator*"])
     assert emulator.served == []  # replay never reached it
+
+
+def test_a_key_in_a_parameter_id_never_reaches_a_file_name(pytester, recording_env):
+    from conftest import FAKE_KEY
+
+    pytester.makefile(".yml", token_budgets=CONFIG.format(input_p95=4000), cases=CASES)
+    pytester.makepyfile(
+        app=APP,
+        test_key=f"""
+        import pytest
+        from app import reply
+
+        @pytest.mark.token_budget("chat")
+        @pytest.mark.parametrize("key", ["{FAKE_KEY}"])
+        def test_reply(key):
+            assert reply("hello")
+        """,
+    )
+    pytester.syspathinsert()
+
+    result = pytester.runpytest("--token-budget", "--token-budget-record=once")
+
+    result.assert_outcomes(passed=1)
+    written = [p for p in pytester.path.rglob("*") if p.is_file()]
+    assert [p.name for p in written if p.parent.name == "test_key"] == [
+        p.name for p in written if p.name.startswith("test_reply[redacted-")
+    ]
+    assert not [p for p in written if FAKE_KEY[:20] in str(p)]
+    assert (pytester.path / ".token-budget" / "report.json").is_file()
