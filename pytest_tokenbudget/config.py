@@ -54,6 +54,7 @@ SETTING_KEYS = (
     "min_samples",
     "max_regression_pct",
     "cache_lint",
+    "cases_without_calls",
 )
 DEFAULTS_KEYS = (*SETTING_KEYS, *BUDGET_KEYS)  # everything an endpoint takes but its cases
 ENDPOINT_KEYS = (*DEFAULTS_KEYS, "cases")
@@ -85,6 +86,9 @@ class Endpoint:
     cases_path: Path | None  # the cases file (None when inline or absent)
     lines: dict[str, int]  # key -> line, for every key of the (merged) endpoint
     cache_lint: str = "warn"  # off | warn | error: do prompt-cache findings fail it?
+    # exclude | count: a case that made no API call is left out of the per-case metrics,
+    # or counts as a $0 request (stats.CASES_WITHOUT_CALLS)
+    cases_without_calls: str = "exclude"
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,11 @@ def _message(err: Any, at: tuple[Any, ...]) -> str:
             return f"{describe_value(instance)} is out of range: a rate is between 0 and 1 (0.15 means 15%)"
         bound = "at least" if validator == "minimum" else "at most"
         return f"{describe_value(instance)} is out of range: must be {bound} {value}"
+    if validator == "enum":
+        allowed = [str(v) for v in value]
+        close = difflib.get_close_matches(str(instance).lower(), allowed, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"{describe_value(instance)} is not allowed: use one of {', '.join(allowed)}{hint}"
     if validator == "const" and key == "version":
         return f"unsupported version {describe_value(instance)}: this pytest-tokenbudget reads version 1"
     if validator == "minProperties":
@@ -361,6 +370,7 @@ def load_config(path: str | Path) -> Config:
             cases_path=cases_path,
             lines=key_lines,
             cache_lint=str(merged.get("cache_lint", "warn")),
+            cases_without_calls=str(merged.get("cases_without_calls", "exclude")),
         )
     if problems:
         raise problems_error(problems)

@@ -198,7 +198,9 @@ def _endpoint(
             for side, values in (("input", stats.prompt_tokens), ("output", stats.output_tokens))
         ]
         out.append(f'<div class="charts">{"".join(charts)}</div>')
-        out.append(_costs(name, ep, stats.tier_costs, stats.cases, stats.unpriced))
+        out.append(
+            _costs(name, ep, stats.tier_costs, stats.requests, stats.unpriced, stats.no_call_cases)
+        )
         if ep.get("cache"):
             out.append(_cache(ep["cache"]))
     if findings:
@@ -440,7 +442,9 @@ def _costs(
     tier_costs: dict[str, dict[str, Fraction]],
     cases: int,
     unpriced: dict[str, list[str]],
+    no_call_cases: Sequence[str] = (),
 ) -> str:
+    """`cases`: the requests the dollars are over, as cost_per_request_usd's (stats.requests)."""
     out = ["<h3>Cost per request, by tier and model</h3>"]
     if not tier_costs or not cases:
         out.append('<p class="note">No priced call: nothing to split.</p>')
@@ -488,6 +492,15 @@ def _costs(
         f'<table class="tiers"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
     )
     note = f"Dollars over the {cases:,} cases (a request may make several calls)"
+    if no_call_cases:
+        n = len(no_call_cases)
+        if ep.get("cases_without_calls") == "count":
+            note += f", {n:,} of them without an API call, counted as $0 requests"
+        else:  # exclude
+            note = (
+                f"Dollars over the {cases:,} cases that made an API call (a request may make "
+                f"several calls); {n:,} case{'s' if n != 1 else ''} without one left out"
+            )
     if len(rows) > 1:
         note += "; the model rows add up to all models"
     if unpriced:
@@ -618,6 +631,13 @@ def _cases(ep: dict[str, Any]) -> str:
     """The cases, costliest first; the page's script sorts them by any column."""
     per_case = ep["per_case"]
     drivers = {d for b in ep.get("budgets", []) if b["ok"] is False for d in b.get("drivers", [])}
+    no_call = set(ep.get("no_call_cases", []))
+    counted = ep.get("cases_without_calls") == "count"
+    no_call_badge = (
+        ' <span class="badge status-not-run" data-role="no-call" title="'
+        + ("counted as a $0 request" if counted else "left out of escalation and $ per request")
+        + '">no API call</span>'
+    )
     head = "".join(
         f'<th class="{"num" if kind == "num" else ""}"'
         + (' aria-sort="descending"' if title == "cost" else "")
@@ -638,6 +658,8 @@ def _cases(ep: dict[str, Any]) -> str:
         models = ", ".join(c.get("models", []))
         escalated = "yes" if c.get("escalated") else "no"
         driver = ' <span class="badge status-fail">driver</span>' if case_id in drivers else ""
+        if case_id in no_call:
+            driver += no_call_badge
         rows.append(
             f'<tr data-case="{escape(case_id)}">'
             + cell(case_id, escape(case_id) + driver, "")
@@ -649,8 +671,11 @@ def _cases(ep: dict[str, Any]) -> str:
             + cell(escalated, "yes" if escalated == "yes" else "", "")
             + "</tr>"
         )
+    heading = f"Cases ({len(per_case):,}"
+    if no_call:
+        heading += f", {len(no_call):,} without an API call"
     return (
-        f"<h3>Cases ({len(per_case):,})</h3>"
+        f"<h3>{heading})</h3>"
         '<div class="cases"><table class="sortable">'
         f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )

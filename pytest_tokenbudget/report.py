@@ -41,7 +41,7 @@ class EndpointResult:
     recorders: list[str] = field(default_factory=list)  # who served its calls (capture.py)
 
 
-def number(metric: str, value: Fraction | int | float | None) -> int | float | None:
+def number(metric: str, value: Fraction | float | None) -> int | float | None:
     """How a metric is written: token counts as ints, dollars and rates rounded once, here."""
     if value is None or isinstance(value, int):
         return value
@@ -55,10 +55,13 @@ def endpoint_json(result: EndpointResult) -> dict[str, Any]:
         out["max_regression_pct"] = result.max_regression_pct
     stats = result.stats
     if stats is None:
-        out.update(calls=0, cases=0, metrics={}, budgets=[], per_case={})
+        out.update(calls=0, cases=0, no_call_cases=[], metrics={}, budgets=[], per_case={})
     else:
         out["calls"] = stats.calls
         out["cases"] = stats.cases
+        # cases that ran and made no API call, and whether the per-case metrics count them
+        out["no_call_cases"] = stats.no_call_cases
+        out["cases_without_calls"] = stats.cases_without_calls
         out["metrics"] = {k: number(k, v) for k, v in stats.metrics.items()}
         out["budgets"] = [
             {

@@ -18,7 +18,7 @@ from .errors import PricingError
 from .pricing import PriceBook, table_date, unpriced_call_message
 from .report import EndpointResult, build_report
 from .samples import SAMPLE_KINDS, CaseRun, CaseSamples, Row, Sample, case_samples, in_test_order
-from .stats import endpoint_stats_of
+from .stats import EndpointStats, endpoint_stats_of
 from .usage import Call, Exchange, parse_exchange
 from .verdicts import judge
 
@@ -143,6 +143,7 @@ class BudgetRun:
                 requests_per_day=ep.requests_per_day,
                 batch=ep.batch,
                 strict=False,
+                cases_without_calls=ep.cases_without_calls,
             )
         except PricingError as err:  # a pytest_tokenbudget_price hook answered nonsense
             return EndpointResult(
@@ -176,6 +177,8 @@ class BudgetRun:
                 "cassette (at import time), using a transport vcrpy does not patch, or is "
                 "the code path no longer calling the API?"
             )
+        elif stats.no_call_cases:
+            result.warnings.append(no_call_warning(stats))
         for model, cases in stats.unpriced.items():
             result.problems.append(unpriced_call_message(model, cases, self.config.path.name))
         for run in ran:
@@ -256,6 +259,26 @@ class BudgetRun:
         )
         report["findings"] = [f.to_dict() for f in findings]
         return report, results
+
+
+NAMED_CASES = 10  # no-call cases named in a warning; report.json lists them all
+
+
+def no_call_warning(stats: EndpointStats) -> str:
+    """Cases that made no API call, named, and how they count in the per-case metrics."""
+    cases = stats.no_call_cases
+    named = ", ".join(cases[:NAMED_CASES])
+    if len(cases) > NAMED_CASES:
+        named += f" and {len(cases) - NAMED_CASES} more (report.json: no_call_cases)"
+    metrics = "escalation_rate, cost_per_request_usd and monthly_cost_usd"
+    if stats.cases_without_calls == "count":
+        how = f"they count as $0 requests in {metrics} (cases_without_calls: count)"
+    else:
+        how = (
+            f"{metrics} are over the other {stats.requests} (cases_without_calls: exclude; "
+            "set count to make them $0 requests)"
+        )
+    return f"no API call captured in {len(cases)} of {stats.cases} cases: {named}; {how}"
 
 
 def calls_of(exchanges: Iterable[Any]) -> list[Call]:

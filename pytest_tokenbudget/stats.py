@@ -22,6 +22,9 @@ from .samples import CaseSamples, Sample, case_samples
 
 PERCENTILES = (50, 90, 95, 99)
 DAYS_PER_MONTH = 30
+# How a case that made no API call counts in the per-case metrics (escalation_rate,
+# cost_per_request_usd, monthly_cost_usd): left out of them, or as a $0 request.
+CASES_WITHOUT_CALLS = ("exclude", "count")
 
 
 def nearest_rank(sorted_values: Sequence[int], pct: int) -> int:
@@ -61,6 +64,11 @@ class EndpointStats:
     # model -> pricing tier (pricing.RATE_FIELDS) -> dollars; the tiers add up to cost_total
     tier_costs: dict[str, dict[str, Fraction]] = field(default_factory=dict)
     notes: dict[str, int] = field(default_factory=dict)  # a call's note -> calls with it
+    # cases that ran and made no API call, in case order, and how they count
+    no_call_cases: list[str] = field(default_factory=list)
+    cases_without_calls: str = "exclude"
+    # the cases the per-case metrics are over: every case with `count`, else those with calls
+    requests: int = 0
 
 
 def _is_escalation(
@@ -84,16 +92,19 @@ def endpoint_stats(
     requests_per_day: float | None = None,
     batch: bool = False,
     strict: bool = True,
+    cases_without_calls: str = "exclude",
 ) -> EndpointStats:
     """Aggregate one endpoint. ``case_ids`` are the cases that ran (even without calls).
 
     A model nothing prices raises PricingError; with ``strict=False`` it is listed in
     ``unpriced`` instead, and every dollar figure it would be part of is None (never $0).
+    A case that made no call is left out of the per-case metrics (``"exclude"``) or
+    counts as a $0 request (``"count"``); either way it is listed in ``no_call_cases``.
     """
     return endpoint_stats_of(
         name, case_samples(samples), case_ids, book=book, target_model=target_model,
         escalation_models=escalation_models, requests_per_day=requests_per_day, batch=batch,
-        strict=strict,
+        strict=strict, cases_without_calls=cases_without_calls,
     )  # fmt: skip
 
 
@@ -137,8 +148,11 @@ def endpoint_stats_of(
     requests_per_day: float | None = None,
     batch: bool = False,
     strict: bool = True,
+    cases_without_calls: str = "exclude",
 ) -> EndpointStats:
     """`endpoint_stats` of samples kept per test (samples.CaseSamples), in call order."""
+    if cases_without_calls not in CASES_WITHOUT_CALLS:
+        raise ValueError(f"cases_without_calls must be one of {CASES_WITHOUT_CALLS}")
     parts = list(parts)
     per_case: dict[str, CaseStats] = {cid: CaseStats() for cid in case_ids}
     models: dict[str, int] = {}
@@ -232,20 +246,24 @@ def endpoint_stats_of(
         output_cases += [part.case_id] * len(part.output)
     prompt_sum = sum(part.prompt_sum for part in parts)
     cases = len(per_case)
+    no_call_cases = [case_id for case_id, case in per_case.items() if not case.calls]
+    # The per-case metrics are over the requests: every case that ran, or (the default) only
+    # those that made a call, since a test a mock answered is no $0 request of the app.
+    requests = cases if cases_without_calls == "count" else cases - len(no_call_cases)
     metrics: dict[str, float | int | None] = {}
     percentiles(prompt, "input_tokens", metrics)
     percentiles(output, "output_tokens", metrics)
     has_escalation_rule = escalation_models is not None or target_model is not None
     metrics["escalation_rate"] = (
-        Fraction(sum(c.escalated for c in per_case.values()), cases)
-        if cases and has_escalation_rule
+        Fraction(sum(c.escalated for c in per_case.values()), requests)
+        if requests and has_escalation_rule
         else None
     )
     metrics["cache_hit_rate"] = Fraction(cache_read, prompt_sum) if prompt_sum else None
     priced = not unpriced
     cost_total = Fraction(total, denominator)
     metrics["cost_per_call_usd"] = cost_total / calls if calls and priced else None
-    per_request = cost_total / cases if cases and priced else None
+    per_request = cost_total / requests if requests and priced else None
     metrics["cost_per_request_usd"] = per_request
     metrics["monthly_cost_usd"] = (
         per_request * Fraction(str(requests_per_day)) * DAYS_PER_MONTH
@@ -270,4 +288,7 @@ def endpoint_stats_of(
         unpriced=unpriced,
         tier_costs=tier_costs,
         notes=notes,
+        no_call_cases=no_call_cases,
+        cases_without_calls=cases_without_calls,
+        requests=requests,
     )

@@ -29,7 +29,8 @@ def sample(case, model, **usage):
     return Sample("ep", case, f"t::{case}", 0, model, Usage(**usage))
 
 
-def test_whole_prompt_rates_and_costs():
+@pytest.mark.parametrize("cases_without_calls, requests", [("exclude", 2), ("count", 3)])
+def test_whole_prompt_rates_and_costs(cases_without_calls, requests):
     samples = [
         sample(
             "a", "claude-sonnet-4-6", input_tokens=100, cache_write_5m_tokens=1000, output_tokens=50
@@ -42,25 +43,27 @@ def test_whole_prompt_rates_and_costs():
     stats = endpoint_stats(
         "ep",
         samples,
-        ["a", "b", "c"],  # c ran but made no call: it still counts as a request
+        ["a", "b", "c"],  # c ran but made no call: left out, or a $0 request
         book=PriceBook(),
         target_model="claude-sonnet-4-6",
         requests_per_day=1000,
+        cases_without_calls=cases_without_calls,
     )
+    assert (stats.cases, stats.requests, stats.no_call_cases) == (3, requests, ["c"])
     m = stats.metrics
     # caching never shrinks the prompt: 1100, 1100, 1300
     assert (m["input_tokens_p50"], m["input_tokens_max"]) == (1100, 1300)
     assert m["output_tokens_p95"] == 200
     assert m["cache_hit_rate"] == Fraction(2000, 3500)
-    assert m["escalation_rate"] == Fraction(1, 3)
+    assert m["escalation_rate"] == Fraction(1, requests)
     sonnet_a = Fraction(100 * 3 + 1000 * Fraction("3.75") + 50 * 15, 10**6)
     opus_a = Fraction(100 * 5 + 1000 * Fraction("0.5") + 200 * 25, 10**6)
     sonnet_b = Fraction(300 * 3 + 1000 * Fraction("0.3") + 10 * 15, 10**6)
     total = sonnet_a + opus_a + sonnet_b
     assert stats.per_case["a"].cost == sonnet_a + opus_a
-    assert m["cost_per_call_usd"] == total / 3
-    assert m["cost_per_request_usd"] == total / 3
-    assert m["monthly_cost_usd"] == total / 3 * 1000 * 30
+    assert m["cost_per_call_usd"] == total / 3  # 3 calls either way
+    assert m["cost_per_request_usd"] == total / requests
+    assert m["monthly_cost_usd"] == total / requests * 1000 * 30
 
 
 def test_escalation_models_list_and_batch():
@@ -80,7 +83,9 @@ def test_no_rule_no_calls():
     assert stats.calls == 0 and stats.cases == 1
     assert stats.metrics["input_tokens_p95"] is None
     assert stats.metrics["escalation_rate"] is None
-    assert stats.metrics["cost_per_request_usd"] == 0
+    assert stats.metrics["cost_per_request_usd"] is None  # no case made a call: no request
+    counted = endpoint_stats("ep", [], ["a"], book=PriceBook(), cases_without_calls="count")
+    assert counted.metrics["cost_per_request_usd"] == 0  # one $0 request
 
 
 def test_unpriced_models_leave_every_dollar_figure_they_touch_unknown():
