@@ -258,7 +258,19 @@ class Capture:
         recorder.register_matcher("tokenbudget", _match)
         recorder.register_persister(_persister(self.mode, self.scrub_hook))
         self._cassette = self._stack.enter_context(recorder.use_cassette(str(self.path)))
+        self._unpatch_in_process_transports()
         self._patch_transports()
+
+    def _unpatch_in_process_transports(self) -> None:
+        """vcrpy also records httpx's in-process transports (MockTransport, an app's
+        ASGI/WSGI transport): those answers are a test's own, never the cassette's."""
+        for httpx in _httpx_modules():
+            for cls_name in ("MockTransport", "ASGITransport", "WSGITransport"):
+                cls = getattr(httpx, cls_name, None)
+                for name in ("handle_request", "handle_async_request"):
+                    method = vars(cls).get(name) if cls is not None else None
+                    if method is not None and inspect.unwrap(method) is not method:
+                        self._patch(cls, name, inspect.unwrap(method))
 
     # -- other recorders' cassettes ---------------------------------------------------
     def _observe_vcrpy(self) -> None:

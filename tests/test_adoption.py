@@ -476,3 +476,84 @@ def test_a_key_in_a_parameter_id_never_reaches_a_file_name(pytester, recording_e
     ]
     assert not [p for p in written if FAKE_KEY[:20] in str(p)]
     assert (pytester.path / ".token-budget" / "report.json").is_file()
+
+
+def test_recording_never_writes_a_mocks_answer(suite, recording_env):
+    pytest.importorskip("respx")
+    suite.makepyfile(
+        test_rec=RESPX_MODULE.replace(
+            '@pytest.mark.vcr("tools.yaml")\ndef test_replayed', "def _unused"
+        ).replace("def test_pytest_httpx", "def _unused_httpx")
+    )
+
+    recorded = suite.runpytest("test_rec.py", "--token-budget", "--token-budget-record=once")
+    recorded.assert_outcomes(passed=3)
+    replayed = suite.runpytest("test_rec.py", "--token-budget")
+
+    replayed.assert_outcomes(passed=3)  # respx still serves, and `route.called` holds
+    assert not list((suite.path / "cassettes" / "chat").rglob("*.yaml"))
+    assert recording_env.served == []
+
+
+POOLED = """\
+import anthropic
+import pytest
+
+CLIENT = anthropic.Anthropic(max_retries=0)  # one client, one connection pool
+
+
+def ask():
+    return CLIENT.messages.create(
+        model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+def test_unmarked_first():
+    assert ask()  # not a budget test: reaches the server, and leaves a pooled connection
+
+
+@pytest.mark.token_budget("chat")
+def test_marked_without_recording():
+    ask()
+"""
+
+
+def test_an_unrecorded_call_never_rides_a_pooled_connection(suite, emulator, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)
+    suite.makepyfile(test_suite=POOLED)
+
+    result = suite.runpytest("test_suite.py", "--token-budget", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*1 request(s) not in the recording*"])
+    assert len(emulator.served) == 1  # the unmarked test's call only
+
+
+def test_overlapping_windows_restore_the_sockets_and_block_only_their_own_context():
+    import socket
+    import threading
+
+    from pytest_tokenbudget.network import NetworkBlocked, blocked
+
+    original = socket.socket.connect
+    inside, release = threading.Barrier(3), threading.Event()
+    errors: list[BaseException] = []
+
+    def window(hold: float) -> None:
+        with blocked():
+            inside.wait()
+            try:
+                socket.getaddrinfo("example.invalid", 443)
+            except NetworkBlocked as err:
+                errors.append(err)
+            release.wait(hold)
+
+    threads = [threading.Thread(target=window, args=(t,)) for t in (0.05, 0.2)]
+    for thread in threads:
+        thread.start()
+    inside.wait()  # both windows open: this thread is outside either
+    assert socket.getaddrinfo("127.0.0.1", 80)
+    for thread in threads:
+        thread.join()
+
+    assert len(errors) == 2
+    assert socket.socket.connect is original

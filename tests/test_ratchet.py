@@ -248,12 +248,13 @@ def test_a_bad_update_option_is_one_usage_error(pytester, args, message):
     assert config_text(pytester) == before
 
 
-def test_update_without_token_budget_is_a_usage_error(pytester):
+def test_update_without_token_budget_turns_the_plugin_on(pytester):
+    # any --token-budget-* option means the plugin is on: the update runs as with the flag
     before = example(pytester, *LOOSE)
     result = pytester.runpytest("-p", "no:cacheprovider", "--token-budget-update")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--token-budget-update needs --token-budget*"])
-    assert config_text(pytester) == before
+    assert result.ret == 0
+    assert report_of(pytester)["endpoints"]
+    assert config_text(pytester) != before  # loose budgets, tightened
 
 
 # -- what is not touched -----------------------------------------------------------------
