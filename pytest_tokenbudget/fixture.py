@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from .capture import Capture, Miss, Recorder, is_cassette
 from .errors import CassetteError
 from .samples import CaseRun
-from .usage import Call, Exchange, Usage, parse_exchange, usage_from_api
+from .usage import Call, Exchange, Usage, is_api_route, parse_exchange, usage_from_api
 
 if TYPE_CHECKING:
     from .session import BudgetRun
@@ -147,11 +147,35 @@ def finish_case(run: BudgetRun, nodeid: str, state: CaseCapture, outcome: str) -
     run.add_calls(calls, endpoint=state.endpoint, case_id=state.case_id, test_id=nodeid)
     volatile = state.capture.log.volatile if state.capture else {}
     run.diagnose(state.endpoint, state.case_id, exchanges, volatile, nodeid)
+    unmeasured = tuple(unmeasured_request(exchange) for exchange, found in exchanges if not found)
     run.add_case_run(
         CaseRun(
-            state.endpoint, state.case_id, nodeid, outcome, tuple(errors), tuple(state.recorders)
+            state.endpoint,
+            state.case_id,
+            nodeid,
+            outcome,
+            tuple(errors),
+            tuple(state.recorders),
+            tuple(u for u in unmeasured if u),
         )
     )
+
+
+def unmeasured_request(exchange: Exchange) -> str:
+    """An API request whose answer carried no usage, described; "" for any other request.
+
+    Never silent: the legacy Text Completions endpoint reports none, nor does an error.
+    """
+    from urllib.parse import urlsplit
+
+    if not is_api_route(exchange.url):
+        return ""
+    path = urlsplit(exchange.url).path
+    if path.rstrip("/").endswith("/v1/complete"):
+        return f"{exchange.method} {path} (legacy Text Completions: no usage)"
+    if not 200 <= exchange.status < 300:
+        return f"{exchange.method} {path} (HTTP {exchange.status})"
+    return f"{exchange.method} {path} (no usage in the answer)"
 
 
 class TokenBudget:

@@ -192,13 +192,16 @@ class CaseRun(NamedTuple):
     outcome: str = "passed"  # passed | failed | skipped
     errors: tuple[str, ...] = ()
     recorders: tuple[str, ...] = ()  # who served its calls (capture.py)
+    unmeasured: tuple[str, ...] = ()  # API requests whose answer carried no usage
 
     def to_dict(self) -> dict[str, Any]:
         return {"endpoint": self.endpoint, "case_id": self.case_id, "test_id": self.test_id,
                 "outcome": self.outcome, "errors": list(self.errors),
-                "recorders": list(self.recorders)}  # fmt: skip
+                "recorders": list(self.recorders),
+                "unmeasured": list(self.unmeasured)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseRun:
         return cls(**{**data, "errors": tuple(data.get("errors", ())),
-                      "recorders": tuple(data.get("recorders", ()))})  # fmt: skip
+                      "recorders": tuple(data.get("recorders", ())),
+                      "unmeasured": tuple(data.get("unmeasured", ()))})  # fmt: skip

@@ -183,6 +183,14 @@ class BudgetRun:
             result.problems.append(unpriced_call_message(model, cases, self.config.path.name))
         for run in ran:
             result.problems.extend(f"case {run.case_id}: {e}" for e in run.errors)
+        result.warnings.extend(unmeasured_warnings(ran))
+        mocked = [run.case_id for run in ran if "mock" in run.recorders]
+        if mocked:
+            result.warnings.append(
+                f"calls of {len(mocked)} case(s) were answered by a mock of the test's own "
+                f"(respx or the like), so their usage is the mock's: {', '.join(mocked[:NAMED_CASES])}"
+                + (f" and {len(mocked) - NAMED_CASES} more" if len(mocked) > NAMED_CASES else "")
+            )
         if stats.calls and stats.calls < ep.min_samples:
             result.warnings.append(
                 f"{stats.calls} call{'s' if stats.calls != 1 else ''} is below min_samples "
@@ -279,6 +287,20 @@ def no_call_warning(stats: EndpointStats) -> str:
             "set count to make them $0 requests)"
         )
     return f"no API call captured in {len(cases)} of {stats.cases} cases: {named}; {how}"
+
+
+def unmeasured_warnings(ran: Iterable[CaseRun]) -> list[str]:
+    """One line per kind of API request that carried no usage: how many, in which cases.
+    Such requests are not calls in the token figures (a 0 would dilute every percentile)."""
+    cases: dict[str, list[str]] = {}
+    for run in ran:
+        for request in run.unmeasured:
+            cases.setdefault(request, []).append(run.case_id)
+    return [
+        f"{len(ids)} API request(s) carried no usage and are not in the token or cost figures: "
+        f"{request}, in case(s) {', '.join(dict.fromkeys(ids[:NAMED_CASES]))}"
+        for request, ids in sorted(cases.items())
+    ]
 
 
 def calls_of(exchanges: Iterable[Any]) -> list[Call]:

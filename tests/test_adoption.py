@@ -379,6 +379,11 @@ def test_a_module_mixing_cassettes_and_other_mocks_passes_as_without_the_plugin(
     assert per_case["test_suite/test_replayed"]["input_tokens"] == 721
     assert per_case["test_suite/test_respx_serves_its_own"]["input_tokens"] == 11
     assert per_case["test_suite/test_respx_serves_its_own"]["output_tokens"] == 7
+    warnings = report_of(suite)["endpoints"]["chat"]["warnings"]
+    assert [w for w in warnings if "answered by a mock" in w] == [
+        "calls of 1 case(s) were answered by a mock of the test's own (respx or the like), "
+        "so their usage is the mock's: test_suite/test_respx_serves_its_own"
+    ]
 
 
 def test_a_request_nobody_serves_is_still_a_miss_without_network(suite):
@@ -557,3 +562,56 @@ def test_overlapping_windows_restore_the_sockets_and_block_only_their_own_contex
 
     assert len(errors) == 2
     assert socket.socket.connect is original
+
+
+COMPLETE_CASSETTE = """\
+interactions:
+- request:
+    body: '{"model": "claude-2.1", "prompt": "\\\\n\\\\nHuman: hi\\\\n\\\\nAssistant:", "max_tokens_to_sample": 5}'
+    headers: {}
+    method: POST
+    uri: https://api.anthropic.com/v1/complete
+  response:
+    body:
+      string: '{"type": "completion", "completion": " Hi", "stop_reason": "stop_sequence", "model": "claude-2.1"}'
+    headers:
+      content-type:
+      - application/json
+    status:
+      code: 200
+      message: OK
+version: 1
+"""
+
+LEGACY_MODULE = """\
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.token_budget("chat")]
+
+
+@pytest.mark.vcr("complete.yaml")
+def test_legacy_completion():
+    answer = httpx.post("https://api.anthropic.com/v1/complete", json={"model": "claude-2.1"})
+    assert answer.json()["completion"] == " Hi"
+"""
+
+
+def test_an_api_request_without_usage_is_named_not_silent(suite):
+    (suite.path / "cassettes" / "test_legacy").mkdir()
+    (suite.path / "cassettes" / "test_legacy" / "complete.yaml").write_text(COMPLETE_CASSETTE)
+    suite.makepyfile(test_legacy=LEGACY_MODULE)
+
+    result = suite.runpytest(
+        "test_legacy.py", "test_suite.py", "--token-budget", "-p", "no:cacheprovider",
+        "-k", "legacy or pytest_recording",
+    )  # fmt: skip
+
+    result.assert_outcomes(passed=2)
+    endpoint = report_of(suite)["endpoints"]["chat"]
+    assert endpoint["calls"] == 1  # the Messages call; the completion carries no tokens
+    [warning] = [w for w in endpoint["warnings"] if "carried no usage" in w]
+    assert "1 API request(s)" in warning
+    assert "POST /v1/complete (legacy Text Completions: no usage)" in warning
+    assert "test_legacy/test_legacy_completion" in warning
+    result.stdout.fnmatch_lines(["warn chat: 1 API request(s) carried no usage*"])
