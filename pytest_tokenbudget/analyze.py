@@ -23,13 +23,14 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
+from . import bedrock
 from .errors import CassetteError
 from .pricing import PriceBook
 from .recorders import FORMATS, Exchange, NotACassetteError, read_recording
 from .samples import SAMPLE_KINDS, Sample
-from .stats import endpoint_stats
+from .stats import EndpointStats, endpoint_stats
 from .usage import PROVIDERS, Call, Usage, decode_body, parse_provider
 
 GROUPINGS = ("folder", "file", "model")
@@ -123,6 +124,10 @@ def read_calls(path: Path, directory: Path) -> CassetteCalls | Skipped:
         try:
             found = _api_calls(exchange)
         except CassetteError as err:
+            other = _other_models_stream(exchange)
+            if other:  # a valid recording of a format no parser here reads
+                empty.append(other)
+                continue
             return Skipped(
                 shown, f"unreadable: interaction {index}: {err.message}", recording.line_of(index)
             )
@@ -152,6 +157,21 @@ def _api_calls(exchange: Exchange) -> list[Call] | None:
 
 
 _BATCHES = re.compile(r"/v1/(?:messages/)?batches(?P<id>/[^/]+)?(?P<op>/cancel)?$")
+_BEDROCK_INVOKE = re.compile(r"/model/(?P<model>[^/]+)/invoke-with-response-stream$")
+
+
+def _other_models_stream(exchange: Exchange) -> str:
+    """Why a Bedrock InvokeModel stream of a model that is not Claude has no usage here
+    (its chunks are that model's own format, and Bedrock's invocation metrics are absent);
+    "" for any other exchange."""
+    found = _BEDROCK_INVOKE.search(urlsplit(exchange.url).path)
+    model = unquote(found["model"]) if found else ""
+    if not model or bedrock.bedrock_model(model) is not None or model.startswith("arn:"):
+        return ""
+    return (
+        f"Bedrock stream of {model} (not a Claude model) without usage "
+        "(no amazon-bedrock-invocationMetrics in its chunks)"
+    )
 
 
 def _not_an_api_call(exchange: Exchange) -> str:
@@ -173,8 +193,16 @@ def _no_call(exchange: Exchange) -> str:
     if not 200 <= exchange.status < 300:
         return f"error response (HTTP {exchange.status})"
     try:
-        data = json.loads(decode_body(exchange.headers, exchange.body))
-    except (ValueError, UnicodeDecodeError, CassetteError):
+        body = decode_body(exchange.headers, exchange.body)
+    except CassetteError:
+        body = exchange.body
+    if bedrock.is_event_stream(body):
+        return f"stream ended in an exception ({_exception_type(body)})"
+    if body.lstrip().startswith((b"event:", b"data:")):
+        return "stream ended in an error event"
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
         data = None
     result = data.get("result") if isinstance(data, dict) else None
     if isinstance(result, dict):
@@ -182,6 +210,19 @@ def _no_call(exchange: Exchange) -> str:
     if "/batches/" in exchange.url:
         return "batch results with no succeeded request"
     return "error response (in the body)"
+
+
+def _exception_type(body: bytes) -> str:
+    """The exception an AWS event stream ended in, as its frame names it."""
+    try:
+        frames, _cut = bedrock.decode_frames(body)
+    except CassetteError:
+        frames = []
+    for frame in frames:
+        if frame.headers.get(":message-type") in ("exception", "error"):
+            kind = frame.headers.get(":exception-type") or frame.headers.get(":error-code")
+            return str(kind or "error")
+    return "error"
 
 
 def _summary(reasons: Iterable[str]) -> str:
@@ -276,11 +317,15 @@ def propose(
     for name, items in samples.items():
         cases = sorted({s.case_id for s in items})
         models = Counter(s.model for s in items)
-        target = models.most_common(1)[0][0]
+        # First without a target: what each model costs does not depend on it.
+        spend = endpoint_stats(name, items, cases, book=book, strict=False)
+        choice = choose_target(items, spend, book)
+        target = choice.model
         priced = book.lookup(target) is not None
         stats = endpoint_stats(
-            name, items, cases, book=book, target_model=target if priced else None, strict=False
-        )
+            name, items, cases, book=book, target_model=target if priced else None,
+            escalation_models=choice.escalation_models if priced else None, strict=False,
+        )  # fmt: skip
         m = stats.metrics
         files = len({s.test_id for s in items})
         kinds = ", ".join(
@@ -292,7 +337,11 @@ def propose(
         counted = f"{_count(len(cases), 'case')}, {_count(stats.calls, 'call')}"
         lines += [f"  {_yaml_str(name)}:", f"    # {read}, {counted}; models: {used}"]
         if priced:
+            lines += [f"    # {why}" for why in choice.why]
             lines.append(f"    target_model: {_yaml_str(target)}")
+            if choice.escalation_models:
+                listed = ", ".join(_yaml_str(e) for e in choice.escalation_models)
+                lines.append(f"    escalation_models: [{listed}]")
         else:
             lines.append(
                 f"    # target_model: {_yaml_str(target)}   # no price: add it to `pricing:`"
@@ -307,14 +356,8 @@ def propose(
             if p95 is not None:
                 limit = max(nice_ceiling(p95 * factor), 1)
                 lines.append(f"    max_{side}_tokens_p95: {limit}   # measured {p95}")
-        rate = m["escalation_rate"]
-        if rate:
-            allowed = min(1.0, round(float(rate) + 0.05, 2))
-            lines.append(f"    allowed_escalation_rate: {allowed}   # measured {float(rate):.2f}")
-        hit = m["cache_hit_rate"]
-        if hit:
-            floor = max(0.0, round(float(hit) - 0.1, 2))
-            lines.append(f"    min_cache_hit_rate: {floor}   # measured {float(hit):.2f}")
+        lines += _escalation_lines(m["escalation_rate"], stats, choice)
+        lines += _cache_lines(m["cache_hit_rate"])
         cost = m["cost_per_request_usd"]
         if cost:
             limit_usd = float(Fraction(cost) * Fraction(str(factor)))
@@ -328,6 +371,129 @@ def propose(
         if stats.calls < 20:
             notes.append(f"{name}: only {_count(stats.calls, 'call')}; percentiles are indicative")
     return "\n".join(lines) + "\n", notes
+
+
+# A proposed limit must be one a run can break: an escalation rate is at most 1.0 and a
+# cache-hit rate at least 0.0, so `allowed_escalation_rate: 1.0` or `min_cache_hit_rate:
+# 0.0` would pass whatever happens. Such a line is written as a comment saying why.
+ESCALATION_MARGIN = 0.05
+CACHE_MARGIN = 0.1
+
+
+def _escalation_lines(rate: Any, stats: EndpointStats, choice: Target) -> list[str]:
+    if choice.no_escalation_models:
+        return [f"    # allowed_escalation_rate: not proposed: {choice.no_escalation_models}"]
+    if not rate:
+        return []
+    measured = float(rate)
+    allowed = round(measured + ESCALATION_MARGIN, 2)
+    if allowed < 1:
+        return [f"    allowed_escalation_rate: {allowed}   # measured {measured:.2f}"]
+    escalated = sum(c.escalated for c in stats.per_case.values() if c.calls)
+    requests = sum(1 for c in stats.per_case.values() if c.calls)
+    named = "escalation_models" if choice.escalation_models else "a model other than target_model"
+    why = (
+        f"{escalated} of {requests} cases call {named} (measured {measured:.2f}), "
+        "so the limit would be 1.0, which cannot fail"
+    )
+    return [f"    # allowed_escalation_rate: not proposed: {why}"]
+
+
+def _cache_lines(hit: Any) -> list[str]:
+    if not hit:
+        return []
+    measured = float(hit)
+    floor = round(measured - CACHE_MARGIN, 2)
+    if floor > 0:
+        return [f"    min_cache_hit_rate: {floor}   # measured {measured:.2f}"]
+    why = (
+        f"measured {measured:.2f}, so the floor (measured - {CACHE_MARGIN:g}) would be 0.0, "
+        "which cannot fail"
+    )
+    return [f"    # min_cache_hit_rate: not proposed: {why}"]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The proposed target_model, why (when it is not plain), and the escalation rule."""
+
+    model: str
+    why: tuple[str, ...] = ()  # comment lines above `target_model:`
+    escalation_models: tuple[str, ...] | None = None  # None: any model but the target
+    no_escalation_models: str = ""  # why no escalation budget is proposed
+
+
+def choose_target(items: Sequence[Sample], spend: EndpointStats, book: PriceBook) -> Target:
+    """The model an endpoint is for: the one doing its work in most cases.
+
+    Models called in more than half the cases are the endpoint's own (the others are
+    escalations or exceptions); of those, the one with the most cost. A cheaper model
+    called in most cases besides it (a router, a classifier, a first step) is then not
+    an escalation: ``escalation_models`` lists the pricier models instead. With a model
+    nothing prices, costs cannot be compared: the model of most calls. When the target
+    is not both the model of most calls and of most cost, a comment says which are.
+    """
+    calls = Counter(s.model for s in items)
+    cases: dict[str, set[str]] = defaultdict(set)
+    for s in items:
+        cases[s.model].add(s.case_id)
+    every_case = {s.case_id for s in items}
+    if spend.unpriced or len(calls) == 1:
+        return Target(max(calls, key=lambda model: calls[model]))  # the first of equals
+    cost = {model: sum(spend.tier_costs.get(model, {}).values(), Fraction(0)) for model in calls}
+    own = [model for model in calls if 2 * len(cases[model]) > len(every_case)]
+    if len(own) == 1:
+        rule = "the model called in more than half the cases"
+    elif own:
+        rule = "of the models called in more than half the cases, the one of most cost"
+    else:
+        own, rule = list(calls), "no model is called in more than half the cases: most cost"
+    target = max(own, key=lambda model: (cost[model], calls[model]))
+    total = sum(cost.values()) or Fraction(1)
+
+    def facts(model: str) -> str:
+        return (
+            f"{_count(calls[model], 'call')} in {len(cases[model])} of {len(every_case)} cases, "
+            f"{float(cost[model] / total):.0%} of the cost"
+        )
+
+    why: list[str] = []
+    most_calls = max(calls.values())
+    costliest = max(calls, key=lambda model: cost[model])
+    leader = next(m for m in calls if calls[m] == most_calls)  # the first of equals
+    fewer = calls[target] < most_calls
+    if fewer or costliest != target:
+        why.append(f"target_model: {target} ({facts(target)}): {rule}")
+        if fewer:
+            label = "most calls and most cost" if leader == costliest else "most calls"
+            why.append(f"{label}: {leader} ({facts(leader)})")
+        if costliest != target and not (fewer and leader == costliest):
+            why.append(f"most cost: {costliest} ({facts(costliest)})")
+    rate = _rates(book.lookup(target))
+    cheaper = [m for m in own if not book.same_model(m, target) and _rates(book.lookup(m)) < rate]
+    if not cheaper:
+        return Target(target, tuple(why))
+    pricier = tuple(
+        m for m in calls if not book.same_model(m, target) and _rates(book.lookup(m)) > rate
+    )
+    routers = ", ".join(sorted(cheaper))
+    if pricier:
+        why.append(
+            f"{routers}: cheaper, called in most cases (a router or a first step?), so not an "
+            "escalation: escalation_models names the pricier models"
+        )
+        return Target(target, tuple(why), pricier)
+    return Target(
+        target,
+        tuple(why),
+        no_escalation_models=f"{routers} (cheaper, called in most cases: a router or a first "
+        f"step?) would count as an escalation, and no model pricier than {target} was "
+        "called: name the escalation models in escalation_models first",
+    )
+
+
+def _rates(price: Any) -> tuple[Fraction, Fraction]:
+    return (price.input, price.output) if price is not None else (Fraction(0), Fraction(0))
 
 
 def _count(n: int, noun: str) -> str:

@@ -10,6 +10,10 @@ Model ids: ``[geo.]anthropic.<model>[-vN[:M]]``, where ``geo`` is a cross-region
 inference profile (``us.``, ``eu.``, ``apac.``, ``global.``, ...), or the ARN of a
 foundation model or of a system inference profile that ends in such an id.
 
+Bedrock's own Converse API (boto3's ``converse``, ``converse_stream``, ``count_tokens``)
+is not the Messages API: usage comes in camelCase fields, and a stream's usage is in its
+``metadata`` event. ``converse_usage`` reads both into the Messages API's field names.
+
 Stdlib only: imported by usage parsing and pricing.
 """
 
@@ -21,7 +25,7 @@ import json
 import re
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,7 +153,12 @@ def _chunk_event(frame: Frame) -> dict[str, Any] | None:
 
 
 def stream_events(body: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event type, Messages event) of each chunk; an exception frame is an `error` event."""
+    """(event type, Messages event) of each chunk; an exception frame is an `error` event.
+
+    A model that is not Claude (Titan, Nova, Llama through InvokeModel) streams chunks
+    of its own format; the last one carries Bedrock's ``amazon-bedrock-invocationMetrics``,
+    read here as the message_start and message_delta usage a Claude stream would carry.
+    """
     frames, _cut = decode_frames(body)
     for frame in frames:
         message_type = frame.headers.get(":message-type", "event")
@@ -160,8 +169,29 @@ def stream_events(body: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
         if frame.headers.get(":event-type", "chunk") != "chunk":
             continue
         event = _chunk_event(frame)
-        if event is not None:
-            yield str(event.get("type") or ""), event
+        if event is None:
+            continue
+        metrics = event.get(_INVOCATION_METRICS)
+        if not event.get("type") and isinstance(metrics, dict):
+            yield from _metrics_events(metrics)
+            continue
+        yield str(event.get("type") or ""), event
+
+
+_INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
+
+
+def _metrics_events(metrics: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Bedrock's invocation metrics as a Messages stream's usage events."""
+    prompt = {
+        "input_tokens": metrics.get("inputTokenCount"),
+        "cache_read_input_tokens": metrics.get("cacheReadInputTokenCount"),
+        "cache_creation_input_tokens": metrics.get("cacheWriteInputTokenCount"),
+    }
+    usage = {k: v for k, v in prompt.items() if v is not None}
+    yield "message_start", {"type": "message_start", "message": {"usage": usage}}
+    output = {"output_tokens": metrics.get("outputTokenCount")}
+    yield "message_delta", {"type": "message_delta", "usage": output}
 
 
 def rewrite_chunks(body: bytes, clean: Callable[[str], str]) -> bytes:
@@ -193,6 +223,82 @@ def rewrite_chunks(body: bytes, clean: Callable[[str], str]) -> bytes:
         payload = json.dumps(outer, separators=(",", ":")).encode("utf-8")
         out.append(encode_frame(frame.headers, payload))
     return b"".join(out) if changed else body
+
+
+# -- the Converse API -------------------------------------------------------------------
+# POST /model/{model id}/converse | converse-stream | count-tokens (the id URL-quoted).
+CONVERSE = re.compile(r"/model/(?P<model>[^/]+)/(?P<op>converse|converse-stream|count-tokens)$")
+
+
+@dataclass(frozen=True)
+class ConverseUsage:
+    """One Converse response's usage, in the Messages API's field names."""
+
+    usage: dict[str, Any]  # input_tokens, output_tokens, cache_*: usage.usage_from_api reads it
+    streamed: bool = False
+    note: str = ""  # why the usage is missing or incomplete
+
+
+def converse_usage(content_type: str, body: bytes) -> ConverseUsage | None:
+    """The usage of a Converse, ConverseStream or CountTokens response; None for a stream
+    that ended in an exception (a failed call, as an `error` event is).
+
+    Converse's ``inputTokens`` is the uncached input, as Anthropic's ``input_tokens`` is:
+    ``totalTokens`` is inputTokens + outputTokens + cacheReadInputTokens +
+    cacheWriteInputTokens. ``cacheDetails`` splits the writes by TTL (5m, 1h).
+    """
+    if CONTENT_TYPE in content_type.lower() or is_event_stream(body):
+        return _converse_stream(body)
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise CassetteError(f"response is not JSON (starts with {body[:40]!r})") from None
+    if not isinstance(data, dict):
+        raise CassetteError("response is not a JSON object")
+    if "inputTokens" in data and "usage" not in data:  # CountTokens: {"inputTokens": N}
+        return ConverseUsage({"input_tokens": data["inputTokens"]})
+    usage = data.get("usage")
+    if not isinstance(usage, dict) or not usage:
+        return ConverseUsage({}, note="response carried no usage")
+    return ConverseUsage(_messages_fields(usage))
+
+
+def _converse_stream(body: bytes) -> ConverseUsage | None:
+    frames, cut = decode_frames(body)
+    usage: dict[str, Any] | None = None
+    for frame in frames:
+        if frame.headers.get(":message-type", "event") in ("exception", "error"):
+            return None
+        if frame.headers.get(":event-type") != "metadata":
+            continue
+        try:
+            event = json.loads(frame.payload)
+        except (ValueError, UnicodeDecodeError):
+            raise CassetteError("event stream metadata event is not JSON") from None
+        found = event.get("usage") if isinstance(event, dict) else None
+        usage = found if isinstance(found, dict) else usage
+    if usage is None:
+        why = "it was cut short" if cut else "it has no metadata event"
+        return ConverseUsage({}, streamed=True, note=f"stream carried no usage ({why})")
+    return ConverseUsage(_messages_fields(usage), streamed=True)
+
+
+def _messages_fields(usage: Mapping[str, Any]) -> dict[str, Any]:
+    fields = {
+        "input_tokens": usage.get("inputTokens"),
+        "output_tokens": usage.get("outputTokens"),
+        "cache_read_input_tokens": usage.get("cacheReadInputTokens"),
+        "cache_creation_input_tokens": usage.get("cacheWriteInputTokens"),
+    }
+    details = usage.get("cacheDetails")
+    if isinstance(details, list) and details:
+        split: dict[str, Any] = {}
+        for detail in details:
+            if isinstance(detail, dict) and detail.get("ttl") in ("5m", "1h"):
+                split[f"ephemeral_{detail['ttl']}_input_tokens"] = detail.get("inputTokens")
+        if split:
+            fields["cache_creation"] = split
+    return fields
 
 
 # -- model ids ----------------------------------------------------------------------------

@@ -116,10 +116,17 @@ def exchanges_from_document(
             )
         interactions, fmt = data["http_interactions"], _vcr_flavour(data["recorded_with"])
     elif isinstance(data, dict) and isinstance(data.get("interactions"), list):
-        if "version" not in data:
-            # vcrpy writes `version` after `interactions`: a file cut short loses it first.
-            raise CassetteError("cassette has no `version`: the file looks truncated", path=path)
-        if data["version"] != 1:
+        # `version` may come anywhere: vcrpy writes it last, cassetter and others first.
+        if "version" not in data and list(data)[-1] == "interactions":
+            # Nothing after the interactions, where vcrpy writes `version`: a file cut
+            # short loses it first. (vcrpy itself never reads it: with other keys after
+            # the interactions, the file is whole and is read as vcrpy reads it.)
+            raise CassetteError(
+                "cassette has no `version` after its interactions, where vcrpy writes it: "
+                "the file looks truncated",
+                path=path,
+            )
+        if data.get("version", 1) != 1:
             raise CassetteError(f"unsupported cassette version {data['version']!r}", path=path)
         interactions = data["interactions"]
         fmt = _vcrpy_flavour(interactions)
@@ -160,11 +167,27 @@ def _read_text(path: str | os.PathLike[str]) -> str:
     return text
 
 
+@functools.cache
+def _loader_class() -> type:
+    """libyaml's safe loader, plus the plain-string tags old vcrpy cassettes carry
+    (``!!python/unicode``, ``!!python/str``: vcrpy and replay read them as strings)."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+
+    class CassetteLoader(base):  # type: ignore[misc, valid-type]
+        """The safe loader with the two string tags."""
+
+    for tag in ("tag:yaml.org,2002:python/unicode", "tag:yaml.org,2002:python/str"):
+        CassetteLoader.add_constructor(tag, lambda loader, node: loader.construct_scalar(node))
+    return CassetteLoader
+
+
 def _load_yaml(text: str, path: str | os.PathLike[str]) -> tuple[Any, tuple[int | None, ...]]:
     """The document, and the line each interaction starts on (from the same parse)."""
     import yaml
 
-    loader = (getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader)(text)
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

@@ -55,7 +55,7 @@ class Usage:
 class Call:
     """One API call found in an exchange."""
 
-    provider: str  # "anthropic" (also on Bedrock and Vertex AI) | "openai"
+    provider: str  # "anthropic" (also on Bedrock and Vertex AI) | "openai" | "bedrock" (Converse)
     kind: str  # "messages" | "count_tokens" | "batch" | "chat" | "responses"
     model: str
     usage: Usage
@@ -247,6 +247,7 @@ _VERTEX = re.compile(
     r"(?P<model>[^/:]+)(?::|%3[Aa])(?P<op>rawPredict|streamRawPredict)$"
 )
 _VERTEX_COUNT = "count-tokens"
+_CONVERSE = bedrock.CONVERSE  # Bedrock's Converse, ConverseStream and CountTokens
 
 
 @dataclass(frozen=True)
@@ -275,6 +276,10 @@ def _route(url: str) -> _Route | None:
     bedrock = _BEDROCK.search(path)
     if bedrock:
         return _Route("anthropic", "messages", "bedrock", unquote(bedrock["model"]))
+    converse = _CONVERSE.search(path)  # Bedrock's own API (boto3): bedrock.py reads it
+    if converse:
+        kind = "count_tokens" if converse["op"] == "count-tokens" else "converse"
+        return _Route("anthropic", kind, "bedrock", unquote(converse["model"]))
     vertex = _VERTEX.search(path)
     if vertex:
         model = unquote(vertex["model"])
@@ -305,6 +310,8 @@ def parse_provider(exchange: Exchange, provider: str) -> list[Call] | None:
         model = route.model or str(_object(exchange.request_json).get("model") or "")
         if provider == "openai":
             return _openai(kind, exchange.headers, body, model)
+        if route.platform == "bedrock" and kind != "messages":
+            return _converse(kind, exchange.headers, body, model)
         if kind == "count_tokens":
             return _count_tokens(exchange.headers, body, model)
         if kind == "batch":
@@ -363,6 +370,17 @@ def _messages(
     usage = usage_from_api(usage_data)
     named = model if as_called else str(data.get("model") or model)
     return [Call("anthropic", "messages", named, usage, note=note)]
+
+
+def _converse(kind: str, headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
+    """Bedrock's Converse, ConverseStream or CountTokens response, any model it serves."""
+    found = bedrock.converse_usage(_header(headers, "content-type"), body)
+    if found is None:
+        return []
+    usage = usage_from_api(found.usage)
+    if kind == "count_tokens":
+        return [Call("bedrock", "count_tokens", model, usage)]
+    return [Call("bedrock", "messages", model, usage, streamed=found.streamed, note=found.note)]
 
 
 def _bedrock_header_usage(headers: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -7,14 +7,18 @@ price table), never by asking the code under test.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 import math
 import re
 import shutil
+import struct
+import zlib
 from collections import Counter, defaultdict
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -33,6 +37,49 @@ PRICES = json.loads(
 PROMPT_FIELDS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
 
+def stream_payloads(raw: bytes) -> list[bytes]:
+    """The payload of each AWS event-stream frame: a 12-byte prelude (total length, headers
+    length, CRC), the headers, the payload, a 4-byte CRC."""
+    payloads, at = [], 0
+    while at < len(raw):
+        total, headers = struct.unpack_from(">II", raw, at)
+        payloads.append(raw[at + 12 + headers : at + total - 4])
+        at += total
+    return payloads
+
+
+def bedrock_call(uri: str, response: dict) -> tuple[str, int, int] | None:
+    """(model, whole prompt, output) of an Amazon Bedrock call: the model is the id in the
+    URL; Converse's inputTokens is the uncached input (totalTokens adds the cache counts)."""
+    model = unquote(uri.split("/model/", 1)[1].rsplit("/", 1)[0])
+    body = response.get("parsed_body")
+    if body is None:
+        stored = response["body"]
+        body = bytes.fromhex(stored["content"]) if "content" in stored else stored["string"]
+    if isinstance(body, bytes) and uri.endswith("/converse-stream"):
+        events = [json.loads(p) for p in stream_payloads(body)]
+        usage = next(e["usage"] for e in events if "usage" in e)  # the metadata event
+    elif isinstance(body, bytes):  # InvokeModel: chunks {"bytes": base64 of the model's own}
+        chunks = [
+            json.loads(base64.b64decode(json.loads(p)["bytes"])) for p in stream_payloads(body)
+        ]
+        metrics = [
+            c["amazon-bedrock-invocationMetrics"]
+            for c in chunks
+            if "amazon-bedrock-invocationMetrics" in c
+        ]
+        return (
+            (model, metrics[0]["inputTokenCount"], metrics[0]["outputTokenCount"])
+            if metrics
+            else None
+        )
+    else:
+        usage = (body if isinstance(body, dict) else json.loads(body))["usage"]
+    cached = usage.get("cacheReadInputTokens", 0) + usage.get("cacheWriteInputTokens", 0)
+    assert usage["totalTokens"] == usage["inputTokens"] + usage["outputTokens"] + cached
+    return model, usage["inputTokens"] + cached, usage["outputTokens"]
+
+
 def hand_calls(path: Path) -> list[tuple[str, int, int]]:
     """(model, whole prompt, output) of each generation call with usage in a vendored file."""
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -41,7 +88,11 @@ def hand_calls(path: Path) -> list[tuple[str, int, int]]:
         uri, response = interaction["request"]["uri"], interaction["response"]
         status = response["status"]
         status = status["code"] if isinstance(status, dict) else status
-        if status != 200 or "count_tokens" in uri or uri.endswith("/batches"):
+        if status != 200 or "count_tokens" in uri or uri.endswith(("/batches", "/count-tokens")):
+            continue
+        if "/model/" in uri:
+            found = bedrock_call(uri, response)
+            calls += [found] if found else []
             continue
         if "parsed_body" in response:  # pydantic-ai
             body = response["parsed_body"]
@@ -115,6 +166,10 @@ FOLDERS = {
     "vcr-r": "vcr-r",
     "pydantic-ai-parsed-body/test_anthropic": "pydantic-ai-parsed-body.test_anthropic",
     "pydantic-ai-cassetter/test_anthropic": "pydantic-ai-cassetter.test_anthropic",
+    "bedrock-converse/pydantic-ai/test_bedrock": "pydantic-ai.test_bedrock",
+    "bedrock-converse/pydantic-ai-cassetter/test_bedrock": "pydantic-ai-cassetter.test_bedrock",
+    "bedrock-converse/openllmetry/test_anthropic": "openllmetry.test_anthropic",
+    "bedrock-converse/openllmetry/test_titan": "test_titan",
 }
 
 
@@ -167,8 +222,9 @@ def test_every_grouping_is_a_token_budgets_yml_that_check_accepts(capsys, tmp_pa
     if by == "file":
         with_usage = [p for p in CASSETTES.rglob("*.y*ml") if hand_calls(p)]
         assert len(endpoints) == len(with_usage)
-    assert sum(1 for e in endpoints.values() if "target_model" in e) == len(endpoints) - 1
-    assert "# target_model: claude-sonnet-5   # no price" in out  # the one model with no price
+    assert sum(1 for e in endpoints.values() if "target_model" in e) == len(endpoints) - 2
+    assert "# target_model: claude-sonnet-5   # no price" in out  # the two models with no price
+    assert "# target_model: amazon.titan-text-express-v1   # no price" in out
 
 
 def test_a_model_without_a_price_is_not_proposed(capsys):
@@ -185,15 +241,26 @@ LIMIT_EXCEEDED = "test_anthropic_model_usage_limit_exceeded"
 COUNT_ERROR = "test_anthropic_count_tokens_error"
 BATCH_CREATE = "batch create (usage comes with the batch results)"
 NO_STREAM_USAGE = "stream carried no usage (set stream_options.include_usage)"
+TITAN_NO_USAGE = (
+    "Bedrock stream of amazon.titan-text-express-v1 (not a Claude model) without usage "
+    "(no amazon-bedrock-invocationMetrics in its chunks)"
+)
 
 
 def test_each_skipped_file_is_named_with_why(capsys):
     _, _, err = run(capsys, str(CASSETTES))
     skipped = [line.strip() for line in err.splitlines() if line.startswith("  skipped ")]
     counts_only = "count_tokens only (counts the prompt, generates nothing)"
+    bedrock = "bedrock-converse/pydantic-ai/test_bedrock"
     expected = [
         ("anthropic/ddtrace_error_400_no_usage.yaml", "error response (HTTP 400)"),
         ("anthropic/llm-anthropic_count_tokens.yaml", f"{counts_only} ×2"),
+        (
+            "bedrock-converse/openllmetry/test_guardrails/test_guardrail_invoke_stream.yaml",
+            TITAN_NO_USAGE,
+        ),
+        (f"{bedrock}/test_bedrock_model_usage_limit_exceeded.yaml", counts_only),
+        (f"{bedrock}/test_bedrock_streaming_error.yaml", "error response (HTTP 400)"),
         (f"pydantic-ai-cassetter/test_anthropic/{LIMIT_EXCEEDED}.yaml", counts_only),
         (f"pydantic-ai-parsed-body/test_anthropic/{COUNT_ERROR}.yaml", "error response (HTTP 404)"),
         ("vcr-ruby/anthropic-rb_batch_create_no_usage.yml", BATCH_CREATE),
@@ -202,7 +269,7 @@ def test_each_skipped_file_is_named_with_why(capsys):
     ]
     assert skipped == [f"skipped {path}: no usage: {why}" for path, why in expected]
     files = [p for p in CASSETTES.rglob("*") if p.suffix in (".yaml", ".yml")]
-    assert f"{len(files)} files read, {len(files) - 7} with usage, 7 skipped" in err
+    assert f"{len(files)} files read, {len(files) - 10} with usage, 10 skipped" in err
 
 
 def test_unreadable_files_are_named_with_file_and_line(capsys, tmp_path):
@@ -317,3 +384,254 @@ def test_nothing_usable_or_bad_arguments_exit_2(capsys, tmp_path):
     assert run(capsys, str(tmp_path / "missing"))[0] == 2
     assert run(capsys, str(CASSETTES), "--headroom", "-5")[0] == 2
     assert main(["analyze", str(CASSETTES), "--by", "color"]) == 2
+
+
+# -- Amazon Bedrock: Converse, ConverseStream ------------------------------------------------
+BEDROCK = CASSETTES / "bedrock-converse"
+CACHED_DOCUMENTS = "test_bedrock_cache_messages_with_document_as_last_content"
+
+
+def regional_rates(model: str) -> dict[str, Fraction]:
+    """A model's table rates, with Bedrock's regional premium unless the table exempts it."""
+    premium = PRICES["regional_premium"]
+    factor = Fraction(1) if model in premium["exempt"] else Fraction(str(premium["rate"]))
+    return {k: Fraction(str(v)) * factor for k, v in PRICES["models"][model].items()}
+
+
+def test_converse_calls_are_measured_with_their_cache_and_priced(capsys):
+    """pydantic-ai's Converse cassettes: usage in camelCase, the model in the URL (a `us.`
+    profile, URL-quoted), writes and reads of the prompt cache, a 10% regional premium."""
+    code, out, err = run(capsys, str(BEDROCK / "pydantic-ai"), "--by", "file")
+    assert code == 0 and "not an API call" not in err
+    endpoint = CACHED_DOCUMENTS  # --by file: one endpoint per cassette, named after it
+    proposal = yaml.safe_load(out)["endpoints"][endpoint]
+    assert proposal["target_model"] == "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    doc = yaml.safe_load(
+        (BEDROCK / "pydantic-ai/test_bedrock" / f"{CACHED_DOCUMENTS}.yaml").read_text()
+    )
+    usages = [i["response"]["parsed_body"]["usage"] for i in doc["interactions"]]
+    prompts = [
+        u["inputTokens"] + u["cacheReadInputTokens"] + u["cacheWriteInputTokens"] for u in usages
+    ]
+    assert measured(out, endpoint, "max_input_tokens_p95")[1] == max(prompts) == 3 + 1712 + 236
+    hit = sum(u["cacheReadInputTokens"] for u in usages) / sum(prompts)
+    assert f"min_cache_hit_rate: {round(hit - 0.1, 2)}   # measured {hit:.2f}" in out
+    rates = regional_rates("claude-sonnet-4-5")
+    cost = (
+        sum(
+            rates["input"] * u["inputTokens"]
+            + rates["cache_write_5m"] * u["cacheWriteInputTokens"]
+            + rates["cache_read"] * u["cacheReadInputTokens"]
+            + rates["output"] * u["outputTokens"]
+            for u in usages
+        )
+        / 1_000_000
+    )  # one case: its cost is the cost per request
+    assert proposal["max_cost_per_request_usd"] == round(float(cost * Fraction(6, 5)), 6)
+    # the ConverseStream (event-stream frames, usage in its metadata event)
+    stream = yaml.safe_load(out)["endpoints"]["test_bedrock_model_thinking_part_stream"]
+    ((model, prompt, output),) = hand_calls(
+        BEDROCK / "pydantic-ai/test_bedrock/test_bedrock_model_thinking_part_stream.yaml"
+    )
+    assert (stream["target_model"], stream["max_output_tokens_p95"]) == (
+        model,
+        two_digits_up(output * 1.2),
+    )
+    assert (
+        measured(out, "test_bedrock_model_thinking_part_stream", "max_input_tokens_p95")[1]
+        == prompt
+        == 36
+    )
+
+
+def test_a_cassette_with_version_first_is_read(capsys, tmp_path):
+    """cassetter writes `version: 1` first; the same recording as pydantic-ai's vcrpy file."""
+    code, out, err = run(capsys, str(BEDROCK / "pydantic-ai-cassetter"))
+    assert code == 0 and "1 file read, 1 with usage, 0 skipped" in err
+    path = (
+        BEDROCK / "pydantic-ai-cassetter/test_bedrock/test_bedrock_model_thinking_part_stream.yaml"
+    )
+    assert path.read_text().startswith("version: 1\n")
+    ((_, prompt, output),) = hand_calls(path)
+    assert measured(out, "test_bedrock", "max_input_tokens_p95") == (
+        two_digits_up(prompt * 1.2),
+        prompt,
+    )
+    assert measured(out, "test_bedrock", "max_output_tokens_p95")[1] == output
+    # and a vcrpy file whose `version` was moved first reads as the original does
+    source = CASSETTES / "anthropic/openinference_parallel_tool_use_plain.yaml"
+    text = source.read_text()
+    (tmp_path / "ep").mkdir()
+    (tmp_path / "ep" / "first.yaml").write_text("version: 1\n" + text.removesuffix("version: 1\n"))
+    code, out, err = run(capsys, str(tmp_path))
+    assert code == 0 and "1 file read, 1 with usage, 0 skipped" in err
+    assert measured(out, "ep", "max_input_tokens_p95")[1] == hand_calls(source)[0][1]
+
+
+def test_an_inference_profile_arn_is_priced_as_the_model_it_ends_in(capsys):
+    code, out, _ = run(capsys, str(BEDROCK / "openllmetry/test_anthropic"))
+    assert code == 0
+    ((model, prompt, output),) = hand_calls(
+        BEDROCK / "openllmetry/test_anthropic/test_anthropic_cross_region.yaml"
+    )
+    assert model.startswith("arn:aws:bedrock:") and model.endswith(
+        "/us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+    )
+    rates = regional_rates("claude-3-7-sonnet")  # exempt from the premium: the table price
+    cost = (rates["input"] * prompt + rates["output"] * output) / 1_000_000
+    proposal = yaml.safe_load(out)["endpoints"]["test_anthropic"]
+    assert proposal["target_model"] == model
+    assert proposal["max_cost_per_request_usd"] == round(float(cost * Fraction(6, 5)), 6)
+
+
+def event_stream(*frames: tuple[dict[str, str], bytes]) -> bytes:
+    """AWS event-stream frames with string headers, CRCs computed here."""
+    out = b""
+    for headers, payload in frames:
+        raw = b"".join(
+            bytes([len(k)]) + k.encode() + b"\x07" + struct.pack(">H", len(v)) + v.encode()
+            for k, v in headers.items()
+        )
+        prelude = struct.pack(">II", 16 + len(raw) + len(payload), len(raw))
+        frame = prelude + struct.pack(">I", zlib.crc32(prelude)) + raw + payload
+        out += frame + struct.pack(">I", zlib.crc32(frame))
+    return out
+
+
+def test_every_skip_names_its_real_reason(capsys, tmp_path):
+    """A stream that ended in an exception, another model's stream without usage, a model
+    that is not Claude with usage (measured), a file without `version` that was not cut."""
+    (tmp_path / "ep").mkdir()
+    throttled = event_stream(
+        ({":message-type": "event", ":event-type": "messageStart"}, b'{"role":"assistant"}'),
+        ({":message-type": "exception", ":exception-type": "throttlingException"}, b"{}"),
+    )
+    host = "https://bedrock-runtime.us-east-1.amazonaws.com"
+    uri = f"{host}/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream"
+    interaction = {
+        "request": {"method": "POST", "body": "{}", "uri": uri},
+        "response": {"status": {"code": 200, "message": "OK"}, "body": {"string": throttled},
+                     "headers": {"content-type": ["application/vnd.amazon.eventstream"]}},
+    }  # fmt: skip
+    document = {"interactions": [interaction], "version": 1}
+    (tmp_path / "ep" / "throttled.yaml").write_text(yaml.safe_dump(document))
+    for name in (
+        "test_guardrails/test_guardrail_invoke_stream",
+        "test_titan/test_titan_invoke_stream",
+    ):
+        shutil.copy(BEDROCK / "openllmetry" / f"{name}.yaml", tmp_path / "ep")
+    text = (CASSETTES / "vcr-ruby/anthropic-rb_messages.yml").read_text()
+    whole = (CASSETTES / "anthropic/llm-anthropic_tools_stream_multiturn.yaml").read_text()
+    (tmp_path / "ep" / "no_version.yaml").write_text(
+        whole.replace("version: 1\n", "recorded_by: a script\n")
+    )
+    (tmp_path / "ep" / "cut.yml").write_text(text)  # a Ruby file, whole: read
+    code, out, err = run(capsys, str(tmp_path))
+    assert code == 0
+    assert (
+        "skipped ep/throttled.yaml: no usage: stream ended in an exception (throttlingException)"
+        in err
+    )
+    assert f"skipped ep/test_guardrail_invoke_stream.yaml: no usage: {TITAN_NO_USAGE}" in err
+    assert "unreadable" not in err and "truncated" not in err
+    assert "5 files read, 3 with usage, 2 skipped" in err
+    ((_, prompt, output),) = hand_calls(
+        BEDROCK / "openllmetry/test_titan/test_titan_invoke_stream.yaml"
+    )
+    assert "amazon.titan-text-express-v1 ×1" in out and (prompt, output) == (28, 188)
+
+
+# -- what is proposed ------------------------------------------------------------------------
+def messages_cassette(calls: list[tuple[str, dict]]) -> str:
+    """A vcrpy cassette of Messages calls (model, usage), in call order."""
+    interactions = [
+        {"request": {"method": "POST", "uri": "https://api.anthropic.com/v1/messages",
+                     "body": json.dumps({"model": model})},
+         "response": {"status": {"code": 200, "message": "OK"}, "headers": {},
+                      "body": {"string": json.dumps({"model": model, "usage": usage})}}}
+        for model, usage in calls
+    ]  # fmt: skip
+    return yaml.safe_dump({"interactions": interactions, "version": 1})
+
+
+def cost_of(model: str, usage: dict) -> Fraction:
+    rates = {k: Fraction(str(v)) for k, v in PRICES["models"][model].items()}
+    return (
+        rates["input"] * usage.get("input_tokens", 0) + rates["output"] * usage["output_tokens"]
+        + rates["cache_read"] * usage.get("cache_read_input_tokens", 0)
+    ) / 1_000_000  # fmt: skip
+
+
+ROUTE = ("claude-haiku-4-5", {"input_tokens": 150, "output_tokens": 5})
+SUMMARY = ("claude-haiku-4-5", {"input_tokens": 900, "output_tokens": 60})
+ANSWER = ("claude-sonnet-4-6", {"input_tokens": 1200, "output_tokens": 300})
+ESCALATION = ("claude-opus-4-7", {"input_tokens": 1200, "output_tokens": 300})
+
+
+def test_a_cheap_router_is_not_the_target_model(capsys, tmp_path):
+    """Each case: Haiku routes and summarises (2 calls), Sonnet answers (1 call), Opus once.
+    Haiku is the model of most calls, Sonnet of most cost: Sonnet is the endpoint's model,
+    and Haiku, called in every case, is not an escalation (else every case escalates)."""
+    (tmp_path / "reply").mkdir()
+    cases = [
+        [ROUTE, SUMMARY, ANSWER, ESCALATION],
+        [ROUTE, SUMMARY, ANSWER],
+        [ROUTE, SUMMARY, ANSWER],
+    ]
+    for i, calls in enumerate(cases):
+        (tmp_path / "reply" / f"case{i}.yaml").write_text(messages_cassette(calls))
+    code, out, _ = run(capsys, str(tmp_path))
+    assert code == 0
+    proposal = yaml.safe_load(out)["endpoints"]["reply"]
+    counts = Counter(model for calls in cases for model, _ in calls)
+    costs = Counter()
+    for calls in cases:
+        for model, usage in calls:
+            costs[model] += cost_of(model, usage)
+    assert counts.most_common(1)[0][0] == "claude-haiku-4-5"  # most calls
+    assert costs.most_common(1)[0][0] == "claude-sonnet-4-6"  # most cost
+    assert proposal["target_model"] == "claude-sonnet-4-6"
+    assert proposal["escalation_models"] == ["claude-opus-4-7"]
+    assert proposal["allowed_escalation_rate"] == round(1 / 3 + 0.05, 2)  # the one Opus case
+    share = float(costs["claude-haiku-4-5"] / sum(costs.values()))
+    assert (
+        f"# most calls: claude-haiku-4-5 (6 calls in 3 of 3 cases, {share:.0%} of the cost)" in out
+    )
+    assert "claude-haiku-4-5: cheaper, called in most cases (a router or a first step?)" in out
+    config = tmp_path / "token_budgets.yml"
+    config.write_text(out)
+    assert main(["check", "--config", str(config)]) == 0, capsys.readouterr().err
+    # Without a pricier model, no escalation budget: Haiku would be one in every case.
+    (tmp_path / "reply" / "case0.yaml").write_text(messages_cassette(cases[1]))
+    _, out, _ = run(capsys, str(tmp_path))
+    proposal = yaml.safe_load(out)["endpoints"]["reply"]
+    assert proposal["target_model"] == "claude-sonnet-4-6"
+    assert "allowed_escalation_rate" not in proposal and "escalation_models" not in proposal
+    assert "# allowed_escalation_rate: not proposed: claude-haiku-4-5 (cheaper" in out
+
+
+def test_no_budget_that_cannot_fail_is_proposed(capsys, tmp_path):
+    """Opus checks every Sonnet answer (escalation rate 1.0) and 5% of the prompt is read
+    from the cache: `allowed_escalation_rate: 1.0` and `min_cache_hit_rate: 0.0` would
+    pass whatever happens, so each is a comment that says why."""
+    (tmp_path / "review").mkdir()
+    answer = ("claude-sonnet-4-6", {"input_tokens": 1900, "cache_read_input_tokens": 100,
+                                    "output_tokens": 500})  # fmt: skip
+    check = ("claude-opus-4-7", {"input_tokens": 40, "output_tokens": 2})
+    for i in range(4):
+        (tmp_path / "review" / f"case{i}.yaml").write_text(messages_cassette([answer, check]))
+    code, out, _ = run(capsys, str(tmp_path))
+    assert code == 0
+    proposal = yaml.safe_load(out)["endpoints"]["review"]
+    assert proposal["target_model"] == "claude-sonnet-4-6"  # the cost, in every case
+    hit = 4 * 100 / (4 * (2000 + 40))
+    assert hit - 0.1 <= 0
+    assert "min_cache_hit_rate" not in proposal and "allowed_escalation_rate" not in proposal
+    assert (
+        f"# min_cache_hit_rate: not proposed: measured {hit:.2f}, so the floor "
+        "(measured - 0.1) would be 0.0, which cannot fail"
+    ) in out
+    assert (
+        "# allowed_escalation_rate: not proposed: 4 of 4 cases call a model other than "
+        "target_model (measured 1.00), so the limit would be 1.0, which cannot fail"
+    ) in out

@@ -11,7 +11,10 @@ import base64
 import gzip
 import json
 import re
+import struct
+import zlib
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import yaml
@@ -190,6 +193,264 @@ def test_cassetter_typed_bodies_and_integer_status():
     (ex,) = load_cassette_file(CASSETTES / name)
     assert ex.status == 200 and ex.body.startswith(b"event: message_start")
     assert json.loads(ex.request_body)["stream"] is True
+
+
+# -- Amazon Bedrock: Converse, ConverseStream, other models' InvokeModel streams --------------
+BEDROCK = "bedrock-converse"
+SONNET_4 = "us.anthropic.claude-sonnet-4-20250514-v1:0"
+SONNET_4_5 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+CACHED_DOCUMENTS = "test_bedrock_cache_messages_with_document_as_last_content"
+PROFILE_ARN = (
+    "arn:aws:bedrock:us-east-1:012345678901:inference-profile/"
+    "us.anthropic.claude-3-7-sonnet-20250219-v1:0"
+)
+
+
+def frames(raw: bytes) -> list[tuple[bytes, bytes]]:
+    """(headers, payload) of each AWS event-stream frame, read with struct alone: total
+    length and headers length, then the 4-byte prelude CRC, headers, payload, CRC."""
+    found, at = [], 0
+    while at < len(raw):
+        total, length = struct.unpack_from(">II", raw, at)
+        found.append((raw[at + 12 : at + 12 + length], raw[at + 12 + length : at + total - 4]))
+        at += total
+    return found
+
+
+def converse(u: dict) -> tuple[int, int, int, int]:
+    """(whole prompt, output, cache writes, cache reads) of a Converse usage object.
+
+    inputTokens is the uncached input: totalTokens is the sum of all four, as checked here.
+    """
+    read, write = u.get("cacheReadInputTokens", 0), u.get("cacheWriteInputTokens", 0)
+    assert u["totalTokens"] == u["inputTokens"] + u["outputTokens"] + read + write
+    return u["inputTokens"] + read + write, u["outputTokens"], write, read
+
+
+def metadata_usage(raw: bytes) -> dict:
+    """The usage of a ConverseStream: its one `metadata` event (an `:event-type` header
+    whose value is a string, type 7, 8 bytes long: `metadata`)."""
+    (payload,) = [payload for headers, payload in frames(raw) if b"\x07\x00\x08metadata" in headers]
+    return json.loads(payload)["usage"]
+
+
+def invocation_metrics(raw: bytes) -> tuple[int, int, int, int]:
+    """An InvokeModel stream's `amazon-bedrock-invocationMetrics` (in its last chunk)."""
+    chunks = [json.loads(base64.b64decode(json.loads(p)["bytes"])) for _, p in frames(raw)]
+    metrics = [
+        c["amazon-bedrock-invocationMetrics"]
+        for c in chunks
+        if "amazon-bedrock-invocationMetrics" in c
+    ]
+    return (metrics[0]["inputTokenCount"], metrics[0]["outputTokenCount"], 0, 0) if metrics else ()
+
+
+def _response(d: dict, index: int = 0) -> dict:
+    return d["interactions"][index]["response"]
+
+
+# name -> (format, [(provider, kind, model, whole prompt, output, cache write, cache read,
+# streamed)] per interaction, raw reader: the same numbers straight from the file)
+BEDROCK_FILES = {
+    f"pydantic-ai/test_bedrock/{CACHED_DOCUMENTS}.yaml": (
+        "pydantic-ai",
+        [[("bedrock", "messages", SONNET_4_5, 1715, 227, 1712, 0, False)],
+         [("bedrock", "messages", SONNET_4_5, 1951, 121, 236, 1712, False)]],
+        lambda d: [converse(_response(d, i)["parsed_body"]["usage"]) for i in (0, 1)],
+    ),
+    "pydantic-ai/test_bedrock/test_bedrock_model_thinking_part_stream.yaml": (
+        "vcrpy",  # a binary body, so no parsed_body to tell pydantic-ai's serialiser by
+        [[("bedrock", "messages", SONNET_4, 36, 73, 0, 0, True)]],
+        lambda d: [converse(metadata_usage(_response(d)["body"]["string"]))],
+    ),
+    "pydantic-ai/test_bedrock/test_bedrock_model_usage_limit_not_exceeded.yaml": (
+        "pydantic-ai",
+        [[("bedrock", "count_tokens", "anthropic.claude-sonnet-4-20250514-v1:0", 19, 0, 0, 0,
+           False)],
+         [("bedrock", "messages", SONNET_4, 19, 108, 0, 0, False)]],
+        lambda d: [(_response(d, 0)["parsed_body"]["inputTokens"], 0, 0, 0),
+                   converse(_response(d, 1)["parsed_body"]["usage"])],
+    ),
+    "pydantic-ai/test_bedrock/test_bedrock_model_usage_limit_exceeded.yaml": (
+        "pydantic-ai",
+        [[("bedrock", "count_tokens", "anthropic.claude-sonnet-4-20250514-v1:0", 23, 0, 0, 0,
+           False)]],
+        lambda d: [(_response(d)["parsed_body"]["inputTokens"], 0, 0, 0)],
+    ),
+    "pydantic-ai/test_bedrock/test_bedrock_streaming_error.yaml": (
+        "pydantic-ai", [[]], lambda d: [] if _response(d)["status"]["code"] == 400 else None,
+    ),
+    "pydantic-ai-cassetter/test_bedrock/test_bedrock_model_thinking_part_stream.yaml": (
+        "cassetter",
+        [[("bedrock", "messages", SONNET_4, 36, 73, 0, 0, True)]],
+        lambda d: [converse(metadata_usage(bytes.fromhex(_response(d)["body"]["content"])))],
+    ),
+    "openllmetry/test_anthropic/test_anthropic_cross_region.yaml": (
+        "vcrpy",
+        [[("bedrock", "messages", PROFILE_ARN, 20, 72, 0, 0, False)]],
+        lambda d: [converse(json.loads(_response(d)["body"]["string"])["usage"])],
+    ),
+    "openllmetry/test_titan/test_titan_invoke_stream.yaml": (
+        "vcrpy",  # InvokeModel: read by the Messages parser, as every InvokeModel call is
+        [[("anthropic", "messages", "amazon.titan-text-express-v1", 28, 188, 0, 0, True)]],
+        lambda d: [invocation_metrics(_response(d)["body"]["string"])],
+    ),
+}  # fmt: skip
+
+
+def test_every_vendored_bedrock_file_is_covered():
+    found = {
+        p.relative_to(CASSETTES / BEDROCK).as_posix() for p in (CASSETTES / BEDROCK).rglob("*.yaml")
+    }
+    guardrail = "openllmetry/test_guardrails/test_guardrail_invoke_stream.yaml"  # unreadable
+    assert found == set(BEDROCK_FILES) | {guardrail}
+
+
+@pytest.mark.parametrize("name", sorted(BEDROCK_FILES))
+def test_real_bedrock_file(name):
+    fmt, expected, read_raw = BEDROCK_FILES[name]
+    path = CASSETTES / BEDROCK / name
+    assert read_recording(path).format == fmt
+    exchanges = load_cassette_file(path)  # every response readable: no CassetteError
+    found = [
+        [(c.provider, c.kind, c.model, c.usage.prompt_tokens, c.usage.output_tokens,
+          c.usage.cache_write_tokens, c.usage.cache_read_tokens, c.streamed)
+         for c in parse_exchange(e)]
+        for e in exchanges
+    ]  # fmt: skip
+    assert found == expected
+    assert read_raw(raw(f"{BEDROCK}/{name}")) == [t[3:7] for per in expected for t in per]
+    for exchange, calls in zip(exchanges, expected):
+        for call in calls:  # the model is the id in the URL, unquoted
+            assert call[2] == unquote(exchange.url.split("/model/")[1].rsplit("/", 1)[0])
+
+
+@pytest.mark.parametrize("name", sorted(BEDROCK_FILES))
+def test_each_bedrock_interaction_line_is_where_it_starts(name):
+    recording = read_recording(CASSETTES / BEDROCK / name)
+    text = (CASSETTES / BEDROCK / name).read_text(encoding="utf-8").splitlines()
+    assert len(recording.lines) == len(recording.exchanges) > 0
+    for line in recording.lines:  # openllmetry indents its sequences: `  - request:`
+        assert text[line - 1].lstrip().startswith("- request:")
+
+
+def test_converse_cache_writes_keep_their_ttl():
+    name = f"{BEDROCK}/pydantic-ai/test_bedrock/{CACHED_DOCUMENTS}.yaml"
+    details = [_response(raw(name), i)["parsed_body"]["usage"]["cacheDetails"] for i in (0, 1)]
+    assert details == [[{"inputTokens": 1712, "ttl": "5m"}], [{"inputTokens": 236, "ttl": "5m"}]]
+    first, second = [parse_exchange(e)[0].usage for e in load_cassette_file(CASSETTES / name)]
+    assert (first.cache_write_5m_tokens, first.cache_write_1h_tokens) == (1712, 0)
+    assert (second.input_tokens, second.cache_read_tokens, second.cache_write_5m_tokens) == (
+        3, 1712, 236
+    )  # fmt: skip
+
+
+def test_one_recording_in_two_serialisers_reads_alike():
+    """pydantic-ai's vcrpy file (`!!binary`, version last) and the same recording in
+    cassetter's (`version: 1` first, hex body) are the same bytes and the same call."""
+    stream = "test_bedrock/test_bedrock_model_thinking_part_stream.yaml"
+    vcrpy_file = CASSETTES / BEDROCK / "pydantic-ai" / stream
+    cassetter_file = CASSETTES / BEDROCK / "pydantic-ai-cassetter" / stream
+    assert cassetter_file.read_text().startswith("version: 1\ninteractions:\n")
+    assert vcrpy_file.read_text().endswith("\nversion: 1\n")
+    (a,), (b,) = load_cassette_file(vcrpy_file), load_cassette_file(cassetter_file)
+    assert a.body == b.body and parse_exchange(a) == parse_exchange(b)
+
+
+CONVERSE_TEST = """\
+import boto3
+import pytest
+
+ARN = {arn!r}
+
+
+@pytest.mark.vcr
+@pytest.mark.token_budget("reply")
+def test_reply():
+    client = boto3.client(
+        "bedrock-runtime", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="y"
+    )
+    message = {{"role": "user", "content": [{{"text": "a joke"}}]}}
+    out = client.converse(modelId=ARN, messages=[message])
+    assert out["usage"]["outputTokens"] > 0
+"""
+
+
+def test_a_converse_call_replayed_by_pytest_recording_is_measured(pytester):
+    """The plugin path: boto3's converse, answered by pytest-recording from openllmetry's
+    cassette, is measured and priced as the model its inference profile runs."""
+    pytest.importorskip("pytest_recording")
+    pytest.importorskip("boto3")
+    name = "openllmetry/test_anthropic/test_anthropic_cross_region.yaml"
+    cassettes = pytester.mkdir("tests") / "cassettes" / "test_converse"
+    cassettes.mkdir(parents=True)
+    (cassettes / "test_reply.yaml").write_bytes((CASSETTES / BEDROCK / name).read_bytes())
+    (pytester.path / "tests" / "test_converse.py").write_text(CONVERSE_TEST.format(arn=PROFILE_ARN))
+    pytester.makefile(".yml", token_budgets="endpoints:\n  reply:\n    max_input_tokens_p95: 100\n")
+    result = pytester.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    report = json.loads((pytester.path / ".token-budget" / "report.json").read_text())
+    metrics = report["endpoints"]["reply"]["metrics"]
+    usage = json.loads(_response(raw(f"{BEDROCK}/{name}"))["body"]["string"])["usage"]
+    assert (metrics["input_tokens_max"], metrics["output_tokens_max"]) == (
+        usage["inputTokens"], usage["outputTokens"]
+    )  # fmt: skip
+    prices = json.loads((CASSETTES.parents[2] / "pytest_tokenbudget" / "prices.json").read_text())
+    rates = prices["models"]["claude-3-7-sonnet"]  # exempt from the regional premium
+    cost = (rates["input"] * usage["inputTokens"] + rates["output"] * usage["outputTokens"]) / 1e6
+    assert metrics["cost_per_request_usd"] == pytest.approx(cost, abs=1e-9)
+
+
+def _converse_stream(*events: tuple[str, str, bytes]) -> bytes:
+    """Frames with string headers (:message-type, :event-type or :exception-type)."""
+    out = b""
+    for message_type, name, payload in events:
+        key = ":exception-type" if message_type == "exception" else ":event-type"
+        raw = b""
+        for header, value in ((":message-type", message_type), (key, name)):
+            raw += bytes([len(header)]) + header.encode() + b"\x07"
+            raw += struct.pack(">H", len(value)) + value.encode()
+        prelude = struct.pack(">II", 16 + len(raw) + len(payload), len(raw))
+        frame = prelude + struct.pack(">I", zlib.crc32(prelude)) + raw + payload
+        out += frame + struct.pack(">I", zlib.crc32(frame))
+    return out
+
+
+CONVERSE_STREAM = (
+    f"https://bedrock-runtime.us-east-1.amazonaws.com/model/{SONNET_4_5}/converse-stream"
+)
+
+
+def _exchange_of(url: str, body: bytes, content_type: str = "application/vnd.amazon.eventstream"):
+    from pytest_tokenbudget.recorders import Exchange
+
+    return Exchange("POST", url, b"{}", 200, {"content-type": [content_type]}, body)
+
+
+def test_converse_stream_variants():
+    written = [{"inputTokens": 2000, "ttl": "1h"}]
+    usage = {"inputTokens": 7, "outputTokens": 3, "totalTokens": 2010,
+             "cacheWriteInputTokens": 2000, "cacheDetails": written}  # fmt: skip
+    whole = _converse_stream(
+        ("event", "messageStart", b'{"role":"assistant"}'),
+        ("event", "metadata", json.dumps({"usage": usage}).encode()),
+    )
+    (call,) = parse_exchange(_exchange_of(CONVERSE_STREAM, whole, "application/octet-stream"))
+    assert (call.usage.cache_write_1h_tokens, call.usage.prompt_tokens) == (2000, 2007)
+    cut = _converse_stream(("event", "messageStart", b"{}"))
+    (call,) = parse_exchange(_exchange_of(CONVERSE_STREAM, cut))
+    assert (
+        call.usage.prompt_tokens == 0
+        and call.note == "stream carried no usage (it has no metadata event)"
+    )
+    throttled = cut + _converse_stream(("exception", "throttlingException", b'{"message":"slow"}'))
+    assert parse_exchange(_exchange_of(CONVERSE_STREAM, throttled)) == []
+    bad = _converse_stream(("event", "metadata", b'{"usage": {"inputTokens": "many"}}'))
+    with pytest.raises(CassetteError, match="converse-stream: token count 'many' is not a number"):
+        parse_exchange(_exchange_of(CONVERSE_STREAM, bad))
+    html = _exchange_of(CONVERSE_STREAM.replace("-stream", ""), b"<html>", "text/html")
+    with pytest.raises(CassetteError, match="converse: response is not JSON"):
+        parse_exchange(html)
 
 
 # -- variants no real file here shows -------------------------------------------------------
@@ -383,6 +644,38 @@ def test_an_unreadable_response_names_its_interaction_line(tmp_path):
     with pytest.raises(CassetteError, match="interaction 0: POST .*: response is not JSON") as info:
         load_cassette_file(path)
     assert info.value.line == text.splitlines().index("- request:") + 1 == 3  # after `---`
+
+
+def test_version_may_come_anywhere_and_only_a_missing_last_one_is_a_cut(tmp_path):
+    """vcrpy writes `version` last, so a file cut short loses it; cassetter writes it first.
+    A file with no `version` but more after its interactions was not cut: vcrpy, which
+    never reads `version`, replays it, and so it is read here."""
+    source = CASSETTES / "anthropic/openinference_parallel_tool_use_plain.yaml"
+    text = source.read_text(encoding="utf-8")
+    assert text.endswith("version: 1\n")
+    body = text.removesuffix("version: 1\n")
+    first = _write(tmp_path, "first.yaml", "version: 1\n" + body)
+    later = _write(tmp_path, "later.yaml", body + "recorded_with: a recorder of its own\n")
+    cut = _write(tmp_path, "cut.yaml", body)
+    expected = [parse_exchange(e) for e in load_cassette_file(source)]
+    for path in (first, later):
+        assert [parse_exchange(e) for e in load_cassette_file(path)] == expected, path.name
+    with pytest.raises(CassetteError, match="no `version` after its interactions.*truncated"):
+        read_recording(cut)
+    two = _write(tmp_path, "two.yaml", "version: 2\n" + body)
+    with pytest.raises(CassetteError, match="unsupported cassette version 2"):
+        read_recording(two)
+
+
+def test_old_vcrpy_python_string_tags_are_strings(tmp_path):
+    """Cassettes recorded under Python 2 tag strings `!!python/unicode`: vcrpy and replay
+    read them as strings, and so does this reader (not `corrupt cassette`)."""
+    text = (CASSETTES / "anthropic/openinference_parallel_tool_use_plain.yaml").read_text()
+    tagged = text.replace("    method: POST", "    method: !!python/unicode 'POST'", 1)
+    assert tagged != text
+    path = _write(tmp_path, "py2.yaml", tagged)
+    (exchange,) = load_cassette_file(path)
+    assert exchange.method == "POST" and parse_exchange(exchange)[0].usage.output_tokens == 112
 
 
 def test_a_ruby_cassette_cut_short_is_truncated_not_empty(tmp_path):
