@@ -293,6 +293,11 @@ def _route(url: str) -> _Route | None:
     return None
 
 
+def is_api_route(url: str) -> bool:
+    """An LLM API call by its path (the legacy Text Completions endpoint included)."""
+    return _route(url) is not None or urlsplit(url).path.rstrip("/").endswith("/v1/complete")
+
+
 def parse_provider(exchange: Exchange, provider: str) -> list[Call] | None:
     """The calls of one exchange if it is an API call of ``provider``, else None.
 
