@@ -198,6 +198,7 @@ class Capture:
         can_count_online: bool = False,
         scrub_hook: Callable[[dict[str, Any]], None] | None = None,
         driver: Recorder | None = None,
+        committed: CountCache | None = None,
     ) -> None:
         if mode not in RECORD_MODES:
             raise ValueError(mode)
@@ -208,6 +209,7 @@ class Capture:
         self.can_count_online = can_count_online
         self.scrub_hook = scrub_hook
         self.driver = driver
+        self.committed = committed  # token_counts.json: replay measures a changed prompt by it
         self.log = CaptureLog()
         self._stack = ExitStack()
         self._cassette: Any = None  # vcrpy's Cassette, or a replay.Recording
@@ -379,7 +381,7 @@ class Capture:
                 except unrecorded:
                     response = None
             if response is None:
-                response, recounted = capture._unmatched(httpx, request, counted)
+                response, recounted, counted = capture._unmatched(httpx, request, counted)
             if response is None and capture._replaying and mocked:
                 try:
                     with blocked():
@@ -430,7 +432,7 @@ class Capture:
                 except unrecorded:
                     response = None
             if response is None:
-                response, recounted = capture._unmatched(httpx, request, counted)
+                response, recounted, counted = capture._unmatched(httpx, request, counted)
             if response is None and capture._replaying and mocked:
                 try:
                     with blocked():
@@ -501,13 +503,32 @@ class Capture:
     def _count(self, request: Any, count: Callable[[dict], Any]) -> int:
         return count(self._count_body(request)).input_tokens
 
-    def _unmatched(self, httpx: Any, request: Any, counted: int | None) -> tuple[Any, bool]:
-        """(response, recounted) for a request with no exact recording: the recording it
-        differs from only in volatile values, or in count mode the one at its position."""
+    def _unmatched(
+        self, httpx: Any, request: Any, counted: int | None
+    ) -> tuple[Any, bool, int | None]:
+        """(response, recounted, count) for a request with no exact recording: the
+        recording it differs from only in volatile values, or, when its prompt was counted
+        (count mode, or in replay a count committed in token_counts.json), the recording at
+        its position, whose output stands."""
         response = self._volatile_match(httpx, request)
+        if response is None and counted is None and self._replaying:
+            counted = self._committed_count(request)
         if response is None and counted is not None:
-            return self._by_position(httpx, request), True
-        return response, False
+            return self._by_position(httpx, request), True, counted
+        return response, False, counted
+
+    def _committed_count(self, request: Any) -> int | None:
+        if self.committed is None or not _is_messages(request):
+            return None
+        body = _json_body(b"".join(request.stream))
+        if not isinstance(body, dict):
+            return None
+        try:
+            return self.committed.get(count_key(counted_request(body)))
+        except CassetteError as err:
+            if str(err) not in self.log.errors:
+                self.log.errors.append(str(err))
+            return None
 
     def _by_position(self, httpx: Any, request: Any) -> Any:
         """The recording at this call's position among the case's Messages requests."""

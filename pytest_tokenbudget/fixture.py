@@ -128,6 +128,7 @@ def open_case(
         can_count_online=run.can_count_online,
         scrub_hook=run.scrub_hook,
         driver=driver,
+        committed=run.counts,
     )
     capture.__enter__()
     return CaseCapture(endpoint, case_id, capture, parse=run.parse)

@@ -1,0 +1,57 @@
+"""The CI command honours committed counts: after `--token-budget-count` and a committed
+token_counts.json, plain `pytest --token-budget` replays a changed prompt offline, its
+input from the count and its output from the recording."""
+
+from __future__ import annotations
+
+import math
+
+from project_files import APP, record, report_of
+
+EDITED_APP = APP.replace(
+    "Be brief.", "Be brief. Always cite the pricing page and say which model you are."
+)
+
+
+def p95(values):
+    ordered = sorted(values)
+    return ordered[math.ceil(0.95 * len(ordered)) - 1]
+
+
+def test_replay_measures_a_changed_prompt_by_its_committed_count(
+    project, recording_env, monkeypatch
+):
+    emulator = recording_env
+    record(project).assert_outcomes(passed=4)
+    generations = [s for s in emulator.served if s.path == "/v1/messages"]
+    project.makepyfile(app=EDITED_APP)
+    start = len(emulator.served)
+    project.runpytest("--token-budget", "--token-budget-count").assert_outcomes(passed=4)
+    counts = [s.usage["input_tokens"] for s in emulator.served[start:]]
+    assert (project.path / "cassettes" / "token_counts.json").is_file()  # to commit
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # nothing listens
+    served = len(emulator.served)
+
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider")  # the CI command
+
+    result.assert_outcomes(passed=4)
+    assert len(emulator.served) == served  # offline
+    endpoint = report_of(project)["endpoints"]["chat"]
+    assert endpoint["status"] == "pass", endpoint["problems"]
+    assert endpoint["recounted_calls"] == len(counts) == 5
+    assert endpoint["metrics"]["input_tokens_p95"] == p95(counts)
+    assert endpoint["metrics"]["output_tokens_p95"] == p95(
+        [s.usage["output_tokens"] for s in generations]
+    )
+    assert any("re-counted" in w for w in endpoint["warnings"])
+
+
+def test_a_changed_prompt_with_no_committed_count_is_still_stale(project, recording_env):
+    record(project).assert_outcomes(passed=4)
+    project.makepyfile(app=EDITED_APP)
+
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider", "-k", "short")
+
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(["*not in the recording*"])
