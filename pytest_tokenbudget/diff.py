@@ -1,8 +1,9 @@
 """Baseline comparison: two report.json dicts in, one `Diff` out.
 
 Pure data and no pytest, so `tokenbudget diff`, the pytest run and the PR
-comment all agree. Growth is judged in the direction that costs money: for
-every metric bigger is worse, except the cache-hit rate, where lower is worse.
+comment all agree. Growth is judged in each metric's own direction (metrics.py:
+tokens and dollars are worse higher, cache-hit rates worse lower); a metric whose
+direction this version does not know is shown, never gated.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ReportError
+from .metrics import metric as metric_facts
 from .report import SCHEMA, VERSION, number
 
 DIFF_SCHEMA = "pytest-tokenbudget/diff"
 DIFF_VERSION = 1
-HIGHER_IS_BETTER = frozenset({"cache_hit_rate"})
 TOP_DRIVERS = 3
 LOAD_NOTES = "_load_notes"  # notes load_report attaches to the dict it returns
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
@@ -63,14 +64,14 @@ class MetricDiff:
     head: Value
     delta: Value  # head - base; None when either side is missing
     pct: float | None  # delta over base, in %; None when base is 0 or missing
-    trend: str  # worse | better | same | n/a
+    trend: str  # worse | better | same | changed (direction unknown) | n/a
     status: str  # ok | warn | regression | budget
     budget: BudgetRef | None = None
     drivers: tuple[CaseDelta, ...] = ()
 
     @property
     def changed(self) -> bool:
-        return self.trend in ("worse", "better")
+        return self.trend in ("worse", "better", "changed")
 
 
 @dataclass(frozen=True)
@@ -318,10 +319,12 @@ def _budgets(endpoint: dict[str, Any] | None) -> dict[str, BudgetRef]:
     """The budget on each metric; a broken one wins if a metric somehow has two."""
     out: dict[str, BudgetRef] = {}
     for b in (endpoint or {}).get("budgets", []):
+        facts = metric_facts(b["metric"])
+        higher = facts.higher_is_better if facts.better else b["key"].startswith("min_")
         ref = BudgetRef(
             key=b["key"],
             limit=b["limit"],
-            kind="min" if b["key"].startswith("min_") else "max",
+            kind="min" if higher else "max",
             ok=b.get("ok"),
             line=b.get("line"),
             drivers=tuple(b.get("drivers", [])),
@@ -389,16 +392,19 @@ def _trend(metric: str, base: Value, head: Value) -> str:
         return "n/a"
     if head == base:
         return "same"
-    grew = head > base
-    return "better" if grew == (metric in HIGHER_IS_BETTER) else "worse"
+    facts = metric_facts(metric)
+    if facts.better is None:
+        return "changed"
+    return "better" if (head > base) == facts.higher_is_better else "worse"
 
 
 def _growth(metric: str, base: Value, head: Value) -> float | None:
     """How much worse, in % of the baseline; infinite when it got worse from zero."""
-    if base is None or head is None:
+    facts = metric_facts(metric)
+    if base is None or head is None or facts.better is None:
         return None
     worse = _exact(head) - _exact(base)
-    if metric in HIGHER_IS_BETTER:
+    if facts.higher_is_better:
         worse = -worse
     if worse == 0:
         return 0.0

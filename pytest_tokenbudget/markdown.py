@@ -6,6 +6,8 @@ import re
 from typing import Any
 
 from . import formatting as fmt
+from .metrics import RATE, USD, label
+from .metrics import metric as facts
 
 MARKER = "<!-- pytest-tokenbudget -->"
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~])")
@@ -91,34 +93,22 @@ DIFF_STATUS = {
     "budget": "❌ over budget",
 }
 CHANGE_STATUS = {"added": "🆕 new endpoint", "removed": "➖ removed", "not-run": "⏭ not run"}
-_LABELS = {
-    "escalation_rate": "escalation rate",
-    "cache_hit_rate": "cache-hit rate",
-    "cost_per_call_usd": "$ per call",
-    "cost_per_request_usd": "$ per request",
-    "monthly_cost_usd": "$ per month",
-}
 _FIELDS = {"input_tokens": "input tokens", "output_tokens": "output tokens", "cost_usd": "cost"}
 
 
 def metric_label(metric: str) -> str:
-    """`input_tokens_p95` reads as "input tokens p95"; unknown metrics pass through escaped."""
-    if metric in _LABELS:
-        return _LABELS[metric]
-    for side in ("input", "output"):
-        prefix = f"{side}_tokens_"
-        if metric.startswith(prefix):
-            return f"{side} tokens {escape(metric[len(prefix) :])}"
-    return escape(metric)
+    """`input_tokens_p95` reads as "input tokens p95" (metrics.py); escaped for Markdown."""
+    return escape(label(metric))
 
 
 def _signed(metric: str, delta: Any) -> str:
     if delta == 0:
         return "0"
     sign = "+" if delta > 0 else "-"
-    if metric.endswith("_rate"):
+    unit = facts(metric).unit
+    if unit == RATE:
         return f"{sign}{abs(float(delta)) * 100:.1f} pp"
-    if metric.endswith("_usd"):
+    if unit == USD:
         return sign + fmt.usd(abs(delta))
     return f"{sign}{abs(int(delta)):,}"
 

@@ -118,19 +118,20 @@ def _not_measured(name: str, ep: dict[str, Any], endpoint: Any, runs: list[CaseR
     return ""
 
 
-def _unit(key: str) -> str:
-    if "_tokens_" in key:
-        return "tokens"
-    return "usd" if key.endswith("_usd") else "rate"
+def _limits_from_above(metric: str) -> bool:
+    """A budget on a metric where lower is better is a maximum (it tightens downwards)."""
+    from .metrics import metric as metric_facts
+
+    return not metric_facts(metric).higher_is_better
 
 
 def _propose(name: str, budget: dict[str, Any], margin_pct: float) -> Change:
     """measured ± margin, rounded away from the measurement (never past it)."""
-    from .config import BUDGET_KEYS
+    from .metrics import metric as metric_facts
     from .report import MONEY_DIGITS, RATE_DIGITS
 
     key, actual = budget["key"], budget["actual"]
-    unit, up = _unit(key), BUDGET_KEYS[key][1] == "max"
+    unit, up = metric_facts(budget["metric"]).unit, _limits_from_above(budget["metric"])
     measured = Fraction(str(actual))
     margin = Fraction(str(margin_pct)) / 100
     # The report rounds rates and dollars: the exact figure is within half a unit of it.
@@ -150,10 +151,8 @@ def _propose(name: str, budget: dict[str, Any], margin_pct: float) -> Change:
 
 
 def _tighter(change: Change) -> bool:
-    from .config import BUDGET_KEYS
-
     new, old = Fraction(str(change.new)), Fraction(str(change.old))
-    return new < old if BUDGET_KEYS[change.key][1] == "max" else new > old
+    return new < old if _limits_from_above(change.metric) else new > old
 
 
 def _round(value: Fraction, unit: str, *, up: bool) -> Fraction:
