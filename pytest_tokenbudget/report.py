@@ -92,6 +92,8 @@ def endpoint_json(result: EndpointResult) -> dict[str, Any]:
         if stats.unpriced:  # model -> cases that called it; its dollars are not counted
             out["unpriced_models"] = stats.unpriced
         out["recounted_calls"] = stats.recounted_calls
+        if getattr(stats, "iterations", None):  # usage.iterations per type (stats.py)
+            out["iterations"] = {k: v.to_dict(number) for k, v in stats.iterations.items()}
     if result.cache is not None:
         out["cache"] = result.cache
     out["recorders"] = result.recorders
