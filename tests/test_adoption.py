@@ -154,7 +154,20 @@ def test_every_token_budget_option_turns_the_plugin_on(suite, options):
     assert json.loads((suite.path / report / "report.json").read_text())["endpoints"]["chat"]
 
 
-@pytest.mark.parametrize("where", ["ini addopts", "PYTEST_ADDOPTS", "@file"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "ini addopts",
+        "PYTEST_ADDOPTS",
+        pytest.param(  # the oldest supported pytest is 7.4 (constraints/oldest.txt)
+            "@file",
+            marks=pytest.mark.skipif(
+                tuple(int(n) for n in pytest.__version__.split(".")[:2]) < (8, 2),
+                reason="pytest reads arguments from an @file only from 8.2 on",
+            ),
+        ),
+    ],
+)
 def test_an_option_at_its_default_value_turns_the_plugin_on_from_anywhere(
     suite, monkeypatch, where
 ):

@@ -17,6 +17,7 @@ import anthropic
 import pytest
 from emulator import Emulator, tokens
 
+SDK_MAJOR = int(anthropic.__version__.split(".")[0])
 MODEL = "claude-sonnet-4-6"
 KEY = "sk-ant-emulator-test"
 
@@ -96,11 +97,16 @@ def test_non_streaming_usage_is_what_was_served(emu, client):
     assert message.usage.output_tokens == tokens(message.content[0].text) == 9
     assert message.stop_reason == "end_turn"
     assert message.id.startswith("msg_emu_") and len(message.id) == len("msg_emu_") + 16
-    # realistic headers, so scrubbing can be tested; SDK 2.x sends the key as a Bearer token
+    # realistic headers, so scrubbing can be tested; SDK 2.x sends the key as a Bearer token,
+    # 0.x and 1.x (still supported: constraints/oldest.txt) as x-api-key
     assert raw.headers["anthropic-organization-id"] == "org-emulator-secret-id"
     assert raw.headers["set-cookie"] and raw.headers["request-id"].startswith("req_emu_")
-    assert served.headers["authorization"] == f"Bearer {KEY}"
-    assert "x-api-key" not in served.headers
+    if SDK_MAJOR >= 2:
+        assert served.headers["authorization"] == f"Bearer {KEY}"
+        assert "x-api-key" not in served.headers
+    else:
+        assert served.headers["x-api-key"] == KEY
+        assert "authorization" not in served.headers
 
 
 def test_reply_is_deterministic_and_cut_at_max_tokens(emu, client):
@@ -415,10 +421,9 @@ def test_missing_key_is_401(emu, monkeypatch, tmp_path):
     for name in [n for n in os.environ if n.startswith("ANTHROPIC_")]:  # keys, profiles, federation
         monkeypatch.delenv(name)
     monkeypatch.setenv("HOME", str(tmp_path))  # no profile on disk either
-    sdk = anthropic.Anthropic(base_url=emu.base_url, max_retries=0,
-                              default_headers={"Authorization": anthropic.Omit()})  # fmt: skip
-    with pytest.raises(anthropic.AuthenticationError):
-        sdk.messages.create(**ask())
+    sdk = anthropic.Anthropic(base_url=emu.base_url, max_retries=0)
+    with pytest.raises(anthropic.AuthenticationError):  # per request: 0.x ignores it as a default
+        sdk.messages.create(**ask(), extra_headers={"Authorization": anthropic.Omit()})
     assert [s.status for s in emu.served] == [401, 401]
     assert "authorization" not in emu.served[-1].headers
 
