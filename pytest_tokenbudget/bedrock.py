@@ -147,6 +147,8 @@ def _chunk_event(frame: Frame) -> dict[str, Any] | None:
         outer = json.loads(frame.payload)
         inner = base64.b64decode(outer["bytes"], validate=True)
         event = json.loads(inner)
+    except RecursionError:
+        raise CassetteError("event stream chunk is nested too deeply to read") from None
     except (ValueError, KeyError, TypeError, binascii.Error):
         raise CassetteError("event stream chunk is not base64 JSON under `bytes`") from None
     return event if isinstance(event, dict) else None
@@ -183,15 +185,27 @@ _INVOCATION_METRICS = "amazon-bedrock-invocationMetrics"
 
 def _metrics_events(metrics: Mapping[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
     """Bedrock's invocation metrics as a Messages stream's usage events."""
+
+    def count(name: str) -> int | None:
+        value = metrics.get(name)
+        return None if value is None else _token_count(value, f"{_INVOCATION_METRICS}.{name}")
+
     prompt = {
-        "input_tokens": metrics.get("inputTokenCount"),
-        "cache_read_input_tokens": metrics.get("cacheReadInputTokenCount"),
-        "cache_creation_input_tokens": metrics.get("cacheWriteInputTokenCount"),
+        "input_tokens": count("inputTokenCount"),
+        "cache_read_input_tokens": count("cacheReadInputTokenCount"),
+        "cache_creation_input_tokens": count("cacheWriteInputTokenCount"),
     }
     usage = {k: v for k, v in prompt.items() if v is not None}
     yield "message_start", {"type": "message_start", "message": {"usage": usage}}
-    output = {"output_tokens": metrics.get("outputTokenCount")}
+    output = {"output_tokens": count("outputTokenCount")}
     yield "message_delta", {"type": "message_delta", "usage": output}
+
+
+def _token_count(value: Any, where: str) -> int:
+    """usage.token_count (imported here when needed: usage.py imports this module)."""
+    from .usage import token_count
+
+    return token_count(value, where)
 
 
 def rewrite_chunks(body: bytes, clean: Callable[[str], str]) -> bytes:
@@ -251,16 +265,20 @@ def converse_usage(content_type: str, body: bytes) -> ConverseUsage | None:
         return _converse_stream(body)
     try:
         data = json.loads(body)
+    except RecursionError:
+        raise CassetteError("response is nested too deeply to read") from None
     except (ValueError, UnicodeDecodeError):
         raise CassetteError(f"response is not JSON (starts with {body[:40]!r})") from None
     if not isinstance(data, dict):
         raise CassetteError("response is not a JSON object")
     if "inputTokens" in data and "usage" not in data:  # CountTokens: {"inputTokens": N}
-        return ConverseUsage({"input_tokens": data["inputTokens"]})
+        return ConverseUsage({"input_tokens": _token_count(data["inputTokens"], "inputTokens")})
     usage = data.get("usage")
-    if not isinstance(usage, dict) or not usage:
+    if usage is not None and not isinstance(usage, dict):
+        raise CassetteError(f"usage is {_kind(usage)}, not an object of token counts")
+    if not usage:
         return ConverseUsage({}, note="response carried no usage")
-    return ConverseUsage(_messages_fields(usage))
+    return ConverseUsage(_messages_fields(usage, "usage"))
 
 
 def _converse_stream(body: bytes) -> ConverseUsage | None:
@@ -273,29 +291,55 @@ def _converse_stream(body: bytes) -> ConverseUsage | None:
             continue
         try:
             event = json.loads(frame.payload)
+        except RecursionError:
+            raise CassetteError("event stream metadata event is nested too deeply") from None
         except (ValueError, UnicodeDecodeError):
             raise CassetteError("event stream metadata event is not JSON") from None
         found = event.get("usage") if isinstance(event, dict) else None
-        usage = found if isinstance(found, dict) else usage
+        if found is not None and not isinstance(found, dict):
+            raise CassetteError(
+                f"metadata event usage is {_kind(found)}, not an object of token counts"
+            )
+        usage = found if found is not None else usage
     if usage is None:
         why = "it was cut short" if cut else "it has no metadata event"
         return ConverseUsage({}, streamed=True, note=f"stream carried no usage ({why})")
-    return ConverseUsage(_messages_fields(usage), streamed=True)
+    return ConverseUsage(_messages_fields(usage, "metadata event usage"), streamed=True)
 
 
-def _messages_fields(usage: Mapping[str, Any]) -> dict[str, Any]:
-    fields = {
-        "input_tokens": usage.get("inputTokens"),
-        "output_tokens": usage.get("outputTokens"),
-        "cache_read_input_tokens": usage.get("cacheReadInputTokens"),
-        "cache_creation_input_tokens": usage.get("cacheWriteInputTokens"),
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:60]
+
+
+def _messages_fields(usage: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Converse's camelCase counts under the Messages API's names, each checked under the
+    name it was recorded with (a negative or fractional count is an error, never a 0)."""
+
+    def count(name: str) -> int | None:
+        value = usage.get(name)
+        return None if value is None else _token_count(value, f"{where}.{name}")
+
+    fields: dict[str, Any] = {
+        "input_tokens": count("inputTokens"),
+        "output_tokens": count("outputTokens"),
+        "cache_read_input_tokens": count("cacheReadInputTokens"),
+        "cache_creation_input_tokens": count("cacheWriteInputTokens"),
     }
     details = usage.get("cacheDetails")
     if isinstance(details, list) and details:
         split: dict[str, Any] = {}
-        for detail in details:
+        for index, detail in enumerate(details):
             if isinstance(detail, dict) and detail.get("ttl") in ("5m", "1h"):
-                split[f"ephemeral_{detail['ttl']}_input_tokens"] = detail.get("inputTokens")
+                at = f"{where}.cacheDetails[{index}].inputTokens"
+                split[f"ephemeral_{detail['ttl']}_input_tokens"] = _token_count(
+                    detail.get("inputTokens"), at
+                )
         if split:
             fields["cache_creation"] = split
     return fields

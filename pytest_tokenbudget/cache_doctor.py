@@ -364,26 +364,51 @@ def diagnose_case(
     minimum: Callable[[str], int],
     test_id: str = "",
 ) -> None:
-    """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor."""
+    """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor.
+
+    A call that compacted (``usage.iterations``) ran twice: its compaction step read the
+    request as sent, its message step only the summary. So the compaction step's usage
+    is the prompt the doctor sees, and a cache write or read recorded in any step of the
+    call's own model is evidence that its prefix is long enough to cache. An advisor's
+    steps read the advisor's own transcript: not this prefix.
+    """
+    from .usage import ITERATION
+
     memo = doctor.memo(endpoint)
     for index, (exchange, calls) in enumerate(exchanges):
-        generated = [c for c in calls if c.kind == "messages" and c.provider == "anthropic"]
-        if not generated:
+        at = next(
+            (k for k, c in enumerate(calls) if c.kind == "messages" and c.provider == "anthropic"),
+            None,
+        )
+        if at is None:
             continue
-        request = exchange.request_json
+        call = calls[at]
+        parts = []
+        for part in calls[at + 1 :]:
+            if part.kind != ITERATION:
+                break
+            parts.append(part)
+        try:
+            request = exchange.request_json
+        except RecursionError:  # nested deeper than json can read: no prompt to diagnose
+            continue
         if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
             continue
-        usage = generated[0].usage
+        stale = call.recounted  # re-counted now (count mode): the count is the prompt
+        compacted = [p.usage for p in parts if p.iteration == "compaction"]
+        usage = compacted[0] if compacted and not stale else call.usage
         cached = usage.cache_write_tokens + usage.cache_read_tokens
+        evidence = sum(u.cache_write_tokens + u.cache_read_tokens for u in compacted) + (
+            call.usage.cache_write_tokens + call.usage.cache_read_tokens
+        )
         whole = usage.input_tokens + cached
-        model = str(request.get("model") or generated[0].model)
-        stale = generated[0].recounted
+        model = str(request.get("model") or call.model)
         recorded = (
             None if stale else
             (usage.cache_read_tokens, usage.cache_write_5m_tokens, usage.cache_write_1h_tokens)
         )  # fmt: skip
         doctor.add_call(
-            endpoint, case_id, request, whole, minimum(model), 0 if stale else cached,
+            endpoint, case_id, request, whole, minimum(model), 0 if stale else evidence,
             test_id=test_id, index=index, recorded=recorded, memo=memo,
             # a substring search of the bytes sent, rather than a split of the whole prompt
             may_cache=b"cache_control" in exchange.request_body,

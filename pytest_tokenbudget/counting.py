@@ -76,15 +76,45 @@ class CountCache:
                     raise CassetteError(
                         f"corrupt count cache ({err}); delete it to count again", path=self.path
                     ) from None
+                except RecursionError:
+                    raise CassetteError(
+                        "corrupt count cache (nested too deeply to read); delete it to count again",
+                        path=self.path,
+                    ) from None
                 if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
                     raise CassetteError("not a token count cache", path=self.path)
-                self._counts = dict(data.get("counts") or {})
+                counts = data.get("counts")
+                if counts is not None and not isinstance(counts, dict):
+                    raise CassetteError(
+                        "corrupt count cache: `counts` is not an object; delete it to count again",
+                        path=self.path,
+                    )
+                self._counts = dict(counts or {})
         return self._counts
 
     def get(self, key: str) -> int | None:
+        """The count kept for a request; a kept count that is not a whole number of at
+        least 0 (or an entry that is no object) is a CassetteError naming the file and the
+        field, never a count."""
         with self._lock:
             entry = self._load().get(key)
-        return int(entry["input_tokens"]) if entry else None
+        if entry is None:
+            return None
+        field = f"counts.{key}.input_tokens"
+        if not isinstance(entry, dict) or entry.get("input_tokens") is None:
+            raise CassetteError(
+                f"corrupt count cache: {field} is missing; delete the entry (or the file) to "
+                "count again",
+                path=self.path,
+            )
+        try:
+            return _count(entry["input_tokens"], field)
+        except CassetteError as err:
+            raise CassetteError(
+                f"corrupt count cache: {err.message}; delete the entry (or the file) to count "
+                "again",
+                path=self.path,
+            ) from None
 
     def lookup(self, key: str) -> int | None:
         """Like get, counting the hit."""
@@ -188,10 +218,17 @@ def _parse_count(status: int, payload: bytes) -> int:
         )
     try:
         data = json.loads(payload)
-        if status >= 400:
-            raise CassetteError(
-                f"count_tokens failed with HTTP {status}: {data.get('error', data)}"
-            )
-        return int(data["input_tokens"])
-    except (ValueError, KeyError, TypeError):
-        raise CassetteError(f"count_tokens answered HTTP {status} without a count") from None
+    except (ValueError, RecursionError):
+        data = None
+    if status >= 400:
+        detail = data.get("error", data) if isinstance(data, dict) else payload[:200]
+        raise CassetteError(f"count_tokens failed with HTTP {status}: {detail}")
+    if not isinstance(data, dict) or data.get("input_tokens") is None:
+        raise CassetteError(f"count_tokens answered HTTP {status} without a count")
+    return _count(data["input_tokens"], "count_tokens input_tokens")
+
+
+def _count(value: Any, where: str) -> int:
+    from .usage import token_count  # whole number, at least 0; else a CassetteError
+
+    return token_count(value, where)

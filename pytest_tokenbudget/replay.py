@@ -197,6 +197,10 @@ def _interaction(item: dict[str, Any]) -> tuple[RecordedRequest, dict[str, Any]]
         str(request["method"]), str(request["uri"]), _as_bytes(request.get("body"))
     )
     body = response.get("body") or {}
+    code = (response["status"] or {}).get("code")
+    if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+        # what httpx and the usage parser would choke on mid-test: refused as the file loads
+        raise ValueError(f"response status code {code!r} is not an HTTP status code")
     response = {
         "status": response["status"],
         "headers": {

@@ -3,6 +3,11 @@
 A run keeps them per test (`CaseSamples`): the calls as rows of plain data, plus the
 sums aggregation needs, added up once when the test ends. The end of a run then works
 on one object per test, not one per call, and xdist workers ship the rows as they are.
+
+Usage billed in ``usage.iterations`` (a compaction step, an advisor's sub-inference)
+arrives as rows of its own right after its call's, marked by their note
+(usage.ITERATION_NOTE): each is folded into that call (its tokens are the call's, its
+dollars are at its own model) and summed per iteration type for the report.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, NamedTuple
 
-from .usage import Usage
+from .usage import ITERATION, KNOWN_ITERATIONS, Usage, iteration_type
 
-# Call kinds that are samples: generation calls. count_tokens generates nothing.
-SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses"})
+# Call kinds that are samples: generation calls, and the iterations billed with them
+# (folded into their call). count_tokens generates nothing.
+SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses", ITERATION})
 
 # One call, as plain data: (model, input, output, cache_write_5m, cache_write_1h, cache_read,
 # provider, batch, recounted, input_only, note); the token fields are Usage's, in its order.
@@ -66,11 +72,18 @@ class CaseSamples:
 
     The sums are taken here, once per test: tokens per call (whole prompts, outputs),
     calls per model, token totals per (model, batch) for pricing, and the case's totals.
+
+    A row whose note marks a ``usage.iterations`` entry (usage.ITERATION_NOTE) is part of
+    the call before it: its tokens are added to that call's prompt and output, its model
+    counts as called by that call (once per call), and its tokens are priced at its model.
+    ``iterations`` sums them per type: (type, model, batch) -> [iterations, calls, input,
+    output, cache_write_5m, cache_write_1h, cache_read]. A row with no call before it in
+    the test (a part left alone by a grouping) counts as a call of its own.
     """
 
     __slots__ = ("cache_read_sum", "case_id", "endpoint", "first_index", "groups", "input_only",
-                 "models", "notes", "output", "output_sum", "prompt", "prompt_sum", "recounted",
-                 "rows", "test_id")  # fmt: skip
+                 "iterations", "models", "notes", "output", "output_sum", "prompt", "prompt_sum",
+                 "recounted", "rows", "test_id")  # fmt: skip
 
     def __init__(self, endpoint: str, case_id: str, test_id: str, rows: Iterable[Row],
                  first_index: int = 0) -> None:  # fmt: skip
@@ -87,18 +100,57 @@ class CaseSamples:
         # (model, batch) -> [input, output, cache_write_5m, cache_write_1h, cache_read]
         groups: dict[tuple[str, bool], list[int]] = {}
         notes: dict[str, int] = {}
+        iterations: dict[tuple[str, str, bool], list[int]] = {}
         output_sum = cache_read = recounted = input_only = 0
+        # of the call the rows since belong to: its model, whether its output is measured (a
+        # counted request case's is not), and the models and types its iterations added (None
+        # until it has one: a set per call would cost every run of plain calls)
+        call_model, call_output = "", False
+        seen: set[str] | None = None
         for model, i, o, w5, w1, r, _provider, batch, rec, only, note in rows:
-            prompt.append(i + w5 + w1 + r)
-            if only:
-                input_only += 1
-            else:
-                output.append(o)
-            if rec:
-                recounted += 1
-            if note:
-                notes[note] = notes.get(note, 0) + 1
-            models[model] = models.get(model, 0) + 1
+            step = iteration_type(note) if note else ""
+            if step and prompt:  # billed with the call before it: one call, more tokens
+                prompt[-1] += i + w5 + w1 + r
+                if call_output:
+                    output[-1] += o
+                if seen is None:
+                    seen = set()
+                if model != call_model and model not in seen:
+                    seen.add(model)
+                    models[model] = models.get(model, 0) + 1
+            else:  # a call
+                call_model, call_output, seen = model, not only, None
+                prompt.append(i + w5 + w1 + r)
+                if only:
+                    input_only += 1
+                else:
+                    output.append(o)
+                if rec:
+                    recounted += 1
+                if note and not step:
+                    notes[note] = notes.get(note, 0) + 1
+                models[model] = models.get(model, 0) + 1
+            if step:
+                if seen is None:
+                    seen = set()
+                sums = iterations.get((step, model, batch))
+                if sums is None:
+                    sums = iterations[(step, model, batch)] = [0, 0, 0, 0, 0, 0, 0]
+                first = "\0" + step not in seen  # this call's first of its type
+                seen.add("\0" + step)
+                sums[0] += 1
+                sums[1] += first
+                sums[2] += i
+                sums[3] += o
+                sums[4] += w5
+                sums[5] += w1
+                sums[6] += r
+                if first and step not in KNOWN_ITERATIONS:  # named, never dropped
+                    unknown = (
+                        f"usage.iterations of unknown type {step!r}: counted in the call's "
+                        f"tokens and priced at {model}"
+                    )
+                    notes[unknown] = notes.get(unknown, 0) + 1
             g = groups.get((model, batch))
             if g is None:
                 groups[(model, batch)] = [i, o, w5, w1, r]  # tuples once summed
@@ -115,6 +167,7 @@ class CaseSamples:
         self.models = models
         self.groups = {key: tuple(sums) for key, sums in groups.items()}
         self.notes = notes
+        self.iterations = {key: tuple(sums) for key, sums in iterations.items()}
         self.prompt_sum = sum(prompt)
         self.output_sum = output_sum
         self.cache_read_sum = cache_read

@@ -12,10 +12,11 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import accumulate
+from typing import Any
 
 from .pricing import _MILLION, RATE_FIELDS, Price, PriceBook
 from .samples import CaseSamples, Sample, case_samples
@@ -45,6 +46,32 @@ class CaseStats:
 
 
 @dataclass
+class IterationStats:
+    """Usage of one ``usage.iterations`` type (compaction, advisor_message, ...) over an
+    endpoint: billed beside the top-level usage, already inside every other figure (the
+    calls' tokens, the cost, the models), shown apart here."""
+
+    calls: int = 0  # calls with at least one iteration of the type
+    iterations: int = 0
+    input_tokens: int = 0  # whole prompts: uncached + cache writes + cache reads
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost: Fraction | None = Fraction(0)  # at each iteration's model; None: a model unpriced
+    models: dict[str, int] = field(default_factory=dict)  # model -> iterations
+
+    def to_dict(self, number: Callable[[str, Any], Any]) -> dict[str, Any]:
+        """report.json's `endpoints.<name>.iterations.<type>` (``number`` rounds dollars)."""
+        return {
+            "calls": self.calls, "iterations": self.iterations,
+            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cost_usd": number("cost_usd", self.cost), "models": dict(sorted(self.models.items())),
+        }  # fmt: skip
+
+
+@dataclass
 class EndpointStats:
     name: str
     calls: int
@@ -69,6 +96,8 @@ class EndpointStats:
     cases_without_calls: str = "exclude"
     # the cases the per-case metrics are over: every case with `count`, else those with calls
     requests: int = 0
+    # usage billed in usage.iterations beside the calls' own, per type (already counted above)
+    iterations: dict[str, IterationStats] = field(default_factory=dict)
 
 
 def _is_escalation(
@@ -159,6 +188,8 @@ def endpoint_stats_of(
     notes: dict[str, int] = {}
     # Cost is linear in tokens: sum tokens per (case, model, batch) first, price once.
     grouped: dict[tuple[str, str, bool], list[int]] = {}
+    # (iteration type, model, batch) -> [iterations, calls, input, output, w5m, w1h, read]
+    steps: dict[tuple[str, str, bool], list[int]] = {}
     cache_read = recounted = input_only = 0
     calls = 0
     for part in parts:
@@ -183,6 +214,10 @@ def endpoint_stats_of(
             key = (cid, model, is_batch or batch)
             g = grouped.get(key)  # the part's own list, read only: a sum is a new list
             grouped[key] = t if g is None else [a + b for a, b in zip(g, t)]
+        for (step, model, is_batch), t in part.iterations.items():
+            key = (step, model, is_batch or batch)
+            g = steps.get(key)
+            steps[key] = t if g is None else [a + b for a, b in zip(g, t)]
 
     prices: dict[str, Price | None] = {}
     for _, model, _ in grouped:
@@ -223,6 +258,23 @@ def endpoint_stats_of(
         model: {tier: Fraction(n, denominator) for tier, n in zip(RATE_FIELDS, sums)}
         for model, sums in tier_sums.items()
     }
+    iterations: dict[str, IterationStats] = {}
+    for (step, model, is_batch), (n, n_calls, i, o, w5, w1, r) in sorted(steps.items()):
+        it = iterations.setdefault(step, IterationStats())
+        it.calls += n_calls
+        it.iterations += n
+        it.input_tokens += i + w5 + w1 + r
+        it.output_tokens += o
+        it.cache_write_tokens += w5 + w1
+        it.cache_read_tokens += r
+        it.models[model] = it.models.get(model, 0) + n
+        price = prices.get(model)
+        if price is None or it.cost is None:
+            it.cost = None
+            continue
+        w, half = weights[model], 2 if is_batch else 1
+        it.cost += Fraction(sum(t * w[k] // half for k, t in enumerate((i, o, w5, w1, r))),
+                            denominator)  # fmt: skip
 
     escalates: dict[str, bool] = {}
     for case in per_case.values():
@@ -291,4 +343,5 @@ def endpoint_stats_of(
         no_call_cases=no_call_cases,
         cases_without_calls=cases_without_calls,
         requests=requests,
+        iterations=iterations,
     )

@@ -10,6 +10,16 @@ model is in the path, and a Bedrock stream comes in AWS event-stream frames
 (bedrock.py). Those calls are named by the model id as called, which is what the
 platform bills and what `pricing:` entries name.
 
+Usage billed outside the top-level ``usage`` (``usage.iterations``: a compaction step,
+an advisor's sub-inference, a fallback model's answer) comes out as calls of kind
+``iteration`` right after the call they belong to; samples.py folds them into it, so
+every iteration is counted once, at its own model, and the top-level usage is never
+added on top of the iterations it sums.
+
+A token count that is not a whole number of at least 0 (negative, fractional, NaN, a
+boolean, a string) or a ``usage`` that is not an object is a ``CassetteError`` naming the
+field: never a 0, never a negative cost.
+
 Stdlib only (yaml is imported where a file is read): this module is imported by
 every pytest run.
 """
@@ -18,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 import zlib
@@ -56,14 +67,44 @@ class Call:
     """One API call found in an exchange."""
 
     provider: str  # "anthropic" (also on Bedrock and Vertex AI) | "openai" | "bedrock" (Converse)
-    kind: str  # "messages" | "count_tokens" | "batch" | "chat" | "responses"
+    # "messages" | "count_tokens" | "batch" | "chat" | "responses" | "iteration" (ITERATION)
+    kind: str
     model: str
     usage: Usage
     batch: bool = False
     streamed: bool = False
-    note: str = ""  # e.g. "stream carried no usage"
+    note: str = ""  # e.g. "stream carried no usage"; ITERATION_NOTE + type for an iteration
     recounted: bool = False  # input tokens re-counted with count_tokens (count mode)
     input_only: bool = False  # counted, never generated: no output tokens measured
+
+    @property
+    def iteration(self) -> str:
+        """The ``usage.iterations`` type this part of the call before it bills
+        (``compaction``, ``advisor_message``, ...); "" for a call of its own."""
+        return iteration_type(self.note) if self.kind == ITERATION else ""
+
+
+# Usage billed in `usage.iterations` beyond the call's own sampling: a Call of this kind,
+# following the call it belongs to, whose note is ITERATION_NOTE + the iteration's type.
+# The note is what carries it into the samples (a sample row has no kind): samples.py folds
+# such a row into the call before it.
+ITERATION = "iteration"
+ITERATION_NOTE = "usage.iterations: "
+# `message`: the executor's own sampling steps. Their sum is the call's own usage (the
+# top-level usage is the executor's view of the same steps, never added to them).
+EXECUTOR_STEP = "message"
+# Billed beside it: the same model summarising the conversation (priced at the call's
+# model), another model's sub-inference or answer (priced at the iteration's `model`).
+KNOWN_ITERATIONS = {
+    "compaction": "the call's model",
+    "advisor_message": "its model",
+    "fallback_message": "its model",
+}
+
+
+def iteration_type(note: str) -> str:
+    """The iteration type a sample's note names; "" for any other note."""
+    return note[len(ITERATION_NOTE) :] if note.startswith(ITERATION_NOTE) else ""
 
 
 # -- bodies -----------------------------------------------------------------------------
@@ -135,6 +176,8 @@ def _sse_events(body: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
             parsed = json.loads(payload)
         except ValueError:
             return None  # a stream cut mid-event: what came before still counts
+        except RecursionError:
+            raise CassetteError("a stream event is nested too deeply to read") from None
         return (name, parsed) if isinstance(parsed, dict) else None
 
     for line in text.split("\n"):
@@ -169,6 +212,8 @@ def _json(body: bytes, headers: Mapping[str, Any]) -> Any:
         raise CassetteError("response body is empty")
     try:
         return json.loads(body)
+    except RecursionError:
+        raise CassetteError("response is nested too deeply to read") from None
     except (ValueError, UnicodeDecodeError):
         encoding = _header(headers, "content-encoding")
         if encoding and not _looks_decoded(body):
@@ -183,30 +228,78 @@ def _object(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _count(value: Any) -> int:
-    """A token count: missing or null is 0; anything but a whole number is an error."""
+def _usage_object(value: Any, where: str) -> Mapping[str, Any]:
+    """A usage object: missing or null is empty; anything but an object is an error."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise CassetteError(f"{where} is {_kind(value)}, not an object of token counts")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    return f"{type(value).__name__} {value!r}"[:60]
+
+
+def token_count(value: Any, where: str = "token count") -> int:
+    """A token count: missing or null is 0; it must be a whole number of at least 0.
+
+    A JSON number with a zero fraction (``12.0``) is that whole number, as JSON Schema's
+    ``integer`` takes it. Anything else (negative, fractional, NaN, infinite, a boolean, a
+    string, a list, an object) is a ``CassetteError`` naming ``where``, the field.
+    """
     if value is None:
         return 0
-    if isinstance(value, bool):
-        raise CassetteError(f"token count {value!r} is not a number")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    raise CassetteError(f"token count {value!r} is not a number")
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    if number is None:
+        if isinstance(value, float) and not math.isnan(value):  # a fraction, or infinite
+            raise CassetteError(f"token count {value!r} is not a whole number ({where})")
+        raise CassetteError(f"token count {value!r} is not a number ({where})")
+    if number < 0:
+        raise CassetteError(f"token count {value!r} is negative ({where})")
+    return number
+
+
+def _header_count(value: str, where: str) -> int:
+    """A count in an HTTP header (Bedrock's): decimal digits only."""
+    text = value.strip()
+    if not text.isascii() or not text.isdigit():
+        raise CassetteError(f"token count {value!r} is not a whole number of at least 0 ({where})")
+    return int(text)
 
 
 # -- usage objects ------------------------------------------------------------------------
-def usage_from_api(data: Mapping[str, Any] | None) -> Usage:
-    """An Anthropic usage object: cache writes split by TTL, 5-minute when unsplit."""
-    data = _object(data)
-    written = _count(data.get("cache_creation_input_tokens"))
-    split = _object(data.get("cache_creation"))
+def usage_from_api(
+    data: Any, where: str = "usage", names: Mapping[str, str] | None = None
+) -> Usage:
+    """An Anthropic usage object: cache writes split by TTL, 5-minute when unsplit.
+
+    ``where`` names the object in errors; ``names`` the place of a field when it was read
+    from another shape (Bedrock's camelCase fields), else ``where.field``.
+    """
+    data = _usage_object(data, where)
+
+    def field(key: str, within: Mapping[str, Any] = data, prefix: str = where) -> int:
+        name = (names or {}).get(key) or f"{prefix}.{key}"
+        return token_count(within.get(key), name)
+
+    written = field("cache_creation_input_tokens")
+    split = _usage_object(data.get("cache_creation"), f"{where}.cache_creation")
     if split:
-        w5m = _count(split.get("ephemeral_5m_input_tokens"))
-        w1h = _count(split.get("ephemeral_1h_input_tokens"))
+        w5m = field("ephemeral_5m_input_tokens", split, f"{where}.cache_creation")
+        w1h = field("ephemeral_1h_input_tokens", split, f"{where}.cache_creation")
         if written and w5m + w1h != written:
             # Trust the total (it is what is billed); the split only says how much is 1-hour.
             w1h = min(w1h, written)
@@ -214,26 +307,91 @@ def usage_from_api(data: Mapping[str, Any] | None) -> Usage:
     else:
         w5m, w1h = written, 0
     return Usage(
-        input_tokens=_count(data.get("input_tokens")),
-        output_tokens=_count(data.get("output_tokens")),
+        input_tokens=field("input_tokens"),
+        output_tokens=field("output_tokens"),
         cache_write_5m_tokens=w5m,
         cache_write_1h_tokens=w1h,
-        cache_read_tokens=_count(data.get("cache_read_input_tokens")),
+        cache_read_tokens=field("cache_read_input_tokens"),
     )
 
 
-def _openai_usage(data: Mapping[str, Any] | None) -> Usage:
+def add_usage(a: Usage, b: Usage) -> Usage:
+    return Usage(*(x + y for x, y in zip(_fields(a), _fields(b))))
+
+
+def _fields(u: Usage) -> tuple[int, int, int, int, int]:
+    return (u.input_tokens, u.output_tokens, u.cache_write_5m_tokens, u.cache_write_1h_tokens,
+            u.cache_read_tokens)  # fmt: skip
+
+
+def _iterations(value: Any, where: str) -> list[tuple[str, str, Usage]]:
+    """(type, model or "", usage) of each entry of ``usage.iterations``, in order."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise CassetteError(f"{where} is {_kind(value)}, not a list")
+    found = []
+    for index, item in enumerate(value):
+        at = f"{where}[{index}]"
+        if not isinstance(item, dict):
+            raise CassetteError(f"{at} is {_kind(item)}, not an object")
+        kind = item.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise CassetteError(f"{at}.type is {_kind(kind)}: an iteration names its type")
+        model = item.get("model")
+        if model is not None and (not isinstance(model, str) or not model):
+            raise CassetteError(f"{at}.model is {_kind(model)}, not a model name")
+        if model is None and KNOWN_ITERATIONS.get(kind) == "its model":
+            raise CassetteError(f"{at}.model is missing: a {kind} is billed at its model's rates")
+        found.append((kind, model or "", usage_from_api(item, at)))
+    return found
+
+
+def anthropic_calls(
+    kind: str, model: str, data: Any, where: str = "usage", **fields: Any
+) -> list[Call]:
+    """The call of a Messages usage object, then one ITERATION call for each entry of its
+    ``usage.iterations`` that is not the executor's own sampling (a ``message`` step).
+
+    With iterations, what is billed is their sum, each at its model: the call's own
+    usage is the sum of its ``message`` steps (the top-level usage, when there are none),
+    compaction is priced at the call's model, an advisor or fallback step at its ``model``,
+    and a type not known here at its ``model`` if it names one, else the call's.
+    """
+    data = _usage_object(data, where)
+    top = usage_from_api(data, where)
+    steps = _iterations(data.get("iterations"), f"{where}.iterations")
+    own = [u for step, _, u in steps if step == EXECUTOR_STEP]
+    usage = top
+    if own:
+        usage = own[0]
+        for u in own[1:]:
+            usage = add_usage(usage, u)
+    calls = [Call("anthropic", kind, model, usage, **fields)]
+    for step, named, u in steps:
+        if step == EXECUTOR_STEP:
+            continue
+        priced = model if KNOWN_ITERATIONS.get(step) == "the call's model" else named or model
+        calls.append(Call("anthropic", ITERATION, priced, u, batch=fields.get("batch", False),
+                          streamed=fields.get("streamed", False),
+                          note=ITERATION_NOTE + step))  # fmt: skip
+    return calls
+
+
+def _openai_usage(data: Any, where: str = "usage") -> Usage:
     """Chat Completions or Responses usage; the cached part is taken out of the prompt."""
-    data = _object(data)
+    data = _usage_object(data, where)
     if "prompt_tokens" in data or "completion_tokens" in data:  # Chat Completions
-        prompt = _count(data.get("prompt_tokens"))
-        details = _object(data.get("prompt_tokens_details"))
-        output = _count(data.get("completion_tokens"))
+        prompt = token_count(data.get("prompt_tokens"), f"{where}.prompt_tokens")
+        at = f"{where}.prompt_tokens_details"
+        details = _usage_object(data.get("prompt_tokens_details"), at)
+        output = token_count(data.get("completion_tokens"), f"{where}.completion_tokens")
     else:  # Responses
-        prompt = _count(data.get("input_tokens"))
-        details = _object(data.get("input_tokens_details"))
-        output = _count(data.get("output_tokens"))
-    cached = min(_count(details.get("cached_tokens")), prompt)
+        prompt = token_count(data.get("input_tokens"), f"{where}.input_tokens")
+        at = f"{where}.input_tokens_details"
+        details = _usage_object(data.get("input_tokens_details"), at)
+        output = token_count(data.get("output_tokens"), f"{where}.output_tokens")
+    cached = min(token_count(details.get("cached_tokens"), f"{at}.cached_tokens"), prompt)
     return Usage(input_tokens=prompt - cached, output_tokens=output, cache_read_tokens=cached)
 
 
@@ -307,7 +465,12 @@ def parse_provider(exchange: Exchange, provider: str) -> list[Call] | None:
     route = _route(exchange.url)
     if route is None or route.provider != provider:
         return None
-    if not 200 <= exchange.status < 300:
+    status = exchange.status
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise CassetteError(
+            f"{exchange.method} {exchange.url}: status code {status!r} is not an HTTP status code"
+        )
+    if not 200 <= status < 300:
         return []
     kind = route.kind
     try:
@@ -324,6 +487,11 @@ def parse_provider(exchange: Exchange, provider: str) -> list[Call] | None:
         return _messages(exchange.headers, body, model, as_called=bool(route.model))
     except CassetteError as err:
         raise CassetteError(f"{exchange.method} {exchange.url}: {err.message}") from None
+    except RecursionError:  # JSON nested deeper than Python's stack: json.loads gives up
+        raise CassetteError(
+            f"{exchange.method} {exchange.url}: the response (or request) is nested too deeply "
+            "to read; it is no API response"
+        ) from None
 
 
 def parse_exchange(exchange: Exchange) -> list[Call]:
@@ -348,7 +516,7 @@ def _count_tokens(headers: Mapping[str, Any], body: bytes, model: str) -> list[C
         return []
     if "input_tokens" not in data:
         raise CassetteError("count_tokens response has no input_tokens")
-    usage = Usage(input_tokens=_count(data["input_tokens"]))
+    usage = Usage(input_tokens=token_count(data["input_tokens"], "input_tokens"))
     return [Call("anthropic", "count_tokens", model, usage)]
 
 
@@ -370,11 +538,10 @@ def _messages(
         raise CassetteError("response is not a JSON object")
     if _is_error(data):
         return []
-    usage_data = data.get("usage") or _bedrock_header_usage(headers)
+    usage_data = _usage_object(data.get("usage"), "usage") or _bedrock_header_usage(headers)
     note = "" if usage_data else "response carried no usage"
-    usage = usage_from_api(usage_data)
     named = model if as_called else str(data.get("model") or model)
-    return [Call("anthropic", "messages", named, usage, note=note)]
+    return anthropic_calls("messages", named, usage_data, note=note)
 
 
 def _converse(kind: str, headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
@@ -396,8 +563,10 @@ def _bedrock_header_usage(headers: Mapping[str, Any]) -> dict[str, Any] | None:
         "cache_read_input_tokens": "x-amzn-bedrock-cache-read-input-token-count",
         "cache_creation_input_tokens": "x-amzn-bedrock-cache-write-input-token-count",
     }
-    found = {key: _header(headers, name) for key, name in fields.items()}
-    return {k: v for k, v in found.items() if v} or None
+    found = {key: (_header(headers, name), name) for key, name in fields.items()}
+    return {
+        key: _header_count(value, f"header {name}") for key, (value, name) in found.items() if value
+    } or None
 
 
 def _messages_stream(
@@ -416,10 +585,10 @@ def _messages_stream(
             message = _object(event.get("message"))
             if not as_called:
                 model = str(message.get("model") or model)
-            usage.update(_object(message.get("usage")))
+            usage.update(_stream_usage(message.get("usage"), "message_start message.usage"))
             started = True
         elif kind == "message_delta":
-            delta = _object(event.get("usage"))
+            delta = _stream_usage(event.get("usage"), "message_delta usage")
             usage.update({k: v for k, v in delta.items() if v is not None})
             finished = True
         elif kind == "error":
@@ -427,7 +596,17 @@ def _messages_stream(
     if not started:
         raise CassetteError("stream has no message_start event (truncated recording?)")
     note = "" if finished else "stream ended before message_delta: output tokens incomplete"
-    return [Call("anthropic", "messages", model, usage_from_api(usage), streamed=True, note=note)]
+    # usage.iterations comes whole in the last message_delta that carries it (it replaces)
+    return anthropic_calls("messages", model, usage, streamed=True, note=note)
+
+
+def _stream_usage(value: Any, where: str) -> Mapping[str, Any]:
+    """One event's usage, every count checked where it was recorded (the events' fields
+    are merged before they are read)."""
+    data = _usage_object(value, where)
+    usage_from_api(data, where)
+    _iterations(data.get("iterations"), f"{where}.iterations")
+    return data
 
 
 def _batch_results(body: bytes) -> list[Call]:
@@ -444,9 +623,9 @@ def _batch_results(body: bytes) -> list[Call]:
         if result.get("type") != "succeeded":
             continue  # errored, canceled and expired requests generate nothing
         message = _object(result.get("message"))
-        usage = usage_from_api(message.get("usage"))
         model = str(message.get("model") or "")
-        calls.append(Call("anthropic", "batch", model, usage, batch=True))
+        where = f"line {number}: result.message.usage"
+        calls.extend(anthropic_calls("batch", model, message.get("usage"), where, batch=True))
     return calls
 
 
@@ -458,8 +637,9 @@ def _openai(kind: str, headers: Mapping[str, Any], body: bytes, model: str) -> l
         raise CassetteError("response is not a JSON object")
     if _is_error(data):  # a Responses object always has "error": null
         return []
-    note = "" if data.get("usage") else "response carried no usage"
-    usage = _openai_usage(data.get("usage"))
+    usage_data = _usage_object(data.get("usage"), "usage")
+    note = "" if usage_data else "response carried no usage"
+    usage = _openai_usage(usage_data)
     return [Call("openai", kind, str(data.get("model") or model), usage, note=note)]
 
 
@@ -471,16 +651,16 @@ def _openai_stream(kind: str, body: bytes, model: str) -> list[Call]:
             if event.get("error"):
                 return []
             model = str(event.get("model") or model)
-            if event.get("usage"):
-                usage = event["usage"]
+            if event.get("usage") is not None:
+                usage = _usage_object(event["usage"], "chunk usage") or usage
             continue
         event_type = _event_type(name, event)
         response = _object(event.get("response"))
         if event_type in ("error", "response.failed"):
             return []
         model = str(response.get("model") or model)
-        if event_type in ("response.completed", "response.incomplete") and response.get("usage"):
-            usage = response["usage"]
+        if event_type in ("response.completed", "response.incomplete"):
+            usage = _usage_object(response.get("usage"), f"{event_type} response.usage") or usage
     if usage is None:
         note = (
             "stream carried no usage (set stream_options.include_usage)"
@@ -488,7 +668,7 @@ def _openai_stream(kind: str, body: bytes, model: str) -> list[Call]:
             else "stream carried no usage (it ended before response.completed)"
         )
         return [Call("openai", kind, model, Usage(), streamed=True, note=note)]
-    return [Call("openai", kind, model, _openai_usage(usage), streamed=True)]
+    return [Call("openai", kind, model, _openai_usage(usage, "usage (stream)"), streamed=True)]
 
 
 # -- cassettes ----------------------------------------------------------------------------

@@ -312,6 +312,10 @@ class Emulator:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        # Optional (off by default): server-side steps billed beside the answer. Called with
+        # the request and the answer's usage; a list it returns becomes `usage.iterations`
+        # (in a stream, in the final message_delta only, as the API sends it).
+        self.iterations: Callable[[dict, dict], list[dict] | None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Emulator:
@@ -423,6 +427,13 @@ class Emulator:
         """The full non-streaming response body (updates the cache)."""
         usage = self.usage_for(request)
         text, output_tokens, stop = self.reply_for(request)
+        steps = (
+            self.iterations(request, {**usage, "output_tokens": output_tokens})
+            if (self.iterations is not None)
+            else None
+        )
+        if steps is not None:
+            usage = {**usage, "iterations": steps}
         return {
             "id": message_id(request),
             "type": "message",
@@ -446,6 +457,8 @@ class Emulator:
 def _sse_events(message: dict) -> list[tuple[str, dict]]:
     """The event sequence the API streams for `message` (one text block)."""
     usage = message["usage"]
+    steps = {k: v for k, v in usage.items() if k == "iterations"}  # only with emu.iterations
+    usage = {k: v for k, v in usage.items() if k != "iterations"}
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
              "usage": {**usage, "output_tokens": 1}}  # fmt: skip
     words = message["content"][0]["text"].split(" ")
@@ -464,6 +477,7 @@ def _sse_events(message: dict) -> list[tuple[str, dict]]:
     # message_delta usage is cumulative and repeats the input/cache counts, as the API does
     fields = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
     delta_usage = {k: usage[k] for k in (*fields, "output_tokens")}
+    delta_usage.update(steps)
     events += [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ("message_delta", {"type": "message_delta", "usage": delta_usage, "delta": {

@@ -119,10 +119,19 @@ def hand_calls(path: Path) -> list[tuple[str, int, int]]:
             continue
         if "prompt_tokens" in usage:  # OpenAI counts cached tokens inside the prompt
             calls.append((model, usage["prompt_tokens"], usage["completion_tokens"]))
-        else:
-            prompt = sum(usage.get(k) or 0 for k in PROMPT_FIELDS)
-            calls.append((model, prompt, usage["output_tokens"]))
+        else:  # with usage.iterations, every iteration is billed once (the top level is not)
+            steps = usage.get("iterations") or [usage]
+            prompt = sum(step.get(k) or 0 for step in steps for k in PROMPT_FIELDS)
+            calls.append((model, prompt, sum(step["output_tokens"] for step in steps)))
     return calls
+
+
+def hand_advisor_models(path: Path) -> set[str]:
+    """The models of the advisor steps (usage.iterations) a vendored file records."""
+    text = path.read_text(encoding="utf-8")
+    return set(re.findall(r'"type":"advisor_message","model":"([^"]+)"', text)) | set(
+        re.findall(r"model: (\S+)\n\s+output_tokens: \d+\n\s+type: advisor_message", text)
+    )
 
 
 def p95(values: list[int]) -> int:
@@ -170,6 +179,7 @@ FOLDERS = {
     "bedrock-converse/pydantic-ai-cassetter/test_bedrock": "pydantic-ai-cassetter.test_bedrock",
     "bedrock-converse/openllmetry/test_anthropic": "openllmetry.test_anthropic",
     "bedrock-converse/openllmetry/test_titan": "test_titan",
+    "pydantic-ai-iterations/test_anthropic": "pydantic-ai-iterations.test_anthropic",
 }
 
 
@@ -217,13 +227,17 @@ def test_every_grouping_is_a_token_budgets_yml_that_check_accepts(capsys, tmp_pa
     assert main(["check", "--config", str(config)]) == 0, capsys.readouterr().err
     endpoints = yaml.safe_load(out)["endpoints"]
     every_call = [c for p in sorted(CASSETTES.rglob("*.y*ml")) for c in hand_calls(p)]
-    if by == "model":
-        assert set(endpoints) == {endpoint_name(m) for m, _, _ in every_call}
+    if by == "model":  # an advisor's steps are its model's (priced at its rates)
+        advisors = {m for p in sorted(CASSETTES.rglob("*.y*ml")) for m in hand_advisor_models(p)}
+        assert set(endpoints) == {endpoint_name(m) for m, _, _ in every_call} | advisors
     if by == "file":
         with_usage = [p for p in CASSETTES.rglob("*.y*ml") if hand_calls(p)]
         assert len(endpoints) == len(with_usage)
-    assert sum(1 for e in endpoints.values() if "target_model" in e) == len(endpoints) - 2
-    assert "# target_model: claude-sonnet-5   # no price" in out  # the two models with no price
+    # no price: claude-sonnet-5 (an R vcr file; by file also the executor of the three
+    # advisor files), amazon.titan-text-express-v1, and by model the advisor claude-fable-5
+    unpriced = {"folder": 2, "file": 5, "model": 3}[by]
+    assert sum(1 for e in endpoints.values() if "target_model" in e) == len(endpoints) - unpriced
+    assert "# target_model: claude-sonnet-5   # no price" in out
     assert "# target_model: amazon.titan-text-express-v1   # no price" in out
 
 
