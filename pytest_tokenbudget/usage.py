@@ -93,6 +93,8 @@ ITERATION_NOTE = "usage.iterations: "
 # `message`: the executor's own sampling steps. Their sum is the call's own usage (the
 # top-level usage is the executor's view of the same steps, never added to them).
 EXECUTOR_STEP = "message"
+# The steps that answer: the executor's, or a fallback model's in its place.
+ANSWERING_STEPS = (EXECUTOR_STEP, "fallback_message")
 # Billed beside it: the same model summarising the conversation (priced at the call's
 # model), another model's sub-inference or answer (priced at the iteration's `model`).
 KNOWN_ITERATIONS = {
@@ -354,7 +356,8 @@ def anthropic_calls(
     ``usage.iterations`` that is not the executor's own sampling (a ``message`` step).
 
     With iterations, what is billed is their sum, each at its model: the call's own
-    usage is the sum of its ``message`` steps (the top-level usage, when there are none),
+    usage is the sum of its ``message`` steps (the top-level usage when no step answered:
+    no ``message`` nor ``fallback_message``),
     compaction is priced at the call's model, an advisor or fallback step at its ``model``,
     and a type not known here at its ``model`` if it names one, else the call's.
     """
@@ -362,11 +365,12 @@ def anthropic_calls(
     top = usage_from_api(data, where)
     steps = _iterations(data.get("iterations"), f"{where}.iterations")
     own = [u for step, _, u in steps if step == EXECUTOR_STEP]
-    usage = top
-    if own:
-        usage = own[0]
-        for u in own[1:]:
-            usage = add_usage(usage, u)
+    # The top level is the answering steps' usage: when a fallback model answered, it is that
+    # step's (priced at its model below), so it only stands in when no step answered at all.
+    answered = any(step in ANSWERING_STEPS for step, _, _ in steps)
+    usage = top if not answered else Usage()
+    for u in own:
+        usage = add_usage(usage, u)
     calls = [Call("anthropic", kind, model, usage, **fields)]
     for step, named, u in steps:
         if step == EXECUTOR_STEP:

@@ -259,6 +259,14 @@ def test_top_level_is_never_added_to_the_iterations():
     odd = {"input_tokens": 50, "output_tokens": 5, "iterations": [step("compaction", 10, 1)]}
     main, _ = parse_exchange(exchange(message(odd)))
     assert main.usage == Usage(50, 5)
+    # a fallback model answered: its step is the answer, the top level its view of it
+    fallback = {"input_tokens": 80, "output_tokens": 9, "iterations": [
+        step("fallback_message", 80, 9, model="claude-opus-4-7")]}  # fmt: skip
+    main, answer = parse_exchange(exchange(message(fallback)))
+    assert main.usage == Usage() and (answer.model, answer.usage) == (
+        "claude-opus-4-7",
+        Usage(80, 9),
+    )
     # an empty list is no iteration at all
     (main,) = parse_exchange(exchange(message({"input_tokens": 5, "output_tokens": 1,
                                                "iterations": []})))  # fmt: skip
