@@ -215,6 +215,7 @@ class Capture:
         self._cassette: Any = None  # vcrpy's Cassette, or a replay.Recording
         self._replaying = False
         self._vcrpy_unseen = False  # replay skipped observing vcrpy: it was not imported
+        self.closed = False  # a patch left behind by a later one only passes calls on
 
     def __enter__(self) -> Self:
         try:
@@ -231,6 +232,7 @@ class Capture:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closed = True
         self._stack.close()
         if self._vcrpy_unseen and "vcr" in sys.modules and not self.log.exchanges:
             self._vcrpy_unseen = False
@@ -295,11 +297,12 @@ class Capture:
 
         def play_response(cassette: Any, request: Any) -> Any:
             response = play(cassette, request)
-            capture._log_vcrpy(cassette, request, response)
+            if not capture.closed:
+                capture._log_vcrpy(cassette, request, response)
             return response
 
         def append_recording(cassette: Any, request: Any, response: Any) -> None:
-            if id(cassette) not in loading:
+            if id(cassette) not in loading and not capture.closed:
                 capture._log_vcrpy(cassette, request, response)
             append(cassette, request, response)
 
@@ -332,10 +335,18 @@ class Capture:
         own = name in vars(cls)
         original = vars(cls).get(name)
         setattr(cls, name, replacement)
-        if own:
-            self._stack.callback(setattr, cls, name, original)
-        else:  # inherited: deleting ours uncovers it again
-            self._stack.callback(delattr, cls, name)
+
+        def restore() -> None:
+            if vars(cls).get(name) is not replacement:
+                # Patched over since (a test's mock, torn down after the capture closes):
+                # that patch puts ours back, and ours, closed, only passes calls on.
+                return
+            if own:
+                setattr(cls, name, original)
+            else:  # inherited: deleting ours uncovers it again
+                delattr(cls, name)
+
+        self._stack.callback(restore)
 
     def _patch_transports(self) -> None:
         for httpx in _httpx_modules():
@@ -353,6 +364,8 @@ class Capture:
         network = inspect.unwrap(inner)  # the real transport, under vcrpy's patch
 
         def handle_request(transport: Any, request: Any) -> Any:
+            if capture.closed:
+                return inner(transport, request)
             if capture._not_ours(request):
                 with blocked(loopback=is_loopback(request.url.host)):
                     return inner(transport, request)
@@ -404,6 +417,8 @@ class Capture:
         network = inspect.unwrap(inner)
 
         async def handle_async_request(transport: Any, request: Any) -> Any:
+            if capture.closed:
+                return await inner(transport, request)
             if capture._not_ours(request):
                 with blocked(loopback=is_loopback(request.url.host)):
                     return await inner(transport, request)

@@ -317,7 +317,7 @@ def test_a_cassette_at_its_old_path_gets_the_command_that_moves_it(pytester, rec
     moved = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
 
     moved.assert_outcomes(errors=1)
-    [line] = [line for line in moved.stdout.lines if line.startswith("Move them")]
+    line = next(line for line in moved.stdout.lines if line.startswith("Move them"))
     command = line.split(": ", 1)[1]
     assert command.startswith("mkdir -p ") and " && mv " in command
     import subprocess
@@ -628,3 +628,79 @@ def test_an_api_request_without_usage_is_named_not_silent(suite):
     assert "POST /v1/complete (legacy Text Completions: no usage)" in warning
     assert "test_legacy/test_legacy_completion" in warning
     result.stdout.fnmatch_lines(["warn chat: 1 API request(s) carried no usage*"])
+
+
+STACKED_PATCH = """\
+import httpx
+import pytest
+
+from test_loop import Hello, serve_once
+
+
+@pytest.fixture
+def transport_mock(monkeypatch):
+    # as pytest-httpx 0.29 does: patch the transport at setup, put back what was there
+    # (the plugin's own patch, then) at teardown, after the capture has closed
+    for name in ("httpx", "httpx2"):  # the SDK's, whichever it is
+        try:
+            module = __import__(name)
+        except ImportError:
+            continue
+        monkeypatch.setattr(
+            module.HTTPTransport, "handle_request",
+            lambda self, request, module=module: module.Response(200),
+        )
+
+
+@pytest.mark.token_budget("chat")
+def test_marked_with_a_transport_mock(transport_mock):
+    assert httpx.get("https://weather.example/").status_code == 200
+
+
+def test_later_unmarked_test_reaches_its_own_server():
+    assert serve_once() == "hello"
+
+
+def test_later_unmarked_api_call_reaches_the_api():
+    import anthropic
+
+    assert anthropic.Anthropic(max_retries=0).messages.create(
+        model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+"""
+
+LOOP = """\
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import httpx
+
+
+class Hello(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"hello")
+
+    def log_message(self, *args):
+        pass
+
+
+def serve_once():
+    server = HTTPServer(("127.0.0.1", 0), Hello)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    try:
+        return httpx.get(f"http://127.0.0.1:{server.server_port}/").text
+    finally:
+        server.server_close()
+"""
+
+
+def test_a_patch_put_back_after_the_capture_closed_is_inert(suite, emulator, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)  # the unmarked test's API
+    suite.makepyfile(test_stacked=STACKED_PATCH, test_loop=LOOP)
+    suite.syspathinsert()
+
+    result = suite.runpytest("test_stacked.py", "--token-budget", "-p", "no:cacheprovider")
+
+    result.assert_outcomes(passed=3)
+    assert len(emulator.served) == 1
