@@ -1,27 +1,30 @@
 """Findings on the lines of token_budgets.yml: GitHub workflow commands, GitLab Code Quality.
 
-Both take a report dict (broken budgets only) or a `Diff` (broken budgets,
-tripped regression gates and warn-band growth). A finding sits on the line of
-the budget key of its metric, or on the endpoint's line when the metric has no
-budget.
+Both take the run's `Report` (every failure: cases not measured, problems, broken
+budgets and, with a baseline, the comparison's regressions and warn-band growth), a
+report.json document (read as a Report), or a `Diff` alone (`tokenbudget diff`). A
+finding sits on the line of the budget key of its metric, or on the endpoint's line
+when it has no budget.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import formatting as fmt
+from .accounting import cause_lines
 from .diff import BUDGET, REGRESSION, WARN, Diff
+from .report import CASES, PROBLEM, UPDATE, Report, report_from_json
 
 MAX_PER_KIND = 10  # GitHub shows at most 10 error and 10 warning annotations per step
 
 
 @dataclass(frozen=True)
 class Finding:
-    kind: str  # budget | regression | warn
+    kind: str  # budget | regression | warn | cases | problem | update
     severity: str  # error | warning
     endpoint: str
     key: str  # the budget key, or the metric when it has no budget
@@ -29,23 +32,48 @@ class Finding:
     message: str
 
 
-def findings(report_or_diff: dict[str, Any] | Diff) -> list[Finding]:
-    if isinstance(report_or_diff, Diff):
-        return _diff_findings(report_or_diff)
-    return _report_findings(report_or_diff)
+Source = Report | dict[str, Any] | Diff
 
 
-def _report_findings(report: dict[str, Any]) -> list[Finding]:
+def findings(source: Source) -> list[Finding]:
+    if isinstance(source, Diff):
+        return _diff_findings(source)
+    report = source if isinstance(source, Report) else report_from_json(source)
+    return _report_findings(report)
+
+
+def _report_findings(report: Report) -> list[Finding]:
+    """Every failure of the run; with a baseline, the comparison's rows say the budgets
+    and regressions (with the baseline's value) and add the warn band."""
     out = []
-    for name, ep in report.get("endpoints", {}).items():
-        for b in ep.get("budgets", []):
-            if b.get("ok") is False:
+    for ep in report.endpoints:
+        for f in ep.failures:
+            if f.kind == CASES:
+                message = "; ".join([f.message, *cause_lines(ep.unmeasured)])
+                out.append(Finding(CASES, "error", ep.name, "cases", ep.line, message))
+            elif f.kind == PROBLEM:
+                out.append(Finding(PROBLEM, "error", ep.name, "problem", ep.line, f.message))
+        if report.diff is not None:
+            continue
+        for b in ep.budgets:
+            if b.ok is False:
                 message = (
-                    f"{b['metric']} = {fmt.metric(b['metric'], b['actual'])} breaks "
-                    f"{b['key']}: {fmt.metric(b['metric'], b['limit'])}"
-                    + _cases(b.get("drivers", []))
+                    f"{b.metric} = {fmt.metric(b.metric, b.actual)} breaks "
+                    f"{b.key}: {fmt.metric(b.metric, b.limit)}" + _cases(b.drivers)
                 )
-                out.append(Finding(BUDGET, "error", name, b["key"], b.get("line"), message))
+                out.append(Finding(BUDGET, "error", ep.name, b.key, b.line, message))
+    if report.diff is not None:
+        out += _diff_findings(report.diff)
+    for fix in report.fixes:
+        out = [
+            replace(f, message=f"{f.message}. Fix: {fix.command}") if f.kind == CASES else f
+            for f in out
+        ]
+    out += [
+        Finding(UPDATE, "error", "", "update", None, f.message)
+        for f in report.failures
+        if f.kind == UPDATE
+    ]
     return out
 
 
@@ -99,7 +127,7 @@ def escape_property(text: str) -> str:
 
 
 def github_annotations(
-    report_or_diff: dict[str, Any] | Diff,
+    report_or_diff: Source,
     config_path: str,
     cache_findings: list[dict[str, Any]] | None = None,
 ) -> list[str]:
@@ -109,6 +137,8 @@ def github_annotations(
     what GitHub needs to place the annotation on the file in the pull request. A
     broken min_cache_hit_rate also names the prompt-cache finding that explains it.
     """
+    if cache_findings is None and isinstance(report_or_diff, Report):
+        cache_findings = [dict(f) for f in report_or_diff.findings]
     found = [_with_cause(f, cache_findings or []) for f in findings(report_or_diff)]
     lines: list[str] = []
     left: dict[str, int] = {}
@@ -118,7 +148,8 @@ def github_annotations(
             props = [f"file={escape_property(config_path)}"]
             if f.line:
                 props.append(f"line={f.line}")
-            props.append(f"title={escape_property(f'Token budget: {f.endpoint} {f.key}')}")
+            title = " ".join(filter(None, ("Token budget:", f.endpoint, f.key)))
+            props.append(f"title={escape_property(title)}")
             lines.append(f"::{severity} {','.join(props)}::{escape_data(f.message)}")
         if len(mine) > MAX_PER_KIND:
             left[severity] = len(mine) - MAX_PER_KIND
@@ -164,9 +195,7 @@ def fingerprint(endpoint: str, key: str) -> str:
     return hashlib.sha256(f"pytest-tokenbudget\0{endpoint}\0{key}".encode()).hexdigest()
 
 
-def gitlab_code_quality(
-    report_or_diff: dict[str, Any] | Diff, config_path: str
-) -> list[dict[str, Any]]:
+def gitlab_code_quality(report_or_diff: Source, config_path: str) -> list[dict[str, Any]]:
     """A GitLab Code Quality report (artifacts:reports:codequality) for the same findings."""
     return [
         {
@@ -182,12 +211,12 @@ def gitlab_code_quality(
 
 # -- the terminal ------------------------------------------------------------------------
 def terminal_lines(diff: Diff, config_path: str) -> list[str]:
-    """Regressions and warnings for pytest's summary (broken budgets are printed already)."""
+    """The warn band for pytest's summary (the Report's failures name the broken budgets
+    and the regressions past the gate)."""
     lines = []
     for f in _diff_findings(diff):
-        if f.kind == BUDGET:
-            continue  # the report's own findings name broken budgets
+        if f.kind != WARN:
+            continue
         where = f" ({config_path}:{f.line})" if f.line else ""
-        tag = "FAIL" if f.severity == "error" else "warn"
-        lines.append(f"{tag} {f.endpoint}: {f.message}{where}")
+        lines.append(f"warn {f.endpoint}: {f.message}{where}")
     return lines

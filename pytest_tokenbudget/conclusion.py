@@ -1,17 +1,41 @@
-"""The end of a run: report, optional baseline diff, annotations, files, summary lines."""
+"""The end of a run: every verdict into one Report, then everything rendered from it.
+
+The order is the point. The measurement and its budgets (session.py), the regression
+gate (diff.py) and the budget update (ratchet.py) each give their verdict first; only
+then is the Report rendered, once each: report.json, report.md (and the job summary),
+report.html, annotations, the terminal summary and the exit code. Nothing changes the
+verdict after a file is written, so no two of them can disagree.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import TokenBudgetError
 from .html_report import render_html
 from .markdown import cap_markdown, render_markdown
-from .report import write_report
+from .report import FAIL, Report, UpdateVerdict, with_gate, with_notes, with_update, write_report
 from .session import BudgetRun
-from .table import render_cache_findings, render_findings, render_table
+from .table import render_cache_findings, render_findings, render_table, render_verdict
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    report: Report
+    lines: list[str]  # the terminal summary, its verdict last
+    written: bool  # the report files were written
+
+    @property
+    def failed(self) -> bool:
+        """What the exit code says: the report's verdict, or files that could not be written."""
+        return self.report.status == FAIL or not self.written
+
+    @property
+    def failed_endpoints(self) -> int:
+        return len(self.report.failed_endpoints)
 
 
 def conclude(
@@ -23,44 +47,43 @@ def conclude(
     report_hook: Callable[[dict[str, Any]], list[str | None]],
     github: bool,
     display: Callable[[Path], str],
-) -> tuple[dict[str, Any], list[str]]:
-    """Build and write the report; return it with the lines for the terminal summary."""
-    report, results = run.report()
-    lines = render_table(report) + [""] + render_findings(report) + render_cache_findings(report)
-    comment = render_markdown(report)
-    diff = None
+    update: Callable[[dict[str, Any]], UpdateVerdict] | None = None,
+) -> Conclusion:
+    """Judge, then render and write; the lines are the terminal summary."""
+    report = run.report()
     if baseline is not None:
-        from .annotations import terminal_lines
-        from .diff import compare, diff_json
-        from .markdown import render_diff_markdown
+        from .diff import compare
 
-        diff = compare(baseline, report, max_regression_pct=max_regression_pct)
-        report["diff"] = diff_json(diff)
-        comment = render_diff_markdown(diff, report.get("findings"))
-        lines += terminal_lines(diff, config_path)
-        if diff.failed:
-            report["status"] = "fail"
+        diff = compare(baseline, report.to_json(), max_regression_pct=max_regression_pct)
+        report = with_gate(report, diff)
     elif max_regression_pct is not None:
-        lines.append(
-            "note: --token-budget-max-regression needs --token-budget-baseline; not checked"
+        report = with_notes(
+            report, "--token-budget-max-regression needs --token-budget-baseline; not checked"
         )
-    sections = [s for s in report_hook(report) if s]
-    markdown = cap_markdown("\n".join([comment, *sections]))
+    if update is not None:  # reads the budgets as judged, writes token_budgets.yml
+        report = with_update(report, update(report.to_json()))
+    # Every verdict is in: from here on the report is only rendered.
+    data = report.to_json()
+    sections = [s for s in report_hook(data) if s]
+    markdown = cap_markdown("\n".join([render_markdown(report), *sections]))
+    lines = render_table(report) + [""] + render_findings(report) + render_cache_findings(report)
+    if report.update is not None:
+        lines += report.update.lines
     if github:
         from .annotations import append_step_summary, github_annotations
 
-        lines += github_annotations(
-            diff if diff is not None else report, config_path, report.get("findings", [])
-        )
+        lines += github_annotations(report, config_path)
         append_step_summary(markdown)
     sent, cached = run.count_stats
     if run.options.count or sent or cached:
         lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
+    written = True
     try:
-        html = render_html(report, results, baseline=baseline)
-        json_path, _ = write_report(run.options.report_dir, report, markdown, html=html)
+        html = render_html(report, baseline=baseline)
+        json_path, _ = write_report(run.options.report_dir, data, markdown, html=html)
         lines.append(f"report: {display(json_path)}")
     except (TokenBudgetError, OSError) as err:
         lines.append(f"FAIL could not write the report: {err}")
-        report["status"] = "fail"
-    return report, lines
+        written = False
+    lines.append(render_verdict(report, written=written))
+    return Conclusion(report, lines, written)

@@ -86,6 +86,7 @@ class EndpointDiff:
     metrics: tuple[MetricDiff, ...]
     problems: tuple[str, ...] = ()  # the head's non-budget failures
     warnings: tuple[str, ...] = ()
+    failed: bool = False  # the head failed in its own run, beyond its own regression gate
 
 
 @dataclass(frozen=True)
@@ -121,9 +122,7 @@ class Diff:
     @property
     def failed(self) -> bool:
         """A broken budget, a tripped regression gate, or a head endpoint that failed."""
-        return bool(self.with_status(BUDGET, REGRESSION)) or any(
-            e.head_status == "fail" for e in self.endpoints
-        )
+        return bool(self.with_status(BUDGET, REGRESSION)) or any(e.failed for e in self.endpoints)
 
 
 # -- loading ---------------------------------------------------------------------------
@@ -312,7 +311,22 @@ def _compare_endpoint(
         metrics=metrics,
         problems=tuple((head or {}).get("problems", [])),
         warnings=tuple((head or {}).get("warnings", [])),
+        failed=_head_failed(head),
     )
+
+
+def _head_failed(head: dict[str, Any] | None) -> bool:
+    """The head endpoint failed its own run, for a reason this comparison does not judge
+    again: a regression past the gate of that run is not one (this comparison has its own)."""
+    if head is None or head.get("status") != "fail":
+        return False
+    gate_only = (
+        bool(head.get("regressions"))
+        and not head.get("problems")
+        and head.get("complete", True)
+        and all(b.get("ok") is not False for b in head.get("budgets", []))
+    )
+    return not gate_only
 
 
 def _budgets(endpoint: dict[str, Any] | None) -> dict[str, BudgetRef]:

@@ -1,9 +1,9 @@
 """report.html: the report as one page a person opens from a CI artifact, offline.
 
-In: the report (as written to report.json), the EndpointResults it was built from (their
-per-call token lists and per-tier costs are not in report.json) and the baseline report
-when one was given. Out: one HTML text with its styles, its one script and every chart
-(SVG written here) inline. Its Content-Security-Policy allows nothing else, so a remote
+In: the run's Report (report.py: every verdict, and the per-call token lists and
+per-tier costs report.json leaves out) and the baseline report when one was given.
+Out: one HTML text with its styles, its one script and every chart (SVG written here)
+inline. Its Content-Security-Policy allows nothing else, so a remote
 script, style, font or image cannot creep in and work by accident.
 """
 
@@ -16,10 +16,16 @@ from collections.abc import Iterable, Sequence
 from fractions import Fraction
 from html import escape
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import formatting as fmt
-from .report import EndpointResult, number
+from .metrics import label, show
+from .metrics import metric as metric_facts
+from .report import NOT_RUN, BudgetCheck, CaseFigures, EndpointReport, Report, number
+from .table import cases_cell
+
+if TYPE_CHECKING:
+    from .diff import EndpointDiff
 
 _HERE = Path(__file__).parent
 # The pricing tiers (pricing.RATE_FIELDS), prompt first, in the order the bars stack them.
@@ -39,26 +45,21 @@ COST_CHART_WIDTH = 760
 ALL_MODELS = "all models"
 
 
-def render_html(
-    report: dict[str, Any],
-    results: Sequence[EndpointResult],
-    *,
-    baseline: dict[str, Any] | None = None,
-) -> str:
+def render_html(report: Report, *, baseline: dict[str, Any] | None = None) -> str:
     style = (_HERE / "html_report.css").read_text(encoding="utf-8")
     script = (_HERE / "html_report.js").read_text(encoding="utf-8")
-    by_name = {r.name: r for r in results}
     base_endpoints = (baseline or {}).get("endpoints", {})
-    findings = report.get("findings", [])
-    endpoints = report["endpoints"]
+    gate = {e.name: e for e in report.diff.endpoints} if report.diff is not None else {}
+    findings = [dict(f) for f in report.findings]
+    names = {ep.name for ep in report.endpoints}
     sections = [
         _endpoint(
-            i, name, ep, by_name.get(name), base_endpoints.get(name),
-            [f for f in findings if f.get("endpoint") == name],
+            i, ep, base_endpoints.get(ep.name) if baseline is not None else None,
+            gate.get(ep.name), [f for f in findings if f.get("endpoint") == ep.name],
         )
-        for i, (name, ep) in enumerate(endpoints.items())
+        for i, ep in enumerate(report.endpoints)
     ]  # fmt: skip
-    stray = [f for f in findings if f.get("endpoint") not in endpoints]
+    stray = [f for f in findings if f.get("endpoint") not in names]
     if stray:
         sections.append(
             f"<section><h2>Other prompt-cache findings</h2>{_findings(stray)}</section>"
@@ -68,7 +69,7 @@ def render_html(
         f"style-src '{_sha256(style)}'; script-src '{_sha256(script)}'; "
         "img-src data:; base-uri 'none'; form-action 'none'"
     )
-    title = "Token budget: " + ("fail" if report.get("status") == "fail" else "pass")
+    title = f"Token budget: {report.status}"
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -106,41 +107,65 @@ def _badge(status: str) -> str:
     )
 
 
-def _header(report: dict[str, Any], baseline: dict[str, Any] | None) -> str:
-    endpoints = report["endpoints"]
-    totals = report.get("totals", {})
-    failed = [n for n, ep in endpoints.items() if ep["status"] == "fail"]
-    headline = (
-        f"{len(failed)} of {len(endpoints)} endpoints over budget"
-        if failed
-        else f"All {len(endpoints)} endpoints within budget"
+def _header(report: Report, baseline: dict[str, Any] | None) -> str:
+    totals = report.totals
+    monthly = (
+        f"projected {fmt.usd(totals.monthly_cost_usd)} a month"
+        if totals.monthly_cost_usd is not None or all(ep.complete for ep in report.endpoints)
+        else "no monthly projection (not every case was measured)"
     )
-    if report.get("status") == "fail" and not failed:
-        headline += "; a regression gate tripped"
     facts = [
-        f"{totals.get('calls', 0):,} calls",
-        f"{fmt.usd(totals.get('cost_usd'))} for this run",
-        f"projected {fmt.usd(totals.get('monthly_cost_usd'))} a month",
-        f"prices of {escape(str(report.get('prices', {}).get('table_date', '?')))}",
-        f"percentiles: {escape(str(report.get('percentile_method', '')))}",
+        f"{totals.calls:,} calls",
+        f"{fmt.usd(totals.cost_usd)} for this run",
+        monthly,
+        f"prices of {escape(report.table_date)}",
+        f"percentiles: {escape(report.percentile_method)}",
     ]
     if baseline is not None:
         facts.append("baseline overlaid (dotted)")
     nav = " ".join(
-        f'<a href="#endpoint-{i}">{escape(name)}</a>' for i, name in enumerate(endpoints)
+        f'<a href="#endpoint-{i}">{escape(ep.name)}</a>' for i, ep in enumerate(report.endpoints)
     )
+    notes = "".join(f'<p class="note">{escape(n)}</p>' for n in report.notes)
     return (
         '<header class="run">'
-        f"<h1>Token budget {_badge(report.get('status', 'pass'))}</h1>"
-        f"<p><strong>{escape(headline)}</strong> · {' · '.join(facts)}</p>"
-        f'<p class="muted">config {escape(str(report.get("config", "")))}</p>'
+        f"<h1>Token budget {_badge(report.status)}</h1>"
+        f'<p><strong data-role="headline">{escape(report.headline)}</strong> · '
+        f"{' · '.join(facts)}</p>"
+        f"{_what_failed(report)}"
+        f'<p class="muted">config {escape(report.config)}</p>'
+        f"{notes}"
         f'<nav class="endpoints">{nav}</nav>'
-        f"{_overview(endpoints)}"
+        f"{_overview(report.endpoints)}"
         "</header>"
     )
 
 
-def _overview(endpoints: dict[str, Any]) -> str:
+def _what_failed(report: Report) -> str:
+    """Every failure of the run, worst first per endpoint, then each fix once."""
+    if not report.failures:
+        return ""
+    index = {ep.name: i for i, ep in enumerate(report.endpoints)}
+    items = []
+    for f in report.failures:
+        where = (
+            f'<a href="#endpoint-{index[f.endpoint]}">{escape(f.endpoint)}</a>: '
+            if f.endpoint in index
+            else ""
+        )
+        items.append(
+            f'<li data-kind="{escape(f.kind)}">{where}{escape(f.message)}'
+            + (f' <span class="muted">(line {f.line})</span>' if f.line else "")
+            + "</li>"
+        )
+    fixes = "".join(
+        f'<p class="fix">Fix: {escape(fix.what)}:</p><pre><code>{escape(fix.command)}</code></pre>'
+        for fix in report.fixes
+    )
+    return f'<h2>What failed</h2><ul class="problems failures">{"".join(items)}</ul>{fixes}'
+
+
+def _overview(endpoints: Sequence[EndpointReport]) -> str:
     head = "".join(
         f'<th class="{"num" if n else ""}">{escape(h)}</th>'
         for h, n in (
@@ -150,16 +175,11 @@ def _overview(endpoints: dict[str, Any]) -> str:
         )
     )  # fmt: skip
     rows = []
-    for i, (name, ep) in enumerate(endpoints.items()):
-        m = ep.get("metrics", {})
-        cells = [
-            fmt.tokens(ep.get("calls", 0)),
-            fmt.tokens(ep.get("cases", 0)),
-            *fmt.summary_cells(m),
-        ]
+    for i, ep in enumerate(endpoints):
+        cells = [fmt.tokens(ep.calls), escape(cases_cell(ep)), *fmt.summary_cells(dict(ep.metrics))]
         rows.append(
-            f'<tr><td><a href="#endpoint-{i}">{escape(name)}</a></td>'
-            f"<td>{_badge(ep['status'])}</td>"
+            f'<tr><td><a href="#endpoint-{i}">{escape(ep.name)}</a></td>'
+            f"<td>{_badge(ep.status)}</td>"
             + "".join(f'<td class="num">{c}</td>' for c in cells)
             + "</tr>"
         )
@@ -168,47 +188,117 @@ def _overview(endpoints: dict[str, Any]) -> str:
 
 def _endpoint(
     index: int,
-    name: str,
-    ep: dict[str, Any],
-    result: EndpointResult | None,
+    ep: EndpointReport,
     base: dict[str, Any] | None,
+    gate: EndpointDiff | None,
     findings: list[dict[str, Any]],
 ) -> str:
-    line = f' <span class="muted">line {ep["line"]} of the config</span>' if ep.get("line") else ""
+    line = f' <span class="muted">line {ep.line} of the config</span>' if ep.line else ""
     out = [
-        f'<section class="endpoint" id="endpoint-{index}" data-endpoint="{escape(name)}">',
-        f'<div class="endpoint-head"><h2>{escape(name)}</h2>{_badge(ep["status"])}{line}</div>',
+        f'<section class="endpoint" id="endpoint-{index}" data-endpoint="{escape(ep.name)}">',
+        f'<div class="endpoint-head"><h2>{escape(ep.name)}</h2>{_badge(ep.status)}{line}</div>',
     ]
-    if ep.get("problems"):
-        items = "".join(f"<li>{_text(p)}</li>" for p in ep["problems"])
+    if ep.headline:
+        out.append(
+            f'<p class="headline" data-role="headline"><strong>{escape(ep.headline)}</strong></p>'
+        )
+    if ep.all_problems:
+        items = "".join(f"<li>{_text(p)}</li>" for p in ep.all_problems)
         out.append(f'<ul class="problems">{items}</ul>')
-    if ep.get("warnings"):
-        items = "".join(f"<li>{_text(w)}</li>" for w in ep["warnings"])
+    if ep.warnings:
+        items = "".join(f"<li>{_text(w)}</li>" for w in ep.warnings)
         out.append(f'<ul class="warnings">{items}</ul>')
-    stats = result.stats if result is not None else None
-    if ep["status"] == "not-run":
+    if ep.status == NOT_RUN:
         out.append('<p class="note">Not run: no test of this endpoint ran (deselected).</p>')
-    elif stats is None:
+    elif not ep.complete:
+        out.append(_unmeasured(ep))
+    elif not ep.measured or ep.charts is None:
         out.append('<p class="note">No statistics: see the problems above.</p>')
     else:
         base_metrics = (base or {}).get("metrics", {})
+        if gate is not None:
+            out.append(_gate(gate, ep))
         out.append(_budgets(ep, base_metrics if base is not None else None))
         charts = [
-            _distribution_figure(name, side, values, ep, base_metrics.get(f"{side}_tokens_p95"))
-            for side, values in (("input", stats.prompt_tokens), ("output", stats.output_tokens))
+            _distribution_figure(ep, side, values, base_metrics.get(f"{side}_tokens_p95"))
+            for side, values in (
+                ("input", ep.charts.prompt_tokens),
+                ("output", ep.charts.output_tokens),
+            )
         ]
         out.append(f'<div class="charts">{"".join(charts)}</div>')
-        out.append(
-            _costs(name, ep, stats.tier_costs, stats.requests, stats.unpriced, stats.no_call_cases)
-        )
-        if ep.get("cache"):
-            out.append(_cache(ep["cache"]))
+        out.append(_costs(ep))
+        if ep.cache:
+            out.append(_cache(ep.cache))
     if findings:
         out.append("<h3>Prompt-cache findings</h3>" + _findings(findings))
-    if ep.get("per_case"):
+    if ep.per_case:
         out.append(_cases(ep))
     out.append("</section>")
     return "\n".join(out)
+
+
+def _unmeasured(ep: EndpointReport) -> str:
+    """The cases that could not be measured, and why; what the others measured is partial."""
+    rows = "".join(
+        f'<tr data-case="{escape(c.case)}" data-kind="{escape(c.kind)}"><td>{escape(c.case)}</td>'
+        f"<td>{escape(c.kind)}</td><td>{escape(c.message)}</td>"
+        f"<td><code>{escape(c.test)}</code></td></tr>"
+        for c in ep.unmeasured
+    )
+    measured = ep.cases - len(ep.unmeasured)
+    partial = ""
+    if ep.partial_metrics:
+        cells = " · ".join(
+            f"{escape(label(k))} {show(k, v)}"
+            for k, v in ep.partial_metrics.items()
+            if k in fmt.SUMMARY_METRICS and v is not None
+        )
+        partial = (
+            f'<p class="note" data-role="partial">The {measured:,} measured case'
+            f"{'s' if measured != 1 else ''} alone (partial, not the endpoint's figures; "
+            f"no budget is checked on them and no monthly cost projected): {cells}</p>"
+        )
+    return (
+        f"<h3>Cases not measured ({len(ep.unmeasured):,} of {ep.cases:,})</h3>"
+        '<table class="unmeasured"><thead><tr><th>case</th><th>why</th><th>detail</th>'
+        f"<th>test</th></tr></thead><tbody>{rows}</tbody></table>{partial}"
+    )
+
+
+def _gate(gate: EndpointDiff, ep: EndpointReport) -> str:
+    """The regression gate: each metric that moved against the baseline, and its verdict."""
+    rows = []
+    for m in gate.metrics:
+        if not (m.changed or m.status != "ok"):
+            continue
+        facts = metric_facts(m.metric)
+        change = facts.show_delta(m.delta)
+        if m.delta and m.pct is not None:
+            change += f" ({m.pct:+.1f}%)"
+        verdict = {"ok": "ok", "warn": "warn", "regression": "regression", "budget": "over budget"}
+        css = ' class="broken"' if m.status in ("regression", "budget") else ""
+        rows.append(
+            f'<tr{css} data-metric="{escape(m.metric)}" data-status="{m.status}">'
+            f"<td>{escape(facts.label)}</td>"
+            f'<td class="num">{facts.show(m.base)}</td><td class="num">{facts.show(m.head)}</td>'
+            f'<td class="num">{escape(change)}</td><td>{escape(m.trend)}</td>'
+            f"<td>{verdict.get(m.status, escape(m.status))}</td></tr>"
+        )
+    gate_pct = (
+        f"fails a metric that gets worse by more than {gate.max_regression_pct:g}% over the baseline"
+        if gate.max_regression_pct is not None
+        else "no regression gate set (--token-budget-max-regression): changes shown, none gated"
+    )
+    if not rows:
+        body = '<p class="note">No metric changed against the baseline.</p>'
+    else:
+        body = (
+            '<table class="gate"><thead><tr><th>metric</th><th class="num">baseline</th>'
+            '<th class="num">this run</th><th class="num">change</th><th>trend</th>'
+            f"<th>verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    return f'<h3>Regression gate</h3><p class="note">{escape(gate_pct)}.</p>{body}'
 
 
 def _text(text: str) -> str:
@@ -219,28 +309,27 @@ def _text(text: str) -> str:
     return escape(lines[0]) + "<pre><code>" + escape("\n".join(lines[1:])) + "</code></pre>"
 
 
-def _budgets(ep: dict[str, Any], base_metrics: dict[str, Any] | None) -> str:
-    budgets = ep.get("budgets", [])
-    if not budgets:
+def _budgets(ep: EndpointReport, base_metrics: dict[str, Any] | None) -> str:
+    if not ep.budgets:
         return ""
     titles = ["limit", "actual"] + (["baseline"] if base_metrics is not None else [])
     head = "<th>budget</th><th>line</th>" + "".join(f'<th class="num">{t}</th>' for t in titles)
     head += "<th>verdict</th>"
     rows = []
-    for b in budgets:
-        values = [b["limit"], b["actual"]]
+    for b in ep.budgets:
+        values = [b.limit, b.actual]
         if base_metrics is not None:
-            values.append(base_metrics.get(b["metric"]))
-        verdict = {True: "ok", False: "broken", None: "not checked"}[b["ok"]]
-        if b.get("note"):
-            verdict += f" ({escape(b['note'])})"
-        if b.get("drivers"):
-            verdict += " — driven by " + ", ".join(escape(d) for d in b["drivers"])
-        css = ' class="broken"' if b["ok"] is False else ""
+            values.append(base_metrics.get(b.metric))
+        verdict = {True: "ok", False: "broken", None: "not checked"}[b.ok]
+        if b.note:
+            verdict += f" ({escape(b.note)})"
+        if b.drivers:
+            verdict += " — driven by " + ", ".join(escape(d) for d in b.drivers)
+        css = ' class="broken"' if b.ok is False else ""
         rows.append(
-            f"<tr{css}><td><code>{escape(b['key'])}</code></td>"
-            f'<td class="num">{b.get("line") or ""}</td>'
-            + "".join(f'<td class="num">{fmt.metric(b["metric"], v)}</td>' for v in values)
+            f"<tr{css}><td><code>{escape(b.key)}</code></td>"
+            f'<td class="num">{b.line or ""}</td>'
+            + "".join(f'<td class="num">{show(b.metric, v)}</td>' for v in values)
             + f"<td>{verdict}</td></tr>"
         )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
@@ -278,13 +367,13 @@ def _num(value: float) -> str:
 
 
 def _distribution_figure(
-    endpoint: str, side: str, values: list[int], ep: dict[str, Any], baseline_p95: Any
+    ep: EndpointReport, side: str, values: Sequence[int], baseline_p95: Any
 ) -> str:
-    metrics = ep.get("metrics", {})
-    budgets = [b for b in ep.get("budgets", []) if b["metric"].startswith(f"{side}_tokens_")]
+    metrics = ep.metrics
+    budgets = [b for b in ep.budgets if b.metric.startswith(f"{side}_tokens_")]
     p95 = metrics.get(f"{side}_tokens_p95")
     svg = distribution_svg(
-        values, endpoint=endpoint, side=side, budgets=budgets, p95=p95, baseline_p95=baseline_p95
+        values, endpoint=ep.name, side=side, budgets=budgets, p95=p95, baseline_p95=baseline_p95
     )
     parts = [
         f"{len(values):,} calls",
@@ -294,7 +383,7 @@ def _distribution_figure(
     ]
     if budgets:
         parts.append(
-            "budget " + ", ".join(f"{_budget_label(b)} {fmt.tokens(b['limit'])}" for b in budgets)
+            "budget " + ", ".join(f"{_budget_label(b)} {fmt.tokens(b.limit)}" for b in budgets)
         )
     else:
         parts.append("no budget on this side")
@@ -305,9 +394,9 @@ def _distribution_figure(
     )
 
 
-def _budget_label(budget: dict[str, Any]) -> str:
+def _budget_label(budget: BudgetCheck) -> str:
     """max_input_tokens_p95 -> p95"""
-    return budget["metric"].rsplit("_", 1)[-1]
+    return budget.metric.rsplit("_", 1)[-1]
 
 
 class _Mark(NamedTuple):
@@ -325,7 +414,7 @@ def distribution_svg(
     *,
     endpoint: str,
     side: str,
-    budgets: Sequence[dict[str, Any]],
+    budgets: Sequence[BudgetCheck],
     p95: int | None,
     baseline_p95: int | None = None,
 ) -> str:
@@ -335,8 +424,8 @@ def distribution_svg(
     The axis starts at 0 so the gap to the budget reads as the headroom it is.
     """
     marks = [
-        _Mark("budget", "budget", b["limit"], f"budget {_budget_label(b)} {fmt.tokens(b['limit'])}",
-              b["key"])
+        _Mark("budget", "budget", b.limit, f"budget {_budget_label(b)} {fmt.tokens(b.limit)}",
+              b.key)
         for b in budgets
     ]  # fmt: skip
     if p95 is not None:
@@ -356,7 +445,7 @@ def distribution_svg(
     for v in values:
         counts[int(v // bin_w)] = counts.get(int(v // bin_w), 0) + 1
     peak = max(counts.values(), default=1)
-    lowest_limit = min((b["limit"] for b in budgets), default=None)
+    lowest_limit = min((b.limit for b in budgets), default=None)
 
     def x(value: float) -> float:
         return left + plot_w * value / end
@@ -436,15 +525,11 @@ def distribution_svg(
     return "".join(out)
 
 
-def _costs(
-    endpoint: str,
-    ep: dict[str, Any],
-    tier_costs: dict[str, dict[str, Fraction]],
-    cases: int,
-    unpriced: dict[str, list[str]],
-    no_call_cases: Sequence[str] = (),
-) -> str:
-    """`cases`: the requests the dollars are over, as cost_per_request_usd's (stats.requests)."""
+def _costs(ep: EndpointReport) -> str:
+    assert ep.charts is not None
+    endpoint, tier_costs, cases = ep.name, ep.charts.tier_costs, ep.charts.requests
+    unpriced, no_call_cases = ep.charts.unpriced, ep.no_call_cases
+    """Over the requests the dollars are over, as cost_per_request_usd's (stats.requests)."""
     out = ["<h3>Cost per request, by tier and model</h3>"]
     if not tier_costs or not cases:
         out.append('<p class="note">No priced call: nothing to split.</p>')
@@ -459,10 +544,8 @@ def _costs(
             tier: sum((t[tier] for t in per_request.values()), Fraction(0)) for tier in TIER_LABELS
         }
         rows.append((ALL_MODELS, total))
-    limit = next(
-        (b["limit"] for b in ep.get("budgets", []) if b["metric"] == "cost_per_request_usd"), None
-    )
-    out.append(cost_svg(endpoint, rows, limit, ep.get("models", {})))
+    limit = next((b.limit for b in ep.budgets if b.metric == "cost_per_request_usd"), None)
+    out.append(cost_svg(endpoint, rows, limit, dict(ep.models)))
     legend = "".join(
         f'<span><span class="swatch tier-{tier}"></span>{text}</span>'
         for tier, text in TIER_LABELS.items()
@@ -494,7 +577,7 @@ def _costs(
     note = f"Dollars over the {cases:,} cases (a request may make several calls)"
     if no_call_cases:
         n = len(no_call_cases)
-        if ep.get("cases_without_calls") == "count":
+        if ep.cases_without_calls == "count":
             note += f", {n:,} of them without an API call, counted as $0 requests"
         else:  # exclude
             note = (
@@ -627,12 +710,12 @@ CASE_COLUMNS = (("case", "text"), ("calls", "num"), ("input tokens", "num"),
                 ("escalated", "text"))  # fmt: skip
 
 
-def _cases(ep: dict[str, Any]) -> str:
+def _cases(ep: EndpointReport) -> str:
     """The cases, costliest first; the page's script sorts them by any column."""
-    per_case = ep["per_case"]
-    drivers = {d for b in ep.get("budgets", []) if b["ok"] is False for d in b.get("drivers", [])}
-    no_call = set(ep.get("no_call_cases", []))
-    counted = ep.get("cases_without_calls") == "count"
+    per_case = ep.per_case
+    drivers = {d for b in ep.budgets if b.ok is False for d in b.drivers}
+    no_call = set(ep.no_call_cases)
+    counted = ep.cases_without_calls == "count"
     no_call_badge = (
         ' <span class="badge status-not-run" data-role="no-call" title="'
         + ("counted as a $0 request" if counted else "left out of escalation and $ per request")
@@ -645,8 +728,8 @@ def _cases(ep: dict[str, Any]) -> str:
         for i, (title, kind) in enumerate(CASE_COLUMNS)
     )
 
-    def costliest(item: tuple[str, dict[str, Any]]) -> tuple[bool, float]:
-        cost = item[1].get("cost_usd")
+    def costliest(item: tuple[str, CaseFigures]) -> tuple[bool, float]:
+        cost = item[1].cost_usd
         return (cost is None, -(cost or 0))
 
     def cell(value: Any, shown: str, css: str = "num") -> str:
@@ -655,18 +738,18 @@ def _cases(ep: dict[str, Any]) -> str:
 
     rows = []
     for case_id, c in sorted(per_case.items(), key=costliest):
-        models = ", ".join(c.get("models", []))
-        escalated = "yes" if c.get("escalated") else "no"
+        models = ", ".join(c.models)
+        escalated = "yes" if c.escalated else "no"
         driver = ' <span class="badge status-fail">driver</span>' if case_id in drivers else ""
         if case_id in no_call:
             driver += no_call_badge
         rows.append(
             f'<tr data-case="{escape(case_id)}">'
             + cell(case_id, escape(case_id) + driver, "")
-            + cell(c["calls"], fmt.tokens(c["calls"]))
-            + cell(c["input_tokens"], fmt.tokens(c["input_tokens"]))
-            + cell(c["output_tokens"], fmt.tokens(c["output_tokens"]))
-            + cell(c.get("cost_usd"), fmt.usd(c.get("cost_usd")))
+            + cell(c.calls, fmt.tokens(c.calls))
+            + cell(c.input_tokens, fmt.tokens(c.input_tokens))
+            + cell(c.output_tokens, fmt.tokens(c.output_tokens))
+            + cell(c.cost_usd, fmt.usd(c.cost_usd))
             + cell(models, escape(models), "")
             + cell(escalated, "yes" if escalated == "yes" else "", "")
             + "</tr>"

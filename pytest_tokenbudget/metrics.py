@@ -39,6 +39,19 @@ class Metric:
             return fmt.rate(value)
         return fmt.tokens(value)
 
+    def show_delta(self, delta: Fraction | float | None) -> str:
+        """A change as it reads: +172 · -10.0 pp · +$0.00010; "0" for none, "—" unknown."""
+        if delta is None:
+            return "—"
+        if delta == 0:
+            return "0"
+        sign = "+" if delta > 0 else "-"
+        if self.unit == RATE:
+            return f"{sign}{abs(float(delta)) * 100:.1f} pp"
+        if self.unit == USD:
+            return sign + fmt.usd(abs(delta))
+        return f"{sign}{abs(int(delta)):,}"
+
 
 def _tokens(side: str) -> list[Metric]:
     what = "whole prompt (uncached + cache writes + cache reads)" if side == "input" else "output"

@@ -402,6 +402,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 # -- capture around each marked test ---------------------------------------------------
+# On an item whose capture could not start: why (and, for its cassette, that it is unreadable).
+SETUP_ERROR_KEY = pytest.StashKey[tuple[str, bool]]()
+
+
 class Capturing:
     """The capture around each marked test: an autouse fixture and a report hook.
 
@@ -424,6 +428,7 @@ class Capturing:
         item = request.node
         problem = item.stash.get(CASE_PROBLEM_KEY, None)
         if problem is not None:
+            item.stash[SETUP_ERROR_KEY] = (problem, False)
             pytest.fail(f"pytest-tokenbudget: {problem}", pytrace=False)
         driver = foreign_recorder(  # pytest-recording or pytest-vcr: measure what it serves
             item.get_closest_marker("vcr") is not None,
@@ -434,6 +439,7 @@ class Capturing:
         try:
             state = open_case(self.run, _endpoint_of(marker), _case_id(item), item.nodeid, driver)
         except CassetteError as err:
+            item.stash[SETUP_ERROR_KEY] = (str(err), True)
             pytest.fail(f"pytest-tokenbudget: {err}", pytrace=False)
         item.stash[CAPTURE_KEY] = state
         try:
@@ -446,6 +452,8 @@ class Capturing:
         report = yield
         state = item.stash.get(CAPTURE_KEY, None)
         if state is None:
+            if report.when == "setup" and report.failed:
+                _setup_failed(self.run, item)
             return report
         if report.when == "setup" and not report.passed:
             _finish(self.run, item, state, "skipped" if report.skipped else "failed")
@@ -482,9 +490,29 @@ def _case_ids(item: pytest.Item) -> tuple[str, str | None]:
     return case_id, getattr(item, "originalname", item.name)
 
 
+def _setup_failed(run: BudgetRun, item: pytest.Item) -> None:
+    """A marked test that failed before its capture started still counts: as a case not
+    measured, with why (every case is accounted for in the report)."""
+    from .accounting import UNREADABLE
+    from .samples import CaseRun
+
+    marker = item.get_closest_marker("token_budget")
+    if marker is None or len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        return
+    # a capture that could not start says why; any other setup error is the test's own
+    error, unreadable = item.stash.get(SETUP_ERROR_KEY, (None, False))
+    errors = (error,) if error is not None else ()
+    run.add_case_run(CaseRun(marker.args[0], _case_id(item), item.nodeid, "failed", errors))
+    if unreadable:
+        run.note_recording(item.nodeid, UNREADABLE)
+
+
 def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str) -> None:
+    from .accounting import MISSING, STALE
     from .fixture import finish_case
 
+    if state.misses and state.capture is not None:  # its recording, not its test, is wrong
+        run.note_recording(item.nodeid, STALE if state.capture.path.exists() else MISSING)
     finish_case(run, item.nodeid, state, outcome)
     # Free the cassette and its bodies now, not at the end of the session.
     del item.stash[CAPTURE_KEY]
@@ -542,8 +570,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from .gc_pause import gc_paused
 
     workspace = os.environ.get("GITHUB_WORKSPACE") or str(config.rootpath)
+    update = None
+    if config.getoption("token_budget_update"):
+        from .ratchet import update_budgets
+
+        def update(report: dict[str, Any]) -> Any:
+            return update_budgets(
+                report, run.config, run.case_runs,
+                margin_pct=config.getoption("token_budget_update_margin"),
+                loosen=config.getoption("token_budget_update") == "loosen",
+                shown=_display(run.config.path, config),
+            )  # fmt: skip
+
     with gc_paused():
-        report, lines = conclude(
+        conclusion = conclude(
             run,
             baseline=config.stash.get(BASELINE_KEY, None),
             max_regression_pct=config.getoption("token_budget_max_regression"),
@@ -553,22 +593,38 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             ),
             github=os.environ.get("GITHUB_ACTIONS") == "true",
             display=lambda path: _display(path, config),
+            update=update,
         )
-    config.stash[SUMMARY_KEY] = lines
-    if config.getoption("token_budget_update"):
-        from .ratchet import update_budgets
-
-        update = update_budgets(
-            report, run.config, run.case_runs,
-            margin_pct=config.getoption("token_budget_update_margin"),
-            loosen=config.getoption("token_budget_update") == "loosen",
-            shown=_display(run.config.path, config),
-        )  # fmt: skip
-        lines += update.lines
-        if not update.ok:
-            report["status"] = "fail"
-    if report["status"] == "fail" and session.exitstatus == pytest.ExitCode.OK:
+    config.stash[SUMMARY_KEY] = conclusion.lines
+    if not conclusion.failed:
+        return
+    if session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    # pytest's last line says it too: "25 passed, 1 token budget failed in 0.52s" (an extra
+    # key in the reporter's stats, as pytest-rerunfailures' "rerun").
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        failed = [ep.name for ep in conclusion.report.failed_endpoints] or [""]
+        key = "token budget failed" if len(failed) == 1 else "token budgets failed"
+        reporter.stats.setdefault(key, []).extend(BudgetFailed(name) for name in failed)
+
+
+class BudgetFailed:
+    """One entry of pytest's final line ("1 token budget failed"): shaped like a test report
+    where plugins that walk every entry of the reporter's stats look (hypothesis does)."""
+
+    count_towards_summary = True
+    outcome = when = ""
+    longrepr = None
+    duration = 0.0
+    sections: tuple[tuple[str, str], ...] = ()
+    user_properties: tuple[tuple[str, object], ...] = ()
+
+    def __init__(self, endpoint: str) -> None:
+        self.endpoint = endpoint
+        self.nodeid = f"token_budget::{endpoint}" if endpoint else "token_budget"
+        self.location = ("token_budgets.yml", None, self.nodeid)
+        self.keywords: dict[str, object] = {}
 
 
 def _display(path: Path, config: pytest.Config) -> str:
@@ -587,11 +643,16 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
         run.merge_wire(output)
 
 
+VERDICT_FAIL, VERDICT_PASS = "token budget: FAIL", "token budget: PASS"  # table.render_verdict
+
+
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     lines = config.stash.get(SUMMARY_KEY, None)
     if not lines:
         return
     terminalreporter.section("token budget")
     for line in lines:
-        markup = {"red": True} if line.startswith(("FAIL", "LOOSENED")) else {}
+        markup = {"red": True} if line.startswith(("FAIL", "LOOSENED", VERDICT_FAIL)) else {}
+        if line.startswith(VERDICT_PASS):
+            markup = {"green": True}
         terminalreporter.line(line, **markup)

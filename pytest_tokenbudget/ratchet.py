@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Config
+    from .report import UpdateVerdict
     from .samples import CaseRun
 
 DEFAULT_MARGIN_PCT = 10.0
@@ -386,12 +387,6 @@ def _other_edits(old: str, new: str, changes: list[Change]) -> int:
 
 
 # -- the end of the run ------------------------------------------------------------------
-@dataclass
-class Outcome:
-    lines: list[str]
-    ok: bool  # False: the file should have changed and could not be written
-
-
 def update_budgets(
     report: dict[str, Any],
     config: Config,
@@ -400,9 +395,11 @@ def update_budgets(
     margin_pct: float | None,
     loosen: bool,
     shown: str,
-) -> Outcome:
-    """Plan, rewrite, and say what changed (old → new, per key, with file:line)."""
+) -> UpdateVerdict:
+    """Plan, rewrite, and say what changed (old → new, per key, with file:line). Not ok
+    when the file should have changed and could not be written: that fails the run."""
     from .errors import TokenBudgetError
+    from .report import UpdateVerdict
 
     margin = DEFAULT_MARGIN_PCT if margin_pct is None else margin_pct
     plan = plan_update(report, config, case_runs, margin_pct=margin, loosen=loosen)
@@ -416,7 +413,8 @@ def update_budgets(
             ok, failure = False, str(err)
         except Exception as err:  # noqa: BLE001 - ruamel.yaml refusing a file PyYAML read
             ok, failure = False, f"{shown}: cannot rewrite: {type(err).__name__}: {err}"
-    return Outcome(render(plan, written, shown=shown, margin_pct=margin, failure=failure), ok)
+    lines = render(plan, written, shown=shown, margin_pct=margin, failure=failure)
+    return UpdateVerdict(ok, failure, tuple(lines))
 
 
 def render(

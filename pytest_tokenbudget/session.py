@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from .accounting import RECORDING_KINDS, unmeasured
 from .cache_doctor import Doctor, diagnose_case
 from .config import Config
 from .counting import CountCache
 from .errors import PricingError
+from .formatting import rate as fmt_rate
 from .pricing import PriceBook, table_date, unpriced_call_message
-from .report import EndpointResult, build_report
+from .report import EndpointResult, Report, build_report
 from .samples import SAMPLE_KINDS, CaseRun, CaseSamples, Row, Sample, case_samples, in_test_order
 from .stats import EndpointStats, endpoint_stats_of
 from .usage import Call, Exchange, parse_exchange
@@ -47,6 +50,8 @@ class BudgetRun:
     price_hook: Callable[[str], Mapping[str, float] | None] | None = None
     scrub_hook: Callable[[dict[str, Any]], None] | None = None
     doctor: Doctor = field(default_factory=Doctor)  # prompt-cache findings
+    # test id -> what the capture found wrong with its recording (accounting.RECORDING_KINDS)
+    recordings: dict[str, str] = field(default_factory=dict)
     _worker_counts: list[tuple[int, int]] = field(default_factory=list)
     _minimums: dict[str, int] = field(default_factory=dict)  # by model: asked per call
 
@@ -80,6 +85,13 @@ class BudgetRun:
     def add_case_run(self, run: CaseRun) -> None:
         self.case_runs.append(run)
 
+    def note_recording(self, test_id: str, kind: str) -> None:
+        """The test's recording is missing, stale or unreadable: its case is not measured,
+        and re-recording it is the fix (accounting.py)."""
+        if kind not in RECORDING_KINDS:
+            raise ValueError(f"not a recording problem: {kind!r}")
+        self.recordings[test_id] = kind
+
     def diagnose(
         self, endpoint: str, case_id: str, exchanges: list[tuple[Exchange, list[Call]]],
         volatile: Mapping[int, Any], test_id: str = "",
@@ -105,6 +117,7 @@ class BudgetRun:
             "case_runs": [c.to_dict() for c in self.case_runs],
             "counts": list(self.count_stats),
             "doctor": self.doctor.to_wire(),
+            "recordings": self.recordings,
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
@@ -112,6 +125,7 @@ class BudgetRun:
         self.case_runs.extend(CaseRun.from_dict(c) for c in data["case_runs"])
         self._worker_counts.append(tuple(data.get("counts", (0, 0))))  # type: ignore[arg-type]
         self.doctor.merge_wire(data.get("doctor", {}))
+        self.recordings.update(data.get("recordings", {}))
 
     # -- evaluation -------------------------------------------------------------
     def results(self) -> list[EndpointResult]:
@@ -131,6 +145,20 @@ class BudgetRun:
             return EndpointResult(
                 name, "not-run", None, line=ep.line, max_regression_pct=ep.max_regression_pct
             )
+        # Every case accounted for: one that cannot be measured whole is left out of the
+        # figures (never a $0 request) and fails the endpoint (accounting.py).
+        calls: dict[str, int] = {}
+        for part in mine:
+            calls[part.test_id] = calls.get(part.test_id, 0) + len(part)
+        lost = [
+            u
+            for r in ran
+            if (u := unmeasured(r, self.recordings.get(r.test_id), calls.get(r.test_id, 0)))
+        ]
+        lost_tests = {u.test for u in lost}
+        if lost_tests:
+            ran = [r for r in ran if r.test_id not in lost_tests]
+            mine = [p for p in mine if p.test_id not in lost_tests]
         case_ids = list(dict.fromkeys(r.case_id for r in ran))
         try:
             stats = endpoint_stats_of(
@@ -148,9 +176,10 @@ class BudgetRun:
         except PricingError as err:  # a pytest_tokenbudget_price hook answered nonsense
             return EndpointResult(
                 name, "fail", None, problems=[err.message], line=ep.line,
-                max_regression_pct=ep.max_regression_pct,
+                max_regression_pct=ep.max_regression_pct, unmeasured=lost,
+                cases_run=len(case_ids) + len(lost),
             )  # fmt: skip
-        cache = self._cache_figures(name, stats)
+        cache = self._cache_figures(name, stats, lost_tests)
         budgets = ep.budgets
         if self.options.count:  # nothing recorded tells what the cache does for new prompts
             budgets = tuple(
@@ -161,8 +190,15 @@ class BudgetRun:
             )
         result = EndpointResult(
             name, "pass", stats, judge(stats, budgets), line=ep.line,
-            max_regression_pct=ep.max_regression_pct, cache=cache,
+            max_regression_pct=ep.max_regression_pct, cache=cache, unmeasured=lost,
+            cases_run=stats.cases + len(lost),
         )  # fmt: skip
+        if cache is not None and not lost:
+            checked = any(b.key == "min_cache_hit_rate" for b in budgets)
+            note = cache_note(cache, ep.requests_per_day, checked=checked)
+            if note:
+                cache["note"] = note
+                result.warnings.append(note)
         # sorted: a parallel run reports as a serial one
         result.recorders = sorted({name for run in ran for name in run.recorders})
         if self.options.count and any(r != "pytest-tokenbudget" for r in result.recorders):
@@ -171,7 +207,7 @@ class BudgetRun:
                 f"{', '.join(r for r in result.recorders if r != 'pytest-tokenbudget')} "
                 "keep their recorded input"
             )
-        if stats.calls == 0:
+        if stats.calls == 0 and stats.cases:
             result.problems.append(
                 "its tests ran but captured no API call: is the client created before the "
                 "cassette (at import time), using a transport vcrpy does not patch, or is "
@@ -181,8 +217,6 @@ class BudgetRun:
             result.warnings.append(no_call_warning(stats))
         for model, cases in stats.unpriced.items():
             result.problems.append(unpriced_call_message(model, cases, self.config.path.name))
-        for run in ran:
-            result.problems.extend(f"case {run.case_id}: {e}" for e in run.errors)
         result.warnings.extend(unmeasured_warnings(ran))
         mocked = [run.case_id for run in ran if "mock" in run.recorders]
         if mocked:
@@ -213,7 +247,7 @@ class BudgetRun:
         for model, source in sorted(stats.price_sources.items()):
             if source == "token_budgets.yml":
                 result.warnings.append(f"{model} priced from your pricing: override")
-        if result.problems or any(v.ok is False for v in result.verdicts):
+        if lost or result.problems or any(v.ok is False for v in result.verdicts):
             result.status = "fail"
         return result
 
@@ -224,12 +258,15 @@ class BudgetRun:
         minimum = self.cache_minimum(str(request.get("model", "")))
         self.doctor.add_call(endpoint, case_id, request, tokens, minimum, test_id=test_id)
 
-    def _cache_figures(self, name: str, stats: Any) -> dict[str, Any] | None:
-        """Recorded and predicted cache reads and writes; the prediction is also a metric."""
+    def _cache_figures(self, name: str, stats: Any, lost_tests: set[str]) -> dict[str, Any] | None:
+        """Recorded and predicted cache reads and writes; the prediction is also a metric.
+        Over the cases measured whole, as every other figure."""
         from .cache_prediction import predict, recorded_totals
         from .report import number
 
-        prompts = [p for p in self.doctor.prompts if p.endpoint == name]
+        prompts = [
+            p for p in self.doctor.prompts if p.endpoint == name and p.test_id not in lost_tests
+        ]
         if not prompts:
             return None
         predicted = predict(
@@ -248,7 +285,9 @@ class BudgetRun:
             "min_cache_hit_rate_checks": "predicted" if self.options.count else "recorded",
         }
 
-    def report(self) -> tuple[dict[str, Any], list[EndpointResult]]:
+    def report(self) -> Report:
+        """The measurement, judged against the budgets; conclusion.py adds the regression
+        gate and the budget update before anything is rendered."""
         results = self.results()
         findings = [
             f for f in self.doctor.findings()
@@ -262,11 +301,60 @@ class BudgetRun:
                     f"prompt cache: {len(errors)} error-level finding(s), and cache_lint: error"
                 )
                 result.status = "fail"
-        report = build_report(
-            results, config_path=self.config.path.name, price_table_date=table_date()
+        return build_report(
+            results,
+            config_path=self.config.path.name,
+            price_table_date=table_date(),
+            findings=[f.to_dict() for f in findings],
         )
-        report["findings"] = [f.to_dict() for f in findings]
-        return report, results
+
+
+CACHE_TTL_SECONDS = 300  # the default (5-minute) prompt-cache lifetime; 1 h when written so
+AGREE_PP = Fraction(5, 100)  # recorded and predicted hit rates this close need no note
+
+
+def cache_note(
+    cache: Mapping[str, Any], requests_per_day: float | None, *, checked: bool = False
+) -> str:
+    """Why the recorded and predicted cache-hit rates differ, when they do by 5 points or
+    more: the table shows the recorded one, and a budget may check the other."""
+    recorded, predicted = cache.get("recorded") or {}, cache.get("predicted") or {}
+    rec, pred = recorded.get("hit_rate"), predicted.get("hit_rate")
+    if rec is None or pred is None or abs(Fraction(str(rec)) - Fraction(str(pred))) < AGREE_PP:
+        return ""
+    why = []
+    changed = predicted.get("calls", 0) - recorded.get("calls", 0)
+    if changed > 0:
+        why.append(
+            f"{changed} of {predicted['calls']} calls no longer match the prompt they were "
+            "recorded with, so the recorded rate leaves them out"
+        )
+    ttl = 3600 if recorded.get("write_1h_tokens") else CACHE_TTL_SECONDS
+    gap = 86_400 / requests_per_day if requests_per_day else 0.0
+    if pred < rec and gap > ttl:
+        why.append(
+            f"at requests_per_day {requests_per_day:g} a request comes every {gap:,.0f} s, "
+            f"longer than the cache lives ({ttl // 60} min), so the prediction lets it expire "
+            "between requests; the recording was made with the cases one after another"
+        )
+    elif pred > rec:
+        traffic = f"at requests_per_day {requests_per_day:g}" if requests_per_day else "all at once"
+        why.append(
+            "each case was recorded on its own, from a cold cache; the prediction sends the "
+            f"cases as production traffic ({traffic}), so later requests read what earlier "
+            "ones wrote"
+        )
+    if not why:
+        why.append(
+            "the recording is what the API answered when each case was recorded; the "
+            "prediction simulates the cache for the prompts as sent now, in test order"
+        )
+    which = cache.get("min_cache_hit_rate_checks", "recorded")
+    return (
+        f"cache-hit rate recorded {fmt_rate(rec)}, predicted {fmt_rate(pred)}: "
+        + "; ".join(why)
+        + (f" (min_cache_hit_rate checks the {which} rate)" if checked else "")
+    )
 
 
 NAMED_CASES = 10  # no-call cases named in a warning; report.json lists them all

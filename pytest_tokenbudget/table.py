@@ -1,30 +1,42 @@
-"""The budget table printed in pytest's terminal summary."""
+"""The terminal summary: the budget table, what failed and the fix, notes, the verdict line.
+
+Rendered from the run's one `Report` (report.py), as report.json, report.md and
+report.html are, so pytest's summary never says something the files do not.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from . import formatting as fmt
+from .accounting import cause_lines
+from .metrics import metric as facts
+from .report import CASES, FAIL, NOT_RUN, PROBLEM, EndpointReport, Report
 
 COLUMNS = (
     ("endpoint", "<"), ("calls", ">"), ("cases", ">"), ("p95 in", ">"), ("p95 out", ">"),
     ("escalation", ">"), ("cache hit", ">"), ("$/request", ">"), ("$/month", ">"), ("status", "<"),
 )  # fmt: skip
+NAMED_IN_VERDICT = 3  # failed endpoints the verdict line names
 
 
-def _row(name: str, ep: dict[str, Any]) -> list[str]:
-    m = ep.get("metrics", {})
+def cases_cell(ep: EndpointReport) -> str:
+    """The cases that ran; "6/20" when only 6 of them could be measured."""
+    if ep.complete:
+        return f"{ep.cases:,}"
+    return f"{ep.cases - len(ep.unmeasured):,}/{ep.cases:,}"
+
+
+def _row(ep: EndpointReport) -> list[str]:
     return [
-        name,
-        str(ep.get("calls", 0)),
-        str(ep.get("cases", 0)),
-        *fmt.summary_cells(m),
-        ep["status"].upper(),
+        ep.name,
+        str(ep.calls),
+        cases_cell(ep),
+        *fmt.summary_cells(dict(ep.metrics)),
+        ep.status.upper(),
     ]
 
 
-def render_table(report: dict[str, Any]) -> list[str]:
-    rows = [[c for c, _ in COLUMNS]] + [_row(n, ep) for n, ep in report["endpoints"].items()]
+def render_table(report: Report) -> list[str]:
+    rows = [[c for c, _ in COLUMNS]] + [_row(ep) for ep in report.endpoints]
     widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
     lines = []
     for index, row in enumerate(rows):
@@ -38,35 +50,91 @@ def render_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def render_findings(report: dict[str, Any]) -> list[str]:
-    """Broken budgets (with the cases that drive them), then problems and warnings."""
+def render_findings(report: Report) -> list[str]:
+    """What failed, endpoint by endpoint and worst first (with the cases behind it), the
+    fixes said once for the run, then notes and warnings."""
     lines: list[str] = []
-    config = report.get("config", "token_budgets.yml")
-    for name, ep in report["endpoints"].items():
-        for b in ep.get("budgets", []):
-            if b["ok"] is False:
-                lines.append(
-                    f"FAIL {name}: {b['metric']} = {fmt.metric(b['metric'], b['actual'])} "
-                    f"breaks {b['key']} {fmt.metric(b['metric'], b['limit'])} "
-                    f"({config}:{b['line']})"
-                )
-                if b.get("drivers"):
-                    lines.append(f"     driven by cases: {', '.join(b['drivers'])}")
-        for problem in ep.get("problems", []):
-            lines.append(f"FAIL {name}: {problem}")
-    for name, ep in report["endpoints"].items():
-        for b in ep.get("budgets", []):
-            if b["ok"] is None and ep["status"] != "not-run":
-                lines.append(f"note {name}: {b['key']} {b.get('note', '')}")
-        for warning in ep.get("warnings", []):
-            lines.append(f"warn {name}: {warning}")
+    config = report.config
+    for ep in report.endpoints:
+        lines += _failure_lines(ep, config)
+    for fix in report.fixes:
+        lines.append(f"fix: {fix.what}:")
+        lines.append(f"  {fix.command}")
+    if report.diff is not None:  # growth in the warn band: below the gate, worth a look
+        from .annotations import terminal_lines
+
+        lines += terminal_lines(report.diff, config)
+    for ep in report.endpoints:
+        if ep.status == NOT_RUN:
+            continue
+        measured = ep.cases - len(ep.unmeasured)
+        if not ep.complete and ep.measured and measured:
+            lines.append(
+                f"note {ep.name}: its figures are over the {measured} case"
+                f"{'s' if measured != 1 else ''} measured, not all {ep.cases}: none is the "
+                "endpoint's, no budget is checked on them, no monthly cost is projected "
+                "(report.json: partial_metrics)"
+            )
+        elif ep.complete:
+            for b in ep.budgets:
+                if b.ok is None:
+                    lines.append(f"note {ep.name}: {b.key} {b.note}")
+        for warning in ep.warnings:
+            lines.append(f"warn {ep.name}: {warning}")
+    lines += [f"note: {note}" for note in report.notes]
     return lines
 
 
-def render_cache_findings(report: dict[str, Any]) -> list[str]:
+def _failure_lines(ep: EndpointReport, config: str) -> list[str]:
+    lines = []
+    for failure in ep.failures:
+        if failure.kind == CASES:
+            lines.append(f"FAIL {ep.name}: {failure.message}")
+            lines += [f"     {line}" for line in cause_lines(ep.unmeasured)]
+        elif failure.kind == PROBLEM:
+            lines.append(f"FAIL {ep.name}: {failure.message}")
+    for b in ep.budgets:
+        if b.ok is False:
+            m = facts(b.metric)
+            lines.append(
+                f"FAIL {ep.name}: {b.metric} = {m.show(b.actual)} breaks {b.key} "
+                f"{m.show(b.limit)} ({config}:{b.line})"
+            )
+            if b.drivers:
+                lines.append(f"     driven by cases: {', '.join(b.drivers)}")
+    for r in ep.regressions or ():
+        m = facts(r.metric)
+        was = f" ({m.show(r.base)} on the baseline" + (
+            f", {r.pct:+.1f}%)" if r.pct is not None else ", from 0)"
+        )
+        where = f" ({config}:{r.line})" if r.line else ""
+        lines.append(
+            f"FAIL {ep.name}: {r.metric} = {m.show(r.head)}{was} got worse by more than the "
+            f"{r.gate_pct:g}% regression gate{where}"
+        )
+        if r.drivers:
+            lines.append(f"     driven by cases: {', '.join(r.drivers)}")
+    return lines
+
+
+def render_verdict(report: Report, *, written: bool = True) -> str:
+    """The last line of the summary: the run's verdict, and what broke it."""
+    if report.status != FAIL and written:
+        return f"token budget: PASS: {report.headline}"
+    named = [f"{ep.name}: {ep.headline}" for ep in report.failed_endpoints[:NAMED_IN_VERDICT]]
+    more = len(report.failed_endpoints) - NAMED_IN_VERDICT
+    if more > 0:
+        named.append(f"{more} more")
+    headline = report.headline if report.status == FAIL else ""
+    if not written:
+        headline = "; ".join(filter(None, [headline, "the report could not be written"]))
+    return f"token budget: FAIL: {headline}" + (f" — {'; '.join(named)}" if named else "")
+
+
+def render_cache_findings(report: Report) -> list[str]:
     """One line per prompt-cache finding, under the budgets."""
     lines = []
-    for f in report.get("findings", []):
+    for f in report.findings:
         cases = ", ".join(f["cases"][:5]) + (" ..." if len(f["cases"]) > 5 else "")
         fix = f" Fix: {f['fix']}." if f["fix"] else ""
         lines.append(

@@ -25,6 +25,7 @@ from pytest_tokenbudget.markdown import (
     render_diff_markdown,
     render_markdown,
 )
+from pytest_tokenbudget.report import report_from_json
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
 
@@ -420,7 +421,7 @@ def test_snapshot_of_the_comment():
 
 
 def test_without_a_baseline_the_report_stays_the_comment():
-    text = render_markdown(HEAD)
+    text = render_markdown(report_from_json(HEAD))
     assert text.startswith(MARKER) and "| chat |" in text
 
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 import zlib
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -24,7 +25,13 @@ from project_files import copy_example
 
 from pytest_tokenbudget.html_report import distribution_svg, nice_step, render_html
 from pytest_tokenbudget.pricing import PriceBook
-from pytest_tokenbudget.report import EndpointResult, build_report
+from pytest_tokenbudget.report import (
+    BudgetCheck,
+    EndpointReport,
+    EndpointResult,
+    Report,
+    build_report,
+)
 from pytest_tokenbudget.samples import Sample
 from pytest_tokenbudget.stats import endpoint_stats
 from pytest_tokenbudget.usage import Usage
@@ -223,29 +230,25 @@ def test_tier_costs_add_up_to_the_cost_and_halve_for_batch():
         assert tiers[tier] == tokens[tier] * rates[tier] * Fraction(3, 2)
 
 
-def _report_of(samples: list[Sample], case_ids: list[str], **stats_args) -> tuple[dict, list]:
+def _report_of(samples: list[Sample], case_ids: list[str], **stats_args) -> Report:
     stats = endpoint_stats("faq", samples, case_ids, book=PriceBook(), strict=False, **stats_args)
-    results = [EndpointResult("faq", "pass", stats, line=3)]
-    report = build_report(results, config_path="token_budgets.yml", price_table_date="x")
-    return report, results
+    results = [EndpointResult("faq", "pass", stats, line=3, cases_run=stats.cases)]
+    return build_report(results, config_path="token_budgets.yml", price_table_date="x")
 
 
 def test_case_ids_and_model_names_cannot_become_markup():
     evil = '<img src=x onerror="alert(1)">'
     sample = Sample("faq", evil, "t", 0, evil, Usage(input_tokens=10, output_tokens=2))
-    report, results = _report_of([sample], [evil])
-    page = render_html(report, results)
+    page = render_html(_report_of([sample], [evil]))
     assert evil not in page
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in page
 
 
 def test_unpriced_and_not_run_endpoints_render_without_charts_of_nonsense():
     sample = Sample("faq", "q1", "t", 0, "my-proxy-model", Usage(input_tokens=10, output_tokens=2))
-    report, results = _report_of([sample], ["q1"])
-    results.append(EndpointResult("idle", "not-run", None))
-    report["endpoints"]["idle"] = {"status": "not-run", "line": 9, "calls": 0, "cases": 0,
-                                   "metrics": {}, "budgets": [], "per_case": {}}  # fmt: skip
-    page = render_html(report, results)
+    report = _report_of([sample], ["q1"])
+    idle = EndpointReport("idle", "not-run", line=9)
+    page = render_html(replace(report, endpoints=(*report.endpoints, idle)))
     assert "No priced call" in page
     assert "Not run" in page
     assert page.count('data-chart="input-tokens"') == 1
@@ -257,12 +260,12 @@ def test_a_broken_budget_is_marked_with_its_driving_cases():
                Usage(input_tokens=100 * (i + 1), output_tokens=5))
         for i in range(4)
     ]  # fmt: skip
-    report, results = _report_of(samples, [s.case_id for s in samples])
-    report["endpoints"]["faq"]["budgets"] = [
-        {"key": "max_input_tokens_p95", "metric": "input_tokens_p95", "limit": 250,
-         "actual": 400, "ok": False, "line": 4, "drivers": ["q3", "q2"]},
-    ]  # fmt: skip
-    page = render_html(report, results)
+    report = _report_of(samples, [s.case_id for s in samples])
+    broken = BudgetCheck(
+        "max_input_tokens_p95", "input_tokens_p95", 250, 400, False, 4, ("q3", "q2")
+    )
+    (faq,) = report.endpoints
+    page = render_html(replace(report, endpoints=(replace(faq, budgets=(broken,)),)))
     assert re.search(r'<tr class="broken"><td><code>max_input_tokens_p95</code>', page)
     assert "driven by q3, q2" in page
     drivers = re.findall(r'<tr data-case="(\w+)"><td[^>]*>\w+ <span class="badge', page)
@@ -274,7 +277,7 @@ def test_a_broken_budget_is_marked_with_its_driving_cases():
 
 def test_histogram_puts_each_call_in_one_bar_and_marks_the_calls_over_budget():
     values = [100, 120, 125, 900, 1500]
-    budget = {"key": "max_input_tokens_p95", "metric": "input_tokens_p95", "limit": 1000}
+    budget = BudgetCheck("max_input_tokens_p95", "input_tokens_p95", 1000, None, None, None)
     svg = distribution_svg(values, endpoint="e", side="input", budgets=[budget], p95=1500)
     counts = [int(n) for n in re.findall(r'data-count="(\d+)"', svg)]
     assert sum(counts) == len(values)

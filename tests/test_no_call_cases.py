@@ -281,8 +281,7 @@ def _run(tmp_path, setting: str = "", *, no_call: int = 2, calling: int = 2) -> 
 
 @pytest.mark.parametrize("setting, requests", [("", 2), ("    cases_without_calls: count\n", 4)])
 def test_the_denominator_of_every_per_case_metric(tmp_path, setting, requests):
-    report, _ = _run(tmp_path, setting).report()
-    ep = report["endpoints"]["chat"]
+    ep = _run(tmp_path, setting).report().to_json()["endpoints"]["chat"]
     total = Fraction(1000 * 5 + 100 * 25 + 1000 * 3 + 100 * 15, 10**6)  # Opus c0, Sonnet c1
     assert ep["no_call_cases"] == ["z00", "z01"]
     assert ep["metrics"]["cost_per_request_usd"] == float(round(total / requests, 9))
@@ -292,29 +291,28 @@ def test_the_denominator_of_every_per_case_metric(tmp_path, setting, requests):
 
 
 def test_without_any_case_without_calls_nothing_is_said(tmp_path):
-    report, _ = _run(tmp_path, no_call=0).report()
-    ep = report["endpoints"]["chat"]
+    report = _run(tmp_path, no_call=0).report()
+    ep = report.to_json()["endpoints"]["chat"]
     assert ep["no_call_cases"] == [] and ep["cases_without_calls"] == "exclude"
     assert not any("no API call" in w for w in ep["warnings"])
     assert not any("no API call" in line for line in render_findings(report))
 
 
 def test_a_long_list_is_cut_in_the_text_and_whole_in_report_json(tmp_path):
-    report, results = _run(tmp_path, no_call=NAMED_CASES + 5).report()
-    ep = report["endpoints"]["chat"]
+    report = _run(tmp_path, no_call=NAMED_CASES + 5).report()
+    ep = report.to_json()["endpoints"]["chat"]
     assert len(ep["no_call_cases"]) == NAMED_CASES + 5
     (warning,) = [w for w in ep["warnings"] if "no API call" in w]
     assert f"in {NAMED_CASES + 5} of {NAMED_CASES + 7} cases" in warning
     assert "z09 and 5 more (report.json: no_call_cases)" in warning
     assert "z10" not in warning
     # report.html names every one of them in its cases table
-    assert render_html(report, results).count('data-role="no-call"') == NAMED_CASES + 5
+    assert render_html(report).count('data-role="no-call"') == NAMED_CASES + 5
 
 
 def test_an_endpoint_with_no_call_at_all_still_fails(tmp_path):
     """The existing rule stands: tests ran, nothing was captured: the capture is broken."""
-    report, _ = _run(tmp_path, calling=0).report()
-    ep = report["endpoints"]["chat"]
+    ep = _run(tmp_path, calling=0).report().to_json()["endpoints"]["chat"]
     assert ep["status"] == "fail"
     assert any("captured no API call" in p for p in ep["problems"])
     assert ep["no_call_cases"] == ["z00", "z01"]
@@ -326,7 +324,7 @@ def test_an_endpoint_with_no_call_at_all_still_fails(tmp_path):
 def test_case_ids_in_the_markdown_note_are_escaped(tmp_path):
     run = _run(tmp_path, no_call=0)
     run.case_runs.append(CaseRun("chat", "a*b_[x]", "t::evil"))
-    md = render_markdown(run.report()[0])
+    md = render_markdown(run.report())
     assert "a\\*b\\_\\[x\\]" in md and "a*b_[x]" not in md
 
 

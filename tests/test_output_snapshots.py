@@ -14,7 +14,7 @@ from pytest_tokenbudget.config import load_config
 from pytest_tokenbudget.markdown import render_markdown
 from pytest_tokenbudget.samples import CaseRun, Sample
 from pytest_tokenbudget.session import BudgetRun, Options
-from pytest_tokenbudget.table import render_findings, render_table
+from pytest_tokenbudget.table import render_findings, render_table, render_verdict
 from pytest_tokenbudget.usage import Usage
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
@@ -59,8 +59,7 @@ def report(tmp_path):
         Sample("summarize", "doc_1", "t::doc_1", 0, "acme|<proxy>", Usage(40000, 500))
     )
     run.case_runs.append(CaseRun("summarize", "doc_1", "t::doc_1"))
-    report, _ = run.report()
-    return report
+    return run.report()
 
 
 def check(name: str, text: str) -> None:
@@ -73,7 +72,8 @@ def check(name: str, text: str) -> None:
 def test_terminal_summary(report):
     check(
         "terminal_summary.txt",
-        "\n".join(render_table(report) + [""] + render_findings(report)) + "\n",
+        "\n".join(render_table(report) + [""] + render_findings(report) + [render_verdict(report)])
+        + "\n",
     )
 
 

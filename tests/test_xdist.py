@@ -52,4 +52,4 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     controller = BudgetRun(load_config(path), options)
     for worker in workers[::-1]:  # in any order
         controller.merge_wire(json.loads(json.dumps(worker.to_wire())))
-    assert controller.report()[0] == serial.report()[0]
+    assert controller.report().to_json() == serial.report().to_json()
