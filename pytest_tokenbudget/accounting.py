@@ -47,9 +47,9 @@ def unmeasured(run: CaseRun, recording: str | None, calls: int) -> UnmeasuredCas
     if run.errors:
         return UnmeasuredCase(run.case_id, run.test_id, ERROR, detail)
     if calls:
-        what = f"its test failed after {calls} API call{'s' if calls != 1 else ''}"
+        what = f"failed after {calls} API call{'s' if calls != 1 else ''}"
     else:
-        what = "its test failed before its first API call"
+        what = "failed before its first API call"
     return UnmeasuredCase(run.case_id, run.test_id, FAILED, what)
 
 
@@ -69,15 +69,15 @@ _SHORT = {
 }
 
 
-def _names(cases: Sequence[UnmeasuredCase], *, detail: bool) -> str:
+def _names(cases: Sequence[UnmeasuredCase]) -> str:
     """The cases, with the first line of each one's message when it says more than the kind
     (report.json's unmeasured_cases has the whole message)."""
     shown = [
-        f"{c.case} ({c.message.splitlines()[0]})" if detail and c.message.strip() else c.case
+        f"{c.case} ({c.message.splitlines()[0]})" if c.message.strip() else c.case
         for c in cases[:NAMED]
     ]
     more = f" and {len(cases) - NAMED} more" if len(cases) > NAMED else ""
-    return "; ".join(shown) + more if detail else ", ".join(shown) + more
+    return ", ".join(shown) + more
 
 
 def by_kind(cases: Iterable[UnmeasuredCase]) -> dict[str, list[UnmeasuredCase]]:
@@ -103,7 +103,7 @@ def cause_lines(cases: Sequence[UnmeasuredCase]) -> list[str]:
     for kind, found in by_kind(cases).items():
         n = len(found)
         lead = f"{n} case{'s' if n != 1 else ''} with {_CAUSE[kind]}"
-        lines.append(f"{lead}: {_names(found, detail=kind != FAILED)}")
+        lines.append(f"{lead}: {_names(found)}")
     return lines
 
 

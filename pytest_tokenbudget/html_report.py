@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from fractions import Fraction
 from html import escape
 from pathlib import Path
@@ -114,9 +114,12 @@ def _header(report: Report, baseline: dict[str, Any] | None) -> str:
         if totals.monthly_cost_usd is not None or all(ep.complete for ep in report.endpoints)
         else "no monthly projection (not every case was measured)"
     )
+    complete = all(ep.complete for ep in report.endpoints)
     facts = [
         f"{totals.calls:,} calls",
-        f"{fmt.usd(totals.cost_usd)} for this run",
+        f"{fmt.usd(totals.cost_usd)} for this run"
+        if totals.cost_usd is not None or complete
+        else "no total cost (not every case was measured)",
         monthly,
         f"prices of {escape(report.table_date)}",
         f"percentiles: {escape(report.percentile_method)}",
@@ -668,7 +671,7 @@ def cost_svg(
 
 
 # -- tables -----------------------------------------------------------------------------
-def _cache(cache: dict[str, Any]) -> str:
+def _cache(cache: Mapping[str, Any]) -> str:
     keys = (("calls", "calls"), ("prompt_tokens", "prompt tokens"), ("read_tokens", "cache reads"),
             ("write_5m_tokens", "writes 5 min"), ("write_1h_tokens", "writes 1 h"))  # fmt: skip
     head = "<th></th>" + "".join(f'<th class="num">{h}</th>' for _, h in keys)
@@ -683,10 +686,15 @@ def _cache(cache: dict[str, Any]) -> str:
         rows.append(f'<tr><td>{kind}</td>{cells}<td class="num">{hit_rate}</td></tr>')
     checks = cache.get("min_cache_hit_rate_checks")
     note = f"min_cache_hit_rate checks the {escape(checks)} figures." if checks else ""
+    why = (  # recorded and predicted differ: never without saying why
+        f'<p class="note" data-role="cache-note">{escape(cache["note"])}.</p>'
+        if cache.get("note")
+        else ""
+    )
     return (
         "<h3>Prompt cache</h3>"
         f'<table class="cache"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
-        f'</table><p class="note">{note}</p>'
+        f'</table>{why}<p class="note">{note}</p>'
     )
 
 

@@ -241,7 +241,7 @@ class Report:
             n = len(self.endpoints)
             parts.append(f"{len(failed)} of {n} endpoint{'s' if n != 1 else ''} failed")
         if self.update is not None and not self.update.ok:
-            parts.append("the budget update failed")
+            parts.append("budget update failed")
         if parts:
             return "; ".join(parts)
         if not ran:

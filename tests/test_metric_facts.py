@@ -1,10 +1,13 @@
 """Metric facts live in one table (metrics.py), and everything that judges or shows a
-metric reads them there: the gate, the diff, Markdown and the ratchet."""
+metric reads them there: the gate, the diff, Markdown and the ratchet. The recorded and
+predicted cache-hit rates never disagree without a note saying why."""
 
 from __future__ import annotations
 
 import copy
+import json
 
+from project_files import copy_example
 from test_diff import BASE, budget, report
 
 from pytest_tokenbudget import metrics
@@ -14,6 +17,7 @@ from pytest_tokenbudget.markdown import metric_label, render_diff_markdown
 from pytest_tokenbudget.pricing import PriceBook
 from pytest_tokenbudget.ratchet import plan_update
 from pytest_tokenbudget.samples import Sample
+from pytest_tokenbudget.session import cache_note
 from pytest_tokenbudget.stats import endpoint_stats
 from pytest_tokenbudget.usage import Usage
 
@@ -102,3 +106,51 @@ def test_the_ratchet_tightens_a_predicted_minimum_upwards():
         ("min_cache_hit_rate", 0.72),
         ("max_input_tokens_p95", 3700),
     ]
+
+
+# -- recorded and predicted cache figures ----------------------------------------------------
+def _cache(recorded: float, predicted: float, *, calls: int = 10, predicted_calls: int = 10):
+    return {
+        "recorded": {"calls": calls, "hit_rate": recorded, "write_1h_tokens": 0},
+        "predicted": {"calls": predicted_calls, "hit_rate": predicted},
+        "min_cache_hit_rate_checks": "recorded",
+    }
+
+
+def test_cache_rates_that_agree_need_no_note():
+    assert cache_note(_cache(0.846, 0.846), 2000) == ""
+    assert cache_note(_cache(0.80, 0.76), 2000) == ""  # within 5 points
+
+
+def test_sparse_traffic_explains_a_lower_prediction():
+    note = cache_note(_cache(0.846, 0.0), 10, checked=True)
+    assert note.startswith("cache-hit rate recorded 84.6%, predicted 0.0%: ")
+    assert "a request comes every 8,640 s, longer than the cache lives (5 min)" in note
+    assert note.endswith("(min_cache_hit_rate checks the recorded rate)")
+
+
+def test_changed_prompts_and_warm_traffic_explain_the_others():
+    note = cache_note(_cache(0.2, 0.7, calls=6, predicted_calls=10), None)
+    assert "4 of 10 calls no longer match the prompt they were recorded with" in note
+    assert "all at once" in note and "later requests read what earlier ones wrote" in note
+    assert "min_cache_hit_rate" not in note  # no such budget on this endpoint
+
+
+def test_the_run_says_why_when_they_disagree(pytester):
+    text = copy_example(pytester.path).replace("requests_per_day: 2000", "requests_per_day: 10")
+    (pytester.path / "token_budgets.yml").write_text(text)
+    pytester.syspathinsert()
+    result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    assert result.ret == 0
+    out = pytester.path / ".token-budget"
+    chat = json.loads((out / "report.json").read_text())["endpoints"]["chat_reply"]
+    assert (
+        chat["cache"]["recorded"]["hit_rate"] > 0.8 and chat["cache"]["predicted"]["hit_rate"] < 0.1
+    )
+    note = chat["cache"]["note"]
+    assert note in chat["warnings"] and "every 8,640 s" in note
+    result.stdout.fnmatch_lines(
+        ["warn chat_reply: cache-hit rate recorded 84.6%, predicted 0.0%: *"]
+    )
+    assert "every 8,640 s" in (out / "report.md").read_text()
+    assert 'data-role="cache-note"' in (out / "report.html").read_text()
