@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .atomic import write_atomic
-from .counting import CountCache, count_async, count_key, count_sync, counted_request
+from .counting import (
+    COUNTED_FIELDS,
+    CountCache,
+    count_async,
+    count_key,
+    count_sync,
+    counted_request,
+)
 from .errors import CassetteError
 from .matching import request_key
 from .modes import RECORD_MODES
@@ -546,16 +553,22 @@ class Capture:
             return None
 
     def _by_position(self, httpx: Any, request: Any) -> Any:
-        """The recording at this call's position among the case's Messages requests."""
-        position = sum(1 for e in self.log.exchanges if _is_messages_url(e.method, e.url))
-        found = [
-            index
-            for index, (req, _) in enumerate(self._cassette.data)
-            if _is_messages_url(req.method, req.uri)
-        ]
-        if position >= len(found):
-            return None
-        return self._play(httpx, request, found[position])
+        """The first unplayed recording among the case's Messages requests, when it differs
+        from this one only in the prompt count_tokens counts: a changed model, max_tokens or
+        any other field changes what is generated and billed, and needs a new recording."""
+        sent = _json_body(b"".join(request.stream))
+        for index, (recorded, _) in enumerate(self._cassette.data):
+            if index in self._cassette.play_counts or not _is_messages_url(
+                recorded.method, recorded.uri
+            ):
+                continue
+            was = _json_body(recorded.body)
+            if not isinstance(sent, dict) or not isinstance(was, dict):
+                return None
+            if _uncounted(sent) != _uncounted(was):
+                return None
+            return self._play(httpx, request, index)
+        return None
 
     def _volatile_match(self, httpx: Any, request: Any) -> Any:
         """An unplayed recording this request differs from only in volatile values
@@ -723,6 +736,13 @@ def _json_body(body: Any) -> Any:
         return json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+def _uncounted(body: dict[str, Any]) -> dict[str, Any]:
+    """What a Messages request says besides its prompt: the model and every field that
+    count_tokens does not count (max_tokens, context_management, service_tier, ...)."""
+    prompt = set(COUNTED_FIELDS) - {"model"}
+    return {k: v for k, v in body.items() if k not in prompt}
 
 
 def _mock_below(transport: Any, method: str) -> bool:

@@ -108,7 +108,10 @@ class CountCache:
                 path=self.path,
             )
         try:
-            return _count(entry["input_tokens"], field)
+            count = _count(entry["input_tokens"], field)
+            if count == 0:  # every Messages request has a prompt: a 0 is forged or corrupt
+                raise CassetteError(f"a count of 0 tokens, which no request has ({field})")
+            return count
         except CassetteError as err:
             raise CassetteError(
                 f"corrupt count cache: {err.message}; delete the entry (or the file) to count "

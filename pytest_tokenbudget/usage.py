@@ -271,7 +271,12 @@ def token_count(value: Any, where: str = "token count") -> int:
         raise CassetteError(f"token count {value!r} is not a number ({where})")
     if number < 0:
         raise CassetteError(f"token count {value!r} is negative ({where})")
+    if number > MAX_TOKEN_COUNT:
+        raise CassetteError(f"token count {number:.3g} is beyond any request's ({where})")
     return number
+
+
+MAX_TOKEN_COUNT = 10**12  # far beyond any context window; bigger is corruption or forgery
 
 
 def _header_count(value: str, where: str) -> int:
@@ -543,9 +548,10 @@ def _messages(
     if _is_error(data):
         return []
     usage_data = _usage_object(data.get("usage"), "usage") or _bedrock_header_usage(headers)
-    note = "" if usage_data else "response carried no usage"
+    if not usage_data:  # every Messages answer reports it: a 0 would pass any budget
+        raise CassetteError("the Messages response carries no usage: its tokens are unknown")
     named = model if as_called else str(data.get("model") or model)
-    return anthropic_calls("messages", named, usage_data, note=note)
+    return anthropic_calls("messages", named, usage_data)
 
 
 def _converse(kind: str, headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
@@ -599,9 +605,13 @@ def _messages_stream(
             return []
     if not started:
         raise CassetteError("stream has no message_start event (truncated recording?)")
-    note = "" if finished else "stream ended before message_delta: output tokens incomplete"
+    if not finished:  # the output (and any iterations) come in the final message_delta
+        raise CassetteError(
+            "stream ends before its message_delta (truncated recording?): its output "
+            "tokens are unknown"
+        )
     # usage.iterations comes whole in the last message_delta that carries it (it replaces)
-    return anthropic_calls("messages", model, usage, streamed=True, note=note)
+    return anthropic_calls("messages", model, usage, streamed=True)
 
 
 def _stream_usage(value: Any, where: str) -> Mapping[str, Any]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from project_files import APP, record, report_of
 
 EDITED_APP = APP.replace(
@@ -55,3 +56,50 @@ def test_a_changed_prompt_with_no_committed_count_is_still_stale(project, record
 
     result.assert_outcomes(failed=1, deselected=3)
     result.stdout.fnmatch_lines(["*not in the recording*"])
+
+
+def _changed_and_counted(project, recording_env, app):
+    record(project).assert_outcomes(passed=4)
+    project.makepyfile(app=app)
+    return project.runpytest("--token-budget", "--token-budget-count")
+
+
+CHANGED_BEYOND_THE_PROMPT = {
+    # same prompt, another model: count_tokens counts it, but what it generates and what
+    # it costs are not the recording's
+    "model": APP.replace('model="claude-sonnet-4-6"', 'model="claude-haiku-4-5"'),
+    "max_tokens": EDITED_APP.replace("max_tokens=40", "max_tokens=8000"),
+}
+
+
+@pytest.mark.parametrize("changed", list(CHANGED_BEYOND_THE_PROMPT))
+def test_a_request_changed_beyond_its_prompt_is_never_measured_by_a_count(
+    project, recording_env, monkeypatch, changed
+):
+    counted = _changed_and_counted(project, recording_env, CHANGED_BEYOND_THE_PROMPT[changed])
+    counted.assert_outcomes(failed=4)  # count mode: stale, to re-record
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider", "-k", "short")
+
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(["*not in the recording*"])
+
+
+def test_a_committed_count_of_zero_is_refused(project, recording_env, monkeypatch):
+    import json
+
+    _changed_and_counted(project, recording_env, EDITED_APP).assert_outcomes(passed=4)
+    path = project.path / "cassettes" / "token_counts.json"
+    data = json.loads(path.read_text())
+    for entry in data["counts"].values():
+        entry["input_tokens"] = 0
+    path.write_text(json.dumps(data))
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider")
+
+    assert result.ret != 0
+    endpoint = report_of(project)["endpoints"]["chat"]
+    assert endpoint["status"] == "fail"
+    assert any("a count of 0 tokens" in p for p in endpoint["problems"])

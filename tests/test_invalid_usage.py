@@ -230,7 +230,13 @@ def test_good_counts_still_read():
     assert token_count(0) == 0
     assert token_count(12) == 12
     assert token_count(12.0) == 12  # a JSON number with a zero fraction is that integer
-    assert token_count(10**15) == 10**15
+    assert token_count(10**12) == 10**12
+
+
+def test_a_count_beyond_any_request_is_an_error():  # 10**400 used to crash the report
+    for value in (10**12 + 1, 10**400):
+        with pytest.raises(CassetteError, match="beyond any request"):
+            token_count(value)
 
 
 def test_the_cassette_file_and_its_line_are_named(tmp_path):
@@ -506,3 +512,10 @@ def test_a_bad_committed_count_fails_its_case_only(recorded):
     assert names(chat, "short", f"{counts}: corrupt count cache: token count -40 is negative"), chat
     assert names(chat, "short", field), chat
     assert report["endpoints"]["other"]["status"] == "pass"
+
+
+def test_a_messages_answer_without_usage_is_an_error():
+    # a 0-token, $0 sample would pull every percentile down and pass any budget
+    for body in (message(None), message({}), {"type": "message", "model": "m", "content": []}):
+        with pytest.raises(CassetteError, match="carries no usage"):
+            parse_exchange(exchange(MESSAGES, body))
