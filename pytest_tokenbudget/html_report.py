@@ -375,6 +375,7 @@ def _distribution_figure(
     metrics = ep.metrics
     budgets = [b for b in ep.budgets if b.metric.startswith(f"{side}_tokens_")]
     p95 = metrics.get(f"{side}_tokens_p95")
+    p95 = int(p95) if p95 is not None else None
     svg = distribution_svg(
         values, endpoint=ep.name, side=side, budgets=budgets, p95=p95, baseline_p95=baseline_p95
     )
@@ -616,7 +617,7 @@ def cost_svg(
     end, step = _axis(float(max([*totals, Fraction(str(limit or 0))])), ticks=6, integer=False)
     decimals = max(0, -math.floor(math.log10(step)))
 
-    def x(value: float) -> float:
+    def x(value: float | Fraction) -> float:
         return left + plot_w * float(value) / end
 
     label = f"{endpoint}: cost per request by tier and model" + (

@@ -31,7 +31,7 @@ def render_markdown(report: Report) -> str:
     out += [_report_verdict(report), ""]
     out += _failures(report)
     if report.diff is not None:
-        out += _diff_body(report.diff, list(report.findings), _report_notes(report))
+        out += _diff_body(report.diff, [dict(f) for f in report.findings], _report_notes(report))
         return cap_markdown("\n".join(out))
     out += [
         "| Endpoint | Status | Calls | Cases | p95 in | p95 out | Escalation | Cache hit | $/request | $/month |",
@@ -53,7 +53,7 @@ def render_markdown(report: Report) -> str:
                 f"of {show(b.metric, b.limit)} "
                 f"(line {b.line})" + (f" — driven by {drivers}" if drivers else "")
             )
-    out += cache_section(list(report.findings))
+    out += cache_section([dict(f) for f in report.findings])
     notes = _report_notes(report)
     if notes:
         out += ["", "### Notes", ""] + notes

@@ -49,7 +49,7 @@ class Metric:
         if self.unit == RATE:
             return f"{sign}{abs(float(delta)) * 100:.1f} pp"
         if self.unit == USD:
-            return sign + fmt.usd(abs(delta))
+            return sign + fmt.usd(-delta if delta < 0 else delta)
         return f"{sign}{abs(int(delta)):,}"
 
 

@@ -321,7 +321,7 @@ def rewrite(path: Path, changes: list[Change]) -> Written:
         if inherited:
             scalars = [k for k in own if not isinstance(mapping[k], (CommentedMap, CommentedSeq))]
             budgets = [k for k in scalars if k in BUDGET_KEYS]
-            after = (budgets or scalars or [None])[-1]
+            after = (budgets or scalars)[-1] if budgets or scalars else None
             _insert_after(mapping, after, change.key, value)
             change = replace(change, from_defaults=change.line)
         else:

@@ -36,9 +36,8 @@ PERCENTILE_METHOD = "nearest-rank over calls"
 
 Value = int | float | None
 PASS, FAIL, NOT_RUN = "pass", "fail", "not-run"
-# Kinds of failure, in the order an endpoint's headline picks them (worst first).
+# Kinds of failure, in the order an endpoint's headline picks them (worst first: _judged).
 CASES, PROBLEM, BUDGET, REGRESSION, UPDATE = "cases", "problem", "budget", "regression", "update"
-FAILURE_ORDER = (CASES, PROBLEM, BUDGET, REGRESSION, UPDATE)
 
 
 @dataclass
@@ -253,9 +252,6 @@ class Report:
             text += ", no regression"
         return text
 
-    def endpoint(self, name: str) -> EndpointReport | None:
-        return next((ep for ep in self.endpoints if ep.name == name), None)
-
     def to_json(self) -> dict[str, Any]:
         return report_json(self)
 
@@ -398,16 +394,14 @@ def _totals(results: list[EndpointResult], endpoints: tuple[EndpointReport, ...]
     # A model with no price, or a case not measured, makes every total that would include
     # it unknown, not smaller.
     unknown = any(s.unpriced for s in measured) or any(ep.unmeasured for ep in endpoints)
-    monthly = [
-        s.metrics["monthly_cost_usd"]
-        for s in measured
-        if s.metrics.get("monthly_cost_usd") is not None
+    monthly = [  # exact: the stats keep Fractions until they are written
+        Fraction(m) for s in measured if (m := s.metrics.get("monthly_cost_usd")) is not None
     ]
     cost = sum((s.cost_total for s in measured if s.cost_total is not None), Fraction(0))
     return Totals(
         calls=sum(s.calls for s in measured),
         cost_usd=None if unknown else number("cost_usd", cost),
-        monthly_cost_usd=number("monthly_cost_usd", sum(monthly, Fraction(0)))  # type: ignore[arg-type]
+        monthly_cost_usd=number("monthly_cost_usd", sum(monthly, Fraction(0)))
         if monthly and not unknown
         else None,
     )

@@ -13,11 +13,16 @@ TOP_DRIVERS = 5
 
 
 class BudgetLike(Protocol):
-    key: str
-    metric: str
-    limit: float
-    kind: str  # "max" | "min"
-    line: int
+    @property
+    def key(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def limit(self) -> float: ...
+    @property
+    def kind(self) -> str: ...  # "max" | "min"
+    @property
+    def line(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -25,7 +30,7 @@ class Verdict:
     key: str
     metric: str
     limit: float
-    actual: Fraction | int | None
+    actual: Fraction | float | None  # exact (a Fraction) from stats; int for token counts
     ok: bool | None  # None: could not be evaluated (see note)
     line: int
     drivers: tuple[str, ...] = ()  # case ids that drive the metric, worst first
