@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from . import formatting as fmt
-from .accounting import cause_lines
+from .accounting import cause_lines, fix_command
 from .diff import BUDGET, REGRESSION, WARN, Diff
 from .report import CASES, PROBLEM, UPDATE, Report, report_from_json
 
@@ -48,8 +48,10 @@ def _report_findings(report: Report) -> list[Finding]:
     out = []
     for ep in report.endpoints:
         for f in ep.failures:
-            if f.kind == CASES:
+            if f.kind == CASES:  # why, which cases, and the command that fixes them
+                fix = fix_command(ep.unmeasured)
                 message = "; ".join([f.message, *cause_lines(ep.unmeasured)])
+                message += f". Fix: {fix}" if fix else ""
                 out.append(Finding(CASES, "error", ep.name, "cases", ep.line, message))
             elif f.kind == PROBLEM:
                 out.append(Finding(PROBLEM, "error", ep.name, "problem", ep.line, f.message))
@@ -64,11 +66,6 @@ def _report_findings(report: Report) -> list[Finding]:
                 out.append(Finding(BUDGET, "error", ep.name, b.key, b.line, message))
     if report.diff is not None:
         out += _diff_findings(report.diff)
-    for fix in report.fixes:
-        out = [
-            replace(f, message=f"{f.message}. Fix: {fix.command}") if f.kind == CASES else f
-            for f in out
-        ]
     out += [
         Finding(UPDATE, "error", "", "update", None, f.message)
         for f in report.failures

@@ -243,3 +243,22 @@ def test_a_bad_file_never_stops_the_report_of_the_others(recorded):
     assert sorted(chat["per_case"]) == ["hard", "streamed"]
     html = (recorded.path / ".token-budget" / "report.html").read_text()
     assert html.count('data-kind="unreadable"') == 2
+
+
+def test_annotations_and_the_job_summary_say_the_same(recorded, monkeypatch, tmp_path):
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    (recorded.path / "cassettes" / "chat" / "medium.yaml").write_text("interactions: [{oops\n")
+    result = recorded.runpytest(*RUN)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    (annotation,) = [line for line in result.outlines if line.startswith("::error ")]
+    assert annotation.startswith(
+        "::error file=token_budgets.yml,line=2,title=Token budget%3A chat cases::"
+        "1 of 4 cases not measured (unreadable recording); 1 case with a recording that "
+        "cannot be read: medium ("
+    )
+    assert annotation.endswith(
+        ". Fix: pytest --token-budget --token-budget-record=all 'test_chat.py::test_chat[medium]'"
+    )
+    assert summary.read_text() == (recorded.path / ".token-budget" / "report.md").read_text()
