@@ -585,7 +585,10 @@ class Capture:
                 recorded.method.upper(), parts.path, parts.query
             ):  # fmt: skip
                 continue
-            spans = volatile_spans(_json_body(recorded.body), sent)
+            was = _json_body(recorded.body)
+            if isinstance(was, dict) and any(sent.get(k) != was.get(k) for k in _NEVER_VOLATILE):
+                continue  # another model or length: another bill, never a volatile value
+            spans = volatile_spans(was, sent)
             if spans:
                 self.log.volatile[len(self.log.exchanges)] = spans
                 return self._play(httpx, request, index)
@@ -736,6 +739,11 @@ def _json_body(body: Any) -> Any:
         return json.loads(body) if body else None
     except (ValueError, UnicodeDecodeError):
         return None
+
+
+# Fields whose change changes what is generated and billed: a request that differs there
+# is stale, however much the change looks like a timestamp or a counter.
+_NEVER_VOLATILE = ("model", "max_tokens", "service_tier", "speed", "inference_geo")
 
 
 def _uncounted(body: dict[str, Any]) -> dict[str, Any]:

@@ -103,3 +103,15 @@ def test_a_committed_count_of_zero_is_refused(project, recording_env, monkeypatc
     endpoint = report_of(project)["endpoints"]["chat"]
     assert endpoint["status"] == "fail"
     assert any("a count of 0 tokens" in p for p in endpoint["problems"])
+
+
+def test_a_model_version_change_is_stale_not_a_volatile_value(project, recording_env, monkeypatch):
+    # claude-opus-4-7 -> claude-opus-4-6 differs by one digit, like a counter would
+    record(project).assert_outcomes(passed=4)
+    project.makepyfile(app=APP.replace('"claude-opus-4-7"', '"claude-opus-4-6"'))
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider", "-k", "hard")
+
+    result.assert_outcomes(failed=1, deselected=3)
+    result.stdout.fnmatch_lines(["*not in the recording*"])
