@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import CassetteError
+from .errors import CassetteError, kind_of
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
 _PRELUDE = struct.Struct(">III")  # total length, headers length, prelude CRC
@@ -275,7 +275,7 @@ def converse_usage(content_type: str, body: bytes) -> ConverseUsage | None:
         return ConverseUsage({"input_tokens": _token_count(data["inputTokens"], "inputTokens")})
     usage = data.get("usage")
     if usage is not None and not isinstance(usage, dict):
-        raise CassetteError(f"usage is {_kind(usage)}, not an object of token counts")
+        raise CassetteError(f"usage is {kind_of(usage)}, not an object of token counts")
     if not usage:
         return ConverseUsage({}, note="response carried no usage")
     return ConverseUsage(_messages_fields(usage, "usage"))
@@ -298,23 +298,13 @@ def _converse_stream(body: bytes) -> ConverseUsage | None:
         found = event.get("usage") if isinstance(event, dict) else None
         if found is not None and not isinstance(found, dict):
             raise CassetteError(
-                f"metadata event usage is {_kind(found)}, not an object of token counts"
+                f"metadata event usage is {kind_of(found)}, not an object of token counts"
             )
         usage = found if found is not None else usage
     if usage is None:
         why = "it was cut short" if cut else "it has no metadata event"
         return ConverseUsage({}, streamed=True, note=f"stream carried no usage ({why})")
     return ConverseUsage(_messages_fields(usage, "metadata event usage"), streamed=True)
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value[:40]!r})"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"{type(value).__name__} {value!r}"[:60]
 
 
 def _messages_fields(usage: Mapping[str, Any], where: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ UsageError or the command line's exit code — renders it once, without a traceb
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class TokenBudgetError(Exception):
@@ -53,3 +54,16 @@ class ReportError(TokenBudgetError):
 
 class SecretError(TokenBudgetError):
     """A file about to be written still holds a credential-shaped value."""
+
+
+def kind_of(value: Any) -> str:
+    """What a value that should have been something else is, for a message."""
+    if isinstance(value, bool):
+        return f"a boolean ({value!r})"
+    if isinstance(value, str):
+        return f"a string ({value[:40]!r})"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, (int, float)):
+        return f"a number ({value!r})"
+    return f"{type(value).__name__} {value!r}"[:60]

@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import bedrock
-from .errors import CassetteError
+from .errors import CassetteError, kind_of
 from .recorders import Exchange, exchanges_from_document, read_recording
 
 
@@ -235,20 +235,8 @@ def _usage_object(value: Any, where: str) -> Mapping[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise CassetteError(f"{where} is {_kind(value)}, not an object of token counts")
+        raise CassetteError(f"{where} is {kind_of(value)}, not an object of token counts")
     return value
-
-
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"a boolean ({value!r})"
-    if isinstance(value, str):
-        return f"a string ({value[:40]!r})"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, (int, float)):
-        return f"a number ({value!r})"
-    return f"{type(value).__name__} {value!r}"[:60]
 
 
 def token_count(value: Any, where: str = "token count") -> int:
@@ -272,7 +260,8 @@ def token_count(value: Any, where: str = "token count") -> int:
     if number < 0:
         raise CassetteError(f"token count {value!r} is negative ({where})")
     if number > MAX_TOKEN_COUNT:
-        raise CassetteError(f"token count {number:.3g} is beyond any request's ({where})")
+        power = int(number.bit_length() * 0.30103)  # no float or str: either may overflow
+        raise CassetteError(f"token count of about 10^{power} is beyond any request ({where})")
     return number
 
 
@@ -336,18 +325,18 @@ def _iterations(value: Any, where: str) -> list[tuple[str, str, Usage]]:
     if value is None:
         return []
     if not isinstance(value, list):
-        raise CassetteError(f"{where} is {_kind(value)}, not a list")
+        raise CassetteError(f"{where} is {kind_of(value)}, not a list")
     found = []
     for index, item in enumerate(value):
         at = f"{where}[{index}]"
         if not isinstance(item, dict):
-            raise CassetteError(f"{at} is {_kind(item)}, not an object")
+            raise CassetteError(f"{at} is {kind_of(item)}, not an object")
         kind = item.get("type")
         if not isinstance(kind, str) or not kind:
-            raise CassetteError(f"{at}.type is {_kind(kind)}: an iteration names its type")
+            raise CassetteError(f"{at}.type is {kind_of(kind)}: an iteration names its type")
         model = item.get("model")
         if model is not None and (not isinstance(model, str) or not model):
-            raise CassetteError(f"{at}.model is {_kind(model)}, not a model name")
+            raise CassetteError(f"{at}.model is {kind_of(model)}, not a model name")
         if model is None and KNOWN_ITERATIONS.get(kind) == "its model":
             raise CassetteError(f"{at}.model is missing: a {kind} is billed at its model's rates")
         found.append((kind, model or "", usage_from_api(item, at)))

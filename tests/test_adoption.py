@@ -393,10 +393,11 @@ def test_a_module_mixing_cassettes_and_other_mocks_passes_as_without_the_plugin(
     assert per_case["test_suite/test_respx_serves_its_own"]["input_tokens"] == 11
     assert per_case["test_suite/test_respx_serves_its_own"]["output_tokens"] == 7
     warnings = report_of(suite)["endpoints"]["chat"]["warnings"]
-    assert [w for w in warnings if "answered by a mock" in w] == [
+    mock = (
         "calls of 1 case(s) were answered by a mock of the test's own (respx or the like), "
         "so their usage is the mock's: test_suite/test_respx_serves_its_own"
-    ]
+    )
+    assert [w for w in warnings if "answered by a mock" in w] == [mock]
 
 
 def test_a_request_nobody_serves_is_still_a_miss_without_network(suite):
@@ -420,15 +421,12 @@ def test_a_request_nobody_serves_is_still_a_miss_without_network(suite):
     )
 
 
-LOOPBACK_MODULE = """\
+# A server of the test's own on loopback: a mock like any other.
+LOOP = """\
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
-import anthropic
 import httpx
-import pytest
-
-pytestmark = [pytest.mark.token_budget("chat")]
 
 
 class Hello(BaseHTTPRequestHandler):
@@ -441,11 +439,27 @@ class Hello(BaseHTTPRequestHandler):
         pass
 
 
-def test_own_server_on_loopback():
+def serve_once():
     server = HTTPServer(("127.0.0.1", 0), Hello)
     threading.Thread(target=server.handle_request, daemon=True).start()
-    assert httpx.get(f"http://127.0.0.1:{server.server_port}/").text == "hello"
-    server.server_close()
+    try:
+        return httpx.get(f"http://127.0.0.1:{server.server_port}/").text
+    finally:
+        server.server_close()
+"""
+
+
+LOOPBACK_MODULE = """\
+import anthropic
+import pytest
+
+from test_loop import serve_once
+
+pytestmark = [pytest.mark.token_budget("chat")]
+
+
+def test_own_server_on_loopback():
+    assert serve_once() == "hello"
 
 
 def test_api_call_to_a_loopback_emulator():
@@ -458,7 +472,8 @@ def test_a_server_of_the_tests_own_is_reached_but_no_api_call_leaves_replay(
     suite, emulator, monkeypatch
 ):
     monkeypatch.setenv("ANTHROPIC_BASE_URL", emulator.base_url)  # an API up on loopback
-    suite.makepyfile(test_suite=LOOPBACK_MODULE)
+    suite.makepyfile(test_suite=LOOPBACK_MODULE, test_loop=LOOP)
+    suite.syspathinsert()
 
     result = suite.runpytest("--token-budget", "-p", "no:cacheprovider")
 
@@ -634,7 +649,7 @@ STACKED_PATCH = """\
 import httpx
 import pytest
 
-from test_loop import Hello, serve_once
+from test_loop import serve_once
 
 
 @pytest.fixture
@@ -666,32 +681,6 @@ def test_later_unmarked_api_call_reaches_the_api():
 
     assert anthropic.Anthropic(max_retries=0).messages.create(
         model="claude-sonnet-4-6", max_tokens=5, messages=[{"role": "user", "content": "x"}])
-"""
-
-LOOP = """\
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
-
-import httpx
-
-
-class Hello(BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"hello")
-
-    def log_message(self, *args):
-        pass
-
-
-def serve_once():
-    server = HTTPServer(("127.0.0.1", 0), Hello)
-    threading.Thread(target=server.handle_request, daemon=True).start()
-    try:
-        return httpx.get(f"http://127.0.0.1:{server.server_port}/").text
-    finally:
-        server.server_close()
 """
 
 
