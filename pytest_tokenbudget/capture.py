@@ -278,8 +278,10 @@ class Capture:
         for httpx in _httpx_modules():
             for cls_name in ("MockTransport", "ASGITransport", "WSGITransport"):
                 cls = getattr(httpx, cls_name, None)
+                if cls is None:
+                    continue
                 for name in ("handle_request", "handle_async_request"):
-                    method = vars(cls).get(name) if cls is not None else None
+                    method = vars(cls).get(name)
                     if method is not None and inspect.unwrap(method) is not method:
                         self._patch(cls, name, inspect.unwrap(method))
 

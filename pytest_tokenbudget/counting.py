@@ -224,7 +224,11 @@ def _parse_count(status: int, payload: bytes) -> int:
     except (ValueError, RecursionError):
         data = None
     if status >= 400:
-        detail = data.get("error", data) if isinstance(data, dict) else payload[:200]
+        detail = (
+            data.get("error", data)
+            if isinstance(data, dict)
+            else payload[:200].decode("utf-8", "replace")
+        )
         raise CassetteError(f"count_tokens failed with HTTP {status}: {detail}")
     if not isinstance(data, dict) or data.get("input_tokens") is None:
         raise CassetteError(f"count_tokens answered HTTP {status} without a count")

@@ -108,8 +108,8 @@ def _install() -> None:
             (socket.socket, "connect_ex", connect_ex),
             (socket, "getaddrinfo", getaddrinfo),
         ]
-        socket.socket.connect = guarded_connect  # type: ignore[method-assign]
-        socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign]
+        socket.socket.connect = guarded_connect  # type: ignore[method-assign,assignment]
+        socket.socket.connect_ex = guarded_connect_ex  # type: ignore[method-assign,assignment]
         socket.getaddrinfo = guarded_getaddrinfo
 
 

@@ -377,6 +377,7 @@ def _check_cases(run: BudgetRun, items: list[pytest.Item]) -> None:
         )
     # Failed at setup, item by item: an error raised here would be an INTERNALERROR
     # under xdist, whose workers collect too.
+    assert run.options.cassettes is not None  # set by pytest_configure
     problems = {**legacy_moves(cases, run.options.cassettes), **collisions(cases)}
     for item in items:
         if item.nodeid in problems:

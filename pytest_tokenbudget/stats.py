@@ -187,9 +187,9 @@ def endpoint_stats_of(
     models: dict[str, int] = {}
     notes: dict[str, int] = {}
     # Cost is linear in tokens: sum tokens per (case, model, batch) first, price once.
-    grouped: dict[tuple[str, str, bool], list[int]] = {}
+    grouped: dict[tuple[str, str, bool], Sequence[int]] = {}
     # (iteration type, model, batch) -> [iterations, calls, input, output, w5m, w1h, read]
-    steps: dict[tuple[str, str, bool], list[int]] = {}
+    steps: dict[tuple[str, str, bool], Sequence[int]] = {}
     cache_read = recounted = input_only = 0
     calls = 0
     for part in parts:
@@ -210,14 +210,14 @@ def endpoint_stats_of(
         case.output_tokens += part.output_sum
         case.cache_read_tokens += part.cache_read_sum
         case.models.update(part.models)
-        for (model, is_batch), t in part.groups.items():
+        for (model, is_batch), sums in part.groups.items():
             key = (cid, model, is_batch or batch)
             g = grouped.get(key)  # the part's own list, read only: a sum is a new list
-            grouped[key] = t if g is None else [a + b for a, b in zip(g, t)]
-        for (step, model, is_batch), t in part.iterations.items():
+            grouped[key] = sums if g is None else [a + b for a, b in zip(g, sums)]
+        for (step, model, is_batch), sums in part.iterations.items():
             key = (step, model, is_batch or batch)
             g = steps.get(key)
-            steps[key] = t if g is None else [a + b for a, b in zip(g, t)]
+            steps[key] = sums if g is None else [a + b for a, b in zip(g, sums)]
 
     prices: dict[str, Price | None] = {}
     for _, model, _ in grouped:
