@@ -484,9 +484,9 @@ class Capture:
         url = str(request.url)
         if is_api_route(url):
             return False
-        method = request.method.upper()
+        method, urls = request.method.upper(), (url, scrub_text(url))  # recorded: scrubbed
         return not any(
-            recorded.method.upper() == method and recorded.uri in (url, scrub_text(url))
+            recorded.method.upper() == method and recorded.uri in urls
             for recorded, _ in self._cassette.data
         )
 

@@ -39,6 +39,11 @@ class ItemCase:
     legacy_id: str | None  # where its cassette was before one case per item; None: same
 
 
+def cassette_path(cassettes: Path, endpoint: str, case_id: str) -> Path:
+    """Where the plugin keeps a case's own cassette."""
+    return cassettes / endpoint / f"{case_id}.yaml"
+
+
 def budget_case_id(case_id: str, idlist: Sequence[str]) -> str:
     """A `budget_case` item: its case, then the ids of the test's other parameters."""
     others = list(idlist)
@@ -99,22 +104,22 @@ def legacy_moves(cases: Iterable[ItemCase], cassettes: Path) -> dict[str, str]:
     those items re-recorded.
     """
     cases = list(cases)
-    live = {cassettes / case.endpoint / f"{case.case_id}.yaml" for case in cases}
+    live = {cassette_path(cassettes, case.endpoint, case.case_id) for case in cases}
     claims: dict[Path, list[ItemCase]] = {}
     for case in cases:
         if case.legacy_id is None:
             continue
-        old = cassettes / case.endpoint / f"{case.legacy_id}.yaml"
+        old = cassette_path(cassettes, case.endpoint, case.legacy_id)
         if old in live:  # another item's cassette today, not a leftover
             continue
-        if old.is_file() and not (cassettes / case.endpoint / f"{case.case_id}.yaml").exists():
+        if old.is_file() and not cassette_path(cassettes, case.endpoint, case.case_id).exists():
             claims.setdefault(old, []).append(case)
     if not claims:
         return {}
     moves, shared = [], []
     for old, owners in claims.items():
         if len(owners) == 1:
-            moves.append((old, cassettes / owners[0].endpoint / f"{owners[0].case_id}.yaml"))
+            moves.append((old, cassette_path(cassettes, owners[0].endpoint, owners[0].case_id)))
         else:
             shared.append((old, owners))
     lines = [

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .capture import Capture, Miss, Recorder, is_cassette
+from .case_ids import cassette_path
 from .errors import CassetteError
 from .samples import CaseRun
 from .usage import Call, Exchange, Usage, is_api_route, parse_exchange, usage_from_api
@@ -115,7 +116,7 @@ def open_case(
 
     With a driver (another recorder's cassette), only observe what that recorder serves.
     """
-    path = run.options.cassettes / endpoint / f"{case_id}.yaml"
+    path = cassette_path(run.options.cassettes, endpoint, case_id)
     mode = "all" if path.exists() else "once"
     capture = Capture(
         path,

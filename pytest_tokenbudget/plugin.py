@@ -274,6 +274,15 @@ def _paths(config: pytest.Config) -> tuple[Path, Path | None]:
 
 
 # -- collection ------------------------------------------------------------------------
+def _marked_endpoint(item: pytest.Item) -> str | None:
+    """The endpoint an item's token_budget marker names; None when unmarked or malformed
+    (a malformed marker is reported where the test runs, by _endpoint_of)."""
+    marker = item.get_closest_marker("token_budget")
+    if marker is None or len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        return None
+    return marker.args[0]
+
+
 def _endpoint_of(marker: pytest.Mark) -> str:
     if len(marker.args) != 1 or not isinstance(marker.args[0], str):
         pytest.fail(
@@ -340,15 +349,16 @@ def _only_ours(item: pytest.Item, cassettes: Path) -> bool:
         return True
     if _foreign_driven(item):
         return False
-    marker = item.get_closest_marker("token_budget")
-    if marker is None or len(marker.args) != 1 or not isinstance(marker.args[0], str):
+    endpoint = _marked_endpoint(item)
+    if endpoint is None:
         return False
-    from .case_ids import test_case_id
+    from .case_ids import cassette_path, test_case_id
 
-    own = cassettes / marker.args[0]
-    return (own / f"{test_case_id(item.nodeid)}.yaml").is_file() or (
-        own / f"{getattr(item, 'originalname', item.name)}.yaml"
-    ).is_file()
+    legacy = getattr(item, "originalname", item.name)  # where it was before one per item
+    return any(
+        cassette_path(cassettes, endpoint, case_id).is_file()
+        for case_id in (test_case_id(item.nodeid), legacy)
+    )
 
 
 def _foreign_driven(item: pytest.Item) -> bool:
@@ -365,15 +375,13 @@ def _check_cases(run: BudgetRun, items: list[pytest.Item]) -> None:
 
     cases = []
     for item in items:
-        marker = item.get_closest_marker("token_budget")
-        if marker is None or len(marker.args) != 1 or not isinstance(marker.args[0], str):
+        endpoint = _marked_endpoint(item)
+        if endpoint is None:
             continue
         case_id, legacy = _case_ids(item)
         item.stash[CASE_ID_KEY] = case_id
         cases.append(
-            ItemCase(
-                marker.args[0], case_id, item.nodeid, None if _foreign_driven(item) else legacy
-            )
+            ItemCase(endpoint, case_id, item.nodeid, None if _foreign_driven(item) else legacy)
         )
     # Failed at setup, item by item: an error raised here would be an INTERNALERROR
     # under xdist, whose workers collect too.
@@ -497,13 +505,13 @@ def _setup_failed(run: BudgetRun, item: pytest.Item) -> None:
     from .accounting import UNREADABLE
     from .samples import CaseRun
 
-    marker = item.get_closest_marker("token_budget")
-    if marker is None or len(marker.args) != 1 or not isinstance(marker.args[0], str):
+    endpoint = _marked_endpoint(item)
+    if endpoint is None:
         return
     # a capture that could not start says why; any other setup error is the test's own
     error, unreadable = item.stash.get(SETUP_ERROR_KEY, (None, False))
     errors = (error,) if error is not None else ()
-    run.add_case_run(CaseRun(marker.args[0], _case_id(item), item.nodeid, "failed", errors))
+    run.add_case_run(CaseRun(endpoint, _case_id(item), item.nodeid, "failed", errors))
     if unreadable:
         run.note_recording(item.nodeid, UNREADABLE)
 

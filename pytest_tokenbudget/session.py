@@ -222,8 +222,7 @@ class BudgetRun:
         if mocked:
             result.warnings.append(
                 f"calls of {len(mocked)} case(s) were answered by a mock of the test's own "
-                f"(respx or the like), so their usage is the mock's: {', '.join(mocked[:NAMED_CASES])}"
-                + (f" and {len(mocked) - NAMED_CASES} more" if len(mocked) > NAMED_CASES else "")
+                f"(respx or the like), so their usage is the mock's: {named_cases(mocked)}"
             )
         if stats.calls and stats.calls < ep.min_samples:
             result.warnings.append(
@@ -360,12 +359,18 @@ def cache_note(
 NAMED_CASES = 10  # no-call cases named in a warning; report.json lists them all
 
 
+def named_cases(cases: list[str], listed: str = "") -> str:
+    """The first NAMED_CASES case ids, and how many more (and where all are listed)."""
+    named = ", ".join(cases[:NAMED_CASES])
+    if len(cases) > NAMED_CASES:
+        named += f" and {len(cases) - NAMED_CASES} more" + (f" ({listed})" if listed else "")
+    return named
+
+
 def no_call_warning(stats: EndpointStats) -> str:
     """Cases that made no API call, named, and how they count in the per-case metrics."""
     cases = stats.no_call_cases
-    named = ", ".join(cases[:NAMED_CASES])
-    if len(cases) > NAMED_CASES:
-        named += f" and {len(cases) - NAMED_CASES} more (report.json: no_call_cases)"
+    named = named_cases(cases, listed="report.json: no_call_cases")
     metrics = "escalation_rate, cost_per_request_usd and monthly_cost_usd"
     if stats.cases_without_calls == "count":
         how = f"they count as $0 requests in {metrics} (cases_without_calls: count)"
@@ -386,7 +391,7 @@ def unmeasured_warnings(ran: Iterable[CaseRun]) -> list[str]:
             cases.setdefault(request, []).append(run.case_id)
     return [
         f"{len(ids)} API request(s) carried no usage and are not in the token or cost figures: "
-        f"{request}, in case(s) {', '.join(dict.fromkeys(ids[:NAMED_CASES]))}"
+        f"{request}, in case(s) {named_cases(list(dict.fromkeys(ids)))}"
         for request, ids in sorted(cases.items())
     ]
 
