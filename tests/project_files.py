@@ -70,6 +70,22 @@ def test_chat(budget_case):
 """
 
 
+# One model, no escalation: for tests whose recordings carry usage of their own shape.
+PLAIN_APP = """\
+import anthropic
+
+
+def reply(question, *, stream=False):
+    client = anthropic.Anthropic(max_retries=0)
+    kwargs = dict(model="claude-sonnet-4-6", max_tokens=40,
+                  messages=[{"role": "user", "content": question}])
+    if stream:
+        with client.messages.stream(**kwargs) as s:
+            return "".join(s.text_stream)
+    return client.messages.create(**kwargs).content[0].text
+"""
+
+
 def record(project):
     return project.runpytest(
         "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"

@@ -14,6 +14,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from project_files import PLAIN_APP
 
 from pytest_tokenbudget.analyze import analyze
 from pytest_tokenbudget.counting import CACHE_SCHEMA, CountCache, count_sync
@@ -355,19 +356,6 @@ CASES = """\
   question: Compare three retry strategies.
 """
 OTHER = "- id: fine\n  question: Is this endpoint still measured?\n"
-APP = """\
-import anthropic
-
-
-def reply(question, *, stream=False):
-    client = anthropic.Anthropic(max_retries=0)
-    kwargs = dict(model="claude-sonnet-4-6", max_tokens=40,
-                  messages=[{"role": "user", "content": question}])
-    if stream:
-        with client.messages.stream(**kwargs) as s:
-            return "".join(s.text_stream)
-    return client.messages.create(**kwargs).content[0].text
-"""
 TEST = """\
 import pytest
 from app import reply
@@ -388,7 +376,7 @@ def test_other(budget_case):
 def recorded(pytester, recording_env, monkeypatch):
     """The project recorded against the emulator, then offline as in CI."""
     pytester.makefile(".yml", token_budgets=CONFIG, cases=CASES, other=OTHER)
-    pytester.makepyfile(app=APP, test_budget=TEST)
+    pytester.makepyfile(app=PLAIN_APP, test_budget=TEST)
     pytester.syspathinsert()
     result = pytester.runpytest("--token-budget", "--token-budget-record=once",
                                 "-p", "no:cacheprovider")  # fmt: skip

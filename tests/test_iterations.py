@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from project_files import PLAIN_APP
 
 from pytest_tokenbudget.analyze import analyze, group
 from pytest_tokenbudget.cache_doctor import Doctor, diagnose_case
@@ -350,19 +351,6 @@ def test_the_doctor_takes_a_compaction_steps_cache_write_as_evidence():
 
 
 # -- through the plugin: recorded against the emulator, replayed offline --------------------
-APP = """\
-import anthropic
-
-
-def reply(question, *, stream=False):
-    client = anthropic.Anthropic(max_retries=0)
-    kwargs = dict(model="claude-sonnet-4-6", max_tokens=40,
-                  messages=[{"role": "user", "content": question}])
-    if stream:
-        with client.messages.stream(**kwargs) as s:
-            return "".join(s.text_stream)
-    return client.messages.create(**kwargs).content[0].text
-"""
 CONFIG = """\
 endpoints:
   chat:
@@ -418,7 +406,7 @@ def emulated_steps(request, usage):
 @pytest.fixture
 def iterations_project(pytester, recording_env):
     pytester.makefile(".yml", token_budgets=CONFIG, cases=CASES)
-    pytester.makepyfile(app=APP, test_chat=TEST)
+    pytester.makepyfile(app=PLAIN_APP, test_chat=TEST)
     pytester.syspathinsert()
     recording_env.iterations = emulated_steps
     return pytester
