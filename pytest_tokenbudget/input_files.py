@@ -38,7 +38,7 @@ def read_bounded_bytes(
     checked on the open file descriptor and the read stops one byte past the limit, so a
     file that grows while it is read is refused too.
     """
-    where = shown if shown is not None else path
+    where = os.fspath(shown if shown is not None else path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
@@ -80,7 +80,7 @@ def read_bounded_text(
     try:
         return data.decode(encoding)
     except UnicodeDecodeError:
-        where = shown if shown is not None else path
+        where = os.fspath(shown if shown is not None else path)
         raise error(f"cannot read {what}: not UTF-8 text", path=where) from None
 
 
