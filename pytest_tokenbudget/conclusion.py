@@ -70,10 +70,9 @@ def conclude(
     if report.update is not None:
         lines += report.update.lines
     if github:
-        from .annotations import append_step_summary, github_annotations
+        from .annotations import github_annotations
 
         lines += github_annotations(report, config_path)
-        append_step_summary(markdown)
     sent, cached = run.count_stats
     if run.options.count or sent or cached:
         lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
@@ -85,5 +84,12 @@ def conclude(
     except (TokenBudgetError, OSError) as err:
         lines.append(f"FAIL could not write the report: {err}")
         written = False
+    if github and written:  # report.md as written: past the secret scan, never without it
+        from .annotations import append_step_summary
+
+        try:
+            append_step_summary(markdown)
+        except OSError as err:
+            lines.append(f"could not add the report to the job summary: {err}")
     lines.append(render_verdict(report, written=written))
     return Conclusion(report, lines, written)

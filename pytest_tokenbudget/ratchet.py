@@ -343,8 +343,8 @@ def rewrite(path: Path, changes: list[Change]) -> Written:
             f"ruamel.yaml also re-indented or re-spaced {others} other line(s); "
             "the values are unchanged: review the diff"
         )
-    try:
-        write_atomic(path, new)
+    try:  # the user's own file: it keeps its mode, and a symlink to it stays a symlink
+        write_atomic(path, new, keep_mode=True, follow_symlinks=True)
     except OSError as err:
         raise ConfigError(f"cannot write: {err.strerror or err}", path=str(path)) from None
     return Written(applied, notes)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .accounting import UnmeasuredCase, cause_lines, fix_command, fix_what, headline
-from .atomic import write_atomic
+from .atomic import write_together
 from .metrics import USD, label
 from .metrics import metric as facts
 from .scrub import refuse_if_secret
@@ -656,15 +656,16 @@ def _endpoint_from_json(name: str, ep: Mapping[str, Any]) -> EndpointReport:
 def write_report(
     directory: Path, report: Mapping[str, Any], markdown: str, *, html: str | None = None
 ) -> tuple[Path, Path]:
-    """Every file is scanned for secrets before any is written, each atomically."""
+    """Every file is scanned for secrets before any is written; then all are replaced as
+    one set (atomic.write_together), so the folder holds one run's report, never report.json
+    of one run beside report.md of another. Other files in the folder are left alone; a
+    report.html of an older run is removed when this run writes none."""
     text = json.dumps(report, indent=2, sort_keys=False) + "\n"
     json_path = directory / "report.json"
     md_path = directory / "report.md"
-    files = [(json_path, text), (md_path, markdown)]
-    if html is not None:
-        files.append((directory / "report.html", html))
+    files = [(json_path, text), (md_path, markdown), (directory / "report.html", html)]
     for path, content in files:
-        refuse_if_secret(content, path=str(path))
-    for path, content in files:
-        write_atomic(path, content)
+        if content is not None:
+            refuse_if_secret(content, path=str(path))
+    write_together(files)
     return json_path, md_path
