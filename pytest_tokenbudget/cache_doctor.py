@@ -5,6 +5,10 @@ recording only in volatile values (volatile.py), the requests of one endpoint
 compared with each other, and each request's breakpoints (count, minimum
 length). A finding is data; whether it fails the run is the endpoint's
 `cache_lint` setting.
+
+Findings do not depend on the order calls arrive in (under pytest-xdist, the order
+workers finish): calls are compared and findings merged in test order (test id, then
+the call's place in its test), so a parallel run finds exactly what a serial one does.
 """
 
 from __future__ import annotations
@@ -16,8 +20,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from .prompt import MAX_BREAKPOINTS, Memo, PromptBlock, breakpoints, prompt_blocks
-from .volatile import Span, masked, volatile_spans
+from .prompt import (
+    MAX_BREAKPOINTS,
+    Memo,
+    PromptBlock,
+    block_of,
+    breakpoints,
+    prompt_blocks,
+    string_leaves,
+)
+from .volatile import Span, masked, volatile_pattern
 
 FIX_MOVE = "move the value after the last breakpoint, e.g. into the user turn"
 CODES = {
@@ -68,11 +80,13 @@ def _breakpoint_path(request: dict[str, Any]) -> str:
 
 
 def span_findings(
-    endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any], *, against: str
-) -> list[CacheFinding]:
-    """Findings for volatile values; `against` says what they were compared with."""
+    endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any] | None, *,
+    against: str, last: str = "",
+) -> list[CacheFinding]:  # fmt: skip
+    """Findings for volatile values; `against` says what they were compared with; `last`:
+    the request's last breakpoint, when the request itself is not at hand."""
     out = []
-    last = _breakpoint_path(request)
+    last = _breakpoint_path(request) if request is not None else last
     for span in spans:
         values = f"{_quote(span.before)} {against}, {_quote(span.after)} now"
         if span.in_cached_prefix:
@@ -97,6 +111,87 @@ def span_findings(
     return out
 
 
+Order = tuple[str, int]  # (test id, the call's place in its test): test order
+
+
+class RawFinding(NamedTuple):
+    """A finding as one call gave it, with where that call is in test order."""
+
+    order: Order
+    finding: CacheFinding
+
+
+VolatileValues = dict[str, tuple[bool, tuple[tuple[int, str], ...]]]
+
+
+@dataclass
+class _Variant:
+    """One distinct prefix among the requests that differ only in volatile values.
+
+    Its request is kept only while it is the only variant of its group; once there are two
+    it is reduced to its volatile values (path -> in the cached prefix?, (offset, value)...),
+    all that comparing two variants needs (volatile.volatile_spans, from both sides)."""
+
+    first: tuple[str, int, str]  # (test id, index, case id) of its earliest call
+    cases: dict[str, None]  # every case it was seen in (an ordered set)
+    request: dict[str, Any] | None
+    values: VolatileValues | None = None
+    last: str = ""  # its last breakpoint's path
+
+    def volatile(self) -> VolatileValues:
+        """Its volatile values; from here on the request is no longer kept."""
+        if self.values is None:
+            self.values, self.last = _volatile_values(self.request or {})
+            self.request = None
+        return self.values
+
+    def to_wire(self) -> list[Any]:
+        values = (
+            None
+            if self.values is None
+            else [[p, c, [list(m) for m in v]] for p, (c, v) in self.values.items()]
+        )
+        return [list(self.first), list(self.cases), self.request, values, self.last]
+
+    @classmethod
+    def from_wire(cls, data: list[Any]) -> _Variant:
+        first, cases, request, values, last = data
+        return cls(
+            (first[0], first[1], first[2]), dict.fromkeys(cases), request,
+            None if values is None else
+            {p: (c, tuple((m[0], m[1]) for m in v)) for p, c, v in values},
+            last,
+        )  # fmt: skip
+
+
+def _volatile_values(prefix: dict[str, Any]) -> tuple[VolatileValues, str]:
+    """Every volatile value of the prefix by path, as volatile_spans finds them; and the
+    path of its last breakpoint."""
+    blocks = prompt_blocks(prefix)
+    points = breakpoints(blocks)
+    last = points[-1] if points else -1
+    pattern = volatile_pattern()
+    out: VolatileValues = {}
+    for path, text in string_leaves(prefix):
+        found = tuple((m.start(), m.group()) for m in pattern.finditer(text))
+        if found:
+            index = block_of(path, blocks)
+            out[path] = (index is not None and index <= last, found)
+    return out, blocks[last].path if points else "none"
+
+
+def _spans(before: VolatileValues, after: VolatileValues) -> list[Span]:
+    """The values by which two variants of one prefix differ (they are equal once masked,
+    so each string has as many volatile values on both sides)."""
+    spans = []
+    for path, (cached, now) in after.items():
+        was = before.get(path, (False, ()))[1]
+        for (_, old), (offset, new) in zip(was, now):
+            if old != new:
+                spans.append(Span(path, offset, old, new, cached))
+    return spans
+
+
 class PromptSeen(NamedTuple):
     """What the doctor keeps of one Messages call: its blocks, for comparing prefixes.
     One per call, kept to the end of the run: immutable, with no list of its own."""
@@ -116,10 +211,11 @@ class PromptSeen(NamedTuple):
 class Doctor:
     """Collects findings and prompts during the run; `findings()` merges them by place."""
 
-    raw: list[CacheFinding] = field(default_factory=list)
+    raw: list[RawFinding] = field(default_factory=list)
     prompts: list[PromptSeen] = field(default_factory=list)
-    # first request seen per (endpoint, model, masked prefix): the one others are compared with
-    _first: dict[tuple[str, str, str], tuple[str, tuple[str, ...], dict[str, Any]]] = field(
+    # per (endpoint, model, masked prefix): its distinct prefixes, by their blocks' keys.
+    # The one first in test order is what the others are compared with (findings()).
+    _variants: dict[tuple[str, str, str], dict[tuple[str, ...], _Variant]] = field(
         default_factory=dict
     )
     # per endpoint: the prompt parts seen last and what was derived from them (prompt.Memo).
@@ -151,20 +247,23 @@ class Doctor:
         blocks = prompt_blocks(request, memo)
         points = breakpoints(blocks)
         model = str(request.get("model", ""))
+        order = (test_id, index)
         if len(points) > MAX_BREAKPOINTS:
-            self.raw.append(CacheFinding(
+            self.raw.append(RawFinding(order, CacheFinding(
                 "too-many-breakpoints", endpoint, blocks[points[MAX_BREAKPOINTS]].path,
                 f"{len(points)} cache_control breakpoints; the API accepts at most "
                 f"{MAX_BREAKPOINTS} and rejects the request",
                 f"keep at most {MAX_BREAKPOINTS}: one after the tools, one after the system "
                 "prompt, one or two on the conversation", (case_id,),
-            ))  # fmt: skip
+            )))  # fmt: skip
         if points:
             if not known_prefix:  # a recorded cache read or write proves the length enough
                 self._below_minimum(
-                    endpoint, case_id, model, blocks, points, whole_input_tokens, minimum
+                    endpoint, case_id, model, blocks, points, whole_input_tokens, minimum, order
                 )
-            self._across_requests(endpoint, case_id, model, request, blocks, points, memo)
+            self._across_requests(
+                endpoint, (test_id, index, case_id), model, request, blocks, points, memo
+            )
         kinds = block_kinds(blocks)
         self.prompts.append(PromptSeen(
             endpoint, case_id, model, tuple(blocks), whole_input_tokens, test_id, index, kinds,
@@ -173,7 +272,7 @@ class Doctor:
 
     def _below_minimum(
         self, endpoint: str, case_id: str, model: str, blocks: list[PromptBlock],
-        points: list[int], whole: int, minimum: int,
+        points: list[int], whole: int, minimum: int, order: Order,
     ) -> None:  # fmt: skip
         from .cache_sim import estimate_cumulative
 
@@ -183,47 +282,77 @@ class Doctor:
         if tokens >= minimum:
             return
         exact = "" if longest == len(blocks) - 1 else "about "
-        self.raw.append(CacheFinding(
+        self.raw.append(RawFinding(order, CacheFinding(
             "prefix-below-minimum", endpoint, blocks[longest].path,
             f"the prefix up to the breakpoint at {blocks[longest].path} is {exact}{tokens:,} "
             f"tokens, below {model}'s minimum cacheable length of {minimum:,}: the API caches "
             "nothing and says nothing",
             f"put the breakpoint after at least {minimum:,} tokens of stable prefix (tools and "
             "system prompt together), or drop it", (case_id,),
-        ))  # fmt: skip
+        )))  # fmt: skip
 
     def _across_requests(
-        self, endpoint: str, case_id: str, model: str, request: dict[str, Any],
+        self, endpoint: str, first: tuple[str, int, str], model: str, request: dict[str, Any],
         blocks: list[PromptBlock], points: list[int], memo: Memo | None,
     ) -> None:  # fmt: skip
+        """Group the prefix with those equal to it once masked; compared in findings()."""
         keys = tuple(b.key for b in blocks[: points[-1] + 1])
         prefix = _prefix_only(request, blocks, points)
         group = (endpoint, model, _masked_digest(prefix, {} if memo is None else memo))
-        first = self._first.get(group)
-        if first is None:
-            self._first[group] = (case_id, keys, prefix)
-        elif first[1] != keys:
-            self._compare(endpoint, first, case_id, prefix)
+        seen = self._variants.get(group, {}).get(keys)
+        if seen is None:
+            self._add_variant(group, keys, _Variant(first, {first[2]: None}, prefix))
+        else:  # the usual case: a prefix seen before (only one object less per call)
+            seen.cases[first[2]] = None
+            seen.first = min(seen.first, first)
 
-    def _compare(
-        self, endpoint: str, first: tuple[str, tuple[str, ...], dict[str, Any]], case_id: str,
-        prefix: dict[str, Any],
-    ) -> None:  # fmt: skip
-        first_case, _, first_request = first
-        spans = volatile_spans(first_request, prefix) or []
-        cached = [s for s in spans if s.in_cached_prefix]
-        found = span_findings(endpoint, case_id, cached, prefix, against=f"in case {first_case}")
-        self.raw.extend(replace(f, cases=(first_case, case_id)) for f in found)
+    def _add_variant(
+        self, group: tuple[str, str, str], keys: tuple[str, ...], variant: _Variant
+    ) -> None:
+        variants = self._variants.setdefault(group, {})
+        seen = variants.get(keys)
+        if seen is not None:  # the same prefix again: one more case, maybe an earlier call
+            seen.cases.update(variant.cases)
+            seen.first = min(seen.first, variant.first)
+            return
+        variants[keys] = variant
+        if len(variants) > 1:  # to be compared: keep only their volatile values
+            for each in variants.values():
+                each.volatile()
+
+    def _compared(self) -> list[RawFinding]:
+        """Each distinct prefix compared with its group's first in test order."""
+        out: list[RawFinding] = []
+        for (endpoint, _model, _digest), variants in self._variants.items():
+            if len(variants) < 2:
+                continue
+            ordered = sorted(variants.values(), key=lambda v: v.first)
+            reference, others = ordered[0], ordered[1:]
+            first_case = reference.first[2]
+            for variant in others:
+                spans = _spans(reference.volatile(), variant.volatile())
+                cached = [s for s in spans if s.in_cached_prefix]
+                found = span_findings(
+                    endpoint, variant.first[2], cached, None, against=f"in case {first_case}",
+                    last=variant.last,
+                )  # fmt: skip
+                cases = tuple(dict.fromkeys((first_case, *sorted(variant.cases))))
+                out.extend(RawFinding(variant.first[:2], replace(f, cases=cases)) for f in found)
+        return out
 
     def add_replay_spans(
-        self, endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any]
-    ) -> None:
-        self.raw.extend(span_findings(endpoint, case_id, spans, request, against="recorded"))
+        self, endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any],
+        *, test_id: str = "", index: int = 0,
+    ) -> None:  # fmt: skip
+        found = span_findings(endpoint, case_id, spans, request, against="recorded")
+        self.raw.extend(RawFinding((test_id, index), f) for f in found)
 
     def findings(self) -> list[CacheFinding]:
-        """One finding per (code, endpoint, place), naming every case it was seen in."""
+        """One finding per (code, endpoint, place), naming every case it was seen in; its
+        message is the one of the call first in test order, whatever order calls came in."""
         merged: dict[tuple[str, str, str], CacheFinding] = {}
-        for finding in [*self.raw, *_never_read(self.prompts)]:
+        raw = sorted([*self.raw, *self._compared()], key=lambda r: r.order)  # stable
+        for finding in [*(r.finding for r in raw), *_never_read(self.prompts)]:
             key = (finding.code, finding.endpoint, finding.where)
             seen = merged.get(key)
             if seen is None:
@@ -239,7 +368,7 @@ class Doctor:
     # -- xdist -------------------------------------------------------------------------
     def to_wire(self) -> dict[str, Any]:
         return {
-            "findings": [f.to_dict() for f in self.raw],
+            "findings": [[list(r.order), r.finding.to_dict()] for r in self.raw],
             "prompts": [
                 [p.endpoint, p.case_id, p.model,
                  [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
@@ -247,13 +376,17 @@ class Doctor:
                  list(p.recorded) if p.recorded is not None else None]
                 for p in self.prompts
             ],
-            "first": [[list(group), case, list(keys), request]
-                      for group, (case, keys, request) in self._first.items()],
+            "variants": [[list(group), list(keys), variant.to_wire()]
+                         for group, variants in self._variants.items()
+                         for keys, variant in variants.items()],
         }  # fmt: skip
 
     def merge_wire(self, data: dict[str, Any]) -> None:
-        """A worker's findings and prompts; its first requests are compared with ours."""
-        self.raw.extend(CacheFinding.from_dict(f) for f in data.get("findings", []))
+        """A worker's findings, prompts and prefixes, to be merged in test order."""
+        self.raw.extend(
+            RawFinding((order[0], order[1]), CacheFinding.from_dict(f))
+            for order, f in data.get("findings", [])
+        )
         for (
             endpoint,
             case_id,
@@ -269,11 +402,8 @@ class Doctor:
                 endpoint, case_id, model, tuple(PromptBlock(*b) for b in blocks), whole,
                 test_id, index, tuple(kinds), tuple(recorded) if recorded is not None else None,
             ))  # fmt: skip
-        for group, case_id, keys, request in data.get("first", []):
-            group, keys = tuple(group), tuple(keys)
-            first = self._first.setdefault(group, (case_id, keys, request))
-            if first[1] != keys:
-                self._compare(group[0], first, case_id, request)
+        for group, keys, variant in data.get("variants", []):
+            self._add_variant(tuple(group), tuple(keys), _Variant.from_wire(variant))
 
 
 def _prefix_only(request: dict[str, Any], blocks: list[PromptBlock], points: list[int]) -> dict:
@@ -319,10 +449,16 @@ def _masked_digest(prefix: dict[str, Any], memo: dict[Any, Any]) -> str:
     return hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 
+def in_test_order(prompts: Iterable[PromptSeen]) -> list[PromptSeen]:
+    """By test id, then by the call's place in its test: as a serial run sees them."""
+    return sorted(prompts, key=lambda p: (p.test_id, p.index))
+
+
 def _never_read(prompts: Iterable[PromptSeen]) -> list[CacheFinding]:
-    """Breakpoints whose prefix no later call of the endpoint starts with: written, never read."""
+    """Breakpoints whose prefix no later call of the endpoint (in test order) starts with:
+    written, never read."""
     by_endpoint: dict[tuple[str, str], list[PromptSeen]] = {}
-    for seen in prompts:
+    for seen in in_test_order(prompts):
         by_endpoint.setdefault((seen.endpoint, seen.model), []).append(seen)
     out = []
     for (endpoint, _model), calls in by_endpoint.items():
@@ -414,4 +550,6 @@ def diagnose_case(
             may_cache=b"cache_control" in exchange.request_body,
         )  # fmt: skip
         if index in volatile:
-            doctor.add_replay_spans(endpoint, case_id, volatile[index], request)
+            doctor.add_replay_spans(
+                endpoint, case_id, volatile[index], request, test_id=test_id, index=index
+            )

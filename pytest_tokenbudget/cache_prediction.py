@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .cache_doctor import PromptSeen
+from .cache_doctor import PromptSeen, in_test_order
 from .cache_sim import (
     CacheSimulator,
     PrefixIds,
@@ -46,10 +46,6 @@ class CacheTotals:
             "read_tokens": self.read_tokens, "write_5m_tokens": self.write_5m_tokens,
             "write_1h_tokens": self.write_1h_tokens, "hit_rate": rate(self.hit_rate),
         }  # fmt: skip
-
-
-def in_test_order(prompts: Sequence[PromptSeen]) -> list[PromptSeen]:
-    return sorted(prompts, key=lambda p: (p.test_id, p.index))
 
 
 def recorded_totals(prompts: Sequence[PromptSeen]) -> CacheTotals:

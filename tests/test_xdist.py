@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from project_files import record
 
+from pytest_tokenbudget.cache_doctor import Doctor
+
 
 def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatch):
     record(project).assert_outcomes(passed=4)
@@ -53,3 +55,92 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     for worker in workers[::-1]:  # in any order
         controller.merge_wire(json.loads(json.dumps(worker.to_wire())))
     assert controller.report().to_json() == serial.report().to_json()
+
+
+# -- prompt-cache findings: the same whatever order the workers finish in ------------------
+POLICY = "Answer questions about our refund policy. Refunds take 14 days to arrive. " * 20
+
+
+def doctor_calls() -> list[tuple[str, str, str, dict, int]]:
+    """(endpoint, test id, case id, request, whole prompt tokens) of twelve calls, in test
+    order. faq: a cached system prompt too short to cache, whose estimate differs per case
+    (its prompts' lengths differ), with a timestamp in it; notes: a breakpoint after the
+    varying question (never read)."""
+    calls = []
+    for i in range(6):
+        stamp = f"Now 2026-12-02T10:0{i % 3}:00Z. "  # three variants of the prefix
+        system = [{"type": "text", "text": stamp + POLICY, "cache_control": {"type": "ephemeral"}}]
+        question = {"role": "user", "content": "Why? " * (i + 1)}
+        faq = {"model": "claude-sonnet-4-6", "max_tokens": 30, "system": system,
+               "messages": [question]}  # fmt: skip
+        notes = {"model": "claude-sonnet-4-6", "max_tokens": 30, "system": POLICY,
+                 "messages": [{"role": "user", "content": [
+                     {"type": "text", "text": "Why? " * (i + 1),
+                      "cache_control": {"type": "ephemeral"}}]}]}  # fmt: skip
+        calls.append(("faq", f"test_faq.py::test_faq[q{i}]", f"q{i}", faq, 1000 + 40 * i))
+        calls.append(("notes", f"test_notes.py::test_notes[n{i}]", f"n{i}", notes, 3000 + i))
+    return calls
+
+
+def doctor_fed(calls) -> Doctor:
+    doctor = Doctor()
+    for endpoint, test_id, case_id, request, whole in calls:
+        doctor.add_call(endpoint, case_id, request, whole, 2048, test_id=test_id, memo={})
+    return doctor
+
+
+def test_cache_findings_do_not_depend_on_which_worker_finishes_first():
+    """The finding's message (its token estimate, the values compared) is the one of the call
+    first in test order, and its cases are all of them: a serial run, a serial run seeing the
+    calls in another order, and workers merged in either order agree."""
+    import json
+
+    calls = doctor_calls()
+    serial = doctor_fed(calls).findings()
+    assert {f.code for f in serial} == {
+        "prefix-below-minimum", "volatile-prefix", "breakpoint-never-read",
+    }  # fmt: skip
+    assert doctor_fed(calls[::-1]).findings() == serial
+    by_case = [calls[i : i + 2] for i in range(0, len(calls), 2)]  # (faq, notes) per case
+    workers = [doctor_fed([c for pair in by_case[k::2] for c in pair]) for k in (1, 0)]
+    for merge_order in (workers, workers[::-1]):
+        controller = Doctor()
+        for worker in merge_order:
+            controller.merge_wire(json.loads(json.dumps(worker.to_wire())))
+        assert controller.findings() == serial
+    [below] = [f for f in serial if f.code == "prefix-below-minimum"]
+    assert below.cases == tuple(f"q{i}" for i in range(6))
+    [volatile] = [f for f in serial if f.code == "volatile-prefix"]
+    assert volatile.cases == ("q0", "q1", "q2", "q4", "q5")  # q3 is q0's prompt again
+    assert "'2026-12-02T10:00:00Z' in case q0, '2026-12-02T10:01:00Z' now" in volatile.message
+    [never] = [f for f in serial if f.code == "breakpoint-never-read"]
+    assert never.cases == tuple(f"n{i}" for i in range(6))
+
+
+def test_parallel_cache_findings_are_the_serial_ones(pytester, recording_env):
+    """End to end: request cases whose prompts differ in length and in a timestamp give
+    the same findings (token estimates, compared values, cases) under -n 2 as serially."""
+    import json
+
+    import yaml
+
+    cases = [
+        {"id": f"q{i}", "request": {
+            "model": "claude-sonnet-4-6", "max_tokens": 30,
+            "system": [{"type": "text", "text": f"Now 2026-12-02T10:0{i % 3}:00Z. {POLICY}",
+                        "cache_control": {"type": "ephemeral"}}],
+            "messages": [{"role": "user", "content": "Why? " * (1 + 40 * i)}],
+        }}
+        for i in range(6)
+    ]  # fmt: skip
+    config = {"endpoints": {"faq": {"max_input_tokens_p95": 100000, "cases": cases}}}
+    pytester.makefile(".yml", token_budgets=yaml.safe_dump(config, sort_keys=False))
+    report = pytester.path / ".token-budget" / "report.json"
+    runs = []
+    for workers in ((), ("-n", "2")):
+        result = pytester.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider", *workers)
+        result.assert_outcomes(passed=6)
+        runs.append(json.loads(report.read_text())["findings"])
+    serial = runs[0]
+    assert {f["code"] for f in serial} >= {"prefix-below-minimum", "volatile-prefix"}
+    assert runs[1] == serial
