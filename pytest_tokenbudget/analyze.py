@@ -347,7 +347,7 @@ def propose(
                 f"    # target_model: {_yaml_str(target)}   # no price: add it to `pricing:`"
             )
             notes.append(
-                f"{name}: {target} has no price in the shipped table, so target_model is "
+                f"{name}: {target} has no price (genai-prices, `pricing:`), so target_model is "
                 f"commented out and costs are left out; add `pricing: {{{_yaml_str(target)}: "
                 "{input: ..., output: ...}}` with its real $ per million tokens"
             )

@@ -244,11 +244,10 @@ def compare(
         for n in names
     )
     notes = [*base.get(LOAD_NOTES, []), *head.get(LOAD_NOTES, [])]
-    base_table = (base.get("prices") or {}).get("table_date")
-    head_table = (head.get("prices") or {}).get("table_date")
+    base_table, head_table = _priced_with(base), _priced_with(head)
     if base_table and head_table and base_table != head_table:
         notes.append(
-            f"baseline priced with the table of {base_table}, head with {head_table}: "
+            f"baseline priced with {base_table}, head with {head_table}: "
             "dollar deltas include price changes"
         )
     return Diff(
@@ -262,6 +261,14 @@ def compare(
         percentile_method=head.get("percentile_method"),
         price_table=head_table,
     )
+
+
+def _priced_with(report: dict[str, Any]) -> str | None:
+    """The price source a report names (`genai-prices 0.2.5`), or an older report's table."""
+    prices = report.get("prices") or {}
+    if prices.get("source"):
+        return str(prices["source"])
+    return f"the table of {prices['table_date']}" if prices.get("table_date") else None
 
 
 def _compare_endpoint(

@@ -35,6 +35,7 @@ TIER_LABELS = {
     "cache_write_1h": "cache writes (1 h)",
     "cache_read": "cache reads",
     "output": "output",
+    "web_search": "web searches",  # server tools, billed per use (pricing.COST_TIERS)
 }
 STATUS = {"pass": "pass", "fail": "fail", "not-run": "not run"}
 SIDES = {"input": "Input tokens per call", "output": "Output tokens per call"}
@@ -121,7 +122,7 @@ def _header(report: Report, baseline: dict[str, Any] | None) -> str:
         if totals.cost_usd is not None or complete
         else "no total cost (not every case was measured)",
         monthly,
-        f"prices of {escape(report.table_date)}",
+        f"prices: {escape(report.table_date)}",
         f"percentiles: {escape(report.percentile_method)}",
     ]
     if baseline is not None:

@@ -1,7 +1,11 @@
-"""Prices: the shipped, dated table plus the user's `pricing:` overrides.
+"""Prices: the genai-prices library's bundled data, the user's `pricing:` overrides and
+the price hook, and what a request's usage costs at them.
 
 Costs are computed with exact fractions from the decimal rates, so a report's
 dollars are the rates times the tokens, not a float's approximation of them.
+A request is priced by what it was: its prompt's length (long-context bands), batch,
+fast mode, data residency, and the server tools it used (web searches).
+prices.json holds only what the library does not model (price_source.py reads it).
 """
 
 from __future__ import annotations
@@ -17,9 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from . import price_source
 from .bedrock import bedrock_model
 from .errors import PricingError
-from .usage import Usage
+from .usage import Usage, context_fields
 
 if TYPE_CHECKING:
     from .config import Config, Problem
@@ -31,14 +36,34 @@ _TABLE = Path(__file__).with_name("prices.json")
 _DATED = re.compile(r"(?:-\d{8}|@\d{8}|-\d{4}-\d{2}-\d{2}|-latest)$")
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 HOOK_SOURCE = "pytest_tokenbudget_price hook"
+OVERRIDE_SOURCE = "token_budgets.yml"
 MODEL_KEYS = ("target_model", "escalation_models")
 _MILLION = 1_000_000
 RATE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read")
+# The cost breakdown's tiers: each token rate, then the server tools' fees.
+WEB_SEARCH = "web_search"
+COST_TIERS = (*RATE_FIELDS, WEB_SEARCH)
+Rates = tuple[Fraction, Fraction, Fraction, Fraction, Fraction]
+BATCH_DISCOUNT = Fraction(1, 2)
+
+
+def pricing_context(speed: str, inference_geo: str) -> str:
+    """The pricing context key of a request served so (usage.Usage.pricing_context)."""
+    return Usage(speed=speed, inference_geo=inference_geo).pricing_context
+
+
+_context = context_fields
 
 
 @dataclass(frozen=True)
 class Price:
-    """Dollar rates per million tokens for one model."""
+    """Dollar rates per million tokens for one model, and how a request changes them.
+
+    The five rate fields are a standard request's below any long-context band. ``bands``
+    holds the standard rates per band (band 0 first) when the model has bands above
+    ``starts``; ``batch_bands`` the batch rates (None: half of standard, Anthropic's rule);
+    ``fast_bands`` fast mode's (None: not priced). ``web_search`` is $ per search.
+    """
 
     model: str
     input: Fraction
@@ -46,28 +71,68 @@ class Price:
     cache_write_5m: Fraction
     cache_write_1h: Fraction
     cache_read: Fraction
-    source: str  # "table 2026-11-01" or "token_budgets.yml"
+    source: str  # "genai-prices 0.2.5", "token_budgets.yml" or the hook
+    web_search: Fraction | None = None
+    starts: tuple[int, ...] = ()
+    bands: tuple[Rates, ...] = ()
+    batch_bands: tuple[Rates, ...] | None = None
+    fast_bands: tuple[Rates, ...] | None = None
+    residency: Fraction = Fraction(1)  # multiplier when served in one geography
+
+    @property
+    def flat(self) -> Rates:
+        return (self.input, self.output, self.cache_write_5m, self.cache_write_1h,
+                self.cache_read)  # fmt: skip
+
+    def band(self, prompt_tokens: int) -> int:
+        """How many long-context starts a request's whole prompt exceeds."""
+        return sum(prompt_tokens > start for start in self.starts)
+
+    def rates(self, *, band: int = 0, batch: bool = False, context: str = "") -> Rates | None:
+        """The token rates of a request; None when the source has no price for its
+        context (fast mode on a model it lists no fast rates for, an unknown speed)."""
+        given = _context(context)
+        speed = given.get("speed", "standard")
+        standard = self.bands or (self.flat,)
+        if speed == "fast":
+            if self.fast_bands is None:
+                return None
+            table = self.fast_bands
+        elif speed == "standard":
+            table = standard
+        else:
+            return None
+        rates: tuple[Fraction, ...] = table[band]
+        if batch:
+            # A variant's batch rates when the source has them, else half (fast: half too).
+            own = self.batch_bands if speed == "standard" else None
+            rates = own[band] if own is not None else tuple(r * BATCH_DISCOUNT for r in rates)
+        if "inference_geo" in given:
+            rates = tuple(r * self.residency for r in rates)
+        i, o, w5, w1, r = rates
+        return (i, o, w5, w1, r)
 
     def cost(self, usage: Usage, *, batch: bool = False) -> Fraction:
-        """Exact dollars for this usage; the Batch API halves every rate."""
-        total = (
-            usage.input_tokens * self.input
-            + usage.output_tokens * self.output
-            + usage.cache_write_5m_tokens * self.cache_write_5m
-            + usage.cache_write_1h_tokens * self.cache_write_1h
-            + usage.cache_read_tokens * self.cache_read
-        ) / _MILLION
-        return total * BATCH_DISCOUNT if batch else total
-
-
-BATCH_DISCOUNT = Fraction(1, 2)
+        """Exact dollars for one request's usage (its band, context and searches)."""
+        context = usage.pricing_context
+        rates = self.rates(band=self.band(usage.prompt_tokens), batch=batch, context=context)
+        if rates is None:
+            raise PricingError(unpriced_context_message(self.model, context), key="pricing")
+        tokens = (usage.input_tokens, usage.output_tokens, usage.cache_write_5m_tokens,
+                  usage.cache_write_1h_tokens, usage.cache_read_tokens)  # fmt: skip
+        total = sum((t * r for t, r in zip(tokens, rates)), Fraction(0)) / _MILLION
+        if usage.web_search_requests:
+            if self.web_search is None:
+                raise PricingError(unpriced_search_message(self.model), key="pricing")
+            total += usage.web_search_requests * self.web_search
+        return total
 
 
 def _rate(value: float | str) -> Fraction:
     return Fraction(str(value))
 
 
-def _price(model: str, rates: Mapping[str, float], source: str) -> Price:
+def _price(model: str, rates: Mapping[str, Any], source: str, search: Fraction | None) -> Price:
     given = {field: _rate(rates[field]) for field in RATE_FIELDS if field in rates}
     if "input" not in given or "output" not in given:
         raise PricingError(
@@ -78,7 +143,12 @@ def _price(model: str, rates: Mapping[str, float], source: str) -> Price:
     given.setdefault("cache_write_5m", base * Fraction(5, 4))
     given.setdefault("cache_write_1h", base * 2)
     given.setdefault("cache_read", base / 10)
-    return Price(model=model, source=source, **given)
+    if "web_search" in rates:  # $ per 1,000 searches, as providers list it
+        search = _rate(rates["web_search"]) / 1000
+    return Price(
+        model, given["input"], given["output"], given["cache_write_5m"], given["cache_write_1h"],
+        given["cache_read"], source=source, web_search=search,
+    )  # fmt: skip
 
 
 @lru_cache(maxsize=1)
@@ -86,13 +156,28 @@ def shipped_table() -> dict:
     return json.loads(_TABLE.read_text(encoding="utf-8"))
 
 
+def source_name() -> str:
+    """The price source as reports name it: library and version."""
+    return f"{price_source.LIBRARY} {price_source.version()}"
+
+
 def table_date() -> str:
-    """The date of the Anthropic prices (the table's main date)."""
-    return str(shipped_table()["dates"]["anthropic"])
+    """The price source and the day priced, for a report's footer."""
+    return price_source.label()
+
+
+def _from_source(name: str, found: price_source.SourceRates, residency: Fraction) -> Price:
+    flat = found.standard[0]
+    return Price(
+        name, *flat, source=source_name(), web_search=found.web_search,
+        starts=found.starts, bands=found.standard if found.starts else (),
+        batch_bands=found.batch, fast_bands=found.fast, residency=residency,
+    )  # fmt: skip
 
 
 class PriceBook:
-    """Looks up a model's price: user overrides first, then the shipped table."""
+    """Looks up a model's price: user overrides first, then the price source, then the
+    pytest_tokenbudget_price hook."""
 
     def __init__(
         self,
@@ -103,53 +188,66 @@ class PriceBook:
         self._from_fallback: dict[str, Price | None] = {}
         table = shipped_table()
         self._aliases: dict[str, str] = table["aliases"]
-        dates = table["dates"]
-        self._table = {
-            model: _price(model, rates, f"table {dates[rates.get('provider', 'anthropic')]}")
-            for model, rates in table["models"].items()
-        }
-        premium = table["regional_premium"]
-        self._premium = _rate(premium["rate"])
-        self._premium_exempt = frozenset(premium["exempt"])
+        residency = table["data_residency"]
+        self._residency = _rate(residency["multiplier"])
+        self._residency_exempt = frozenset(residency["exempt"])
+        self._given = dict(overrides or {})
         self._overrides = {
-            model: _price(model, rates, "token_budgets.yml")
-            for model, rates in (overrides or {}).items()
+            model: _price(model, rates, OVERRIDE_SOURCE, self._source_search(model))
+            for model, rates in self._given.items()
         }
+        self._found: dict[str, Price | None] = {}
+        self._known_names: frozenset[str] | None = None
+
+    def _source_search(self, model: str) -> Fraction | None:
+        """The source's web-search fee of a model a `pricing:` entry prices (its token
+        rates are overridden, the per-search fee is still the provider's)."""
+        try:
+            found = price_source.lookup(model)
+        except Exception:  # noqa: BLE001 - a fee is a convenience here, never a failure
+            return None
+        return found.web_search if found is not None else None
 
     def _names(self, model: str) -> Iterator[str]:
-        """The names a model id resolves through, most specific first: itself, its alias,
-        the model without its date (or `-latest`), that one's alias; for a Bedrock id,
+        """The names a model id resolves through, most specific first: its alias, itself,
+        the model without its date (or `-latest`) and that one's alias; for a Bedrock id,
         then the same for the Anthropic model it runs."""
         bedrock = bedrock_model(model)
         for given in (model, bedrock.model if bedrock else None):
             if not given:
                 continue
             undated = _DATED.sub("", given)
-            for name in (given, self._aliases.get(given), undated, self._aliases.get(undated)):
+            for name in (self._aliases.get(given), given, self._aliases.get(undated), undated):
                 if name:
                     yield name
 
-    def lookup(self, model: str) -> Price | None:
-        """The price from `pricing:` or the table; a dated id takes its model's price.
+    def _source(self, model: str) -> Price | None:
+        """The source's price of an id as called, else of the first name it resolves to."""
+        if model in self._found:
+            return self._found[model]
+        found = None
+        for name in dict.fromkeys((model, *self._names(model))):
+            rates = price_source.lookup(name)
+            if rates is not None:
+                canonical = self.canonical(model)
+                exempt = (
+                    canonical in self._residency_exempt or rates.provider != price_source.ANTHROPIC
+                )
+                found = _from_source(canonical, rates, Fraction(1) if exempt else self._residency)
+                break
+        self._found[model] = found
+        return found
 
-        A table price of a Bedrock id served in a region or geography (`us.`, in-region)
-        carries the platforms' regional premium; a `pricing:` entry is taken as written.
+    def lookup(self, model: str) -> Price | None:
+        """The price from `pricing:` (any name the id resolves to), else the source's.
+
+        A Bedrock or Vertex AI id takes the platform's own price from the source (Bedrock's
+        regional ids carry its regional premium); a `pricing:` entry is taken as written.
         """
         for name in self._names(model):
             if name in self._overrides:
                 return self._overrides[name]
-            if name in self._table:
-                return self._regional(model, self._table[name])
-        return None
-
-    def _regional(self, model: str, price: Price) -> Price:
-        bedrock = bedrock_model(model)
-        if bedrock is None or not bedrock.regional or price.model in self._premium_exempt:
-            return price
-        rates = {field: getattr(price, field) * self._premium for field in RATE_FIELDS}
-        percent = (self._premium - 1) * 100
-        source = f"{price.source} +{percent}% Bedrock regional"
-        return Price(model=price.model, source=source, **rates)
+        return self._source(model)
 
     def find(self, model: str) -> Price | None:
         """lookup(), then the pytest_tokenbudget_price hook (asked once per model)."""
@@ -159,7 +257,7 @@ class PriceBook:
                 rates = self._fallback(model)
                 try:
                     self._from_fallback[model] = (
-                        _price(model, rates, HOOK_SOURCE) if rates else None
+                        _price(model, rates, HOOK_SOURCE, None) if rates else None
                     )
                 except (PricingError, TypeError, ValueError):
                     raise PricingError(
@@ -174,29 +272,44 @@ class PriceBook:
         found = self.find(model)
         if found is None:
             raise PricingError(
-                f"no price for model {model!r}. If the name is right, add its price to "
-                f"token_budgets.yml:\n{pricing_snippet(model)}",
+                f"no price for model {model!r}.{upgrade_hint(model)} If the name is right, "
+                f"add its price to token_budgets.yml:\n{pricing_snippet(model)}",
                 key="pricing",
             )
         return found
 
+    def _known(self) -> frozenset[str]:
+        """Model names as reports use them: the source's Claude and OpenAI models (dates,
+        `-latest` and legacy aliases folded) and the cache rules' models."""
+        if self._known_names is not None:
+            return self._known_names
+        from .cache_sim import cache_rules
+
+        names = set(cache_rules()["minimums"])
+        for provider in (price_source.ANTHROPIC, price_source.OPENAI):
+            for name in price_source.model_names(provider):
+                undated = _DATED.sub("", name)
+                names.add(self._aliases.get(undated, undated))
+        self._known_names = frozenset(names)
+        return self._known_names
+
     def canonical(self, model: str) -> str:
-        """The model an id runs: its table name (dates, `-latest`, aliases and Bedrock ids
+        """The model an id runs: its known name (dates, `-latest`, aliases and Bedrock ids
         folded), else the `pricing:` name it resolves to, else the id itself.
 
         A `pricing:` entry for an id as called changes its price, not which model it is:
         `us.anthropic.claude-sonnet-4-6` is still the target `claude-sonnet-4-6`.
         """
         names = list(self._names(model))
-        for found in (self._table, self._overrides):
+        for found in (self._known(), self._overrides):
             for name in names:
                 if name in found:
                     return name
         return model
 
     def names(self) -> list[str]:
-        """Every name this book prices directly: `pricing:` keys, table models, aliases."""
-        return list(dict.fromkeys([*self._overrides, *self._table, *self._aliases]))
+        """Every name this book prices directly: `pricing:` keys, then the source's."""
+        return list(dict.fromkeys([*self._overrides, *sorted(self._known())]))
 
     def suggest(self, model: str, n: int = 3) -> list[str]:
         """The nearest priced names to a model the book does not know."""
@@ -204,6 +317,46 @@ class PriceBook:
 
     def same_model(self, a: str, b: str) -> bool:
         return a == b or self.canonical(a) == self.canonical(b)
+
+
+def upgrade_hint(model: str) -> str:
+    """A sentence for a model the installed genai-prices does not know: the release that
+    prices it when we know one, else, for a Claude or OpenAI name, that a newer one may."""
+    newer = shipped_table()["first_priced_in"]["models"]
+    undated = _DATED.sub("", model)
+    installed = price_source.version()
+    if undated in newer:
+        return (
+            f" genai-prices {installed} does not price it, {newer[undated]} and later do: "
+            "upgrade genai-prices (or add `pricing:`)."
+        )
+    if re.match(r"(?:[a-z-]+\.)?(?:anthropic\.)?claude-|gpt-|o\d", model):
+        return (
+            f" If it is newer than genai-prices {installed}, upgrade genai-prices "
+            "(or add `pricing:`)."
+        )
+    return ""
+
+
+def unpriced_context_message(model: str, context: str) -> str:
+    """A request in a context (fast mode, ...) the source has no rates of for its model."""
+    given = _context(context)
+    if "speed" in given:
+        since = shipped_table()["first_priced_in"]["fast_mode"]
+        return (
+            f"no price for {model!r} at speed {given['speed']!r} in genai-prices "
+            f"{price_source.version()} (fast-mode rates are in {since} and later, for the "
+            "models Anthropic lists them for): upgrade genai-prices, or price the model in "
+            "`pricing:` (an entry is taken as written, for every request)"
+        )
+    return f"no price for {model!r} for requests with {context}"
+
+
+def unpriced_search_message(model: str) -> str:
+    return (
+        f"no web-search fee for {model!r} in genai-prices {price_source.version()}: add "
+        f"`web_search` ($ per 1,000 searches) to its `pricing:` entry"
+    )
 
 
 # -- messages ---------------------------------------------------------------------------
@@ -240,11 +393,26 @@ def unpriced_call_message(model: str, case_ids: Iterable[str], config_name: str)
     """A model the API served (or a recording holds) that nothing prices."""
     cases = list(case_ids)
     noun = "case" if len(cases) == 1 else "cases"
+    called = f"called in {noun} {_listing(cases)}: its calls are not in the dollar metrics"
+    model, _, what = model.partition(" [")
+    if what:  # a known model, requests of it the source has no price for (unpriced_key)
+        what = what.rstrip("]")
+        why = (
+            unpriced_search_message(model)
+            if what == WEB_SEARCH
+            else unpriced_context_message(model, what)
+        )
+        return f"{why}; {called}"
     return (
-        f"no price for model {model!r}, called in {noun} {_listing(cases)}: its calls are "
-        f"not in the dollar metrics. If the name is right, add its price to {config_name}:\n"
-        + pricing_snippet(model)
+        f"no price for model {model!r}, {called}.{upgrade_hint(model)} If the name is right, "
+        f"add its price to {config_name}:\n" + pricing_snippet(model)
     )
+
+
+def unpriced_key(model: str, what: str = "") -> str:
+    """How stats names what has no price: a model, or `model [context]` for requests of a
+    known model in a context (or with a server tool) the source does not price."""
+    return f"{model} [{what}]" if what else model
 
 
 # -- configured models ------------------------------------------------------------------
@@ -317,8 +485,9 @@ def model_problems(
                 shown,
                 line,
                 key,
-                f"unknown model {model!r}: no price in the shipped table{where}"
-                f"{_did_you_mean(book.suggest(model))}. If the name is right, add its price "
+                f"unknown model {model!r}: no price in {source_name()}{where}"
+                f"{_did_you_mean(book.suggest(model))}.{upgrade_hint(model)} If the name is "
+                "right, add its price "
                 f"to {config.path.name}:\n{pricing_snippet(model)}{trailer}",
             )
         )

@@ -212,6 +212,8 @@ class Report:
     update: UpdateVerdict | None = None  # --token-budget-update
     notes: tuple[str, ...] = ()  # about the run itself (a gate asked for without a baseline)
     overrides_note: str = ""
+    # the price source: source (library and version), as_of (the day priced), label
+    prices: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def failures(self) -> tuple[Failure, ...]:
@@ -263,6 +265,7 @@ def build_report(
     config_path: str,
     price_table_date: str,
     findings: Iterable[Mapping[str, Any]] = (),
+    prices: Mapping[str, str] | None = None,
 ) -> Report:
     """The report of the measurement and the budgets; the gate and the update join later
     (`with_gate`, `with_update`), each giving a new Report with its verdicts in."""
@@ -278,6 +281,7 @@ def build_report(
         totals=_totals(results, endpoints),
         findings=tuple(findings),
         fixes=fixes,
+        prices=dict(prices or {}),
     )
 
 
@@ -452,7 +456,7 @@ def report_json(report: Report) -> dict[str, Any]:
         "version": VERSION,
         "config": report.config,
         "percentile_method": report.percentile_method,
-        "prices": {"table_date": report.table_date},
+        "prices": dict(report.prices) or {"table_date": report.table_date},
         "status": report.status,
         "headline": report.headline,
         "failures": [_failure_json(f) for f in report.failures],
@@ -559,7 +563,8 @@ def report_from_json(data: Mapping[str, Any]) -> Report:
     update = data.get("update")
     return Report(
         config=str(data.get("config", "token_budgets.yml")),
-        table_date=str(prices.get("table_date", "?")),
+        table_date=str(prices.get("label") or prices.get("table_date", "?")),
+        prices={k: str(v) for k, v in prices.items() if k in ("source", "as_of", "label")},
         endpoints=endpoints,
         totals=Totals(
             totals.get("calls", sum(ep.calls for ep in endpoints)),

@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, NamedTuple
 
-from .usage import ITERATION, KNOWN_ITERATIONS, Usage, iteration_type
+from .usage import ITERATION, KNOWN_ITERATIONS, Usage, context_fields, iteration_type
 
 # Call kinds that are samples: generation calls, and the iterations billed with them
 # (folded into their call). count_tokens generates nothing.
 SAMPLE_KINDS = frozenset({"messages", "batch", "chat", "responses", ITERATION})
 
 # One call, as plain data: (model, input, output, cache_write_5m, cache_write_1h, cache_read,
-# provider, batch, recounted, input_only, note); the token fields are Usage's, in its order.
-Row = tuple[str, int, int, int, int, int, str, bool, bool, bool, str]
+# provider, batch, recounted, input_only, note, web_searches, context); the token fields are
+# Usage's, in its order; context is its pricing_context ("" for a standard request).
+Row = tuple[str, int, int, int, int, int, str, bool, bool, bool, str, int, str]
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,8 @@ class Sample:
         u = self.usage
         return (self.model, u.input_tokens, u.output_tokens, u.cache_write_5m_tokens,
                 u.cache_write_1h_tokens, u.cache_read_tokens, self.provider, self.batch,
-                self.recounted, self.input_only, self.note)  # fmt: skip
+                self.recounted, self.input_only, self.note, u.web_search_requests,
+                u.pricing_context)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
@@ -57,7 +59,9 @@ class Sample:
             "usage": {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
                       "cache_write_5m_tokens": u.cache_write_5m_tokens,
                       "cache_write_1h_tokens": u.cache_write_1h_tokens,
-                      "cache_read_tokens": u.cache_read_tokens},
+                      "cache_read_tokens": u.cache_read_tokens,
+                      "web_search_requests": u.web_search_requests, "speed": u.speed,
+                      "inference_geo": u.inference_geo},
             "provider": self.provider, "batch": self.batch, "recounted": self.recounted,
             "input_only": self.input_only, "note": self.note,
         }  # fmt: skip
@@ -71,7 +75,8 @@ class CaseSamples:
     """The samples of one test of one case, in call order (indices ``first_index`` on).
 
     The sums are taken here, once per test: tokens per call (whole prompts, outputs),
-    calls per model, token totals per (model, batch) for pricing, and the case's totals.
+    calls per model, token and web-search totals per (model, batch, pricing context) for
+    pricing, and the case's totals.
 
     A row whose note marks a ``usage.iterations`` entry (usage.ITERATION_NOTE) is part of
     the call before it: its tokens are added to that call's prompt and output, its model
@@ -97,8 +102,9 @@ class CaseSamples:
         prompt: list[int] = []
         output: list[int] = []
         models: dict[str, int] = {}
-        # (model, batch) -> [input, output, cache_write_5m, cache_write_1h, cache_read]
-        groups: dict[tuple[str, bool], list[int]] = {}
+        # (model, batch, context) -> [input, output, cache_write_5m, cache_write_1h,
+        # cache_read, web_searches]
+        groups: dict[tuple[str, bool, str], list[int]] = {}
         notes: dict[str, int] = {}
         iterations: dict[tuple[str, str, bool], list[int]] = {}
         output_sum = cache_read = recounted = input_only = 0
@@ -107,7 +113,7 @@ class CaseSamples:
         # until it has one: a set per call would cost every run of plain calls)
         call_model, call_output = "", False
         seen: set[str] | None = None
-        for model, i, o, w5, w1, r, _provider, batch, rec, only, note in rows:
+        for model, i, o, w5, w1, r, _provider, batch, rec, only, note, web, ctx in rows:
             step = iteration_type(note) if note else ""
             if step and prompt:  # billed with the call before it: one call, more tokens
                 prompt[-1] += i + w5 + w1 + r
@@ -151,15 +157,16 @@ class CaseSamples:
                         f"tokens and priced at {model}"
                     )
                     notes[unknown] = notes.get(unknown, 0) + 1
-            g = groups.get((model, batch))
+            g = groups.get((model, batch, ctx))
             if g is None:
-                groups[(model, batch)] = [i, o, w5, w1, r]  # tuples once summed
+                groups[(model, batch, ctx)] = [i, o, w5, w1, r, web]  # tuples once summed
             else:
                 g[0] += i
                 g[1] += o
                 g[2] += w5
                 g[3] += w1
                 g[4] += r
+                g[5] += web
             output_sum += o
             cache_read += r
         self.prompt = tuple(prompt)
@@ -178,11 +185,11 @@ class CaseSamples:
         return len(self.rows)
 
     def samples(self) -> Iterator[Sample]:
-        for index, (model, i, o, w5, w1, r, provider, batch, rec, only, note) in enumerate(
-            self.rows, self.first_index
-        ):
+        for index, row in enumerate(self.rows, self.first_index):
+            model, i, o, w5, w1, r, provider, batch, rec, only, note, web, ctx = row
+            usage = Usage(i, o, w5, w1, r, web, **context_fields(ctx))
             yield Sample(self.endpoint, self.case_id, self.test_id, index, model,
-                         Usage(i, o, w5, w1, r), provider, batch, rec, only, note)  # fmt: skip
+                         usage, provider, batch, rec, only, note)  # fmt: skip
 
     def to_wire(self) -> tuple[str, str, str, int, tuple[Row, ...]]:
         """Plain data, so xdist workers can ship samples to the controller."""

@@ -12,13 +12,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+from . import price_source
 from .accounting import RECORDING_KINDS, unmeasured
 from .cache_doctor import Doctor, diagnose_case
 from .config import Config
 from .counting import CountCache
 from .errors import PricingError
 from .formatting import rate as fmt_rate
-from .pricing import PriceBook, table_date, unpriced_call_message
+from .pricing import PriceBook, unpriced_call_message
 from .report import EndpointResult, Report, build_report
 from .samples import SAMPLE_KINDS, CaseRun, CaseSamples, Row, Sample, case_samples, in_test_order
 from .stats import EndpointStats, endpoint_stats_of
@@ -74,7 +75,8 @@ class BudgetRun:
             u = call.usage
             rows.append((call.model, u.input_tokens, u.output_tokens, u.cache_write_5m_tokens,
                          u.cache_write_1h_tokens, u.cache_read_tokens, call.provider,
-                         call.batch, call.recounted, call.input_only, call.note))  # fmt: skip
+                         call.batch, call.recounted, call.input_only, call.note,
+                         u.web_search_requests, u.pricing_context))  # fmt: skip
         if rows:
             self.parts.append(CaseSamples(endpoint, case_id, test_id, rows))
 
@@ -300,11 +302,13 @@ class BudgetRun:
                     f"prompt cache: {len(errors)} error-level finding(s), and cache_lint: error"
                 )
                 result.status = "fail"
+        prices = price_source.describe()
         return build_report(
             results,
             config_path=self.config.path.name,
-            price_table_date=table_date(),
+            price_table_date=prices["label"],
             findings=[f.to_dict() for f in findings],
+            prices=prices,
         )
 
 

@@ -18,8 +18,10 @@ from fractions import Fraction
 from itertools import accumulate
 from typing import Any
 
-from .pricing import _MILLION, RATE_FIELDS, Price, PriceBook
+from .errors import PricingError
+from .pricing import _MILLION, COST_TIERS, WEB_SEARCH, Price, PriceBook, unpriced_key
 from .samples import CaseSamples, Sample, case_samples
+from .usage import Usage, context_fields, iteration_type
 
 PERCENTILES = (50, 90, 95, 99)
 DAYS_PER_MONTH = 30
@@ -88,7 +90,8 @@ class EndpointStats:
     recounted_calls: int = 0
     input_only_calls: int = 0
     unpriced: dict[str, list[str]] = field(default_factory=dict)  # model -> its cases
-    # model -> pricing tier (pricing.RATE_FIELDS) -> dollars; the tiers add up to cost_total
+    # model -> cost tier (pricing.COST_TIERS: each token rate, then web searches) ->
+    # dollars; the tiers add up to cost_total
     tier_costs: dict[str, dict[str, Fraction]] = field(default_factory=dict)
     notes: dict[str, int] = field(default_factory=dict)  # a call's note -> calls with it
     # cases that ran and made no API call, in case order, and how they count
@@ -155,15 +158,58 @@ def percentiles(values: Sequence[int], label: str, metrics: dict) -> None:
     metrics[f"{label}_max"] = keys[-1]
 
 
-def _weights(prices: dict[str, Price]) -> tuple[int, dict[str, tuple[int, ...]]]:
-    """One denominator for every cost, and each model's rates as integers over it: the
-    dollars of a (model, batch) group are then a sum of integer products."""
-    rates = [(model, [getattr(p, f) for f in RATE_FIELDS]) for model, p in prices.items()]
-    lcm = math.lcm(1, *(r.denominator for _, rs in rates for r in rs))
-    denominator = 2 * _MILLION * lcm  # 2: the Batch API halves every rate
+# A rate set: (model, batch, pricing context, long-context band). Requests of one set are
+# priced alike, so their tokens are summed first and priced once.
+RateKey = tuple[str, bool, str, int]
+
+
+def _weights(
+    rate_sets: dict[RateKey, tuple[Fraction, ...]],
+) -> tuple[int, dict[RateKey, tuple[int, ...]]]:
+    """One denominator for every cost, and each rate set's rates as integers over it: the
+    dollars of a group are then a sum of integer products. A rate set is the five token
+    rates ($ per million) and the fee per web search (times a million, to share the unit)."""
+    lcm = math.lcm(1, *(r.denominator for rs in rate_sets.values() for r in rs))
+    denominator = _MILLION * lcm
     return denominator, {
-        model: tuple(r.numerator * (2 * lcm // r.denominator) for r in rs) for model, rs in rates
+        key: tuple(r.numerator * (lcm // r.denominator) for r in rs)
+        for key, rs in rate_sets.items()
     }
+
+
+def _rate_set(price: Price, key: RateKey, searches: bool) -> tuple[Fraction, ...] | str:
+    """The six rates of a rate set, or what has no price (pricing.unpriced_key)."""
+    model, is_batch, context, band = key
+    rates = price.rates(band=band, batch=is_batch, context=context)
+    if rates is None:
+        return unpriced_key(model, context)
+    if searches and price.web_search is None:
+        return unpriced_key(model, WEB_SEARCH)
+    return (*rates, (price.web_search or Fraction(0)) * _MILLION)
+
+
+def _iteration_costs(
+    parts: Sequence[CaseSamples],
+    iterations: dict[str, IterationStats],
+    prices: dict[str, Price | None],
+    batch: bool,
+) -> None:
+    """Each iteration type's dollars, row by row (iterations are few): every iteration is a
+    request of its own, priced at its model, context and prompt length."""
+    for part in parts:
+        if not part.iterations:
+            continue
+        for model, i, o, w5, w1, r, _, is_batch, _, _, note, web, context in part.rows:
+            step = iteration_type(note) if note else ""
+            it = iterations.get(step) if step else None
+            if it is None or it.cost is None:
+                continue
+            price = prices.get(model)
+            usage = Usage(i, o, w5, w1, r, web, **context_fields(context))
+            try:
+                it.cost += price.cost(usage, batch=is_batch or batch) if price else None  # type: ignore[operator]
+            except (PricingError, TypeError):
+                it.cost = None
 
 
 def endpoint_stats_of(
@@ -186,8 +232,10 @@ def endpoint_stats_of(
     per_case: dict[str, CaseStats] = {cid: CaseStats() for cid in case_ids}
     models: dict[str, int] = {}
     notes: dict[str, int] = {}
-    # Cost is linear in tokens: sum tokens per (case, model, batch) first, price once.
-    grouped: dict[tuple[str, str, bool], Sequence[int]] = {}
+    # Cost is linear in tokens within a rate set: sum tokens per (case, rate set) first,
+    # price once. (case, model, batch, context, band) -> [input, output, w5m, w1h, read,
+    # web searches]
+    grouped: dict[tuple[str, str, bool, str, int], Sequence[int]] = {}
     # (iteration type, model, batch) -> [iterations, calls, input, output, w5m, w1h, read]
     steps: dict[tuple[str, str, bool], Sequence[int]] = {}
     cache_read = recounted = input_only = 0
@@ -210,41 +258,71 @@ def endpoint_stats_of(
         case.output_tokens += part.output_sum
         case.cache_read_tokens += part.cache_read_sum
         case.models.update(part.models)
-        for (model, is_batch), sums in part.groups.items():
-            key = (cid, model, is_batch or batch)
+        for (model, is_batch, context), sums in part.groups.items():
+            key = (cid, model, is_batch or batch, context, 0)
             g = grouped.get(key)  # the part's own list, read only: a sum is a new list
             grouped[key] = sums if g is None else [a + b for a, b in zip(g, sums)]
         for (step, model, is_batch), sums in part.iterations.items():
-            key = (step, model, is_batch or batch)
-            g = steps.get(key)
-            steps[key] = sums if g is None else [a + b for a, b in zip(g, sums)]
+            key3 = (step, model, is_batch or batch)
+            g = steps.get(key3)
+            steps[key3] = sums if g is None else [a + b for a, b in zip(g, sums)]
 
     prices: dict[str, Price | None] = {}
-    for _, model, _ in grouped:
+    for _, model, _, _, _ in grouped:
         if model not in prices:
             prices[model] = book.price(model) if strict else book.find(model)
-    denominator, weights = _weights({m: p for m, p in prices.items() if p is not None})
+    # A model with long-context bands bills each request by its own prompt's length: its
+    # calls are grouped again, one by one (only this model's, only then).
+    banded = {m: p for m, p in prices.items() if p is not None and p.starts}
+    if banded:
+        grouped = {k: v for k, v in grouped.items() if k[1] not in banded}
+        for part in parts:
+            if banded.keys().isdisjoint(part.models):
+                continue
+            for model, i, o, w5, w1, r, _, is_batch, _, _, _, web, context in part.rows:
+                price = banded.get(model)
+                if price is None:
+                    continue
+                key = (part.case_id, model, is_batch or batch, context, price.band(i + w5 + w1 + r))
+                g = grouped.get(key)
+                row = (i, o, w5, w1, r, web)
+                grouped[key] = row if g is None else [a + b for a, b in zip(g, row)]
+    rate_sets: dict[RateKey, tuple[Fraction, ...]] = {}
+    unpriced_sets: dict[RateKey, str] = {}
+    searched = {(m, b, c, n) for (_, m, b, c, n), t in grouped.items() if t[5]}
+    for _, model, is_batch, context, band in grouped:
+        rk: RateKey = (model, is_batch, context, band)
+        price = prices[model]
+        if price is None or rk in rate_sets or rk in unpriced_sets:
+            continue
+        found = _rate_set(price, rk, rk in searched)
+        if isinstance(found, str):
+            unpriced_sets[rk] = found
+        else:
+            rate_sets[rk] = found
+    denominator, weights = _weights(rate_sets)
     price_sources: dict[str, str] = {}
     unpriced: dict[str, list[str]] = {}
-    tier_sums: dict[str, list[int]] = {}  # model -> numerator per pricing tier
+    tier_sums: dict[str, list[int]] = {}  # model -> numerator per cost tier
     case_sums: dict[str, int] = {}
     unpriced_cases: set[str] = set()
     total = 0
-    for (case_id, model, is_batch), t in grouped.items():
+    for (case_id, model, is_batch, context, band), t in grouped.items():
         price = prices[model]
-        if price is None:
-            seen = unpriced.setdefault(model, [])
+        rk = (model, is_batch, context, band)
+        if price is None or rk in unpriced_sets:
+            what = unpriced_sets.get(rk, model)
+            seen = unpriced.setdefault(what, [])
             if case_id not in seen:
                 seen.append(case_id)
             unpriced_cases.add(case_id)
             continue
         price_sources[model] = price.source
-        w = weights[model]
-        half = 2 if is_batch else 1
-        tiers = tier_sums.setdefault(model, [0, 0, 0, 0, 0])
+        w = weights[rk]
+        tiers = tier_sums.setdefault(model, [0] * len(COST_TIERS))
         cost = 0
-        for k in range(5):  # each rate's tokens alone: cost is linear, so they add up
-            part_cost = t[k] * w[k] // half
+        for k in range(len(COST_TIERS)):  # each rate's units alone: cost is linear
+            part_cost = t[k] * w[k]
             tiers[k] += part_cost
             cost += part_cost
         case_sums[case_id] = case_sums.get(case_id, 0) + cost
@@ -255,7 +333,7 @@ def endpoint_stats_of(
         elif case_id in case_sums:
             case.cost = Fraction(case_sums[case_id], denominator)
     tier_costs = {
-        model: {tier: Fraction(n, denominator) for tier, n in zip(RATE_FIELDS, sums)}
+        model: {tier: Fraction(n, denominator) for tier, n in zip(COST_TIERS, sums)}
         for model, sums in tier_sums.items()
     }
     iterations: dict[str, IterationStats] = {}
@@ -268,13 +346,8 @@ def endpoint_stats_of(
         it.cache_write_tokens += w5 + w1
         it.cache_read_tokens += r
         it.models[model] = it.models.get(model, 0) + n
-        price = prices.get(model)
-        if price is None or it.cost is None:
-            it.cost = None
-            continue
-        w, half = weights[model], 2 if is_batch else 1
-        it.cost += Fraction(sum(t * w[k] // half for k, t in enumerate((i, o, w5, w1, r))),
-                            denominator)  # fmt: skip
+    if steps:
+        _iteration_costs(parts, iterations, prices, batch)
 
     escalates: dict[str, bool] = {}
     for case in per_case.values():

@@ -33,7 +33,7 @@ import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -51,6 +51,11 @@ class Usage:
     cache_write_5m_tokens: int = 0
     cache_write_1h_tokens: int = 0
     cache_read_tokens: int = 0
+    # What else the request is billed by (Anthropic's usage object): web searches made by
+    # the server tool, fast mode, the geography that served it (data residency).
+    web_search_requests: int = 0
+    speed: str = ""
+    inference_geo: str = ""
 
     @property
     def cache_write_tokens(self) -> int:
@@ -60,6 +65,26 @@ class Usage:
     def prompt_tokens(self) -> int:
         """The whole prompt: uncached + cache writes + cache reads."""
         return self.input_tokens + self.cache_write_tokens + self.cache_read_tokens
+
+    @property
+    def pricing_context(self) -> str:
+        """What, beyond its tokens, sets the request's rates, as one short key: "" for a
+        standard request, else e.g. "speed=fast,inference_geo=us"."""
+        parts = []
+        if self.speed and self.speed != "standard":
+            parts.append(f"speed={self.speed}")
+        if self.inference_geo not in ANY_GEO:
+            parts.append(f"inference_geo={self.inference_geo}")
+        return ",".join(parts)
+
+
+# usage.inference_geo values that name no single geography (no data-residency premium).
+ANY_GEO = frozenset({"", "global", "not_available"})
+
+
+def context_fields(key: str) -> dict[str, str]:
+    """A pricing_context key back as its fields: {"speed": ..., "inference_geo": ...}."""
+    return dict(part.split("=", 1) for part in key.split(",") if part)
 
 
 @dataclass(frozen=True)
@@ -302,17 +327,34 @@ def usage_from_api(
             w5m = written - w1h
     else:
         w5m, w1h = written, 0
+    tools = _usage_object(data.get("server_tool_use"), f"{where}.server_tool_use")
     return Usage(
         input_tokens=field("input_tokens"),
         output_tokens=field("output_tokens"),
         cache_write_5m_tokens=w5m,
         cache_write_1h_tokens=w1h,
         cache_read_tokens=field("cache_read_input_tokens"),
+        web_search_requests=field("web_search_requests", tools, f"{where}.server_tool_use"),
+        speed=_label(data.get("speed"), f"{where}.speed"),
+        inference_geo=_label(data.get("inference_geo"), f"{where}.inference_geo"),
     )
 
 
+def _label(value: Any, where: str) -> str:
+    """A usage field naming how the request was served (``speed``, ``inference_geo``)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise CassetteError(f"{where} is {kind_of(value)}, not a name")
+    return value
+
+
 def add_usage(a: Usage, b: Usage) -> Usage:
-    return Usage(*(x + y for x, y in zip(_fields(a), _fields(b))))
+    """Two parts of one request: tokens and searches add up, the request's context is the
+    first part's that names one."""
+    i, o, w5, w1, r = (x + y for x, y in zip(_fields(a), _fields(b)))
+    return Usage(i, o, w5, w1, r, a.web_search_requests + b.web_search_requests,
+                 a.speed or b.speed, a.inference_geo or b.inference_geo)  # fmt: skip
 
 
 def _fields(u: Usage) -> tuple[int, int, int, int, int]:
@@ -362,13 +404,19 @@ def anthropic_calls(
     # The top level is the answering steps' usage: when a fallback model answered, it is that
     # step's (priced at its model below), so it only stands in when no step answered at all.
     answered = any(step in ANSWERING_STEPS for step, _, _ in steps)
-    usage = top if not answered else Usage()
+    # What the whole request is billed by (searches, speed, geography) is top-level only.
+    billed = Usage(web_search_requests=top.web_search_requests, speed=top.speed,
+                   inference_geo=top.inference_geo)  # fmt: skip
+    usage = top if not answered else billed
     for u in own:
         usage = add_usage(usage, u)
     calls = [Call("anthropic", kind, model, usage, **fields)]
     for step, named, u in steps:
         if step == EXECUTOR_STEP:
             continue
+        u = replace(
+            u, speed=u.speed or top.speed, inference_geo=u.inference_geo or top.inference_geo
+        )
         priced = model if KNOWN_ITERATIONS.get(step) == "the call's model" else named or model
         calls.append(Call("anthropic", ITERATION, priced, u, batch=fields.get("batch", False),
                           streamed=fields.get("streamed", False),

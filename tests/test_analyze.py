@@ -28,8 +28,10 @@ from pytest_tokenbudget.cli import main
 
 CASSETTES = Path(__file__).parent / "data" / "cassettes"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support_bot" / "cassettes"
+# The hand-written table prices came from before genai-prices: the models used here kept
+# their prices (Bedrock's regional premium included), so the figures must not move.
 PRICES = json.loads(
-    (Path(__file__).resolve().parents[1] / "pytest_tokenbudget" / "prices.json").read_text()
+    (Path(__file__).parent / "data" / "prices" / "prices-2026-11-01.json").read_text()
 )
 
 
@@ -233,22 +235,35 @@ def test_every_grouping_is_a_token_budgets_yml_that_check_accepts(capsys, tmp_pa
     if by == "file":
         with_usage = [p for p in CASSETTES.rglob("*.y*ml") if hand_calls(p)]
         assert len(endpoints) == len(with_usage)
-    # no price: claude-sonnet-5 (an R vcr file; by file also the executor of the three
-    # advisor files), amazon.titan-text-express-v1, and by model the advisor claude-fable-5
-    unpriced = {"folder": 2, "file": 5, "model": 3}[by]
+    # no price: amazon.titan-text-express-v1 only (genai-prices prices claude-sonnet-5 and
+    # claude-fable-5, which the old hand-written table did not)
+    unpriced = 1
     assert sum(1 for e in endpoints.values() if "target_model" in e) == len(endpoints) - unpriced
-    assert "# target_model: claude-sonnet-5   # no price" in out
+    assert "# target_model: claude-sonnet-5   # no price" not in out
     assert "# target_model: amazon.titan-text-express-v1   # no price" in out
 
 
 def test_a_model_without_a_price_is_not_proposed(capsys):
-    code, out, _ = run(capsys, str(CASSETTES / "vcr-r"))
+    code, out, _ = run(capsys, str(BEDROCK / "openllmetry" / "test_titan"))
     assert code == 0
-    proposal = yaml.safe_load(out)["endpoints"]["vcr-r"]
+    proposal = yaml.safe_load(out)["endpoints"]["test_titan"]
     assert "target_model" not in proposal and "max_cost_per_request_usd" not in proposal
     assert "allowed_escalation_rate" not in proposal  # needs a target_model
-    assert "# note: vcr-r: claude-sonnet-5 has no price in the shipped table" in out
-    assert proposal["max_input_tokens_p95"] == two_digits_up(30 * 1.2)  # max(30, 26)
+    assert "amazon.titan-text-express-v1 has no price (genai-prices, `pricing:`)" in out
+
+
+def test_a_model_the_old_table_lacked_is_priced(capsys):
+    """claude-sonnet-5 (an R vcr file) had no price until prices came from genai-prices."""
+    code, out, _ = run(capsys, str(CASSETTES / "vcr-r"))
+    assert code == 0 and "no price" not in out
+    calls = {m: (i, o) for p in sorted((CASSETTES / "vcr-r").glob("*.yml"))
+                 for m, i, o in hand_calls(p)}  # fmt: skip
+    # Published rates, $ per MTok: Sonnet 5 $2 in / $10 out, Sonnet 3.5 $3 / $15.
+    (i5, o5), (i35, o35) = calls["claude-sonnet-5"], calls["claude-3-5-sonnet-20241022"]
+    mean = Fraction(i5 * 2 + o5 * 10 + i35 * 3 + o35 * 15, 2 * 10**6)
+    found = re.search(r"max_cost_per_request_usd: [\d.]+   # measured ([\d.]+)", out)
+    assert found and float(found[1]) == pytest.approx(float(mean), abs=1e-6)
+    assert yaml.safe_load(out)["endpoints"]["vcr-r"]["max_input_tokens_p95"] == two_digits_up(36)
 
 
 LIMIT_EXCEEDED = "test_anthropic_model_usage_limit_exceeded"

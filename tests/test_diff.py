@@ -256,10 +256,31 @@ def test_price_table_change_is_a_note_not_an_error():
     diff = compare(BASE, head, max_regression_pct=None)
     assert diff.notes == (
         (
-            "baseline priced with the table of 2026-11-01, head with 2026-12-01: "
+            "baseline priced with the table of 2026-11-01, head with the table of 2026-12-01: "
             "dollar deltas include price changes"
         ),
     )
+
+
+def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
+    head = copy.deepcopy(HEAD)
+    head["prices"] = {"source": "genai-prices 0.2.5", "as_of": "2026-12-07"}
+    assert compare(BASE, head, max_regression_pct=None).notes == (
+        (
+            "baseline priced with the table of 2026-11-01, head with genai-prices 0.2.5: "
+            "dollar deltas include price changes"
+        ),
+    )
+    base = copy.deepcopy(head)
+    base["prices"]["source"] = "genai-prices 0.2.3"
+    assert compare(base, head, max_regression_pct=None).notes == (
+        (
+            "baseline priced with genai-prices 0.2.3, head with genai-prices 0.2.5: "
+            "dollar deltas include price changes"
+        ),
+    )
+    base["prices"] = {"source": "genai-prices 0.2.5", "as_of": "2026-11-20"}  # another day
+    assert compare(base, head, max_regression_pct=None).notes == ()
 
 
 def test_head_endpoint_failure_fails_the_diff():

@@ -175,7 +175,10 @@ def _tier_tokens(usage: dict) -> dict[str, int]:
 
 
 def _rates(model: str) -> dict[str, Fraction]:
-    table = json.loads((ROOT / "pytest_tokenbudget" / "prices.json").read_text())["models"]
+    # The old hand-written table: the example's models did not change price since.
+    table = json.loads((ROOT / "tests" / "data" / "prices" / "prices-2026-11-01.json").read_text())[
+        "models"
+    ]
     rates = table[re.sub(r"-\d{8}$", "", model)]
     return {tier: Fraction(str(rates[tier])) / 1_000_000 for tier in TIERS}
 

@@ -207,13 +207,16 @@ def test_calls_of_an_advisor_response():
 
 def test_an_unpriced_advisor_model_is_never_priced_at_zero():
     path = CASSETTES / "test_anthropic_advisor_tool_redacted.yaml"  # advisor: claude-fable-5
+    # genai-prices prices claude-fable-5: the advisor is renamed to a model nothing prices.
+    calls = [c for e in load_cassette_file(path) for c in parse_exchange(e)]
+    renamed = ["acme-advisor-9" if c.model == "claude-fable-5" else c.model for c in calls]
     samples = [
-        Sample("ep", "c", "t", i, c.model, c.usage, note=c.note)
-        for i, c in enumerate(c for e in load_cassette_file(path) for c in parse_exchange(e))
+        Sample("ep", "c", "t", i, model, c.usage, note=c.note)
+        for i, (c, model) in enumerate(zip(calls, renamed))
     ]
     book = PriceBook({"claude-sonnet-5": PRICING["claude-sonnet-5"]})
     stats = endpoint_stats("ep", samples, ["c"], book=book, strict=False)
-    assert stats.unpriced == {"claude-fable-5": ["c"]}
+    assert stats.unpriced == {"acme-advisor-9": ["c"]}
     assert stats.cost_total is None and stats.metrics["cost_per_request_usd"] is None
     assert stats.iterations["advisor_message"].cost is None
 

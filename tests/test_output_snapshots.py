@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_tokenbudget import price_source
 from pytest_tokenbudget.config import load_config
 from pytest_tokenbudget.markdown import render_markdown
 from pytest_tokenbudget.samples import CaseRun, Sample
@@ -40,7 +41,13 @@ endpoints:
 
 
 @pytest.fixture
-def report(tmp_path):
+def report(tmp_path, monkeypatch):
+    # The footer names the price source and the day priced: pinned, so the snapshot holds.
+    label = "genai-prices bundled data, prices in force on 2026-12-01"
+    monkeypatch.setattr(
+        price_source, "describe", lambda: {"source": "genai-prices", "as_of": "2026-12-01",
+                                           "label": label}
+    )  # fmt: skip
     path = tmp_path / "token_budgets.yml"
     path.write_text(CONFIG)
     run = BudgetRun(load_config(path), Options(path, tmp_path, tmp_path))

@@ -3,7 +3,7 @@ from fractions import Fraction
 import pytest
 
 from pytest_tokenbudget.errors import PricingError
-from pytest_tokenbudget.pricing import PriceBook, table_date
+from pytest_tokenbudget.pricing import PriceBook, source_name
 from pytest_tokenbudget.samples import Sample
 from pytest_tokenbudget.stats import endpoint_stats, nearest_rank
 from pytest_tokenbudget.usage import Usage
@@ -114,7 +114,7 @@ def test_unpriced_models_leave_every_dollar_figure_they_touch_unknown():
     assert stats.cost_total is None
     assert stats.per_case["a"].cost == Fraction(100 * 3 + 10 * 15, 10**6)
     assert stats.per_case["b"].cost is None and stats.per_case["c"].cost is None
-    assert stats.price_sources == {"claude-sonnet-4-6": f"table {table_date()}"}
+    assert stats.price_sources == {"claude-sonnet-4-6": source_name()}
 
 
 # -- the same numbers as the obvious computation, whatever the order and grouping ---------

@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 from project_files import record, report_of
 
+from pytest_tokenbudget.pricing import source_name
+
 SNIPPET = [
     "*  pricing:",
     "*    claude-opus-9-zz: {input: 3.0, output: 15.0}   # $ per million tokens*",
@@ -51,9 +53,10 @@ def test_unknown_target_model_is_a_usage_error_with_line_suggestion_and_snippet(
         [
             (
                 "ERROR: pytest-tokenbudget: *token_budgets.yml:5: target_model: unknown model "
-                "'claude-opus-9-zz': no price in the shipped table, in `pricing:` or from a "
-                "pytest_tokenbudget_price hook (did you mean 'claude-opus-4-8', 'claude-opus-4-7' "
-                "or 'claude-opus-4-6'?). If the name is right, add its price to token_budgets.yml:"
+                "'claude-opus-9-zz': no price in genai-prices *, in `pricing:` or from a "
+                "pytest_tokenbudget_price hook (did you mean 'claude-opus-5-5', 'claude-opus-4-8' "
+                "or 'claude-opus-4-7'?). If it is newer than genai-prices *, upgrade genai-prices "
+                "(or add `pricing:`). If the name is right, add its price to token_budgets.yml:"
             ),
             *SNIPPET,
         ]
@@ -83,8 +86,8 @@ endpoints:
     err = result.stderr.str()
     assert err.startswith("ERROR: pytest-tokenbudget: 2 problems in ")
     assert (
-        "token_budgets.yml:2: target_model: unknown model 'claude-sonet-4-6': no price in the "
-        "shipped table, in `pricing:` or from a pytest_tokenbudget_price hook (did you mean "
+        "token_budgets.yml:2: target_model: unknown model 'claude-sonet-4-6': no price in "
+        f"{source_name()}, in `pricing:` or from a pytest_tokenbudget_price hook (did you mean "
         "'claude-sonnet-4-6'" in err
     )
     assert "token_budgets.yml:7: escalation_models[1]: unknown model 'gpt-9o'" in err
@@ -139,8 +142,8 @@ def test_a_price_hook_that_does_not_know_the_model_still_leaves_it_unknown(pytes
     result.stderr.fnmatch_lines(
         [
             (
-                "*token_budgets.yml:5: target_model: unknown model 'acme-proxy-2': no price in the "
-                "shipped table, in `pricing:` or from a pytest_tokenbudget_price hook. If the name "
+                "*token_budgets.yml:5: target_model: unknown model 'acme-proxy-2': no price in "
+                "genai-prices *, in `pricing:` or from a pytest_tokenbudget_price hook. If the name "
                 "is right, add its price to token_budgets.yml:"
             ),
             "    acme-proxy-2: {input: 3.0, output: 15.0}*",
@@ -301,5 +304,5 @@ def test_a_dated_response_model_is_priced_as_its_model(pytester, ci_env):
     result = run(pytester)
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     chat = report_of(pytester)["endpoints"]["chat"]
-    assert chat["price_sources"] == {"claude-sonnet-4-6-20261201": "table 2026-11-01"}
+    assert chat["price_sources"] == {"claude-sonnet-4-6-20261201": source_name()}
     assert chat["metrics"]["escalation_rate"] == 0.0  # the target model, dated
