@@ -1,13 +1,18 @@
 """The one sticky pull-request comment, through GitHub's REST API (stdlib only).
 
-`tokenbudget comment` finds our comment by its marker, updates it in place (or
-creates it once), skips the call when nothing changed, and never lets an older
-workflow run overwrite what a newer one wrote.
+`tokenbudget comment` finds our comment by its marker *and its author* (the identity
+behind the token), updates it in place (or creates it once), skips the call when
+nothing changed, and never lets an older workflow run overwrite what a newer one
+wrote. The token only ever goes to the API host: GITHUB_API_URL is checked, no
+redirect is followed, answers are read up to a size limit, and what the server says
+is printed with the token masked.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import ipaddress
 import json
 import os
 import re
@@ -21,21 +26,42 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ReportError, TokenBudgetError
+from .input_files import REPORT_MAX_BYTES, read_bounded_text
 from .markdown import MARKER, cap_markdown
-from .scrub import refuse_if_secret
+from .scrub import refuse_if_secret, replace_keys
 
 DEFAULT_API = "https://api.github.com"
 DEFAULT_BODY = Path(".token-budget/report.md")
 GITHUB_LIMIT = 65_536
 MAX_PAGES = 100  # 10,000 comments: beyond that, something else is wrong
 TIMEOUT_S = 30
+MAX_ANSWER_BYTES = 10 * 1024 * 1024  # a page of 100 comments is at most ~7 MiB
+MAX_ERROR_BYTES = 64 * 1024  # an error answer: only its message is read
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
+# The identity GitHub Actions' GITHUB_TOKEN writes as, on github.com and on Enterprise
+# Server: `[bot]` logins belong to GitHub Apps, no user can take one.
+ACTIONS_BOT = "github-actions[bot]"
 _STAMP = re.compile(r"<!-- pytest-tokenbudget run=(\d+)\.(\d+)(?: sha=([0-9A-Za-z]*))? -->\n?")
 _NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="next"')
+_LOGIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}(?:\[bot\])?")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?:{_LABEL}\.)*{_LABEL}\.?")
+_URL_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]*)*")
+# GitHub's own token shapes (classic, fine-grained, OAuth, app, refresh): masked in what
+# the server says, beside the token itself and the key shapes of scrub.py.
+_GITHUB_TOKEN_SHAPE = re.compile(r"\b(?:gh[opsur]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})")
+MASK = "***"
 
 
 class GitHubError(TokenBudgetError):
     """The GitHub API refused or could not be reached; the message says why in one line."""
+
+    def __init__(
+        self, message: str, *, status: int | None = None, rate_limited: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.status = status  # the HTTP status GitHub answered, when it answered one
+        self.rate_limited = rate_limited
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,8 @@ class Outcome:
     action: str  # created | updated | unchanged | kept-newer
     comment_id: int
     url: str = ""
+    author: str = ""  # the login the token writes as
+    ignored: int = 0  # comments with the marker by someone else
 
 
 def without_stamp(body: str) -> str:
@@ -94,20 +122,195 @@ def stamped(body: str, stamp: RunStamp | None) -> str:
     return "\n".join(lines)
 
 
-def is_ours(comment: dict[str, Any]) -> bool:
-    return any(line.strip() == MARKER for line in (comment.get("body") or "").splitlines())
+def is_ours(comment: Mapping[str, Any]) -> bool:
+    """Whether a comment carries our marker (who wrote it is `Author.wrote`)."""
+    body = comment.get("body")
+    return isinstance(body, str) and any(line.strip() == MARKER for line in body.splitlines())
+
+
+# -- what the server says, made safe to print --------------------------------------------
+def shown(text: str, token: str = "", limit: int = 300) -> str:
+    """Server-chosen text as one printable line: the token and key shapes masked, cut.
+
+    Line breaks and tabs become spaces and other unprintable characters are dropped
+    before masking (a token with a NUL inside is still the token); no line break
+    survives to forge a workflow command or a second line.
+    """
+    text = "".join(c if c.isprintable() else " " if c.isspace() else "" for c in text)
+    text = " ".join(text.split())
+    if token:
+        text = text.replace(token, MASK)
+    text = _GITHUB_TOKEN_SHAPE.sub(MASK, text)
+    text = replace_keys(text, lambda _: MASK)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _host_of(url: str, token: str) -> str:
+    """Just the host[:port] of a server-chosen URL, for a message: never its user name,
+    password, path or query, and its case kept so that a token in it is masked."""
+    try:
+        host = urllib.parse.urlsplit(url).netloc.rpartition("@")[2]
+    except ValueError:  # "http://[::1": not even a host
+        host = ""
+    return shown(host, token, limit=100) or "an unnamed host"
+
+
+# -- where the token may go ----------------------------------------------------------------
+def api_url(text: str) -> str:
+    """GITHUB_API_URL as a base URL the token may be sent to, else a GitHubError why not.
+
+    https only (http for a loopback host, which tests use); a host, an optional port
+    and path (GitHub Enterprise Server's /api/v3), nothing else: no user name or
+    password, query, fragment, whitespace or control character.
+    """
+    problem = _api_url_problem(text)
+    if problem:
+        raise GitHubError(f"GITHUB_API_URL {problem}; it is where the token is sent")
+    return text.rstrip("/")
+
+
+def _api_url_problem(text: str) -> str | None:
+    """What is wrong with an API URL, never quoting more of it than the part at fault
+    (the whole value may hold a password)."""
+    odd = next((c for c in text if not c.isascii() or c.isspace() or not c.isprintable()), "")
+    if odd:
+        return f"holds whitespace, a control or a non-ASCII character ({odd!a})"
+    try:
+        parts = urllib.parse.urlsplit(text)
+        port = parts.port
+    except ValueError:
+        return "is not a well-formed URL"
+    if "@" in parts.netloc:
+        return "must not hold a user name or password (user@host)"
+    if parts.scheme not in ("https", "http"):
+        shown_scheme = f"{shown(parts.scheme, limit=20)!r}" if parts.scheme else "none"
+        return f"must be an https:// URL (its scheme: {shown_scheme})"
+    host = parts.hostname or ""
+    if not host or (port is None and parts.netloc.endswith(":")):
+        return "has no host or no port after its colon"
+    if not (_HOST_NAME.fullmatch(host) or _is_ip(host)):
+        return f"has an invalid host ({shown(host, limit=100)})"
+    if parts.scheme == "http" and not _is_loopback(host):
+        return (
+            f"must be https: http://{host} would carry the token unencrypted (http is "
+            "accepted only for a loopback host: 127.0.0.1, ::1, localhost)"
+        )
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        return "must not have a query (?) or fragment (#)"
+    if not _URL_PATH.fullmatch(parts.path) or "/../" in f"{parts.path}/":
+        return f"has an invalid path ({shown(parts.path, limit=100)})"
+    return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host.rstrip(".").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _graphql_url(api: str) -> str:
+    """GitHub's GraphQL endpoint beside a REST base: /graphql, or /api/graphql on GHES."""
+    if api.endswith("/api/v3"):
+        return api[: -len("v3")] + "graphql"
+    return api + "/graphql"
+
+
+def _opener() -> urllib.request.OpenerDirector:
+    """Only the handlers a JSON API needs: no redirect handler (a 3xx is an error, so no
+    redirect can take the token anywhere), no file:, ftp: or data: handler."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),  # HTTPS_PROXY and friends, read now
+        urllib.request.HTTPHandler(),
+        urllib.request.HTTPSHandler(),
+        urllib.request.HTTPDefaultErrorHandler(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
+# -- whose comment it is -------------------------------------------------------------------
+@dataclass(frozen=True)
+class Author:
+    """The identity the token writes as: the only author whose marked comment is ours."""
+
+    login: str
+    user_id: int | None = None  # None when only the login is known (the Actions fallback)
+
+    def wrote(self, comment: Mapping[str, Any]) -> bool:
+        user = comment.get("user")
+        if not isinstance(user, dict) or user.get("login") != self.login:
+            return False
+        if self.login.endswith("[bot]") and user.get("type") != "Bot":
+            return False
+        # The id as well as the login: a renamed account's old login can be taken.
+        return self.user_id is None or (_is_int(user.get("id")) and user["id"] == self.user_id)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 # -- the API -----------------------------------------------------------------------------
 class GitHub:
-    """Just the three calls the sticky comment needs."""
+    """Just the calls the sticky comment needs, to the API host and nowhere else."""
 
     def __init__(self, token: str, *, api: str = DEFAULT_API, repo: str, pr: int) -> None:
         self.token = token
-        self.api = api.rstrip("/")
+        self.api = api_url(api)
         self.repo = repo
         self.pr = pr
         self._origin = urllib.parse.urlsplit(self.api)[:2]
+        self._opener = _opener()
+
+    def author(self) -> Author:
+        """Who the token writes as.
+
+        A personal access token is a user: `GET /user` names it. A GitHub App's
+        installation token (Actions' GITHUB_TOKEN is one) gets a 403 there ("Resource
+        not accessible by integration"); GraphQL's `viewer` names its bot, and when
+        GraphQL does not answer, it is Actions' own bot.
+        """
+        try:
+            user = _object(self._call("GET", f"{self.api}/user")[0])
+        except GitHubError as err:
+            if err.status != 403 or err.rate_limited:
+                raise
+            return self._viewer() or Author(ACTIONS_BOT)
+        login, user_id = user.get("login"), user.get("id")
+        if not isinstance(login, str) or not _LOGIN.fullmatch(login) or not _is_int(user_id):
+            raise GitHubError(
+                f"the GitHub API at {self.api} answered GET /user without a login and id"
+            )
+        return Author(login, user_id)
+
+    def _viewer(self) -> Author | None:
+        query = {"query": "query { viewer { login databaseId } }"}
+        try:
+            answer = _object(self._call("POST", _graphql_url(self.api), query)[0])
+        except GitHubError:
+            return None
+        viewer = _object(_object(answer.get("data")).get("viewer"))
+        login, user_id = viewer.get("login"), viewer.get("databaseId")
+        if not isinstance(login, str) or not _LOGIN.fullmatch(login):
+            return None
+        return Author(login, user_id if _is_int(user_id) else None)
 
     def comments(self) -> Iterator[dict[str, Any]]:
         """Every comment on the pull request, following the Link: rel="next" pages."""
@@ -116,18 +319,32 @@ class GitHub:
             if url is None:
                 return
             page, headers = self._call("GET", url)
-            yield from page
+            if not isinstance(page, list):
+                raise GitHubError(
+                    f"the GitHub API at {self.api} answered the list of comments with "
+                    "something that is not a list"
+                )
+            yield from (c for c in page if isinstance(c, dict))
             url = _next_link(headers.get("Link", ""))
-            if url is not None and urllib.parse.urlsplit(url)[:2] != self._origin:
-                raise GitHubError(f"refusing to follow a next-page link to another host: {url}")
+            if url is not None and not self._same_origin(url):
+                raise GitHubError(
+                    "refusing to follow a next-page link to another host "
+                    f"({_host_of(url, self.token)}): the token is only sent to {self.api}"
+                )
 
     def create(self, body: str) -> dict[str, Any]:
         url = f"{self.api}/repos/{self.repo}/issues/{self.pr}/comments"
-        return self._call("POST", url, {"body": body})[0]
+        return _object(self._call("POST", url, {"body": body})[0])
 
     def update(self, comment_id: int, body: str) -> dict[str, Any]:
         url = f"{self.api}/repos/{self.repo}/issues/comments/{comment_id}"
-        return self._call("PATCH", url, {"body": body})[0]
+        return _object(self._call("PATCH", url, {"body": body})[0])
+
+    def _same_origin(self, url: str) -> bool:
+        try:
+            return urllib.parse.urlsplit(url)[:2] == self._origin
+        except ValueError:
+            return False
 
     def _call(
         self, method: str, url: str, payload: dict[str, Any] | None = None
@@ -141,33 +358,69 @@ class GitHub:
         if data is not None:
             request.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-                return json.loads(response.read() or b"null"), response.headers
+            with self._opener.open(request, timeout=TIMEOUT_S) as response:
+                raw = response.read(MAX_ANSWER_BYTES + 1)
+                headers = response.headers
         except urllib.error.HTTPError as err:
-            raise self._explain(err, method) from None
+            raise self._explain(err, method, url) from None
         except urllib.error.URLError as err:
-            raise GitHubError(f"cannot reach the GitHub API at {self.api}: {err.reason}") from None
-        except (TimeoutError, ConnectionError) as err:
-            raise GitHubError(f"cannot reach the GitHub API at {self.api}: {err}") from None
-        except json.JSONDecodeError:
+            raise GitHubError(
+                f"cannot reach the GitHub API at {self.api}: {shown(str(err.reason), self.token)}"
+            ) from None
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            raise GitHubError(
+                f"cannot reach the GitHub API at {self.api}: {shown(str(err), self.token)}"
+            ) from None
+        if len(raw) > MAX_ANSWER_BYTES:
+            raise GitHubError(
+                f"the GitHub API at {self.api} answered {method} with more than "
+                f"{MAX_ANSWER_BYTES // (1024 * 1024)} MiB: not read further"
+            )
+        try:
+            return json.loads(raw or b"null"), headers
+        except (ValueError, RecursionError):
             raise GitHubError(
                 f"the GitHub API at {self.api} answered {method} with non-JSON"
             ) from None
 
-    def _explain(self, err: urllib.error.HTTPError, method: str) -> GitHubError:
+    def _explain(self, err: urllib.error.HTTPError, method: str, url: str) -> GitHubError:
         try:
-            message = json.loads(err.read() or b"{}").get("message", "")
-        except (ValueError, AttributeError, OSError):
+            message = json.loads(err.read(MAX_ERROR_BYTES) or b"{}").get("message", "")
+        except (ValueError, AttributeError, OSError, RecursionError, http.client.HTTPException):
             message = ""
+        message = shown(message, self.token) if isinstance(message, str) else ""
         said = f' (GitHub said: "{message}")' if message else ""
         where = f"{self.repo} pull request #{self.pr}"
+        if 300 <= err.code < 400:
+            target = err.headers.get("Location") or ""
+            try:
+                target = urllib.parse.urljoin(url, target) if target else ""
+            except ValueError:
+                pass  # not a URL: said to be elsewhere
+            if not target:
+                to, hint = "without a Location", ""
+            elif self._same_origin(target):
+                to = "to another path on the same host"
+                hint = " (a renamed or moved repository? pass its current OWNER/NAME with --repo)"
+            else:
+                to, hint = f"to {_host_of(target, self.token)}", ""
+            return GitHubError(
+                f"the GitHub API at {self.api} answered {method} with a redirect "
+                f"(HTTP {err.code}) {to}: not followed, the token is only ever sent to "
+                f"{self.api}{hint}",
+                status=err.code,
+            )
         if err.code == 401:
             text = (
                 "GitHub rejected the token (HTTP 401): GITHUB_TOKEN is invalid, expired or "
                 "for another GitHub host (GITHUB_API_URL)"
             )
         elif err.code == 403 and err.headers.get("X-RateLimit-Remaining") == "0":
-            text = "GitHub's API rate limit is exhausted (HTTP 403): try again later"
+            return GitHubError(
+                "GitHub's API rate limit is exhausted (HTTP 403): try again later",
+                status=403,
+                rate_limited=True,
+            )
         elif err.code == 403:
             text = (
                 f"GitHub refused to {'read' if method == 'GET' else 'write'} comments on {where} "
@@ -184,7 +437,7 @@ class GitHub:
             text = "GitHub did not accept the comment (HTTP 422)"
         else:
             text = f"the GitHub API answered HTTP {err.code} to {method}"
-        return GitHubError(text + said)
+        return GitHubError(text + said, status=err.code)
 
 
 def _next_link(header: str) -> str | None:
@@ -197,21 +450,43 @@ def _next_link(header: str) -> str | None:
 
 # -- create or update --------------------------------------------------------------------
 def upsert_comment(client: GitHub, body: str, stamp: RunStamp | None) -> Outcome:
-    """Create the sticky comment once, then only ever update it, and only forward in time."""
-    ours = next((c for c in client.comments() if is_ours(c)), None)
+    """Create the sticky comment once, then only ever update it, and only forward in time.
+
+    Ours is the first comment with the marker written by the token's own identity: a
+    marked comment by anyone else is never edited and its run stamp never believed.
+    """
+    author = client.author()
+    ours, ignored = None, 0
+    for comment in client.comments():
+        if not is_ours(comment):
+            continue
+        if author.wrote(comment) and _is_int(comment.get("id")):
+            ours = comment
+            break
+        ignored += 1
     new_body = stamped(body, stamp)
     if ours is None:
         created = client.create(new_body)
-        return Outcome("created", created.get("id", 0), created.get("html_url", ""))
+        return Outcome("created", _id(created), _url(created), author.login, ignored)
     existing = ours.get("body") or ""
     theirs = RunStamp.find(existing)
-    url = ours.get("html_url", "")
+    url = _url(ours)
     if stamp is not None and theirs is not None and theirs.order > stamp.order:
-        return Outcome("kept-newer", ours["id"], url)
+        return Outcome("kept-newer", ours["id"], url, author.login, ignored)
     if without_stamp(existing) == without_stamp(new_body):
-        return Outcome("unchanged", ours["id"], url)
+        return Outcome("unchanged", ours["id"], url, author.login, ignored)
     updated = client.update(ours["id"], new_body)
-    return Outcome("updated", ours["id"], updated.get("html_url", url))
+    return Outcome("updated", ours["id"], _url(updated) or url, author.login, ignored)
+
+
+def _id(comment: Mapping[str, Any]) -> int:
+    value = comment.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _url(comment: Mapping[str, Any]) -> str:
+    value = comment.get("html_url")
+    return value if isinstance(value, str) else ""
 
 
 def pr_number(event_path: str | None) -> int:
@@ -276,10 +551,11 @@ def _run_arg(text: str) -> tuple[int, int]:
 
 
 def cmd_comment(args: argparse.Namespace) -> int:
+    token = os.environ.get("GITHUB_TOKEN", "").strip()
     try:
         outcome = _comment(args)
     except TokenBudgetError as err:
-        print(f"tokenbudget comment: {err}", file=sys.stderr)
+        print(f"tokenbudget comment: {shown(str(err), token, limit=2000)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     said = {
         "created": "created the token-budget comment",
@@ -287,7 +563,13 @@ def cmd_comment(args: argparse.Namespace) -> int:
         "unchanged": "the token-budget comment is already up to date",
         "kept-newer": "kept the token-budget comment: a newer workflow run wrote it",
     }[outcome.action]
-    print(f"tokenbudget comment: {said} {outcome.url}".rstrip())
+    line = f"{said} {shown(outcome.url, token)}".rstrip()
+    if outcome.ignored:
+        line += (
+            f" (ignored {outcome.ignored} other comment{'s' * (outcome.ignored > 1)} with the "
+            f"marker: not written by {outcome.author}, the token's identity)"
+        )
+    print(f"tokenbudget comment: {line}")
     return EXIT_OK
 
 
@@ -299,8 +581,11 @@ def _comment(args: argparse.Namespace) -> Outcome:
             "no GitHub token: set GITHUB_TOKEN (in a workflow: "
             "`env: {GITHUB_TOKEN: ${{ github.token }}}`)"
         )
+    if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
+        raise GitHubError("GITHUB_TOKEN holds whitespace, a control or a non-ASCII character")
+    api = api_url(env.get("GITHUB_API_URL") or DEFAULT_API)
     repo = args.repo or env.get("GITHUB_REPOSITORY", "")
-    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo, re.ASCII) or ".." in repo.split("/"):
         raise GitHubError(
             f"not a repository: {repo!r}; pass --repo OWNER/NAME or set GITHUB_REPOSITORY"
             if repo
@@ -308,18 +593,18 @@ def _comment(args: argparse.Namespace) -> Outcome:
         )
     pr = args.pr if args.pr is not None else pr_number(env.get("GITHUB_EVENT_PATH"))
     body_path: Path = args.body
-    try:
-        body = body_path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not body_path.exists():
         raise ReportError(
             "no comment body here: run `pytest --token-budget` first (it writes "
             ".token-budget/report.md) or pass --body PATH",
             path=body_path,
-        ) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ReportError(f"cannot read the comment body: {err}", path=body_path) from None
+        )
+    # The body may come from a fork's artifact: a regular file of bounded size only.
+    body = read_bounded_text(
+        body_path, limit=REPORT_MAX_BYTES, what="the comment body", error=ReportError
+    )
     refuse_if_secret(body, path=str(body_path))
-    client = GitHub(token, api=env.get("GITHUB_API_URL") or DEFAULT_API, repo=repo, pr=pr)
+    client = GitHub(token, api=api, repo=repo, pr=pr)
     run = getattr(args, "run", None)
     sha = getattr(args, "sha", None)
     stamp = RunStamp(*run, sha or env.get("GITHUB_SHA", "")) if run else RunStamp.from_env(env)

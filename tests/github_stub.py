@@ -1,9 +1,14 @@
-"""A loopback stand-in for the three GitHub REST calls `tokenbudget comment` makes.
+"""A loopback stand-in for the GitHub API calls `tokenbudget comment` makes.
 
 Issue comments of pull requests, paginated as GitHub does (`per_page` up to 100,
 `page`, absolute `Link: <...>; rel="next"` URLs), created with POST, edited with
-PATCH; a bearer-token check (401), switchable 403s and 404s, the 65,536
-character body limit (422), and a log of every request.
+PATCH, each comment with its author's `user` (login, id, type); who a token is, as
+GitHub answers it: `GET /user` names a personal access token's user and is a 403
+"Resource not accessible by integration" for an installation token (Actions'
+GITHUB_TOKEN, a GitHub App's), whose bot GraphQL's `viewer` names. A bearer-token
+check (401), switchable 403s and 404s, the 65,536 character body limit (422), canned
+answers for hostile-server tests (redirects, echoed tokens, endless bodies), and a
+log of every request.
 """
 
 from __future__ import annotations
@@ -11,14 +16,66 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-TOKEN = "ghs_stubTokenForTests"
-BOT = "github-actions[bot]"
 BODY_LIMIT = 65_536
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a token is: a user (a personal access token) or an app's bot (installation)."""
+
+    login: str
+    id: int
+    type: str = "User"  # "User" | "Bot"
+    installation: bool = False  # GET /user is a 403 for it
+
+    def user(self) -> dict[str, Any]:
+        return {"login": self.login, "id": self.id, "type": self.type}
+
+
+BOT = "github-actions[bot]"
+TOKEN = "ghs_stubTokenForTests"  # Actions' GITHUB_TOKEN: an installation token of its app
+PAT = "ghp_stubPersonalAccessTokenForTests"
+PAT_USER = "octo-dev"
+APP_TOKEN = "ghs_stubGitHubAppTokenForTests"  # another GitHub App's installation token
+APP_BOT = "budget-app[bot]"
+IDENTITIES = {
+    TOKEN: Identity(BOT, 41898282, "Bot", installation=True),
+    PAT: Identity(PAT_USER, 583231, "User"),
+    APP_TOKEN: Identity(APP_BOT, 151515151, "Bot", installation=True),
+}
+
+
+def known_user(login: str) -> dict[str, Any]:
+    """The `user` of a comment by login: a token's identity, else a user of its own."""
+    for identity in IDENTITIES.values():
+        if identity.login == login:
+            return identity.user()
+    return {
+        "login": login,
+        "id": 1_000_000 + sum(map(ord, login)),
+        "type": "Bot" if login.endswith("[bot]") else "User",
+    }
+
+
+@dataclass
+class Canned:
+    """An answer given instead of the API's, to the first `times` matching requests."""
+
+    method: str
+    path: str
+    status: int
+    payload: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | Callable[[Any], None] | None = None  # bytes, or a writer of the body
+    times: int = 1_000_000
+
+
 _LIST = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/(\d+)/comments$")
 _EDIT = re.compile(r"^/repos/([^/]+)/([^/]+)/issues/comments/(\d+)$")
 
@@ -34,10 +91,12 @@ class Logged:
 
 @dataclass
 class GitHubStub:
-    token: str = TOKEN
+    tokens: dict[str, Identity] = field(default_factory=lambda: dict(IDENTITIES))
     repos: set[str] = field(default_factory=lambda: {"acme/shop"})
     pulls: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)
     forbid_writes: bool = False  # a read-only token: 403 on POST and PATCH
+    graphql: bool = True  # False: no GraphQL endpoint (404)
+    canned: list[Canned] = field(default_factory=list)
     log: list[Logged] = field(default_factory=list)
     _next_id: int = 1000
 
@@ -45,14 +104,17 @@ class GitHubStub:
     def open_pull(self, repo: str, number: int) -> None:
         self.pulls.setdefault((repo, number), [])
 
-    def add_comment(self, repo: str, number: int, body: str, user: str = "someone") -> int:
+    def add_comment(
+        self, repo: str, number: int, body: str, user: str | dict[str, Any] = "someone"
+    ) -> int:
+        """A comment by a login (see known_user) or by an explicit `user` object."""
         self._next_id += 1
         comments = self.pulls.setdefault((repo, number), [])
         comments.append(
             {
                 "id": self._next_id,
                 "body": body,
-                "user": {"login": user},
+                "user": known_user(user) if isinstance(user, str) else user,
                 "html_url": f"https://github.test/{repo}/pull/{number}#issuecomment-{self._next_id}",
             }
         )
@@ -61,8 +123,16 @@ class GitHubStub:
     def comments_of(self, repo: str, number: int) -> list[dict[str, Any]]:
         return self.pulls[(repo, number)]
 
-    def calls(self, method: str | None = None) -> list[Logged]:
-        return [c for c in self.log if method is None or c.method == method]
+    def calls(self, method: str | None = None, path: str | None = None) -> list[Logged]:
+        return [
+            c
+            for c in self.log
+            if (method is None or c.method == method) and (path is None or c.path == path)
+        ]
+
+    def respond(self, method: str, path: str, status: int, payload: Any = None, **kw: Any) -> None:
+        """Answer `method path` with this instead (see Canned)."""
+        self.canned.append(Canned(method, path, status, payload, **kw))
 
     # -- server --------------------------------------------------------------------------
     def __enter__(self) -> GitHubStub:  # noqa: PYI034
@@ -104,10 +174,25 @@ class GitHubStub:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         body = json.loads(raw) if raw else None
-        auth = h.headers.get("Authorization")
-        self.log.append(Logged(method, parts.path, parse_qs(parts.query), body, auth))
-        if auth not in (f"Bearer {self.token}", f"token {self.token}"):
+        auth = h.headers.get("Authorization") or ""
+        self.log.append(Logged(method, parts.path, parse_qs(parts.query), body, auth or None))
+        for canned in self.canned:
+            if (canned.method, canned.path) == (method, parts.path) and canned.times > 0:
+                canned.times -= 1
+                return self._send(h, canned.status, canned.payload, canned.headers, canned.raw)
+        scheme, _, token = auth.partition(" ")
+        identity = self.tokens.get(token) if scheme in ("Bearer", "token") else None
+        if identity is None:
             return self._send(h, 401, {"message": "Bad credentials"})
+        if parts.path == "/user" and method == "GET":
+            if identity.installation:
+                return self._send(h, 403, {"message": "Resource not accessible by integration"})
+            return self._send(h, 200, identity.user())
+        if parts.path == "/graphql" and method == "POST" and self.graphql:
+            if "viewer" not in str((body or {}).get("query")):
+                return self._send(h, 200, {"errors": [{"message": "unsupported query"}]})
+            viewer = {"login": identity.login, "databaseId": identity.id}
+            return self._send(h, 200, {"data": {"viewer": viewer}})
         listing, editing = _LIST.match(parts.path), _EDIT.match(parts.path)
         if listing and method in ("GET", "POST"):
             owner, name, number = listing.groups()
@@ -116,7 +201,7 @@ class GitHubStub:
                 return self._send(h, 404, {"message": "Not Found"})
             if method == "GET":
                 return self._page(h, key, parse_qs(parts.query))
-            return self._write(h, lambda: self._create(key, body))
+            return self._write(h, lambda: self._create(key, body, identity))
         if editing and method == "PATCH":
             owner, name, comment_id = editing.groups()
             found = [
@@ -137,13 +222,13 @@ class GitHubStub:
         status, payload = action()
         self._send(h, status, payload)
 
-    def _create(self, key: tuple[str, int], body: Any) -> tuple[int, Any]:
+    def _create(self, key: tuple[str, int], body: Any, author: Identity) -> tuple[int, Any]:
         text = (body or {}).get("body", "")
         if len(text) > BODY_LIMIT:
             return 422, {
                 "message": "Validation Failed: body is too long (maximum is 65536 characters)"
             }
-        comment_id = self.add_comment(key[0], key[1], text, user=BOT)
+        comment_id = self.add_comment(key[0], key[1], text, user=author.user())
         return 201, self.comments_of(*key)[-1] | {"id": comment_id}
 
     def _edit(self, comment: dict[str, Any], body: Any) -> tuple[int, Any]:
@@ -173,13 +258,23 @@ class GitHubStub:
 
     @staticmethod
     def _send(
-        h: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict | None = None
+        h: BaseHTTPRequestHandler,
+        status: int,
+        payload: Any,
+        headers: dict | None = None,
+        raw: bytes | Callable[[Any], None] | None = None,
     ) -> None:
-        data = json.dumps(payload).encode("utf-8")
+        data = raw if isinstance(raw, bytes) else json.dumps(payload).encode("utf-8")
         h.send_response(status)
         h.send_header("Content-Type", "application/json; charset=utf-8")
-        h.send_header("Content-Length", str(len(data)))
+        if callable(raw):
+            h.send_header("Connection", "close")  # no length: the body ends when we close
+        else:
+            h.send_header("Content-Length", str(len(data)))
         for name, value in (headers or {}).items():
             h.send_header(name, value)
         h.end_headers()
-        h.wfile.write(data)
+        try:
+            raw(h.wfile) if callable(raw) else h.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped reading: what a bounded client does
