@@ -40,22 +40,25 @@ from .counting import (
     count_sync,
     counted_request,
 )
-from .errors import CassetteError
+from .errors import CassetteError, SecretError
 from .matching import request_key
 from .modes import RECORD_MODES
 from .network import blocked, is_loopback, refused
 from .scrub import (
     REQUEST_HEADERS,
     RESPONSE_HEADERS,
+    decoded_body,
+    refuse_if_body_secret,
     refuse_if_secret,
-    scrub_bytes,
-    scrub_headers,
-    scrub_text,
+    scrub_message,
+    scrub_url,
 )
 from .usage import Exchange, is_api_route
 from .volatile import Span, volatile_spans
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from typing_extensions import Self
 
 OWN_RECORDER = "pytest-tokenbudget"
@@ -110,25 +113,32 @@ def _scrub_request(request: Any) -> Any:
         body = body.encode("utf-8")
     # Matching sees the scrubbed request on both sides (recorded and sent), so a
     # prompt that quotes a key still matches its scrubbed recording.
-    return Request(
-        request.method,
-        scrub_text(request.uri),
-        scrub_bytes(body) if body else body,
-        scrub_headers(dict(request.headers), REQUEST_HEADERS),
-    )
+    headers, body = scrub_message(dict(request.headers), body or b"", REQUEST_HEADERS)
+    return Request(request.method, scrub_url(request.uri), body or request.body, headers)
 
 
 def _scrub_response(response: dict) -> dict:
-    response["headers"] = scrub_headers(response.get("headers", {}), RESPONSE_HEADERS)
     body = response.get("body", {}).get("string")
-    if isinstance(body, (bytes, str)) and body:
-        raw = body.encode("utf-8") if isinstance(body, str) else body
-        response["body"]["string"] = scrub_bytes(raw)
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    if not isinstance(raw, bytes):
+        raw = b""
+    headers, cleaned = scrub_message(response.get("headers", {}), raw, RESPONSE_HEADERS)
+    response["headers"] = headers
+    if raw:
+        response["body"]["string"] = cleaned
     return response
 
 
-def _persister(mode: str, scrub_hook: Callable[[dict[str, Any]], None] | None) -> type:
-    """A vcrpy persister that writes atomically, refuses secrets and names corrupt files."""
+def _persister(
+    mode: str,
+    scrub_hook: Callable[[dict[str, Any]], None] | None,
+    refused: Callable[[SecretError], None] | None = None,
+) -> type:
+    """A vcrpy persister that writes atomically, refuses secrets and names corrupt files.
+
+    A refused write raises SecretError, or with ``refused`` is handed to it: vcrpy saves on
+    leaving the cassette, and an error raised there would skip undoing its patches.
+    """
     import yaml
     from vcr.persisters.filesystem import CassetteNotFoundError
     from vcr.serialize import deserialize, serialize
@@ -157,10 +167,41 @@ def _persister(mode: str, scrub_hook: Callable[[dict[str, Any]], None] | None) -
             if scrub_hook is not None:
                 cassette_dict = _run_scrub_hook(cassette_dict, scrub_hook)
             text = serialize(cassette_dict, serializer)
-            refuse_if_secret(text, path=str(cassette_path))
+            try:
+                _refuse_secrets(cassette_dict, text, str(cassette_path))
+            except SecretError as err:
+                if refused is None:
+                    raise
+                refused(err)
+                return
             write_atomic(Path(cassette_path), text)
 
     return AtomicPersister
+
+
+def _refuse_secrets(cassette_dict: dict, text: str, path: str) -> None:
+    """The last gate: the cassette's text, then every body in it as it decodes (binary ones
+    are stored as base64 in the YAML, where no text scan sees a key)."""
+    refuse_if_secret(text, path=path)
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if line.startswith("- request:")]
+    pairs = zip(cassette_dict["requests"], cassette_dict["responses"])
+    for index, (request, response) in enumerate(pairs):
+        line = lines[index] if index < len(lines) else None
+        refuse_if_body_secret(
+            request.body,
+            request.headers,
+            path=path,
+            line=line,
+            where=f"the request body of interaction {index + 1}",
+        )
+        if isinstance(response, dict):
+            refuse_if_body_secret(
+                (response.get("body") or {}).get("string"),
+                response.get("headers") or {},
+                path=path,
+                line=line,
+                where=f"the response body of interaction {index + 1}",
+            )
 
 
 def _run_scrub_hook(cassette_dict: dict, hook: Callable[[dict[str, Any]], None]) -> dict:
@@ -238,9 +279,19 @@ class Capture:
             raise
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
+    ) -> None:
+        """Close the case; its recording is written unless the case was interrupted
+        (KeyboardInterrupt): a partial recording never replaces the cassette on disk."""
         self.closed = True
-        self._stack.close()
+        if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+            self._stack.__exit__(exc_type, exc, tb)  # vcrpy: no save, on record_on_exception=False
+        else:
+            self._stack.close()
         if self._vcrpy_unseen and "vcr" in sys.modules and not self.log.exchanges:
             self._vcrpy_unseen = False
             self.log.errors.append(
@@ -262,12 +313,17 @@ class Capture:
         recorder = vcr.VCR(
             record_mode=self.mode,
             match_on=["tokenbudget"],
-            decode_compressed_response=True,  # cassettes stay readable for review
+            # Bodies are decoded by scrub_message, bounded (vcrpy's decoding is not), so that
+            # they are scrubbed as text and stay readable for review.
+            decode_compressed_response=False,
             before_record_request=_scrub_request,
             before_record_response=_scrub_response,
+            record_on_exception=False,  # see __exit__
         )
         recorder.register_matcher("tokenbudget", _match)
-        recorder.register_persister(_persister(self.mode, self.scrub_hook))
+        recorder.register_persister(
+            _persister(self.mode, self.scrub_hook, lambda err: self.log.errors.append(str(err)))
+        )
         self._cassette = self._stack.enter_context(recorder.use_cassette(str(self.path)))
         self._unpatch_in_process_transports()
         self._patch_transports()
@@ -484,7 +540,7 @@ class Capture:
         url = str(request.url)
         if is_api_route(url):
             return False
-        method, urls = request.method.upper(), (url, scrub_text(url))  # recorded: scrubbed
+        method, urls = request.method.upper(), (url, scrub_url(url))  # recorded: scrubbed
         return not any(
             recorded.method.upper() == method and recorded.uri in urls
             for recorded, _ in self._cassette.data
@@ -511,7 +567,7 @@ class Capture:
     # -- counting -----------------------------------------------------------------
     def _count_body(self, request: Any) -> dict:
         try:
-            body = json.loads(b"".join(request.stream))
+            body = json.loads(_sent_body(request))
         except ValueError:
             raise CassetteError("count mode: the Messages request body is not JSON") from None
         if not self.can_count_online:
@@ -544,7 +600,7 @@ class Capture:
     def _committed_count(self, request: Any) -> int | None:
         if self.committed is None or not _is_messages(request):
             return None
-        body = _json_body(b"".join(request.stream))
+        body = _json_body(_sent_body(request))
         if not isinstance(body, dict):
             return None
         try:
@@ -558,7 +614,7 @@ class Capture:
         """The first unplayed recording among the case's Messages requests, when it differs
         from this one only in the prompt count_tokens counts: a changed model, max_tokens or
         any other field changes what is generated and billed, and needs a new recording."""
-        sent = _json_body(b"".join(request.stream))
+        sent = _json_body(_sent_body(request))
         for index, (recorded, _) in enumerate(self._cassette.data):
             if index in self._cassette.play_counts or not _is_messages_url(
                 recorded.method, recorded.uri
@@ -577,10 +633,11 @@ class Capture:
         (volatile.py has the rule), played as if it matched; what differed is logged."""
         from urllib.parse import urlsplit
 
-        sent = _json_body(scrub_bytes(b"".join(request.stream)))
+        sent = _json_body(_scrubbed_body(request))
         if not isinstance(sent, dict):
             return None
-        route = (request.method.upper(), request.url.path, urlsplit(str(request.url)).query)
+        query = urlsplit(scrub_url(str(request.url))).query  # as recorded: scrubbed
+        route = (request.method.upper(), request.url.path, query)
         for index, (recorded, _) in enumerate(self._cassette.data):
             parts = urlsplit(recorded.uri)
             if index in self._cassette.play_counts or route != (
@@ -606,7 +663,7 @@ class Capture:
         index = self._cassette.play(RecordedRequest(request.method, url, body))
         if index is None:
             index = self._cassette.play(
-                RecordedRequest(request.method, scrub_text(url), scrub_bytes(body))
+                RecordedRequest(request.method, scrub_url(url), _scrubbed_body(request))
             )
         if index is None:
             return None
@@ -679,6 +736,16 @@ class Capture:
             return None
         body = unplayed[min(nth, len(unplayed) - 1)].body
         return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _sent_body(request: Any) -> bytes:
+    """An httpx request's body as the app wrote it: its content encoding undone."""
+    return decoded_body(request.headers, b"".join(request.stream))
+
+
+def _scrubbed_body(request: Any) -> bytes:
+    """An httpx request's body as a recording holds it: decoded and scrubbed."""
+    return scrub_message(request.headers, b"".join(request.stream), REQUEST_HEADERS)[1]
 
 
 def _vcrpy_exchange(request: Any, response: Any) -> Exchange:

@@ -29,11 +29,15 @@ class CaseCapture:
     manual: list[Call] = field(default_factory=list)
     closed: bool = False
 
-    def close(self) -> None:
+    def close(self, *, interrupted: bool = False) -> None:
+        """End the capture; an interrupted case's partial recording is not written."""
         if not self.closed:
             self.closed = True
             if self.capture is not None:
-                self.capture.__exit__(None, None, None)
+                if interrupted:
+                    self.capture.__exit__(KeyboardInterrupt, KeyboardInterrupt(), None)
+                else:
+                    self.capture.__exit__(None, None, None)
 
     @property
     def misses(self) -> list[Miss]:

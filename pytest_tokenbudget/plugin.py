@@ -424,6 +424,11 @@ class Capturing:
 
     def __init__(self, run: BudgetRun) -> None:
         self.run = run
+        self.interrupted = False
+
+    def pytest_keyboard_interrupt(self) -> None:
+        # Called before the session tears down the interrupted test's fixtures.
+        self.interrupted = True
 
     @pytest.fixture(autouse=True)
     def _token_budget_capture(self, request: pytest.FixtureRequest) -> Iterator[None]:
@@ -454,7 +459,7 @@ class Capturing:
         try:
             yield
         finally:
-            state.close()
+            state.close(interrupted=self.interrupted)  # Ctrl-C keeps the previous cassette
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Any:

@@ -599,6 +599,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+        if self.headers.get("content-encoding") == "gzip":  # as a gateway in front accepts
+            raw = gzip.decompress(raw)
         self._answered = False
         self._platform = ""
         self._request_id = "req_emu_" + hashlib.sha256(raw).hexdigest()[:24]

@@ -309,6 +309,14 @@ KEYS = {
     "aws session token": "IQoJb3JpZ2luX2VjE" + "k3yMaterial" * 2,
     "aws session token, older": "FwoGZXIvYXdzE" + "k3yMaterial" * 2,
     "bedrock short-term key": "bedrock-api-key-" + "Yk1hdGVyaWFsMTIzNDU2Nzg5",
+    "basic credentials": "Basic " + "dXNlcjpQQVNTV09SRA==",
+    "github token": "ghp_" + "k3yMaterial" * 4,
+    "github oauth token": "gho_" + "k3yMaterial" * 4,
+    "github user token": "ghu_" + "k3yMaterial" * 4,
+    "github actions token": "ghs_" + "k3yMaterial" * 4,
+    "github refresh token": "ghr_" + "k3yMaterial" * 4,
+    "github fine-grained token": "github_pat_" + "k3yMaterial" * 4,
+    "jwt": "eyJhbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiIxMjM0NTY3ODkwIn0" + ".k3yMaterialk3yMaterial",
 }
 # Text around a key: anything, or the characters keys are made of (so a key can form by chance).
 _KEYISH = st.text(alphabet=st.sampled_from("skant-_BearIQoJAKSbdrockpiy29.z+/= \n0123456789"))
