@@ -8,6 +8,11 @@ plugin's ``cassettes/<endpoint>/<case>.yaml``; ``--by file`` or ``--by model`` g
 otherwise. The proposal is the measured value plus headroom, rounded to a readable
 number, printed as a token_budgets.yml that `tokenbudget check` accepts. Every file it
 could not use is named with the reason.
+
+Model names come from the recorded responses and file names from the folder: in the
+proposal each is a YAML scalar written by the YAML emitter (it reads back as itself,
+whatever its characters), and in a comment or a printed line its control characters are
+escapes (plain_text), so none can end its line and start another.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from . import bedrock
+from .config import MAX_ENDPOINT_NAME_LENGTH
 from .errors import CassetteError
+from .plain_text import one_line
 from .pricing import PriceBook
 from .recorders import FORMATS, Exchange, NotACassetteError, read_recording
 from .samples import SAMPLE_KINDS, Sample
@@ -37,7 +44,6 @@ GROUPINGS = ("folder", "file", "model")
 SUFFIXES = frozenset({".yaml", ".yml", ".json", ".jsonl", ".ndjson"})
 _UNSEARCHED = frozenset({"__pycache__", "node_modules", "site-packages"})
 _ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")  # as the config schema says
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -49,7 +55,7 @@ class Skipped:
     line: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.path}{f':{self.line}' if self.line else ''}: {self.reason}"
+        return one_line(f"{self.path}{f':{self.line}' if self.line else ''}: {self.reason}")
 
 
 @dataclass(frozen=True)
@@ -274,25 +280,45 @@ def endpoint_names(keys: Sequence[tuple[str, ...]]) -> dict[tuple[str, ...], str
     for k in keys:  # names that still clash (they differ only in characters left out)
         name, n = names[k], 2
         while name in taken:
-            name, n = f"{names[k]}-{n}", n + 1
+            suffix = f"-{n}"
+            name, n = (
+                endpoint_name(names[k], MAX_ENDPOINT_NAME_LENGTH - len(suffix)) + suffix,
+                n + 1,
+            )
         taken.add(name)
         names[k] = name
     return names
 
 
-def endpoint_name(text: str) -> str:
-    """``text`` as an endpoint name the config schema accepts (`[A-Za-z0-9_-][A-Za-z0-9_.-]*`)."""
+def endpoint_name(text: str, limit: int = MAX_ENDPOINT_NAME_LENGTH) -> str:
+    """``text`` as an endpoint name the config accepts (`[A-Za-z0-9_-][A-Za-z0-9_.-]*`, at
+    most `limit` characters: the end is kept, where a model id or a dotted path is most
+    specific)."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "endpoint"
-    return name if _ENDPOINT_NAME.fullmatch(name) else f"_{name}"
+    name = name if _ENDPOINT_NAME.fullmatch(name) else f"_{name}"
+    return name if len(name) <= limit else name[-limit:].lstrip(".") or "endpoint"
 
 
 def _yaml_str(text: str) -> str:
-    """A string as YAML writes it plainly when it reads back as itself, quoted otherwise."""
+    """A string as one YAML flow scalar that reads back as itself: plain when it can be,
+    quoted by the emitter otherwise (`yes`, `1e3`, `a: b`, `[x]`, line breaks, `#`)."""
     import yaml
 
-    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
-        return text
-    return json.dumps(text)
+    def dump(**style: Any) -> str:
+        # a one-item flow sequence: the emitter quotes for the strictest context, flow
+        out = yaml.safe_dump([text], default_flow_style=True, width=math.inf, **style)
+        return out.strip()[1:-1]
+
+    out = dump(allow_unicode=True)
+    if one_line(out) != out:  # a control character, a line break, `##[`: all as escapes
+        out = dump(allow_unicode=False, default_style='"')
+        out = out.replace("##[", "##\\x5b")  # the same "[", and no command in a CI log
+    return out
+
+
+def _comment(text: str) -> str:
+    """Text for a YAML comment: one line, whatever a model or file name holds."""
+    return one_line(text)
 
 
 # -- proposing --------------------------------------------------------------------------
@@ -335,9 +361,10 @@ def propose(
         read = _count(files, "file") + (f" ({kinds})" if kinds else "")
         used = ", ".join(f"{k} ×{v}" for k, v in models.most_common())
         counted = f"{_count(len(cases), 'case')}, {_count(stats.calls, 'call')}"
-        lines += [f"  {_yaml_str(name)}:", f"    # {read}, {counted}; models: {used}"]
+        about = _comment(f"{read}, {counted}; models: {used}")
+        lines += [f"  {_yaml_str(name)}:", f"    # {about}"]
         if priced:
-            lines += [f"    # {why}" for why in choice.why]
+            lines += [f"    # {_comment(why)}" for why in choice.why]
             lines.append(f"    target_model: {_yaml_str(target)}")
             if choice.escalation_models:
                 listed = ", ".join(_yaml_str(e) for e in choice.escalation_models)
@@ -539,7 +566,7 @@ def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
 def cmd_analyze(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     if not directory.is_dir():
-        print(f"tokenbudget analyze: {directory}: not a directory", file=sys.stderr)
+        print(f"tokenbudget analyze: {one_line(directory)}: not a directory", file=sys.stderr)
         return 2
     if args.headroom < 0 or not math.isfinite(args.headroom):
         print("tokenbudget analyze: --headroom must be 0 or more", file=sys.stderr)
@@ -547,26 +574,29 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     analysis = analyze(directory)
     err = sys.stderr
     print(
-        f"tokenbudget analyze: {directory}: {_count(analysis.files, 'file')} read, "
+        f"tokenbudget analyze: {one_line(directory)}: {_count(analysis.files, 'file')} read, "
         f"{len(analysis.found)} with usage, {len(analysis.skipped)} skipped",
         file=err,
     )
     for skipped in analysis.skipped:
-        print(f"  skipped {skipped}", file=err)
+        print(f"  skipped {skipped}", file=err)  # Skipped writes itself on one line
     if not analysis.found:
-        print(f"tokenbudget analyze: no API calls with usage found under {directory}", file=err)
+        print(
+            f"tokenbudget analyze: no API calls with usage found under {one_line(directory)}",
+            file=err,
+        )
         return 2
     samples = group(analysis, by=args.by, root=endpoint_name(directory.resolve().name))
     text, notes = propose(
         samples,
         headroom_pct=args.headroom,
         formats=formats_by_endpoint(samples, analysis),
-        header=[f"# tokenbudget analyze {directory.as_posix()} --by {args.by}"],
+        header=[_comment(f"# tokenbudget analyze {directory.as_posix()} --by {args.by}")],
     )
     sys.stdout.write(text)
     for cassette in analysis.found:
         if cassette.left_out:
             notes.append(f"{cassette.path.as_posix()}: left out: {_summary(cassette.left_out)}")
     for note in notes:
-        print(f"# note: {note}")
+        print(f"# note: {one_line(note)}")
     return 0

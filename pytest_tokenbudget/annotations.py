@@ -17,9 +17,13 @@ from typing import Any
 from . import formatting as fmt
 from .accounting import cause_lines, fix_command
 from .diff import BUDGET, REGRESSION, WARN, Diff
+from .plain_text import one_line, safe_line
 from .report import CASES, PROBLEM, UPDATE, Report, report_from_json
 
 MAX_PER_KIND = 10  # GitHub shows at most 10 error and 10 warning annotations per step
+MAX_LINE = 10**7  # a line number past this is not one of token_budgets.yml's
+MAX_DESCRIPTION = 2000  # characters of a GitLab finding's description; the rest is in the report
+MAX_NAME = 200  # characters of an endpoint or key in a title or check name
 
 
 @dataclass(frozen=True)
@@ -108,14 +112,29 @@ def _diff_findings(diff: Diff) -> list[Finding]:
     return out
 
 
+def line_number(value: object) -> int | None:
+    """A line of token_budgets.yml, or None: a report.json may say anything here."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LINE:
+        return value
+    return None
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _cases(case_ids: list[str] | tuple[str, ...]) -> str:
     return f"; driven by cases: {', '.join(case_ids[:3])}" if case_ids else ""
 
 
 # -- GitHub Actions ----------------------------------------------------------------------
+# Every value in a workflow command is escaped (GitHub's rules: the message as data, the
+# file and title as properties) and the line is an int we checked, so a value from a
+# fork's report.json cannot end the command and start another (`::add-mask::`).
 def escape_data(text: str) -> str:
-    """Message text of a workflow command."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """Message text of a workflow command (other control characters and `##[` as
+    plain_text writes them: nothing in an annotation's text is read as a command)."""
+    return one_line(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:
@@ -143,9 +162,14 @@ def github_annotations(
         mine = [f for f in found if f.severity == severity]
         for f in mine[:MAX_PER_KIND]:
             props = [f"file={escape_property(config_path)}"]
-            if f.line:
-                props.append(f"line={f.line}")
-            title = " ".join(filter(None, ("Token budget:", f.endpoint, f.key)))
+            line = line_number(f.line)
+            if line is not None:
+                props.append(f"line={line}")
+            title = " ".join(
+                filter(
+                    None, ("Token budget:", _short(f.endpoint, MAX_NAME), _short(f.key, MAX_NAME))
+                )
+            )
             props.append(f"title={escape_property(title)}")
             lines.append(f"::{severity} {','.join(props)}::{escape_data(f.message)}")
         if len(mine) > MAX_PER_KIND:
@@ -193,17 +217,21 @@ def fingerprint(endpoint: str, key: str) -> str:
 
 
 def gitlab_code_quality(report_or_diff: Source, config_path: str) -> list[dict[str, Any]]:
-    """A GitLab Code Quality report (artifacts:reports:codequality) for the same findings."""
+    """A GitLab Code Quality report (artifacts:reports:codequality) for the same findings.
+
+    JSON escapes the text; the fields keep the types GitLab's schema wants (a line of 1
+    or more) and names and descriptions a length GitLab's widget shows."""
     return [
         {
-            "description": f"Token budget: {f.endpoint} {f.key}: {f.message}",
-            "check_name": f"token-budget/{f.key}",
+            "description": _short(f"Token budget: {f.endpoint} {f.key}: {f.message}",
+                                  MAX_DESCRIPTION),
+            "check_name": f"token-budget/{_short(f.key, MAX_NAME)}",
             "fingerprint": fingerprint(f.endpoint, f.key),
             "severity": "major" if f.severity == "error" else "minor",
-            "location": {"path": config_path, "lines": {"begin": f.line or 1}},
+            "location": {"path": str(config_path), "lines": {"begin": line_number(f.line) or 1}},
         }
         for f in findings(report_or_diff)
-    ]
+    ]  # fmt: skip
 
 
 # -- the terminal ------------------------------------------------------------------------
@@ -214,6 +242,7 @@ def terminal_lines(diff: Diff, config_path: str) -> list[str]:
     for f in _diff_findings(diff):
         if f.kind != WARN:
             continue
-        where = f" ({config_path}:{f.line})" if f.line else ""
-        lines.append(f"warn {f.endpoint}: {f.message}{where}")
+        line = line_number(f.line)
+        where = f" ({config_path}:{line})" if line else ""
+        lines.append(safe_line(f"warn {f.endpoint}: {f.message}{where}"))
     return lines

@@ -1,28 +1,29 @@
 """Baseline comparison: two report.json dicts in, one `Diff` out.
 
 Pure data and no pytest, so `tokenbudget diff`, the pytest run and the PR
-comment all agree. Growth is judged in each metric's own direction (metrics.py:
-tokens and dollars are worse higher, cache-hit rates worse lower); a metric whose
-direction this version does not know is shown, never gated.
+comment all agree. The reports come in checked (report_file.py: a baseline may be a
+fork's, so every value read here has its type checked there). Growth is judged in
+each metric's own direction (metrics.py: tokens and dollars are worse higher,
+cache-hit rates worse lower); a metric whose direction this version does not know is
+shown, never gated.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
 from typing import Any
 
-from .errors import ReportError
 from .metrics import metric as metric_facts
-from .report import SCHEMA, VERSION, number
+from .report import number
+
+# The readers live in report_file; diff.load_report and diff.check_report are theirs.
+from .report_file import LOAD_NOTES, check_report, load_report  # noqa: F401
 
 DIFF_SCHEMA = "pytest-tokenbudget/diff"
 DIFF_VERSION = 1
 TOP_DRIVERS = 3
-LOAD_NOTES = "_load_notes"  # notes load_report attaches to the dict it returns
 EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 # status of one metric, worst last
@@ -123,102 +124,6 @@ class Diff:
     def failed(self) -> bool:
         """A broken budget, a tripped regression gate, or a head endpoint that failed."""
         return bool(self.with_status(BUDGET, REGRESSION)) or any(e.failed for e in self.endpoints)
-
-
-# -- loading ---------------------------------------------------------------------------
-def load_report(path: str | Path) -> dict[str, Any]:
-    """Read a report.json (usually a baseline) or say, in one line, why it cannot be used."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(
-            "no such file. A baseline is the report.json of a `pytest --token-budget` run on "
-            "the base branch (docs/ci.md shows how CI fetches it)",
-            path=p,
-        ) from None
-    except IsADirectoryError:
-        raise ReportError("is a directory: pass the report.json inside it", path=p) from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise ReportError(f"cannot read: {err}", path=p) from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ReportError(
-            f"not JSON: {err.msg} at column {err.colno}", path=p, line=err.lineno
-        ) from None
-    return check_report(data, path=p)
-
-
-def check_report(data: Any, *, path: str | Path | None = None) -> dict[str, Any]:
-    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-        found = (
-            f'its "schema" is {data.get("schema")!r}'
-            if isinstance(data, dict) and "schema" in data
-            else 'it has no "schema" key'
-            if isinstance(data, dict)
-            else f"it is a JSON {type(data).__name__}, not an object"
-        )
-        raise ReportError(
-            f'not a pytest-tokenbudget report: {found}, expected "{SCHEMA}"', path=path
-        )
-    version = data.get("version")
-    if not isinstance(version, int) or isinstance(version, bool):
-        raise ReportError(f'report "version" must be an integer, not {version!r}', path=path)
-    if version > VERSION:
-        from . import __version__
-
-        raise ReportError(
-            f"report version {version} is newer than this pytest-tokenbudget ({__version__}) "
-            f"reads (version {VERSION}): upgrade pytest-tokenbudget where you run the comparison",
-            path=path,
-        )
-    endpoints = data.get("endpoints")
-    if not isinstance(endpoints, dict) or not all(isinstance(e, dict) for e in endpoints.values()):
-        raise ReportError('not a complete report: "endpoints" must map names to objects', path=path)
-    for name, endpoint in endpoints.items():
-        _check_endpoint(name, endpoint, path)
-    notes = list(data.get(LOAD_NOTES, []))
-    if version < VERSION:
-        where = f"{Path(path).name} is" if path is not None else "a report is"
-        notes.append(
-            f"{where} report version {version}, read as version {VERSION}: "
-            "values added since then are missing from the comparison"
-        )
-    return {**data, LOAD_NOTES: notes}
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _check_endpoint(name: str, endpoint: dict[str, Any], path: str | Path | None) -> None:
-    """Just what compare() relies on, so a damaged file is a message and not a traceback."""
-    where = f"endpoint {name!r}"
-    metrics = endpoint.get("metrics", {})
-    if not isinstance(metrics, dict):
-        raise ReportError(f'{where}: "metrics" must be an object', path=path)
-    for metric, value in metrics.items():
-        if value is not None and not _is_number(value):
-            raise ReportError(f"{where}: metric {metric!r} is {value!r}, not a number", path=path)
-    budgets = endpoint.get("budgets", [])
-    if not isinstance(budgets, list) or not all(
-        isinstance(b, dict) and isinstance(b.get("key"), str) and isinstance(b.get("metric"), str)
-        for b in budgets
-    ):
-        raise ReportError(
-            f'{where}: "budgets" must be a list of objects with key and metric', path=path
-        )
-    cases = endpoint.get("per_case", {})
-    if not isinstance(cases, dict) or not all(isinstance(c, dict) for c in cases.values()):
-        raise ReportError(f'{where}: "per_case" must map case ids to objects', path=path)
-    for case_id, case in cases.items():
-        for field in ("input_tokens", "output_tokens", "cost_usd"):
-            if case.get(field) is not None and not _is_number(case[field]):
-                raise ReportError(
-                    f"{where}: case {case_id!r} has {field} {case[field]!r}, not a number",
-                    path=path,
-                )
 
 
 # -- comparing -------------------------------------------------------------------------

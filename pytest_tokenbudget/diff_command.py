@@ -1,18 +1,20 @@
 """`tokenbudget diff BASE HEAD`: two report.json files compared outside pytest.
 
 The comparison itself is diff.py; this is the command line around it and the
-formats it prints (markdown, json, GitHub annotations, GitLab Code Quality).
+formats it prints (markdown, json, GitHub annotations, GitLab Code Quality). In CI
+either file may be a fork's artifact: they are read checked (report_file.py) and every
+format escapes what it prints for its reader and for the CI log it lands in.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
 from .diff import EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK, compare, diff_json, load_report
 from .errors import TokenBudgetError
+from .plain_text import one_line, safe_json
 
 
 def _percent(text: str) -> float:
@@ -65,12 +67,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
         base = load_report(args.base)
         head = load_report(args.head)
     except TokenBudgetError as err:
-        print(f"tokenbudget diff: {err}", file=sys.stderr)
+        print(f"tokenbudget diff: {one_line(err)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     diff = compare(base, head, max_regression_pct=args.max_regression, warn_pct=args.warn)
     config = args.config or diff.config or "token_budgets.yml"
     if args.format == "json":
-        print(json.dumps(diff_json(diff), indent=2))
+        print(safe_json(diff_json(diff)))
     elif args.format == "github":
         from .annotations import append_step_summary, github_annotations
         from .markdown import render_diff_markdown
@@ -81,7 +83,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     elif args.format == "gitlab":
         from .annotations import gitlab_code_quality
 
-        print(json.dumps(gitlab_code_quality(diff, config), indent=2))
+        print(safe_json(gitlab_code_quality(diff, config)))
     else:
         from .markdown import render_diff_markdown
 

@@ -4,7 +4,9 @@ In: the run's Report (report.py: every verdict, and the per-call token lists and
 per-tier costs report.json leaves out) and the baseline report when one was given.
 Out: one HTML text with its styles, its one script and every chart (SVG written here)
 inline. Its Content-Security-Policy allows nothing else, so a remote
-script, style, font or image cannot creep in and work by accident.
+script, style, font or image cannot creep in and work by accident. Every value from the
+report, the config or a baseline is html.escape'd, in text and in attributes alike;
+the page embeds no data in its script.
 """
 
 from __future__ import annotations
@@ -519,7 +521,8 @@ def distribution_svg(
         anchor, dx = ("end", -4) if mx > left + plot_w * 0.6 else ("start", 4)
         key = f' data-key="{escape(mark.key)}"' if mark.key else ""
         out.append(
-            f'<line class="{mark.css}" data-role="{mark.role}"{key} data-value="{mark.value}" '
+            f'<line class="{mark.css}" data-role="{mark.role}"{key} '
+            f'data-value="{escape(str(mark.value))}" '
             f'x1="{_num(mx)}" x2="{_num(mx)}" y1="{label_y - 9}" y2="{base_y}"/>'
         )
         out.append(
@@ -662,7 +665,8 @@ def cost_svg(
         anchor, dx = ("end", -4) if lx > left + plot_w * 0.6 else ("start", 4)
         out.append(
             f'<line class="budget" data-role="budget" data-key="max_cost_per_request_usd" '
-            f'data-value="{limit}" x1="{_num(lx)}" x2="{_num(lx)}" y1="4" y2="{base_y}"/>'
+            f'data-value="{escape(str(limit))}" x1="{_num(lx)}" x2="{_num(lx)}" y1="4" '
+            f'y2="{base_y}"/>'
         )
         out.append(
             f'<text class="mark budget" x="{_num(lx + dx)}" y="13" text-anchor="{anchor}">'

@@ -1,7 +1,9 @@
 """The terminal summary: the budget table, what failed and the fix, notes, the verdict line.
 
 Rendered from the run's one `Report` (report.py), as report.json, report.md and
-report.html are, so pytest's summary never says something the files do not.
+report.html are, so pytest's summary never says something the files do not. Names,
+case ids, models and messages in it come from config, cassettes and responses, and CI
+logs read workflow commands out of it: every line goes out through plain_text.safe_line.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from . import formatting as fmt
 from .accounting import cause_lines
 from .metrics import metric as facts
+from .plain_text import one_line, safe_line, safe_lines
 from .report import CASES, FAIL, NOT_RUN, PROBLEM, EndpointReport, Report
 
 COLUMNS = (
@@ -27,7 +30,7 @@ def cases_cell(ep: EndpointReport) -> str:
 
 def _row(ep: EndpointReport) -> list[str]:
     return [
-        ep.name,
+        one_line(ep.name),
         str(ep.calls),
         cases_cell(ep),
         *fmt.summary_cells(dict(ep.metrics)),
@@ -44,7 +47,7 @@ def render_table(report: Report) -> list[str]:
             cell.ljust(w) if align == "<" else cell.rjust(w)
             for cell, w, (_, align) in zip(row, widths, COLUMNS)
         ]
-        lines.append("  ".join(cells).rstrip())
+        lines.append(safe_line("  ".join(cells).rstrip()))
         if index == 0:
             lines.append("  ".join("-" * w for w in widths))
     return lines
@@ -82,7 +85,7 @@ def render_findings(report: Report) -> list[str]:
         for warning in ep.warnings:
             lines.append(f"warn {ep.name}: {warning}")
     lines += [f"note: {note}" for note in report.notes]
-    return lines
+    return safe_lines(lines)
 
 
 def _failure_lines(ep: EndpointReport, config: str) -> list[str]:
@@ -120,7 +123,7 @@ def _failure_lines(ep: EndpointReport, config: str) -> list[str]:
 def render_verdict(report: Report, *, written: bool = True) -> str:
     """The last line of the summary: the run's verdict, and what broke it."""
     if report.status != FAIL and written:
-        return f"token budget: PASS: {report.headline}"
+        return safe_line(f"token budget: PASS: {report.headline}")
     named = [f"{ep.name}: {ep.headline}" for ep in report.failed_endpoints[:NAMED_IN_VERDICT]]
     more = len(report.failed_endpoints) - NAMED_IN_VERDICT
     if more > 0:
@@ -128,7 +131,9 @@ def render_verdict(report: Report, *, written: bool = True) -> str:
     headline = report.headline if report.status == FAIL else ""
     if not written:
         headline = "; ".join(filter(None, [headline, "the report could not be written"]))
-    return f"token budget: FAIL: {headline}" + (f" — {'; '.join(named)}" if named else "")
+    return safe_line(
+        f"token budget: FAIL: {headline}" + (f" — {'; '.join(named)}" if named else "")
+    )
 
 
 def render_cache_findings(report: Report) -> list[str]:
@@ -141,4 +146,4 @@ def render_cache_findings(report: Report) -> list[str]:
             f"{f['level']} {f['code']} {f['endpoint']} {f['where']}: {f['message']} "
             f"(cases: {cases}).{fix}"
         )
-    return lines
+    return safe_lines(lines)

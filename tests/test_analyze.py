@@ -384,7 +384,7 @@ def test_endpoint_names_are_valid_and_unique(capsys, tmp_path):
         shutil.copy(source, tmp_path / folder / "x.yml")
     _, out, _ = run(capsys, str(tmp_path))
     assert set(yaml.safe_load(out)["endpoints"]) == {"a.chat", "b.chat", "my_feature", "true"}
-    assert '\n  "true":\n' in out  # a plain `true:` would load as a boolean
+    assert "\n  'true':\n" in out  # a plain `true:` would load as a boolean
     assert endpoint_name("us.anthropic.claude-sonnet-4-5-20250929-v1:0") == (
         "us.anthropic.claude-sonnet-4-5-20250929-v1_0"
     )

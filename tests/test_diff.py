@@ -312,9 +312,9 @@ def test_load_report_round_trips(tmp_path):
         ("[1, 2]", "not a pytest-tokenbudget report: it is a JSON list"),
         ('{"endpoints": {}}', 'not a pytest-tokenbudget report: it has no "schema" key'),
         ('{"schema": "pytest-tokenbudget/report", "version": 7, "endpoints": {}}', "report version 7 is newer than this pytest-tokenbudget"),
-        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": []}', '"endpoints" must map names to objects'),
-        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"metrics": {"input_tokens_p95": "12"}}}}', "endpoint 'chat': metric 'input_tokens_p95' is '12', not a number"),
-        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"per_case": {"a": {"cost_usd": true}}}}}', "endpoint 'chat': case 'a' has cost_usd True, not a number"),
+        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": []}', "endpoints: must be an object, not a list"),
+        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"metrics": {"input_tokens_p95": "12"}}}}', "endpoints.chat.metrics.input_tokens_p95: must be a number, not a string ('12')"),
+        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"per_case": {"a": {"cost_usd": true}}}}}', "endpoints.chat.per_case.a.cost_usd: must be a number, not a boolean (True)"),
     ],
 )  # fmt: skip
 def test_bad_baselines_are_one_clear_message(tmp_path, text, message):
