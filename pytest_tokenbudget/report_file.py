@@ -60,6 +60,8 @@ def load_report(path: str | Path) -> dict[str, Any]:
             "the base branch (docs/ci.md shows how CI fetches it)",
             path=p,
         )
+    if p.is_dir():
+        raise ReportError("is a directory: pass the report.json inside it", path=p)
     text = read_bounded_text(p, limit=REPORT_MAX_BYTES, what="report", error=ReportError)
     return check_report(parse_report(text, path=p), path=p)
 
@@ -155,6 +157,8 @@ def _bounded(value: Any, where: Where) -> None:
     if isinstance(value, _Refused):
         raise _Invalid(where, value.why)
     if isinstance(value, float | int) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):  # a dict, not our parse
+            raise _Invalid(where, f"not a finite number ({value})")
         if abs(value) > MAX_NUMBER:
             raise _Invalid(where, "a number out of range (beyond ±10^18)")
     elif isinstance(value, str):

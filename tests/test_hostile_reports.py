@@ -26,7 +26,7 @@ from pytest_tokenbudget import report_file
 from pytest_tokenbudget.analyze import _yaml_str
 from pytest_tokenbudget.annotations import github_annotations, gitlab_code_quality
 from pytest_tokenbudget.cli import main
-from pytest_tokenbudget.diff import compare, load_report
+from pytest_tokenbudget.diff import check_report, compare, load_report
 from pytest_tokenbudget.errors import ReportError
 from pytest_tokenbudget.html_report import render_html
 from pytest_tokenbudget.markdown import MARKER, render_markdown
@@ -157,6 +157,14 @@ def test_unread_keys_are_bounded_too(tmp_path):
     head = _with(("notes",), ["x" * (report_file.MAX_TEXT_CHARS + 1)])
     with pytest.raises(ReportError, match=r": notes\[0\]: text of 100,001 characters"):
         load_report(_write(tmp_path, "head.json", head))
+
+
+def test_a_document_checked_as_a_dict_is_held_to_the_same_bounds():
+    head = _with(("endpoints", "chat", "metrics", "input_tokens_p95"), float("inf"))
+    with pytest.raises(
+        ReportError, match=r"^endpoints\.chat\.metrics\.input_tokens_p95: not a finite"
+    ):
+        check_report(head)
 
 
 def test_notes_come_from_the_reader_never_from_the_file(tmp_path):
