@@ -76,8 +76,12 @@ def _registrars() -> list[Callable[[Any], argparse.ArgumentParser]]:
     from .analyze import add_analyze_parser
     from .comment import add_comment_parser
     from .diff_command import add_diff_parser
+    from .prices_command import add_prices_parser
 
-    return [add_check_parser, add_diff_parser, add_comment_parser, add_analyze_parser]
+    return [
+        add_check_parser, add_diff_parser, add_comment_parser, add_analyze_parser,
+        add_prices_parser,
+    ]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

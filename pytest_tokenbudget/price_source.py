@@ -14,6 +14,7 @@ price is first needed, not when pytest starts.
 
 from __future__ import annotations
 
+import warnings
 from bisect import bisect_left
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -138,10 +139,12 @@ def _variant(model: Any, when: datetime, context: Mapping[str, str]) -> Any | No
     for it (it would answer the standard prices)."""
     get = model.get_prices
     standard = get(when)
-    try:
-        varied = get(when, context)
-    except TypeError:  # a library too old to know request contexts
-        return None
+    with warnings.catch_warnings():  # some releases warn when no variant matches
+        warnings.simplefilter("ignore")
+        try:
+            varied = get(when, context)
+        except TypeError:  # a library too old to know request contexts
+            return None
     return None if varied == standard else varied
 
 

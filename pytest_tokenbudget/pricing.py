@@ -168,8 +168,11 @@ def table_date() -> str:
 
 def _from_source(name: str, found: price_source.SourceRates, residency: Fraction) -> Price:
     flat = found.standard[0]
+    source = source_name()
+    if found.provider not in (price_source.ANTHROPIC, price_source.OPENAI):
+        source += f" ({found.provider} {found.model_id})"  # a platform's own price
     return Price(
-        name, *flat, source=source_name(), web_search=found.web_search,
+        name, *flat, source=source, web_search=found.web_search,
         starts=found.starts, bands=found.standard if found.starts else (),
         batch_bands=found.batch, fast_bands=found.fast, residency=residency,
     )  # fmt: skip
@@ -198,6 +201,7 @@ class PriceBook:
         }
         self._found: dict[str, Price | None] = {}
         self._known_names: frozenset[str] | None = None
+        self._source_rates: dict[str, price_source.SourceRates] = {}
 
     def _source_search(self, model: str) -> Fraction | None:
         """The source's web-search fee of a model a `pricing:` entry prices (its token
@@ -229,6 +233,7 @@ class PriceBook:
         for name in dict.fromkeys((model, *self._names(model))):
             rates = price_source.lookup(name)
             if rates is not None:
+                self._source_rates[model] = rates
                 canonical = self.canonical(model)
                 exempt = (
                     canonical in self._residency_exempt or rates.provider != price_source.ANTHROPIC
@@ -237,6 +242,11 @@ class PriceBook:
                 break
         self._found[model] = found
         return found
+
+    def source_rates(self, model: str) -> price_source.SourceRates | None:
+        """The library's entry a model id is priced from (None: not from the library)."""
+        self._source(model)
+        return self._source_rates.get(model)
 
     def lookup(self, model: str) -> Price | None:
         """The price from `pricing:` (any name the id resolves to), else the source's.

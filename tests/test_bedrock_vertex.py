@@ -21,7 +21,7 @@ from emulator import Emulator, event_stream_frame
 
 from pytest_tokenbudget import bedrock
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.pricing import PriceBook, table_date
+from pytest_tokenbudget.pricing import PriceBook, source_name
 from pytest_tokenbudget.scrub import scrub_bytes, scrub_text
 from pytest_tokenbudget.usage import Exchange, parse_exchange
 
@@ -344,9 +344,11 @@ def test_bedrock_and_vertex_calls_are_measured_priced_scrubbed_and_replayed(
     assert bedrock_report["per_case"]["cached"]["calls"] == 2
     sources = bedrock_report["price_sources"]
     assert sources["us.anthropic.claude-sonnet-4-5-20250929-v1:0"] == (
-        f"table {table_date()} +10% Bedrock regional"
+        f"{source_name()} (aws regional.anthropic.claude-sonnet-4-5-20250929-v1:0)"
     )
-    assert sources["global.anthropic.claude-haiku-4-5-20251001-v1:0"] == f"table {table_date()}"
+    assert sources["global.anthropic.claude-haiku-4-5-20251001-v1:0"] == (
+        f"{source_name()} (aws global.anthropic.claude-haiku-4-5-20251001-v1:0)"
+    )
     assert sources["global.anthropic.claude-opus-4-7"] == "token_budgets.yml"
     vertex_report = recorded["endpoints"]["vertex_chat"]
     assert vertex_report["metrics"]["escalation_rate"] == 0.25
