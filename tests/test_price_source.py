@@ -345,3 +345,59 @@ def test_prices_command_names_a_pricing_override_and_fails_on_an_unknown_model(t
     assert out[2].split() == ["standard", "1.5", "7", "1.875", "3", "0.15"]
     assert main(["prices", "claude-opus-7", "--config", str(config)]) == 2
     assert "no price for model 'claude-opus-7'" in capsys.readouterr().err
+
+
+# -- end to end: a pytest --token-budget run -------------------------------------------------
+E2E_BUDGETS = """\
+endpoints:
+  agent:
+    max_input_tokens_p95: 1000000
+    requests_per_day: 10
+    cases: [{id: long}, {id: search}, {id: geo}]
+"""
+
+E2E_TEST = """\
+import pytest
+
+USAGE = {
+    "long": ("claude-haiku-5-5", {"input_tokens": 150000, "output_tokens": 1000}),
+    "search": ("claude-sonnet-4-6", {"input_tokens": 1200, "output_tokens": 300,
+                                     "server_tool_use": {"web_search_requests": 3}}),
+    "geo": ("claude-opus-4-7", {"input_tokens": 1000, "output_tokens": 100,
+                                "inference_geo": "us"}),
+}
+
+
+@pytest.mark.token_budget("agent")
+def test_agent(token_budget, budget_case):
+    model, usage = USAGE[budget_case["id"]]
+    token_budget.record(usage, model=model)
+"""
+
+
+def test_a_run_prices_every_charge_and_names_the_source(pytester, ci_env):
+    pytester.makefile(".yml", token_budgets=E2E_BUDGETS)
+    pytester.makepyfile(test_agent=E2E_TEST)
+    result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    report = json.loads((pytester.path / ".token-budget" / "report.json").read_text())
+    assert report["prices"]["source"] == source_name()
+    assert report["prices"]["as_of"] == price_source.pricing_date().isoformat()
+    agent = report["endpoints"]["agent"]
+    assert set(agent["price_sources"].values()) == {source_name()}
+    # published rates, $ per MTok: Haiku 5.5 5x above 100K ($0.50 / $2.50); Sonnet 4.6
+    # $3 / $15 and $10 per 1,000 searches; Opus 4.7 $5 / $25, 1.1x served in the US only
+    expected = {
+        "long": Fraction(150_000 * 50 + 1_000 * 250, 100 * M),
+        "search": Fraction(1_200 * 3 + 300 * 15, M) + Fraction(3 * 10, 1_000),
+        "geo": Fraction(1_000 * 5 + 100 * 25, M) * Fraction(11, 10),
+    }
+    for case, dollars in expected.items():
+        assert agent["per_case"][case]["cost_usd"] == pytest.approx(float(dollars), abs=1e-9)
+    assert agent["metrics"]["cost_per_request_usd"] == pytest.approx(
+        float(sum(expected.values()) / 3), abs=1e-9
+    )
+    html = (pytester.path / ".token-budget" / "report.html").read_text()
+    assert 'data-model="claude-sonnet-4-6" data-tier="web_search"' in html
+    markdown = (pytester.path / ".token-budget" / "report.md").read_text()
+    assert f"Prices: {source_name()} bundled data, prices in force on" in markdown
