@@ -14,6 +14,7 @@ price is first needed, not when pytest starts.
 
 from __future__ import annotations
 
+import re
 import warnings
 from bisect import bisect_left
 from collections.abc import Mapping
@@ -156,13 +157,41 @@ def _provider_for(model: str) -> str:
     return ANTHROPIC if model.lower().startswith("claude") else OPENAI
 
 
+# A dated snapshot or moving alias of a model: `-20250929`, `-2024-08-06`, `@20250929`,
+# `-latest`; OpenAI's `-0125`. Folded before a name is held to the library's names.
+DATED = re.compile(r"(?:-\d{8}|@\d{8}|-\d{4}-\d{2}-\d{2}|-latest)$")
+_SNAPSHOT = re.compile(r"-\d{4}$")
+
+
+def _names_of(clause: Any) -> set[str]:
+    """The literal names a library match clause spells out (equals, starts_with)."""
+    out = {v for v in (getattr(clause, "equals", None), getattr(clause, "starts_with", None))
+           if isinstance(v, str)}  # fmt: skip
+    for part in getattr(clause, "or_", None) or ():
+        out |= _names_of(part)
+    return out
+
+
+def _named(model: str, info: Any) -> bool:
+    """Whether a Claude API or OpenAI id is one the library names, dates folded. Its
+    matching is by prefix (`claude-opus-4-7` matches `claude-opus-4-77`): a typo must stay
+    an unknown model, never another model's price."""
+    known = _names_of(info.match) | {info.id}
+    name = model.lower()
+    return any(n in known for n in (name, DATED.sub("", name), _SNAPSHOT.sub("", name)))
+
+
 def _find(model: str) -> tuple[str, Any] | None:
     providers = _providers()
     provider = providers.get(_provider_for(model))
     if provider is None:
         return None
     found = provider.find_model(model, all_providers=list(providers.values()))
-    return (provider.id, found) if found is not None else None
+    if found is None:
+        return None
+    if provider.id in (ANTHROPIC, OPENAI) and not _named(model, found):
+        return None
+    return provider.id, found
 
 
 @lru_cache(maxsize=512)

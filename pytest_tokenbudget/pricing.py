@@ -33,7 +33,7 @@ _TABLE = Path(__file__).with_name("prices.json")
 # A dated snapshot or the moving alias of a model: `-20250929` (Anthropic), `-2024-08-06`
 # (OpenAI), `@20250929` (Vertex AI), `-latest`. Each is priced as the model it names.
 # Bedrock ids (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`) name the model they run.
-_DATED = re.compile(r"(?:-\d{8}|@\d{8}|-\d{4}-\d{2}-\d{2}|-latest)$")
+_DATED = price_source.DATED
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]*")
 HOOK_SOURCE = "pytest_tokenbudget_price hook"
 OVERRIDE_SOURCE = "token_budgets.yml"

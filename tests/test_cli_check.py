@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tokenbudget.cli import main
+from pytest_tokenbudget.pricing import source_name
 
 CONFIG = """\
 endpoints:
@@ -193,9 +194,10 @@ def test_check_rejects_an_unknown_target_model_with_line_suggestion_and_snippet(
     assert out == ""
     assert err == (
         f"tokenbudget check: {path}:4: target_model: unknown model 'claude-opus-9-zz': no price "
-        "in the shipped table or in `pricing:` (did you mean 'claude-opus-4-8', "
-        "'claude-opus-4-7' or 'claude-opus-4-6'?). If the name is right, add its price to "
-        "token_budgets.yml:\n" + SNIPPET.format(model="claude-opus-9-zz") + "\n"
+        f"in {source_name()} or in `pricing:` (did you mean 'claude-opus-5-5', "
+        "'claude-opus-4-8' or 'claude-opus-4-7'?). If it is newer than "
+        f"{source_name()}, upgrade genai-prices (or add `pricing:`). If the name is right, add "
+        "its price to token_budgets.yml:\n" + SNIPPET.format(model="claude-opus-9-zz") + "\n"
     )
     assert "Traceback" not in err
 
@@ -220,12 +222,12 @@ def test_check_lists_unknown_escalation_and_defaults_models_each_at_its_line(tmp
     err = capsys.readouterr().err
     assert err.startswith(f"tokenbudget check: 2 problems in {path}:\n")
     assert (
-        f"\n{path}:2: escalation_models[1]: unknown model 'claude-opus-4-77': no price in the "
-        "shipped table or in `pricing:` (did you mean 'claude-opus-4-7'" in err
+        f"\n{path}:2: escalation_models[1]: unknown model 'claude-opus-4-77': no price in "
+        f"{source_name()} or in `pricing:` (did you mean 'claude-opus-4-7'" in err
     )
     assert (
-        f"\n{path}:11: escalation_models[1]: unknown model 'gtp-4o': no price in the shipped "
-        "table or in `pricing:` (did you mean 'gpt-4o'" in err
+        f"\n{path}:11: escalation_models[1]: unknown model 'gtp-4o': no price in "
+        f"{source_name()} or in `pricing:` (did you mean 'gpt-4o'" in err
     )
     assert SNIPPET.format(model="gtp-4o") in err
     assert err.count("claude-opus-4-77': no price") == 1  # once, though only chat inherits it

@@ -205,6 +205,13 @@ def test_an_unknown_model_is_an_error_with_the_snippet_and_the_upgrade_hint():
     assert "    claude-opus-7: {input: 3.0, output: 15.0}" in message
 
 
+@pytest.mark.parametrize("typo", ["claude-opus-4-77", "claude-sonnet-4-6-foo", "claude-2.1"])
+def test_the_library_prefix_match_never_prices_a_typo_as_another_model(typo):
+    # genai-prices matches `claude-opus-4-7` as a prefix: `claude-opus-4-77` stays unknown
+    assert PriceBook().find(typo) is None
+    assert PriceBook().find("claude-opus-4-7-20260101").input == 5  # a dated id still folds
+
+
 def test_a_model_a_newer_genai_prices_knows_names_that_release(monkeypatch):
     # as under an older library: the source does not know claude-fable-5-2
     real = price_source.lookup
