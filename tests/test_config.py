@@ -645,7 +645,7 @@ def test_schema_knows_exactly_the_keys_the_loader_knows():
     assert set(endpoint["properties"]) == set(ENDPOINT_KEYS)
     assert set(props["defaults"]["properties"]) == set(DEFAULTS_KEYS)
     assert list(props["pricing"]["additionalProperties"]["properties"]) == [
-        "input", "output", "cache_write_5m", "cache_write_1h", "cache_read",
+        "input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "web_search",
     ]  # fmt: skip
 
 

@@ -178,6 +178,20 @@ def test_a_pricing_override_wins_over_the_source_and_keeps_the_search_fee(tmp_pa
     assert cost_of(path, own) == Fraction(3_000, M) + Fraction(10, 1_000)
 
 
+def test_a_pricing_entry_may_give_the_web_search_fee(tmp_path, capsys):
+    from pytest_tokenbudget.cli import main
+    from pytest_tokenbudget.config import load_config
+
+    path = tmp_path / "token_budgets.yml"
+    path.write_text(
+        "pricing:\n  acme-1: {input: 1, output: 2, web_search: 7.5}\n"
+        "endpoints:\n  chat:\n    target_model: acme-1\n    max_input_tokens_p95: 9\n"
+    )
+    assert main(["check", "--config", str(path)]) == 0, capsys.readouterr().err
+    price = PriceBook(load_config(path).pricing).price("acme-1")
+    assert price.web_search == Fraction("7.5") / 1_000  # $ per search
+
+
 def test_the_hook_prices_what_neither_the_source_nor_pricing_knows():
     book = PriceBook(fallback=lambda m: {"input": 4, "output": 8} if m == "acme-1" else None)
     assert book.price("acme-1").source == "pytest_tokenbudget_price hook"
