@@ -32,7 +32,7 @@ def pytest_tokenbudget_parse_usage(exchange: Exchange) -> list[Call] | None:
 
 @pytest.hookspec(firstresult=True)
 def pytest_tokenbudget_price(model: str) -> Mapping[str, float] | None:
-    """A price for a model the shipped table and the ``pricing:`` section do not know.
+    """A price for a model genai-prices (the price source) and ``pricing:`` do not know.
 
     Asked when pytest starts, for each configured model (``target_model``,
     ``escalation_models``) nothing else prices, so the model is not rejected as unknown;
