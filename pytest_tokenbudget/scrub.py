@@ -98,7 +98,8 @@ def is_credential_name(name: str) -> bool:
 # GitHub tokens (the comment token's kind) and JWTs. Every shape opens with a literal, at
 # the start of a word: "risk-assessment-summary" holds no `sk-` key. Openings base64 could
 # spell must start a base64 run, so an image or a binary body is never taken for a key.
-_WORD_START = r"(?<![A-Za-z0-9])"
+# `_` and `-` too: base64url (Google and OpenAI reasoning signatures) spells "_sk-…" mid-run.
+_WORD_START = r"(?<![A-Za-z0-9_\-])"
 _NOT_MID_BASE64 = r"(?<![A-Za-z0-9+/_\-])"
 _KEY = r"[A-Za-z0-9_\-]"
 _B64TOKEN = r"[A-Za-z0-9._~+/\-]"  # RFC 6750's b64token: what a Bearer credential is made of

@@ -98,6 +98,18 @@ def test_ordinary_words_are_no_keys(text):
     assert scrub.find_secret(text) is None
 
 
+REAL_GOOGLE = Path(__file__).parent / "data" / "cassettes" / "google"
+
+
+def test_base64url_signatures_in_a_real_cassette_are_no_keys():
+    """pydantic-ai's committed Google cassette: its thought signatures (base64url) spell
+    `_sk-N2AM…` mid-run, which the `sk-` shape once took for a key, refusing the write."""
+    text = (REAL_GOOGLE / "pydantic-ai_thought_signature_base64url.yaml").read_text()
+    assert "_sk-" in text  # the trap is really there
+    assert scrub.find_secret(text) is None
+    assert scrub_text(text) == text
+
+
 # -- bodies ----------------------------------------------------------------------------
 def _request(body: bytes, **headers: str) -> Request:
     return Request("POST", MESSAGES, body, {"content-type": "application/json", **headers})
