@@ -18,9 +18,11 @@ from .yaml_source import (
     Problem,
     bad_case_id,
     describe_value,
+    nested_too_deep,
     problems_error,
     read_text,
     read_yaml,
+    too_deep_message,
 )
 
 CASE_SUFFIXES = (".yml", ".yaml", ".jsonl")
@@ -93,16 +95,24 @@ _EMPTY = "no cases: give at least one (a mapping with an `id`)"
 
 
 def _read_jsonl(path: Path, shown: str) -> list[Item]:
-    text = read_text(path, shown)
+    text = read_text(path, shown, "cases file")
     items: list[Item] = []
     problems: list[Problem] = []
     for number, row in enumerate(text.splitlines(), start=1):
         if not row.strip():
             continue
         try:
-            items.append((shown, number, json.loads(row)))
+            case = json.loads(row)
         except ValueError as err:
             problems.append(Problem(shown, number, "", f"invalid JSON: {err}"))
+            continue
+        except RecursionError:
+            problems.append(Problem(shown, number, "", too_deep_message()))
+            continue
+        if nested_too_deep(case):
+            problems.append(Problem(shown, number, "", too_deep_message()))
+            continue
+        items.append((shown, number, case))
     if problems:
         raise problems_error(problems)
     return items
@@ -111,7 +121,7 @@ def _read_jsonl(path: Path, shown: str) -> list[Item]:
 def _read_yaml(path: Path, shown: str) -> list[Item]:
     import yaml
 
-    doc = read_yaml(path, shown=shown)
+    doc = read_yaml(path, shown=shown, what="cases file")
     if doc.node is None:
         return []
     if not isinstance(doc.node, yaml.SequenceNode):

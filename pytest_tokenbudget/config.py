@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,37 @@ def _schema_problems(data: Any, lines: Lines, shown: str) -> list[tuple[tuple[An
     ]
 
 
+MAX_ENDPOINT_NAME_LENGTH = 100
+_ENDPOINT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+
+
+def _name_problems(data: dict[str, Any], lines: Lines, shown: str) -> list[Problem]:
+    """Endpoint names that cannot name a cassette folder and a test id. Checked here, not
+    only by the schema's pattern: Python's `$` (which jsonschema uses) matches before a
+    final newline, and `chat\\n` would pass it."""
+    endpoints = data.get("endpoints")
+    found = []
+    for name in endpoints if isinstance(endpoints, dict) else ():
+        text = str(name)
+        line = line_of(lines, ("endpoints", name))
+        shown_name = text if len(text) <= 40 else text[:37] + "..."
+        key = shown_name.encode("unicode_escape").decode("ascii")  # one line, always
+        if len(text) > MAX_ENDPOINT_NAME_LENGTH:
+            message = (
+                f"endpoint name {shown_name!r} is longer than {MAX_ENDPOINT_NAME_LENGTH} "
+                "characters (it names a cassette folder and test ids)"
+            )
+        elif not _ENDPOINT_NAME.fullmatch(text):
+            message = (
+                f"endpoint name {shown_name!r} names cassette folders and test ids: use "
+                "letters, digits, '_', '-' and '.' only, not starting with '.'"
+            )
+        else:
+            continue
+        found.append(Problem(shown, line, key, message))
+    return found
+
+
 def _nan_problems(data: Any, lines: Lines, shown: str) -> list[Problem]:
     """`.nan` passes every minimum and maximum of the schema, and a budget or a price of
     NaN compares false with everything: it could never fail. Cases are the app's data."""
@@ -166,13 +198,8 @@ def _explain(err: Any, lines: Lines, shown: str) -> Iterator[Problem]:
         name = err.instance
         at = at + (name,)
         if at[:1] == ("endpoints",):
-            message = (
-                f"endpoint name {name!r} names cassette folders and test ids: use letters, "
-                "digits, '_', '-' and '.' only, not starting with '.'"
-            )
-        else:
-            message = "a model name must not be empty"
-        yield Problem(shown, line_of(lines, at), str(name), message)
+            return  # _name_problems says what is wrong with an endpoint's name
+        yield Problem(shown, line_of(lines, at), str(name), "a model name must not be empty")
         return
     yield Problem(shown, line_of(lines, at), _key_name(at), _message(err, at))
 
@@ -241,7 +268,7 @@ def _message(err: Any, at: tuple[Any, ...]) -> str:
         if schema.get("minimum") == 0 and schema.get("maximum") == 1:
             return f"{describe_value(instance)} is out of range: a rate is between 0 and 1 (0.15 means 15%)"
         bound = "at least" if validator == "minimum" else "at most"
-        return f"{describe_value(instance)} is out of range: must be {bound} {value}"
+        return f"{describe_value(instance)} is out of range: must be {bound} {value:,}"
     if validator == "enum":
         allowed = [str(v) for v in value]
         close = difflib.get_close_matches(str(instance).lower(), allowed, n=1, cutoff=0.6)
@@ -285,7 +312,12 @@ def load_config(path: str | Path) -> Config:
 
     path = Path(path)
     shown = str(path)
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as err:  # a name too long for the file system, a NUL byte
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(f"not a usable config file path: {reason}", path=shown) from None
+    if not exists:
         raise ConfigError(
             "no such file. Create it with at least one endpoint and a budget, e.g.\n"
             "  endpoints:\n"
@@ -315,6 +347,7 @@ def load_config(path: str | Path) -> Config:
         *doc.problems,
         *(problem for _, problem in found),
         *_nan_problems(data, lines, shown),
+        *_name_problems(data, lines, shown),
     ]
     defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
     endpoints: dict[str, Endpoint] = {}

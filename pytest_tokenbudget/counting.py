@@ -18,6 +18,7 @@ from typing import Any
 
 from .atomic import write_atomic
 from .errors import CassetteError
+from .input_files import COUNTS_MAX_BYTES, read_bounded_text
 
 # What count_tokens takes: the prompt, not the sampling parameters.
 COUNTED_FIELDS = ("model", "system", "tools", "tool_choice", "messages", "thinking", "mcp_servers")
@@ -62,34 +63,23 @@ class CountCache:
         self.path = path
         self._lock = threading.Lock()
         self._counts: dict[str, dict[str, Any]] | None = None
+        self._unreadable: CassetteError | None = None
         self._dirty = False
         self.api_calls = 0  # count_tokens requests actually sent this run
         self.hits = 0
 
     def _load(self) -> dict[str, dict[str, Any]]:
+        """The counts on disk, read once. A file that cannot be read raises its
+        CassetteError again on every use: never an empty cache, which would tell every later
+        case "no recorded count" for the count that is there, in a file that needs fixing."""
+        if self._unreadable is not None:
+            raise self._unreadable
         if self._counts is None:
-            self._counts = {}
-            if self.path.is_file():
-                try:
-                    data = json.loads(self.path.read_text(encoding="utf-8"))
-                except ValueError as err:
-                    raise CassetteError(
-                        f"corrupt count cache ({err}); delete it to count again", path=self.path
-                    ) from None
-                except RecursionError:
-                    raise CassetteError(
-                        "corrupt count cache (nested too deeply to read); delete it to count again",
-                        path=self.path,
-                    ) from None
-                if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
-                    raise CassetteError("not a token count cache", path=self.path)
-                counts = data.get("counts")
-                if counts is not None and not isinstance(counts, dict):
-                    raise CassetteError(
-                        "corrupt count cache: `counts` is not an object; delete it to count again",
-                        path=self.path,
-                    )
-                self._counts = dict(counts or {})
+            try:
+                self._counts = _read_counts(self.path)
+            except CassetteError as err:
+                self._unreadable = err
+                raise
         return self._counts
 
     def get(self, key: str) -> int | None:
@@ -132,21 +122,59 @@ class CountCache:
             self._dirty = True
 
     def save(self) -> None:
-        """Merge with what is on disk (xdist workers share the file), then write atomically."""
+        """Merge with what is on disk (xdist workers share the file), then write atomically.
+        A file on disk that cannot be read is left as it is: each case that needed it has
+        said why, and the run ends without writing over it."""
         with self._lock:
             if not self._dirty or self._counts is None:
                 return
             merged = dict(self._counts)
             self._counts = None
-            merged = {**self._load(), **merged}
+            try:
+                merged = {**self._load(), **merged}
+            except CassetteError:
+                self._counts = merged
+                return
             self._counts = merged
             data = {"schema": CACHE_SCHEMA, "version": 1, "counts": dict(sorted(merged.items()))}
             write_atomic(self.path, json.dumps(data, indent=1) + "\n")
             self._dirty = False
 
     def __len__(self) -> int:
+        """The counts kept (0 for a file that cannot be read: get says why)."""
         with self._lock:
-            return len(self._load())
+            try:
+                return len(self._load())
+            except CassetteError:
+                return 0
+
+
+def _read_counts(path: Path) -> dict[str, dict[str, Any]]:
+    """The `counts` of a count cache file ({} when there is none): a regular file of at most
+    COUNTS_MAX_BYTES holding this cache's JSON, else a CassetteError naming the file."""
+    try:
+        if not path.exists():
+            return {}
+    except OSError as err:  # a name too long for the file system
+        raise CassetteError(f"cannot read count cache: {err.strerror or err}", path=path) from None
+    text = read_bounded_text(path, limit=COUNTS_MAX_BYTES, what="count cache", error=CassetteError)
+    fix = "delete it to count again"
+    try:
+        data = json.loads(text)
+    except RecursionError:
+        raise CassetteError(
+            f"corrupt count cache (nested too deeply to read); {fix}", path=path
+        ) from None
+    except ValueError as err:  # bad JSON, or a number of more than 4,300 digits
+        raise CassetteError(f"corrupt count cache ({err}); {fix}", path=path) from None
+    if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
+        raise CassetteError(
+            f"not a token count cache (no `schema: {CACHE_SCHEMA}`); {fix}", path=path
+        )
+    counts = data.get("counts")
+    if counts is not None and not isinstance(counts, dict):
+        raise CassetteError(f"corrupt count cache: `counts` is not an object; {fix}", path=path)
+    return dict(counts or {})
 
 
 def count_sync(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from .capture import Capture, Miss, Recorder, is_cassette
+from .capture import OWN_RECORDER, Capture, Miss, Recorder, is_cassette
 from .case_ids import cassette_path
 from .errors import CassetteError
 from .samples import CaseRun
@@ -61,11 +61,25 @@ class CaseCapture:
         if self.capture is not None:
             counts = self.capture.log.counts
             for index, exchange in enumerate(self.capture.log.exchanges):
-                calls = self.parse(exchange)
+                try:
+                    calls = self.parse(exchange)
+                except CassetteError as err:
+                    raise self._recording_at_fault(index, exchange, err) from None
                 if index in counts:
                     calls = [with_count(c, *counts[index]) for c in calls]
                 found.append((exchange, calls))
         return found
+
+    def _recording_at_fault(self, index: int, exchange: Exchange, err: CassetteError) -> Exception:
+        """In replay, a response the case's own cassette served is that cassette's fault."""
+        capture = self.capture
+        if capture is None or capture.mode != "none" or capture.driver is not None:
+            return err
+        if capture.log.served_by[index : index + 1] != [OWN_RECORDER]:
+            return err
+        from .replay import malformed_recorded_response
+
+        return malformed_recorded_response(capture.path, exchange, err)
 
 
 def with_count(call: Call, counted: int, recounted: bool) -> Call:

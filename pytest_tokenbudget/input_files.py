@@ -57,8 +57,12 @@ def read_bounded_bytes(
             )
         if info.st_size > limit:
             raise error(_too_large(what, info.st_size, limit), path=where)
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(limit + 1)
+        with os.fdopen(os.dup(fd), "rb", buffering=0) as f:
+            # the size it has, then what it grew by: read(limit + 1) alone allocates the
+            # whole limit (256 MiB for a cassette) for every small file
+            data = f.read(info.st_size + 1)
+            if len(data) > info.st_size:
+                data += f.read(limit + 1 - len(data))
     finally:
         os.close(fd)
     if len(data) > limit:

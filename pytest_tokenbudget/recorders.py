@@ -8,6 +8,11 @@ was, one ``Exchange`` per interaction (bodies as bytes, as the recorder stored t
 possibly still compressed) and the line each interaction starts on. Nothing here reads
 token usage: usage.py parses each exchange.
 
+A file is read as untrusted input: a regular file of at most CASSETTE_MAX_BYTES, its YAML
+aliases and depth bounded (yaml_source.check_bounds), JSON nested too deep refused, and a
+compressed body (R vcr's ``raw_gzip``, or any body usage.py decodes) inflated to at most
+MAX_DECODED_BODY bytes: each is one CassetteError naming the file.
+
 Stdlib only at import (yaml is imported when a file is read): usage.py imports this
 module, and every pytest run imports usage.py.
 """
@@ -17,7 +22,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import gzip
 import json
 import os
 import zlib
@@ -28,6 +32,46 @@ from typing import Any
 from urllib.parse import quote
 
 from .errors import CassetteError
+from .input_files import CASSETTE_MAX_BYTES, MiB, read_bounded_text
+
+# What a compressed body may decode to: what a cassette may hold (and where scrubbing a
+# body before it is written stops), far past any API answer. A gzip "bomb" of 1.4 MB
+# (1.4 GB of zeros) is refused after this much, a chunk at a time.
+MAX_DECODED_BODY = CASSETTE_MAX_BYTES
+_INFLATE_CHUNK = 1 * MiB
+GZIP_WBITS, ZLIB_WBITS, RAW_DEFLATE_WBITS = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS
+
+
+class BodyTooLarge(CassetteError):
+    """A compressed body that decodes to more than MAX_DECODED_BODY bytes."""
+
+
+def inflate(data: bytes, wbits: int, *, limit: int = MAX_DECODED_BODY) -> bytes:
+    """`data` decompressed (``wbits``: GZIP_WBITS, ZLIB_WBITS or RAW_DEFLATE_WBITS), one
+    chunk at a time, refused with BodyTooLarge past `limit` bytes. Concatenated gzip
+    members are read as gzip.decompress reads them. Corrupt data raises zlib.error; data
+    cut short, EOFError."""
+    out: list[bytes] = []
+    size = 0
+    while True:
+        inflater = zlib.decompressobj(wbits)
+        chunk = inflater.decompress(data, _INFLATE_CHUNK)
+        while True:
+            size += len(chunk)
+            if size > limit:
+                raise BodyTooLarge(
+                    f"the compressed body decodes to more than {limit // MiB} MiB: "
+                    "no API response is that large"
+                )
+            out.append(chunk)
+            if inflater.eof or not inflater.unconsumed_tail:
+                break
+            chunk = inflater.decompress(inflater.unconsumed_tail, _INFLATE_CHUNK)
+        if not inflater.eof:
+            raise EOFError("compressed data ended before the end-of-stream marker")
+        data = inflater.unused_data
+        if wbits != GZIP_WBITS or not data.startswith(b"\x1f\x8b"):
+            return b"".join(out)  # trailing bytes after the stream are ignored, as zlib does
 
 
 @dataclass(frozen=True)
@@ -88,6 +132,7 @@ def read_recording(path: str | os.PathLike[str]) -> Recording:
     Every problem is a ``CassetteError`` naming the file, and the line where the file
     says which (YAML and JSON syntax, a malformed interaction, a bad batch line).
     """
+    path = os.fspath(path)
     text = _read_text(path)
     suffix = Path(path).suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
@@ -106,13 +151,14 @@ def exchanges_from_document(
 ) -> Recording:
     """The recording in a loaded cassette: ``interactions`` (vcrpy and pydantic-ai) or
     ``http_interactions`` (Ruby VCR, R vcr, Betamax)."""
+    where = os.fspath(path) if path is not None else None
     if isinstance(data, list) and data and isinstance(data[0], dict) and "request" in data[0]:
-        raise CassetteError("cassette is in the pre-1.0 vcrpy format; re-record it", path=path)
+        raise CassetteError("cassette is in the pre-1.0 vcrpy format; re-record it", path=where)
     if isinstance(data, dict) and isinstance(data.get("http_interactions"), list):
         if "recorded_with" not in data:
             # VCR writes `recorded_with` after the interactions: a file cut short loses it.
             raise CassetteError(
-                "cassette has no `recorded_with`: the file looks truncated", path=path
+                "cassette has no `recorded_with`: the file looks truncated", path=where
             )
         interactions, fmt = data["http_interactions"], _vcr_flavour(data["recorded_with"])
     elif isinstance(data, dict) and isinstance(data.get("interactions"), list):
@@ -124,17 +170,17 @@ def exchanges_from_document(
             raise CassetteError(
                 "cassette has no `version` after its interactions, where vcrpy writes it: "
                 "the file looks truncated",
-                path=path,
+                path=where,
             )
         if data.get("version", 1) != 1:
-            raise CassetteError(f"unsupported cassette version {data['version']!r}", path=path)
+            raise CassetteError(f"unsupported cassette version {data['version']!r}", path=where)
         interactions = data["interactions"]
         fmt = _vcrpy_flavour(interactions)
     else:
         raise NotACassetteError(
             "not a vcrpy cassette (no `interactions` list), nor a VCR one "
             "(no `http_interactions` list)",
-            path=path,
+            path=where,
         )
     exchanges = []
     for index, interaction in enumerate(interactions):
@@ -144,24 +190,27 @@ def exchanges_from_document(
         except KeyError as err:
             raise CassetteError(
                 f"interaction {index} has no {err.args[0]!r} (truncated or hand-edited?)",
-                path=path,
+                path=where,
                 line=line,
             ) from None
         except (TypeError, ValueError, AttributeError, OSError, EOFError, zlib.error) as err:
             raise CassetteError(
-                f"interaction {index} is malformed: {err}", path=path, line=line
+                f"interaction {index} is malformed: {err}", path=where, line=line
             ) from None
-    return Recording(str(path or ""), fmt, tuple(exchanges), tuple(lines))
+        except BodyTooLarge as err:
+            raise CassetteError(
+                f"interaction {index}: {err.message}", path=where, line=line
+            ) from None
+        except RecursionError:
+            raise CassetteError(
+                f"interaction {index} is nested too deeply to read", path=where, line=line
+            ) from None
+    return Recording(where or "", fmt, tuple(exchanges), tuple(lines))
 
 
 # -- reading files ----------------------------------------------------------------------
-def _read_text(path: str | os.PathLike[str]) -> str:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise CassetteError("cannot read cassette: it is not UTF-8 text", path=path) from None
-    except OSError as err:
-        raise CassetteError(f"cannot read cassette: {err.strerror or err}", path=path) from None
+def _read_text(path: str) -> str:
+    text = read_bounded_text(path, limit=CASSETTE_MAX_BYTES, what="cassette", error=CassetteError)
     if not text.strip():
         raise CassetteError("cassette is empty", path=path)
     return text
@@ -183,14 +232,28 @@ def _loader_class() -> type:
     return CassetteLoader
 
 
-def _load_yaml(text: str, path: str | os.PathLike[str]) -> tuple[Any, tuple[int | None, ...]]:
+def _load_yaml(text: str, path: str) -> tuple[Any, tuple[int | None, ...]]:
     """The document, and the line each interaction starts on (from the same parse)."""
     import yaml
+
+    from .yaml_source import TooLarge, check_bounds
 
     loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            check_bounds(node)  # before the constructor builds what the aliases stand for
         data = loader.construct_document(node) if node is not None else None
+    except TooLarge as err:
+        raise CassetteError(err.message, path=path, line=err.line) from None
+    except RecursionError:  # the pure-Python loader (no libyaml) recurses while it composes
+        raise CassetteError(
+            "corrupt cassette (nested too deeply to read); delete it and re-record", path=path
+        ) from None
+    except ValueError as err:  # a number of more than 4,300 digits, which int() refuses
+        raise CassetteError(
+            f"corrupt cassette ({err}); delete it and re-record", path=path
+        ) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
         problem = getattr(err, "problem", None) or str(err)
@@ -216,7 +279,7 @@ def _interaction_lines(node: Any, yaml: Any) -> tuple[int | None, ...]:
     return ()
 
 
-def _load_json(text: str, path: str | os.PathLike[str]) -> Any:
+def _load_json(text: str, path: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
@@ -224,6 +287,15 @@ def _load_json(text: str, path: str | os.PathLike[str]) -> Any:
             f"corrupt cassette (JSON: {err.msg}); delete it and re-record",
             path=path,
             line=err.lineno,
+        ) from None
+    except RecursionError:
+        raise CassetteError(
+            "corrupt cassette (JSON nested too deeply to read); delete it and re-record",
+            path=path,
+        ) from None
+    except ValueError as err:  # a number of more than 4,300 digits, which int() refuses
+        raise CassetteError(
+            f"corrupt cassette ({err}); delete it and re-record", path=path
         ) from None
 
 
@@ -316,7 +388,7 @@ def _body(value: Any) -> bytes:
         if "base64_string" in value:
             return _base64(value["base64_string"])
         if "raw_gzip" in value:
-            return gzip.decompress(_base64(value["raw_gzip"]))
+            return inflate(_base64(value["raw_gzip"]), GZIP_WBITS)
         if "parsed_body" in value:
             return _as_json(value["parsed_body"])
     return _as_json(value)  # a body stored as parsed JSON
@@ -356,7 +428,7 @@ def _status(response: dict[str, Any]) -> int:
 
 
 # -- batch results ----------------------------------------------------------------------
-def _batch_results(text: str, path: str | os.PathLike[str]) -> Recording:
+def _batch_results(text: str, path: str) -> Recording:
     """A batch results file: one exchange per line, so each request is its own case.
 
     Anthropic Message Batches: ``{"custom_id", "result": {"type", "message": {..., usage}}}``.

@@ -7,6 +7,13 @@ plays once, in order, as vcrpy plays it. A request not recorded byte for byte is
 looked up by the key vcrpy matches on (matching.request_key: canonical JSON), an index
 built only when the first such request comes. Cassettes stay vcrpy's format, and vcrpy
 still records them; replay only skips its per-request machinery.
+
+A cassette is read as untrusted input: a regular file of at most CASSETTE_MAX_BYTES, its
+YAML aliases and depth bounded (yaml_source), and every recorded response checked, as it
+loads, to be one httpx can build (status, headers, reason) and whose compressed body
+decodes within MAX_DECODED_BODY. What is wrong is named with the interaction and its line,
+never played as a response the app would fail on (its retry would then be blamed on the
+request, as "not in the recording").
 """
 
 from __future__ import annotations
@@ -18,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import CassetteError
+from .errors import CassetteError, kind_of
 from .gc_pause import gc_paused
+from .input_files import CASSETTE_MAX_BYTES, read_bounded_text
 from .matching import exact_key, request_key
-from .yaml_source import node_value
+from .yaml_source import Built, TooLarge, node_value
 
 
 @dataclass
@@ -52,10 +60,51 @@ def _loader() -> type:
 NOT_A_CASSETTE = (KeyError, TypeError, ValueError, AttributeError)
 
 
+def _malformed(index: int, problem: str) -> str:
+    return (
+        f"interaction {index}: the recorded response is malformed: {problem}; "
+        "delete the cassette and re-record it"
+    )
+
+
+class MalformedResponse(ValueError):
+    """A recorded response replay cannot play: which interaction, where, and why."""
+
+    def __init__(self, index: int, line: int | None, problem: str) -> None:
+        self.message = _malformed(index, problem)
+        super().__init__(self.message)
+        self.line = line
+
+
+def malformed_recorded_response(path: Path, exchange: Any, err: CassetteError) -> CassetteError:
+    """`err`, a response replay played from the cassette at `path` that usage parsing
+    cannot read (not JSON, no usage...), as the cassette's fault: the interaction that
+    holds it and its line, never the request's. `err` itself when the cassette no longer
+    holds that response. Only on this error path is the cassette read again."""
+    from .recorders import read_recording
+
+    try:
+        recording = read_recording(path)
+    except CassetteError:
+        return err
+    for index, recorded in enumerate(recording.exchanges):
+        if recorded.body == exchange.body and recorded.method == exchange.method.upper():
+            return CassetteError(
+                _malformed(index, err.message), path=path, line=recording.line_of(index)
+            )
+    return err
+
+
 def unreadable(err: Exception, path: Path) -> CassetteError:
     """The one message for a cassette that is not YAML (with its line), or not vcrpy's."""
     import yaml
 
+    if isinstance(err, (MalformedResponse, TooLarge)):  # already in the user's words
+        return CassetteError(err.message, path=path, line=err.line)
+    if isinstance(err, RecursionError):
+        return CassetteError(
+            "corrupt cassette (nested too deeply to read); delete it and re-record", path=path
+        )
     if isinstance(err, yaml.YAMLError):
         mark = getattr(err, "problem_mark", None)
         return CassetteError(
@@ -89,24 +138,29 @@ class Recording:
 
     @classmethod
     def load(cls, path: Path) -> Recording:
-        """The cassette at path; a missing or empty file is a cassette with no recording."""
+        """The cassette at path; a missing or empty file is a cassette with no recording.
+        Anything else that is not a regular file (a FIFO, a device) is a CassetteError."""
         import yaml
 
         try:
-            text = path.read_text(encoding="utf-8") if path.is_file() else ""
-        except (OSError, UnicodeDecodeError) as err:
-            raise CassetteError(f"cannot read cassette: {err}", path=path) from None
+            if not path.exists():
+                return cls(path, [])
+        except OSError as err:  # a name too long for the file system
+            raise CassetteError(f"cannot read cassette: {err.strerror or err}", path=path) from None
+        text = read_bounded_text(
+            path, limit=CASSETTE_MAX_BYTES, what="cassette", error=CassetteError
+        )
         if not text.strip():
             return cls(path, [])
         lean = _without_request_headers(text)
         try:
             return cls(path, _parse(lean))
-        except (yaml.YAMLError, *NOT_A_CASSETTE) as err:
+        except (yaml.YAMLError, RecursionError, *NOT_A_CASSETTE) as err:
             if lean == text:
                 raise unreadable(err, path) from None
         try:  # the whole text: its own error, at its own line
             return cls(path, _parse(text))
-        except (yaml.YAMLError, *NOT_A_CASSETTE) as err:
+        except (yaml.YAMLError, RecursionError, *NOT_A_CASSETTE) as err:
             raise unreadable(err, path) from None
 
     def play(self, request: RecordedRequest) -> int | None:
@@ -166,21 +220,27 @@ def _parse(text: str) -> list[tuple[RecordedRequest, dict[str, Any]]]:
 def _interactions(loader: Any) -> list[tuple[RecordedRequest, dict[str, Any]]]:
     """The document's interactions, built from libyaml's nodes: every field replay reads,
     as yaml.load builds it, but not the request headers (a third of the work, never read:
-    requests are matched on method, URL and body)."""
+    requests are matched on method, URL and body).
+
+    Aliases are bounded as they are met (a `Built` counts what each stands for), so a
+    cassette without any, which is every one vcrpy writes, pays nothing for the bound."""
     found = []
-    built: dict[Any, Any] = {}  # node -> value, as the constructor keeps (aliases, recursion)
-    for node in _fields(loader.get_single_node())["interactions"].value:
+    built = Built()  # node -> value, as the constructor keeps (aliases, recursion)
+    for index, node in enumerate(_fields(loader.get_single_node())["interactions"].value):
         item = _fields(node)
+        line = node.start_mark.line + 1
         if "<<" in item:  # a YAML merge key: the constructor resolves it
-            found.append(_interaction(loader.construct_object(node, deep=True)))
+            built.reuse(node)
+            found.append(_interaction(loader.construct_object(node, deep=True), index, line))
             continue
         request = _fields(item["request"])
         if "<<" in request:
+            built.reuse(item["request"])
             fields = loader.construct_object(item["request"], deep=True)
         else:
             fields = {k: node_value(loader, v, built) for k, v in request.items() if k != "headers"}
         response = node_value(loader, item["response"], built)
-        found.append(_interaction({"request": fields, "response": response}))
+        found.append(_interaction({"request": fields, "response": response}, index, line))
     return found
 
 
@@ -191,25 +251,76 @@ def _fields(node: Any) -> dict[str, Any]:
     return {key.value: value for key, value in node.value}
 
 
-def _interaction(item: dict[str, Any]) -> tuple[RecordedRequest, dict[str, Any]]:
+def _interaction(
+    item: dict[str, Any], index: int = 0, line: int | None = None
+) -> tuple[RecordedRequest, dict[str, Any]]:
     request, response = item["request"], item["response"]
     recorded = RecordedRequest(
         str(request["method"]), str(request["uri"]), _as_bytes(request.get("body"))
     )
+
+    def malformed(problem: str) -> MalformedResponse:
+        return MalformedResponse(index, line, problem)
+
+    if not isinstance(response, dict):
+        raise malformed(f"it is {kind_of(response)}, not a mapping of status, headers and body")
     body = response.get("body") or {}
-    code = (response["status"] or {}).get("code")
-    if isinstance(code, bool) or not isinstance(code, int) or not 100 <= code <= 599:
+    if not isinstance(body, dict):
+        raise malformed(f"its body is {kind_of(body)}, not a mapping with a `string`")
+    status = response.get("status")
+    code = status.get("code") if isinstance(status, dict) else None
+    if not isinstance(status, dict) or not _is_http_status(code):
         # what httpx and the usage parser would choke on mid-test: refused as the file loads
-        raise ValueError(f"response status code {code!r} is not an HTTP status code")
-    response = {
-        "status": response["status"],
-        "headers": {
-            k: list(v) if isinstance(v, list) else [v]
-            for k, v in (response.get("headers") or {}).items()
-        },
-        "body": {"string": _as_bytes(body.get("string")) or b""},
-    }
-    return recorded, response
+        raise malformed(f"status code {code!r} is not an HTTP status code")
+    headers = _headers(response.get("headers"), malformed)
+    string = body.get("string")
+    if string is not None and not isinstance(string, (str, bytes)):
+        raise malformed(f"its body string is {kind_of(string)}, not text")
+    string = _as_bytes(string) or b""
+    if _encoded(headers):
+        _check_decoding(headers, string, malformed)
+    reason = status.get("message")
+    if isinstance(reason, str) and not reason.isascii():  # httpx takes ASCII only
+        status = {**status, "message": reason.encode("ascii", "replace").decode("ascii")}
+    return recorded, {"status": status, "headers": headers, "body": {"string": string}}
+
+
+def _is_http_status(code: Any) -> bool:
+    return isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599
+
+
+def _headers(raw: Any, malformed: Any) -> dict[str, list[str | bytes]]:
+    """Recorded response headers as httpx takes them: text names, each with a list of text
+    values (non-ASCII text as UTF-8 bytes, which httpx keeps as they are)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise malformed(f"its headers are {kind_of(raw)}, not a mapping")
+    headers: dict[str, list[str | bytes]] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not name.isascii():
+            raise malformed(f"header name {name!r} is not ASCII text")
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, str):
+                raise malformed(f"header {name!r} holds {kind_of(v)}, not text")
+        headers[name] = [v if v.isascii() else v.encode("utf-8") for v in values]
+    return headers
+
+
+def _encoded(headers: dict[str, list[str | bytes]]) -> bool:
+    return any(name.lower() == "content-encoding" for name in headers)
+
+
+def _check_decoding(headers: dict[str, Any], body: bytes, malformed: Any) -> None:
+    """A compressed body (hand-edited or another recorder's: vcrpy records decoded) must
+    decode, within MAX_DECODED_BODY: httpx would decode it inside the app, unbounded."""
+    from .usage import decode_body
+
+    try:
+        decode_body(headers, body)
+    except CassetteError as err:
+        raise malformed(err.message) from None
 
 
 def response_for(httpx: Any, request: Any, recorded: dict[str, Any]) -> Any:

@@ -26,7 +26,6 @@ every pytest run.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
@@ -39,7 +38,15 @@ from urllib.parse import unquote, urlsplit
 
 from . import bedrock
 from .errors import CassetteError, kind_of
-from .recorders import Exchange, exchanges_from_document, read_recording
+from .recorders import (
+    GZIP_WBITS,
+    RAW_DEFLATE_WBITS,
+    ZLIB_WBITS,
+    Exchange,
+    exchanges_from_document,
+    inflate,
+    read_recording,
+)
 
 
 @dataclass(frozen=True)
@@ -166,18 +173,20 @@ def decode_body(headers: Mapping[str, Any], body: bytes) -> bytes:
     if not codings and body.startswith(_GZIP_MAGIC):
         codings = ["gzip"]  # the header was dropped but the body was not decoded
     for coding in reversed(codings):  # applied in order, so undone from the last
+        # inflated a chunk at a time, to at most MAX_DECODED_BODY (BodyTooLarge): a bomb
+        # of a few MB would otherwise decode to gigabytes
         if coding in ("gzip", "x-gzip") and body.startswith(_GZIP_MAGIC):
             try:
-                body = gzip.decompress(body)
+                body = inflate(body, GZIP_WBITS)
             except (OSError, EOFError, zlib.error) as err:
                 raise CassetteError(f"gzip body is corrupt or truncated ({err})") from None
         elif coding == "deflate" and not _looks_decoded(body):
             try:
-                body = zlib.decompress(body)  # zlib-wrapped, as RFC 9110 says
-            except zlib.error:
+                body = inflate(body, ZLIB_WBITS)  # zlib-wrapped, as RFC 9110 says
+            except (EOFError, zlib.error):
                 try:
-                    body = zlib.decompress(body, -zlib.MAX_WBITS)  # raw, as some servers send
-                except zlib.error:
+                    body = inflate(body, RAW_DEFLATE_WBITS)  # raw, as some servers send
+                except (EOFError, zlib.error):
                     return body
         else:
             break

@@ -476,7 +476,8 @@ def test_a_status_code_that_is_no_number_fails_its_case_only(recorded, code):
     # refused as the cassette loads, naming it: the case errors, the run goes on and fails
     result.assert_outcomes(passed=3, errors=1)
     assert result.ret == 1
-    result.stdout.fnmatch_lines([f"*{cassette}: *status code * is not an HTTP status code*"])
+    malformed = f"*{cassette}:*: interaction 0: the recorded response is malformed: status code"
+    result.stdout.fnmatch_lines([f"{malformed} * is not an HTTP status code*"])
     assert report["endpoints"]["other"]["status"] == "pass"
 
 
