@@ -254,73 +254,77 @@ def _fields(node: Any) -> dict[str, Any]:
 def _interaction(
     item: dict[str, Any], index: int = 0, line: int | None = None
 ) -> tuple[RecordedRequest, dict[str, Any]]:
-    request, response = item["request"], item["response"]
+    request = item["request"]
     recorded = RecordedRequest(
         str(request["method"]), str(request["uri"]), _as_bytes(request.get("body"))
     )
+    try:
+        return recorded, _playable(item["response"])
+    except _Unplayable as err:
+        raise MalformedResponse(index, line, str(err)) from None
 
-    def malformed(problem: str) -> MalformedResponse:
-        return MalformedResponse(index, line, problem)
 
+class _Unplayable(ValueError):
+    """What is wrong with a recorded response, for MalformedResponse to place."""
+
+
+def _playable(response: Any) -> dict[str, Any]:
+    """A recorded response as response_for plays it, or _Unplayable: what httpx and the
+    usage parser would choke on mid-test is refused as the file loads."""
     if not isinstance(response, dict):
-        raise malformed(f"it is {kind_of(response)}, not a mapping of status, headers and body")
+        raise _Unplayable(f"it is {kind_of(response)}, not a mapping of status, headers and body")
     body = response.get("body") or {}
     if not isinstance(body, dict):
-        raise malformed(f"its body is {kind_of(body)}, not a mapping with a `string`")
+        raise _Unplayable(f"its body is {kind_of(body)}, not a mapping with a `string`")
     status = response.get("status")
     code = status.get("code") if isinstance(status, dict) else None
     if not isinstance(status, dict) or not _is_http_status(code):
-        # what httpx and the usage parser would choke on mid-test: refused as the file loads
-        raise malformed(f"status code {code!r} is not an HTTP status code")
-    headers = _headers(response.get("headers"), malformed)
+        raise _Unplayable(f"status code {code!r} is not an HTTP status code")
+    headers = _headers(response.get("headers"))
     string = body.get("string")
     if string is not None and not isinstance(string, (str, bytes)):
-        raise malformed(f"its body string is {kind_of(string)}, not text")
+        raise _Unplayable(f"its body string is {kind_of(string)}, not text")
     string = _as_bytes(string) or b""
-    if _encoded(headers):
-        _check_decoding(headers, string, malformed)
+    if any(name.lower() == "content-encoding" for name in headers):
+        _check_decoding(headers, string)
     reason = status.get("message")
     if isinstance(reason, str) and not reason.isascii():  # httpx takes ASCII only
         status = {**status, "message": reason.encode("ascii", "replace").decode("ascii")}
-    return recorded, {"status": status, "headers": headers, "body": {"string": string}}
+    return {"status": status, "headers": headers, "body": {"string": string}}
 
 
 def _is_http_status(code: Any) -> bool:
     return isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599
 
 
-def _headers(raw: Any, malformed: Any) -> dict[str, list[str | bytes]]:
+def _headers(raw: Any) -> dict[str, list[str | bytes]]:
     """Recorded response headers as httpx takes them: text names, each with a list of text
     values (non-ASCII text as UTF-8 bytes, which httpx keeps as they are)."""
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise malformed(f"its headers are {kind_of(raw)}, not a mapping")
+        raise _Unplayable(f"its headers are {kind_of(raw)}, not a mapping")
     headers: dict[str, list[str | bytes]] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name.isascii():
-            raise malformed(f"header name {name!r} is not ASCII text")
+            raise _Unplayable(f"header name {name!r} is not ASCII text")
         values = value if isinstance(value, list) else [value]
         for v in values:
             if not isinstance(v, str):
-                raise malformed(f"header {name!r} holds {kind_of(v)}, not text")
+                raise _Unplayable(f"header {name!r} holds {kind_of(v)}, not text")
         headers[name] = [v if v.isascii() else v.encode("utf-8") for v in values]
     return headers
 
 
-def _encoded(headers: dict[str, list[str | bytes]]) -> bool:
-    return any(name.lower() == "content-encoding" for name in headers)
-
-
-def _check_decoding(headers: dict[str, Any], body: bytes, malformed: Any) -> None:
+def _check_decoding(headers: dict[str, Any], body: bytes) -> None:
     """A compressed body (hand-edited or another recorder's: vcrpy records decoded) must
-    decode, within MAX_DECODED_BODY: httpx would decode it inside the app, unbounded."""
+    decode, within recorders.MAX_DECODED_BODY: httpx would decode it in the app, unbounded."""
     from .usage import decode_body
 
     try:
         decode_body(headers, body)
     except CassetteError as err:
-        raise malformed(err.message) from None
+        raise _Unplayable(err.message) from None
 
 
 def response_for(httpx: Any, request: Any, recorded: dict[str, Any]) -> Any:

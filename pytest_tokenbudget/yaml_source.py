@@ -133,7 +133,10 @@ class TooLarge(ValueError):
 
 
 def too_deep_message() -> str:
-    return f"lists and mappings nested more than {MAX_DEPTH} deep: no budget file or cassette needs that"
+    return (
+        f"lists and mappings nested more than {MAX_DEPTH} deep: no budget file or cassette "
+        "needs that"
+    )
 
 
 def _too_many(node: Any) -> TooLarge:
@@ -200,9 +203,13 @@ class Built(dict):  # type: ignore[type-arg]
     def reuse(self, node: Any) -> None:
         """A value built again (an alias), or built whole by the constructor (a merge key):
         what it stands for counts against the bound."""
-        self.aliased += expanded(node, self._memo)[0]
+        self.aliased += self.measure(node)[0]
         if self.aliased > MAX_ALIASED_VALUES:
             raise _too_many(node)
+
+    def measure(self, node: Any) -> tuple[int, int]:
+        """`expanded` of a node of this document."""
+        return expanded(node, self._memo)
 
 
 def nested_too_deep(value: Any) -> bool:
@@ -231,7 +238,7 @@ def check_bounds(root: Any) -> None:
             continue
         if id(node) in seen:  # an alias: its values again, at this depth
             built.reuse(node)
-            if depth - 1 + expanded(node, built._memo)[1] > MAX_DEPTH:
+            if depth - 1 + built.measure(node)[1] > MAX_DEPTH:
                 raise TooLarge(too_deep_message(), node.start_mark.line + 1)
             continue
         seen.add(id(node))
@@ -281,16 +288,19 @@ def node_value(loader: Any, node: Any, built: dict[Any, Any]) -> Any:
         built.reuse(node)  # the constructor expands what aliases it holds unseen
     try:
         return loader.construct_object(node, deep=True)
-    except ValueError:  # int() of too many digits, in the constructor's hands
-        raise _unreadable_number(node) from None
+    except ValueError as err:  # int() of too many digits, a 13th month: the constructor's
+        raise _unbuildable(node, f"cannot build this value ({str(err).split(';')[0]})") from None
 
 
 def _unreadable_number(node: Any) -> Exception:
+    return _unbuildable(node, "a number too long to read (more than 4,300 digits)")
+
+
+def _unbuildable(node: Any, problem: str) -> Exception:
+    """A value YAML cannot build, as the constructor's own errors are: at its line."""
     import yaml
 
-    return yaml.constructor.ConstructorError(
-        None, None, "a number too long to read (more than 4,300 digits)", node.start_mark
-    )
+    return yaml.constructor.ConstructorError(None, None, problem, node.start_mark)
 
 
 def _malformed(err: Any, shown: str) -> ConfigError:

@@ -182,15 +182,24 @@ def test_nesting_past_the_depth_limit_is_one_message(tmp_path, config, cases, wh
     assert where in text and "lists and mappings nested more than 100 deep" in text
 
 
-def test_a_number_too_long_for_python_is_one_message(tmp_path):
-    (tmp_path / "token_budgets.yml").write_text(
-        CONFIG.replace("4000", "1" + "0" * 5000).replace("    cases: cases.yml\n", "")
-    )
+@pytest.mark.parametrize(
+    ("config", "cases", "expected"),
+    [
+        (CONFIG.replace("4000", "1" + "0" * 5000), "- id: a\n",
+         "token_budgets.yml:4: malformed YAML at line 4, column 27: a number too long to read"),
+        (CONFIG.replace("4000", "1_0" + "0" * 5000), "- id: a\n",
+         "token_budgets.yml:4: malformed YAML at line 4, column 27: cannot build this value"),
+        (CONFIG, "- id: a\n  when: 2026-13-45\n",
+         "cases.yml:2: malformed YAML at line 2, column 9: cannot build this value (month"),
+    ],
+    ids=["5000-digits", "5000-digits-underscored", "13th-month"],
+)  # fmt: skip
+def test_a_value_python_cannot_build_is_one_message_at_its_line(tmp_path, config, cases, expected):
+    (tmp_path / "token_budgets.yml").write_text(config)
+    (tmp_path / "cases.yml").write_text(cases)
     done, _ = tokenbudget("check", cwd=tmp_path)
     assert done.returncode == 2
-    assert "token_budgets.yml:4: malformed YAML at line 4, column 27: a number too long" in (
-        one_message(done)
-    )
+    assert expected in one_message(done)
 
 
 # -- 4. numbers and names outside a sane range --------------------------------------------
