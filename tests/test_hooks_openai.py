@@ -154,7 +154,7 @@ def test_claude_and_openai_in_one_budget_with_cache_aware_costs(
         "claude-haiku-4-5": 1, "gpt-4o-mini": 2, "gpt-4.1": 1, "acme-proxy-1": 1
     }  # fmt: skip
     assert endpoint["price_sources"]["acme-proxy-1"] == "pytest_tokenbudget_price hook"
-    assert endpoint["price_sources"]["gpt-4o-mini"].startswith("table ")
+    assert endpoint["price_sources"]["gpt-4o-mini"].startswith("genai-prices ")
 
     # scrub hook, and the built-in OpenAI scrubbing: no key, no tenant, no organization
     for path in (pytester.path / "cassettes").rglob("*.yaml"):

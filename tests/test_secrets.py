@@ -98,7 +98,7 @@ def test_ordinary_words_are_no_keys(text):
     assert scrub.find_secret(text) is None
 
 
-REAL_GOOGLE = Path(__file__).parent / "data" / "cassettes" / "google"
+REAL_GOOGLE = Path(__file__).parent / "data" / "secret_scan"
 
 
 def test_base64url_signatures_in_a_real_cassette_are_no_keys():
