@@ -54,7 +54,11 @@ class _Refused:
 def load_report(path: str | Path) -> dict[str, Any]:
     """Read a report.json (usually a baseline) or say, in one line, why it cannot be used."""
     p = Path(path)
-    if not p.exists() and not p.is_symlink():
+    try:
+        missing = not p.exists() and not p.is_symlink()
+    except OSError as err:  # a name too long for the file system, say
+        raise ReportError(f"not a usable path: {err.strerror or err}", path=p) from None
+    if missing:
         raise ReportError(
             "no such file. A baseline is the report.json of a `pytest --token-budget` run on "
             "the base branch (docs/ci.md shows how CI fetches it)",
