@@ -115,8 +115,9 @@ def _starts(prices: Any) -> set[int]:
 
 def _token_rates(prices: Any, prompt: int) -> Rates | None:
     """The five token rates of one ModelPrice at one prompt length. A kind the library
-    gives no price is billed as its parent, as the library computes it: cache reads and
-    writes as input, 1-hour writes as writes."""
+    gives no price is billed as its parent, as the library computes it (cache reads and
+    writes as input), except 1-hour writes: Anthropic bills them at 2x input on every
+    platform, never at the 5-minute rate the library would fall back to."""
     value = {
         key: _rate_at(getattr(prices, key, None), prompt)
         for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok",
@@ -130,7 +131,7 @@ def _token_rates(prices: Any, prompt: int) -> Rates | None:
         base,
         output,
         value["cache_write_5m_mtok"] or write,
-        value["cache_write_1h_mtok"] or write,
+        value["cache_write_1h_mtok"] or base * 2,
         value["cache_read_mtok"] or base,
     )
 
@@ -158,27 +159,67 @@ def _provider_for(model: str) -> str:
 
 
 # A dated snapshot or moving alias of a model: `-20250929`, `-2024-08-06`, `@20250929`,
-# `-latest`; OpenAI's `-0125`. Folded before a name is held to the library's names.
-DATED = re.compile(r"(?:-\d{8}|@\d{8}|-\d{4}-\d{2}-\d{2}|-latest)$")
+# `-latest`; OpenAI's `-0125`. Folded before a name is held to the library's names. A date
+# is a real YYYYMMDD (`-12345678` is no snapshot of anything), and the 4-digit OpenAI
+# snapshot is never folded from a Claude id (`claude-opus-4-7-2026` is a typo).
+_YMD = r"(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+DATED = re.compile(
+    rf"(?:-{_YMD}|@{_YMD}|-(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])|-latest)$"
+)
 _SNAPSHOT = re.compile(r"-\d{4}$")
+_VERTEX_DATE = re.compile(rf"@{_YMD}$")
+# How the library spells a Bedrock id in its names: without the `-v1` version (`-v1:0`).
+_VERSION = re.compile(r"-v\d+$")
 
 
 def _names_of(clause: Any) -> set[str]:
-    """The literal names a library match clause spells out (equals, starts_with)."""
-    out = {v for v in (getattr(clause, "equals", None), getattr(clause, "starts_with", None))
-           if isinstance(v, str)}  # fmt: skip
+    """The literal names a library match clause spells out (equals, starts_with,
+    contains, ends_with), as model ids: without a Bedrock version or a trailing `@`."""
+    out = set()
+    for key in ("equals", "starts_with", "contains", "ends_with"):
+        value = getattr(clause, key, None)
+        if isinstance(value, str):
+            out.add(_VERSION.sub("", value.lower().rstrip("@")))
     for part in getattr(clause, "or_", None) or ():
         out |= _names_of(part)
     return out
 
 
-def _named(model: str, info: Any) -> bool:
-    """Whether a Claude API or OpenAI id is one the library names, dates folded. Its
-    matching is by prefix (`claude-opus-4-7` matches `claude-opus-4-77`): a typo must stay
-    an unknown model, never another model's price."""
-    known = _names_of(info.match) | {info.id}
+def _spellings(model: str, provider: str) -> set[str]:
+    """The names an id as called stands for, to be found among the library's: a Bedrock id
+    without its ARN and version, with and without its geography; a Vertex AI id without
+    its `@date`; every id with its date folded (an OpenAI one with its 4-digit snapshot)."""
     name = model.lower()
-    return any(n in known for n in (name, DATED.sub("", name), _SNAPSHOT.sub("", name)))
+    found = {name}
+    if provider == BEDROCK:
+        parsed = bedrock_model(name)
+        if parsed is not None:
+            geo = f"{parsed.geography}." if parsed.geography else ""
+            found = {f"{geo}anthropic.{parsed.model}", f"anthropic.{parsed.model}", parsed.model}
+    elif provider == VERTEX:
+        found = {_VERTEX_DATE.sub("", name)}
+    found |= {DATED.sub("", n) for n in found}
+    if provider == OPENAI:
+        found |= {_SNAPSHOT.sub("", n) for n in found}
+    return found
+
+
+def _named(model: str, provider: str, info: Any) -> bool:
+    """Whether an id is one the library names, dates folded. Its matching is by prefix
+    and substring (`claude-opus-4-7` matches `claude-opus-4-77`, and
+    `us.anthropic.claude-opus-4-7` matches `us.anthropic.claude-opus-4-77-v1:0`): a typo
+    must stay an unknown model, never another model's price."""
+    known = _names_of(info.match) | {_VERSION.sub("", info.id.lower().split(":")[0])}
+    return not known.isdisjoint(_spellings(model, provider))
+
+
+def _as_listed(model: str) -> str:
+    """A Bedrock ARN as the model id it ends in (the library lists ids, not ARNs)."""
+    parsed = bedrock_model(model)
+    if parsed is None:
+        return model
+    geo = f"{parsed.geography}." if parsed.geography else ""
+    return f"{geo}anthropic.{parsed.model}"
 
 
 def _find(model: str) -> tuple[str, Any] | None:
@@ -186,10 +227,9 @@ def _find(model: str) -> tuple[str, Any] | None:
     provider = providers.get(_provider_for(model))
     if provider is None:
         return None
-    found = provider.find_model(model, all_providers=list(providers.values()))
-    if found is None:
-        return None
-    if provider.id in (ANTHROPIC, OPENAI) and not _named(model, found):
+    listed = _as_listed(model) if provider.id == BEDROCK else model
+    found = provider.find_model(listed, all_providers=list(providers.values()))
+    if found is None or not _named(model, provider.id, found):
         return None
     return provider.id, found
 

@@ -53,7 +53,7 @@ def decimal(value: Fraction) -> str:
 
 
 def _row(label: str, rates: Any) -> str:
-    return f"  {label:<26}" + "".join(f"{decimal(r):>10}" for r in rates)
+    return f"  {label:<32}" + "".join(f"{decimal(r):>10}" for r in rates)
 
 
 def describe_model(model: str, book: Any) -> list[str]:
@@ -69,13 +69,14 @@ def describe_model(model: str, book: Any) -> list[str]:
             f"{model}: `pricing:` in token_budgets.yml (overrides genai-prices; as written)"
         )
     elif found is not None:
+        # price.source names a platform's own entry already (Bedrock, Vertex AI): once
+        entry = "" if found.model_id in price.source else f" ({found.provider} {found.model_id})"
         lines.append(
-            f"{model}: {price.source} ({found.provider} {found.model_id}), prices in force on "
-            f"{price_source.pricing_date()}"
+            f"{model}: {price.source}{entry}, prices in force on {price_source.pricing_date()}"
         )
     else:
         lines.append(f"{model}: {price.source}")
-    lines.append("  $ per million tokens      " + "".join(f"{h:>10}" for h in HEADERS))
+    lines.append(f"  {'$ per million tokens':<32}" + "".join(f"{h:>10}" for h in HEADERS))
     bands = [""] + [f", prompt > {start:,}" for start in price.starts]
     for band, suffix in enumerate(bands):
         lines.append(_row(f"standard{suffix}", price.rates(band=band)))
@@ -91,6 +92,11 @@ def describe_model(model: str, book: Any) -> list[str]:
         lines.append(f"  web search: ${decimal(price.web_search * 1000)} per 1,000 searches")
     else:
         lines.append("  web search: no fee listed (a request that searched is an error)")
+    if price.supplement:
+        lines.append(
+            f"  long context above {price.starts[0]:,}: from the {price.supplement} "
+            "(genai-prices lists no such tier for this model)"
+        )
     if price.residency != 1:
         lines.append(
             f"  data residency (usage.inference_geo names one geography): "

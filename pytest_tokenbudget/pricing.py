@@ -15,7 +15,7 @@ import json
 import re
 import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +78,7 @@ class Price:
     batch_bands: tuple[Rates, ...] | None = None
     fast_bands: tuple[Rates, ...] | None = None
     residency: Fraction = Fraction(1)  # multiplier when served in one geography
+    supplement: str = ""  # bands added from prices.json (the library lists none), and why
 
     @property
     def flat(self) -> Rates:
@@ -166,7 +167,9 @@ def table_date() -> str:
     return price_source.label()
 
 
-def _from_source(name: str, found: price_source.SourceRates, residency: Fraction) -> Price:
+def _from_source(
+    name: str, found: price_source.SourceRates, residency: Fraction, supplement: str = ""
+) -> Price:
     flat = found.standard[0]
     source = source_name()
     if found.provider not in (price_source.ANTHROPIC, price_source.OPENAI):
@@ -175,7 +178,33 @@ def _from_source(name: str, found: price_source.SourceRates, residency: Fraction
         name, *flat, source=source, web_search=found.web_search,
         starts=found.starts, bands=found.standard if found.starts else (),
         batch_bands=found.batch, fast_bands=found.fast, residency=residency,
+        supplement=supplement,
     )  # fmt: skip
+
+
+def _long_context(
+    model: str, found: price_source.SourceRates
+) -> tuple[price_source.SourceRates, str]:
+    """The library's rates with prices.json's long-context band added, for a model the
+    rule names that the library lists no band for (Sonnet 4 everywhere, Sonnet 4.5 on
+    Bedrock); else as they are. The band's rates are the model's own times the rule's
+    multipliers, so a platform's premium carries into it."""
+    rule = shipped_table()["long_context"]
+    if found.starts or model not in rule["models"]:
+        return found, ""
+    scale = tuple(_rate(rule["multipliers"][field]) for field in RATE_FIELDS)
+
+    def banded(table: tuple[Rates, ...] | None) -> tuple[Rates, ...] | None:
+        if table is None:
+            return None
+        above = tuple(r * m for r, m in zip(table[0], scale))
+        return (table[0], (above[0], above[1], above[2], above[3], above[4]))
+
+    added = replace(
+        found, starts=(int(rule["above"]),), standard=banded(found.standard) or found.standard,
+        batch=banded(found.batch), fast=banded(found.fast),
+    )  # fmt: skip
+    return added, f"prices.json long_context rule, {rule['date']}, {rule['source']}"
 
 
 class PriceBook:
@@ -238,7 +267,10 @@ class PriceBook:
                 exempt = (
                     canonical in self._residency_exempt or rates.provider != price_source.ANTHROPIC
                 )
-                found = _from_source(canonical, rates, Fraction(1) if exempt else self._residency)
+                rates, supplement = _long_context(canonical, rates)
+                found = _from_source(
+                    canonical, rates, Fraction(1) if exempt else self._residency, supplement
+                )
                 break
         self._found[model] = found
         return found

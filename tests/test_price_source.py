@@ -262,6 +262,128 @@ def test_report_fields_name_the_library_version_and_day():
     assert fields["as_of"] in fields["label"]
 
 
+# -- what genai-prices leaves out: the supplement in prices.json ---------------------------
+# Sonnet 4 and 4.5 above a 200K prompt: $6 in / $22.50 out on every token (Claude API,
+# global Bedrock profile); Bedrock regional ids 10% more: $6.60 / $24.75.
+@pytest.mark.parametrize(
+    ("model", "input_rate", "output_rate"),
+    [
+        ("claude-sonnet-4-20250514", "6", "22.5"),
+        ("claude-sonnet-4-0", "6", "22.5"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "6.6", "24.75"),
+        ("eu.anthropic.claude-sonnet-4-5-20250929-v1:0", "6.6", "24.75"),
+        ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", "6", "22.5"),
+        ("us.anthropic.claude-sonnet-4-20250514-v1:0", "6", "22.5"),
+        ("claude-sonnet-4@20250514", "6", "22.5"),  # Vertex AI
+        ("claude-sonnet-4-5", "6", "22.5"),  # the library's own tier, unchanged
+    ],
+)
+def test_sonnet_4_and_4_5_long_context_is_billed_on_every_id(tmp_path, model, input_rate,
+                                                             output_rate):  # fmt: skip
+    usage = {"input_tokens": 250_000, "output_tokens": 1_000}
+    expected = (250_000 * Fraction(input_rate) + 1_000 * Fraction(output_rate)) / M
+    assert cost_of(cassette(tmp_path, model, usage)) == expected
+
+
+def test_long_context_figures_as_published(tmp_path):
+    usage = {"input_tokens": 250_000, "output_tokens": 1_000}
+    assert cost_of(cassette(tmp_path, "claude-sonnet-4-20250514", usage)) == Fraction("1.5225")
+    us = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert cost_of(cassette(tmp_path, us, usage)) == Fraction("1.67475")
+    world = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert cost_of(cassette(tmp_path, world, usage)) == Fraction("1.5225")
+
+
+def test_long_context_scales_cache_writes_and_reads_and_stops_at_200k(tmp_path):
+    # Sonnet 4: 150,000 uncached + 40,000 5-minute writes + 20,000 reads = 210,000 > 200K:
+    # $6 in, $7.50 writes (1.25x), $0.60 reads (0.1x), $22.50 out
+    usage = {"input_tokens": 150_000, "cache_creation_input_tokens": 40_000,
+             "cache_read_input_tokens": 20_000, "output_tokens": 100}  # fmt: skip
+    expected = Fraction(150_000 * 600 + 40_000 * 750 + 20_000 * 60 + 100 * 2250, 100 * M)
+    assert cost_of(cassette(tmp_path, "claude-sonnet-4-20250514", usage)) == expected
+    # exactly 200,000: base rates ($3 / $3.75 / $0.30 / $15)
+    usage["input_tokens"] = 140_000
+    expected = Fraction(140_000 * 300 + 40_000 * 375 + 20_000 * 30 + 100 * 1500, 100 * M)
+    assert cost_of(cassette(tmp_path, "claude-sonnet-4-20250514", usage)) == expected
+
+
+def test_prices_command_shows_the_added_long_context_band_and_its_source(capsys):
+    from pytest_tokenbudget.cli import main
+
+    model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+    assert main(["prices", model, "--config", "absent.yml"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    # the platform's entry is named once in the header
+    assert out[0].count("regional.anthropic.claude-sonnet-4-5-20250929-v1:0") == 1
+    assert out[3].split() == ["standard,", "prompt", ">", "200,000", "6.6", "24.75", "8.25",
+                              "13.2", "0.66"]  # fmt: skip
+    (line,) = [x for x in out if x.startswith("  long context above 200,000")]
+    assert "prices.json" in line and "platform.claude.com" in line
+
+
+def test_a_one_hour_cache_write_is_2x_input_where_the_library_lists_none(tmp_path):
+    # Vertex AI Sonnet 4 ($3 in, $15 out): a 1-hour write is 2x input = $6 per MTok
+    usage = {"input_tokens": 0, "cache_creation_input_tokens": 10_000, "output_tokens": 0,
+             "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                "ephemeral_1h_input_tokens": 10_000}}  # fmt: skip
+    assert cost_of(cassette(tmp_path, "claude-sonnet-4@20250514", usage)) == Fraction("0.06")
+    # Vertex AI Opus 4.1 ($15 in): $30 per MTok
+    assert cost_of(cassette(tmp_path, "claude-opus-4-1@20250805", usage)) == Fraction("0.3")
+
+
+def test_a_bedrock_foundation_model_arn_takes_the_regional_price():
+    # Sonnet 4.5 in one region on Bedrock: $3.30 in / $16.50 out
+    arn = "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-sonnet-4-5-20250929-v1:0"
+    usage = {"input_tokens": 1_000, "output_tokens": 100}
+    expected = Fraction(1_000 * 33 + 100 * 165, 10 * M)
+    assert expected == Fraction("0.00495")
+    assert PriceBook().price(arn).cost(parse_usage(usage)) == expected
+
+
+def parse_usage(usage: dict):
+    from pytest_tokenbudget.usage import usage_from_api
+
+    return usage_from_api(usage, "usage")
+
+
+PLATFORM_TYPOS = [
+    "us.anthropic.claude-opus-4-77-v1:0", "anthropic.claude-opus-4-77-v1:0",
+    "global.anthropic.claude-opus-4-77-v1:0", "claude-opus-4-77@20260101",
+    "claude-sonnet-4-5-foo@20250929", "claude-opus-4-1-foo@2025", "claude-haiku-4-5-x@20251001",
+    "claude-opus-4-7-7777", "claude-opus-4-7-2026", "claude-haiku-5-5-12345678",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("typo", PLATFORM_TYPOS)
+def test_a_typo_in_a_bedrock_vertex_or_dated_id_is_an_unknown_model(typo):
+    assert PriceBook().find(typo) is None
+
+
+def test_tokenbudget_check_flags_platform_typos(tmp_path, capsys):
+    from pytest_tokenbudget.cli import main
+
+    path = tmp_path / "token_budgets.yml"
+    path.write_text(
+        "endpoints:\n  a:\n    max_input_tokens_p95: 9\n    target_model: claude-sonnet-4-6\n"
+        f"    escalation_models: {json.dumps(PLATFORM_TYPOS)}\n"
+    )
+    assert main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    for index, typo in enumerate(PLATFORM_TYPOS):
+        assert f"escalation_models[{index}]: unknown model {typo!r}" in err
+
+
+@pytest.mark.parametrize(
+    "model",
+    ["us.anthropic.claude-opus-4-7-v1:0", "global.anthropic.claude-opus-4-7-v1:0",
+     "anthropic.claude-3-haiku-20240307-v1:0:48k", "claude-opus-4-7@20260101",
+     "claude-sonnet-4@20250514", "claude-haiku-4-5@20251001", "claude-opus-4-7-20260101",
+     "gpt-3.5-turbo-0125", "gpt-4o-2024-08-06"],
+)  # fmt: skip
+def test_real_platform_and_dated_ids_are_still_priced(model):
+    assert PriceBook().find(model) is not None
+
+
 # -- cache rules for every priced Claude model --------------------------------------------
 def test_every_claude_model_the_source_prices_has_cache_rules():
     rules = cache_rules()
