@@ -380,16 +380,40 @@ def upgrade_hint(model: str) -> str:
     return ""
 
 
+# What a `pricing:` entry costs the model: it is taken as written, for every request.
+_AS_WRITTEN = (
+    "a `pricing:` entry replaces all of genai-prices' rates for the model, as written: its "
+    "long-context bands, its own cache-read rate and the data-residency multiplier then no "
+    "longer apply"
+)
+
+
+def _source_lists_fast(model: str) -> bool:
+    try:
+        found = price_source.lookup(model)
+    except Exception:  # noqa: BLE001 - only chooses the advice
+        return False
+    return found is not None and found.fast is not None
+
+
 def unpriced_context_message(model: str, context: str) -> str:
-    """A request in a context (fast mode, ...) the source has no rates of for its model."""
+    """A request in a context (fast mode, ...) nothing prices for its model: what fixes it.
+    A `pricing:` entry has no fast-mode rates, so it can only hide the library's."""
     given = _context(context)
     if "speed" in given:
+        installed = price_source.version()
+        head = f"no price for {model!r} at speed {given['speed']!r}"
+        if given["speed"] == "fast" and _source_lists_fast(model):
+            return (
+                f"{head}: genai-prices {installed} lists its fast-mode rates, but the model's "
+                "`pricing:` entry replaces them and a `pricing:` entry has no fast-mode rates: "
+                "remove the entry to price these requests"
+            )
         since = shipped_table()["first_priced_in"]["fast_mode"]
         return (
-            f"no price for {model!r} at speed {given['speed']!r} in genai-prices "
-            f"{price_source.version()} (fast-mode rates are in {since} and later, for the "
-            "models Anthropic lists them for): upgrade genai-prices, or price the model in "
-            "`pricing:` (an entry is taken as written, for every request)"
+            f"{head} in genai-prices {installed} (fast-mode rates are in {since} and later, "
+            "for the models Anthropic lists them for): upgrade genai-prices; a `pricing:` "
+            "entry has no fast-mode rates, so it cannot price these requests"
         )
     return f"no price for {model!r} for requests with {context}"
 
@@ -397,7 +421,8 @@ def unpriced_context_message(model: str, context: str) -> str:
 def unpriced_search_message(model: str) -> str:
     return (
         f"no web-search fee for {model!r} in genai-prices {price_source.version()}: add "
-        f"`web_search` ($ per 1,000 searches) to its `pricing:` entry"
+        f"`web_search` ($ per 1,000 searches) to its `pricing:` entry (with its input and "
+        f"output rates; {_AS_WRITTEN})"
     )
 
 

@@ -178,6 +178,28 @@ def test_a_pricing_override_wins_over_the_source_and_keeps_the_search_fee(tmp_pa
     assert cost_of(path, own) == Fraction(3_000, M) + Fraction(10, 1_000)
 
 
+def test_a_fast_request_of_an_overridden_model_says_what_prices_it(tmp_path):
+    # Opus 5.5 lists fast-mode rates in genai-prices; a `pricing:` entry replaces them
+    book = PriceBook({"claude-opus-5-5": {"input": 4, "output": 20}})
+    usage = {"input_tokens": 1_000, "output_tokens": 100, "speed": "fast"}
+    calls = [c for e in load_cassette_file(cassette(tmp_path, "claude-opus-5-5", usage))
+             for c in parse_exchange(e)]  # fmt: skip
+    samples = [Sample("ep", "c", "t", 0, calls[0].model, calls[0].usage)]
+    stats = endpoint_stats("ep", samples, ["c"], book=book, strict=False)
+    (what,) = stats.unpriced
+    message = unpriced_call_message(what, ["c"], "token_budgets.yml")
+    assert "`pricing:` entry replaces them" in message and "remove the entry" in message
+    assert "price the model in `pricing:`" not in message
+    without = unpriced_call_message("claude-sonnet-4-6 [speed=fast]", ["c"], "t.yml")
+    assert "a `pricing:` entry has no fast-mode rates" in without
+
+
+def test_the_web_search_advice_says_what_a_pricing_entry_drops():
+    message = unpriced_call_message("claude-sonnet-4-5@20250929 [web_search]", ["c"], "t.yml")
+    assert "add `web_search` ($ per 1,000 searches) to its `pricing:` entry" in message
+    assert "long-context bands" in message and "data-residency multiplier" in message
+
+
 def test_a_pricing_entry_may_give_the_web_search_fee(tmp_path, capsys):
     from pytest_tokenbudget.cli import main
     from pytest_tokenbudget.config import load_config
