@@ -534,7 +534,9 @@ def diagnose_case(
         compacted = [p.usage for p in parts if p.iteration == "compaction"]
         usage = compacted[0] if compacted and not stale else call.usage
         cached = usage.cache_write_tokens + usage.cache_read_tokens
-        evidence = sum(u.cache_write_tokens + u.cache_read_tokens for u in compacted) + (
+        # the call's own model's steps: compaction, the first sampling, later ones (message)
+        own = compacted + [p.usage for p in parts if p.iteration == "message"]
+        evidence = sum(u.cache_write_tokens + u.cache_read_tokens for u in own) + (
             call.usage.cache_write_tokens + call.usage.cache_read_tokens
         )
         whole = usage.input_tokens + cached

@@ -17,7 +17,14 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, NamedTuple
 
-from .usage import ITERATION, KNOWN_ITERATIONS, Usage, context_fields, iteration_type
+from .usage import (
+    EXECUTOR_STEP,
+    ITERATION,
+    KNOWN_ITERATIONS,
+    Usage,
+    context_fields,
+    iteration_type,
+)
 
 # Call kinds that are samples: generation calls, and the iterations billed with them
 # (folded into their call). count_tokens generates nothing.
@@ -136,7 +143,7 @@ class CaseSamples:
                 if note and not step:
                     notes[note] = notes.get(note, 0) + 1
                 models[model] = models.get(model, 0) + 1
-            if step:
+            if step and step != EXECUTOR_STEP:  # the executor's own steps: the call's
                 if seen is None:
                     seen = set()
                 sums = iterations.get((step, model, batch))

@@ -123,7 +123,8 @@ class Call:
 ITERATION = "iteration"
 ITERATION_NOTE = "usage.iterations: "
 # `message`: the executor's own sampling steps. Their sum is the call's own usage (the
-# top-level usage is the executor's view of the same steps, never added to them).
+# top-level usage is the executor's view of the same steps, never added to them): the first
+# is the call, each later one an ITERATION of it, priced by its own prompt's length.
 EXECUTOR_STEP = "message"
 # The steps that answer: the executor's, or a fallback model's in its place.
 ANSWERING_STEPS = (EXECUTOR_STEP, "fallback_message")
@@ -398,18 +399,20 @@ def anthropic_calls(
     kind: str, model: str, data: Any, where: str = "usage", **fields: Any
 ) -> list[Call]:
     """The call of a Messages usage object, then one ITERATION call for each entry of its
-    ``usage.iterations`` that is not the executor's own sampling (a ``message`` step).
+    ``usage.iterations`` after the executor's first sampling (a ``message`` step).
 
-    With iterations, what is billed is their sum, each at its model: the call's own
-    usage is the sum of its ``message`` steps (the top-level usage when no step answered:
-    no ``message`` nor ``fallback_message``),
-    compaction is priced at the call's model, an advisor or fallback step at its ``model``,
-    and a type not known here at its ``model`` if it names one, else the call's.
+    With iterations, what is billed is their sum, each at its model and each by its own
+    prompt's length (a long-context band is per sampling, not per call): the call's own
+    usage is its first ``message`` step, each later ``message`` step an ITERATION of the
+    call's model (the top-level usage, which sums them, only when no step answered: no
+    ``message`` nor ``fallback_message``); compaction is priced at the call's model, an
+    advisor or fallback step at its ``model``, and a type not known here at its ``model``
+    if it names one, else the call's.
     """
     data = _usage_object(data, where)
     top = usage_from_api(data, where)
     steps = _iterations(data.get("iterations"), f"{where}.iterations")
-    own = [u for step, _, u in steps if step == EXECUTOR_STEP]
+    first = next((i for i, (step, _, _) in enumerate(steps) if step == EXECUTOR_STEP), None)
     # The top level is the answering steps' usage: when a fallback model answered, it is that
     # step's (priced at its model below), so it only stands in when no step answered at all.
     answered = any(step in ANSWERING_STEPS for step, _, _ in steps)
@@ -417,16 +420,17 @@ def anthropic_calls(
     billed = Usage(web_search_requests=top.web_search_requests, speed=top.speed,
                    inference_geo=top.inference_geo)  # fmt: skip
     usage = top if not answered else billed
-    for u in own:
-        usage = add_usage(usage, u)
+    if first is not None:
+        usage = add_usage(usage, steps[first][2])
     calls = [Call("anthropic", kind, model, usage, **fields)]
-    for step, named, u in steps:
-        if step == EXECUTOR_STEP:
+    for index, (step, named, u) in enumerate(steps):
+        if index == first:
             continue
         u = replace(
             u, speed=u.speed or top.speed, inference_geo=u.inference_geo or top.inference_geo
         )
-        priced = model if KNOWN_ITERATIONS.get(step) == "the call's model" else named or model
+        own = step == EXECUTOR_STEP or KNOWN_ITERATIONS.get(step) == "the call's model"
+        priced = model if own else named or model
         calls.append(Call("anthropic", ITERATION, priced, u, batch=fields.get("batch", False),
                           streamed=fields.get("streamed", False),
                           note=ITERATION_NOTE + step))  # fmt: skip

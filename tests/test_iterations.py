@@ -187,22 +187,26 @@ def test_the_compaction_call_of_the_brief():
 
 
 def test_calls_of_an_advisor_response():
-    """The call keeps its executor's usage (the sum of its `message` steps, which the
-    top-level usage also is), then one ITERATION call per advisor step at its model."""
+    """The call keeps its executor's first `message` step, then one ITERATION call per
+    later step: an advisor step at its model, a later `message` step at the call's (each
+    sampling is priced by its own prompt; together they are the top-level usage)."""
     (exchange,) = load_cassette_file(CASSETTES / "test_anthropic_advisor_tool.yaml")
-    main, advisor = parse_exchange(exchange)
+    main, advisor, again = parse_exchange(exchange)
     assert (main.kind, main.model, main.iteration) == ("messages", "claude-sonnet-5", "")
-    assert (main.usage.input_tokens, main.usage.output_tokens) == (1128 + 1262, 110 + 11)
+    assert (main.usage.input_tokens, main.usage.output_tokens) == (1128, 110)
+    assert (again.kind, again.model, again.iteration) == (ITERATION, "claude-sonnet-5", "message")
+    assert (again.usage.input_tokens, again.usage.output_tokens) == (1262, 11)
     assert (advisor.kind, advisor.model, advisor.iteration) == (
         ITERATION, "claude-opus-4-8", "advisor_message",
     )  # fmt: skip
     assert (advisor.usage.input_tokens, advisor.usage.output_tokens) == (2518, 22)
     # stream: iterations come in the final message_delta only
     (exchange,) = load_cassette_file(CASSETTES / "test_anthropic_advisor_tool_stream.yaml")
-    main, advisor = parse_exchange(exchange)
-    assert (main.usage.input_tokens, main.usage.output_tokens) == (1128 + 1283, 135 + 10)
+    main, advisor, again = parse_exchange(exchange)
+    assert (main.usage.input_tokens, main.usage.output_tokens) == (1128, 135)
+    assert (again.usage.input_tokens, again.usage.output_tokens) == (1283, 10)
     assert (advisor.usage.input_tokens, advisor.usage.output_tokens) == (2543, 18)
-    assert main.streamed and advisor.streamed
+    assert main.streamed and advisor.streamed and again.streamed
 
 
 def test_an_unpriced_advisor_model_is_never_priced_at_zero():
@@ -252,8 +256,10 @@ def test_top_level_is_never_added_to_the_iterations():
     usage = {"input_tokens": 30, "output_tokens": 7,
              "iterations": [step("compaction", 900, 40), step("message", 10, 3),
                             step("message", 20, 4)]}  # fmt: skip
-    main, compaction = parse_exchange(exchange(message(usage)))
-    assert (main.usage.input_tokens, main.usage.output_tokens) == (30, 7)  # = the message steps
+    main, compaction, again = parse_exchange(exchange(message(usage)))
+    # the message steps (the top level sums them), each its own sampling
+    assert (main.usage.input_tokens, main.usage.output_tokens) == (10, 3)
+    assert (again.usage.input_tokens, again.usage.output_tokens) == (20, 4)
     assert (compaction.model, compaction.usage.input_tokens) == ("claude-sonnet-4-6", 900)
     # pause_after_compaction: the compaction step alone, the top-level usage all zero
     paused = {"input_tokens": 0, "output_tokens": 0, "iterations": [step("compaction", 144, 276)]}
@@ -275,6 +281,26 @@ def test_top_level_is_never_added_to_the_iterations():
     (main,) = parse_exchange(exchange(message({"input_tokens": 5, "output_tokens": 1,
                                                "iterations": []})))  # fmt: skip
     assert main.usage == Usage(5, 1)
+
+
+def test_each_message_step_is_banded_by_its_own_prompt():
+    """An advisor loop: Haiku 5.5 samples 60K, the advisor (Opus 4.7) 60K, Haiku 61K again.
+    No sampling exceeds Haiku 5.5's 100K band, though the call's steps sum to 121K."""
+    usage = {"input_tokens": 121_000, "output_tokens": 300, "iterations": [
+        step("message", 60_000, 100),
+        step("advisor_message", 60_000, 500, model="claude-opus-4-7"),
+        step("message", 61_000, 200)]}  # fmt: skip
+    calls = parse_exchange(exchange(message(usage, model="claude-haiku-5-5")))
+    samples = [
+        Sample("ep", "c", "t", i, c.model, c.usage, note=c.note) for i, c in enumerate(calls)
+    ]
+    stats = endpoint_stats("ep", samples, ["c"], book=PriceBook())
+    # Haiku 5.5 $0.10 / $0.50 (under 100K), Opus 4.7 $5 / $25
+    haiku = Fraction(60_000 * 10 + 100 * 50 + 61_000 * 10 + 200 * 50, 100 * 10**6)
+    opus = Fraction(60_000 * 5 + 500 * 25, 10**6)
+    assert stats.cost_total == haiku + opus == Fraction("0.32475")
+    assert stats.calls == 1 and stats.prompt_tokens == [181_000]
+    assert set(stats.iterations) == {"advisor_message"}  # the executor's steps are the call's
 
 
 def test_fallback_and_unknown_types_are_counted_at_their_model_and_named():
