@@ -155,6 +155,8 @@ def compare(
             f"baseline priced with {base_table}, head with {head_table}: "
             "dollar deltas include price changes"
         )
+    elif base_table and base_table == head_table:
+        notes.extend(_dated_price_note(base, head, base_table))
     return Diff(
         endpoints=endpoints,
         monthly_base=(base.get("totals") or {}).get("monthly_cost_usd"),
@@ -174,6 +176,49 @@ def _priced_with(report: dict[str, Any]) -> str | None:
     if prices.get("source"):
         return str(prices["source"])
     return f"the table of {prices['table_date']}" if prices.get("table_date") else None
+
+
+# At most this many of a report's models are looked up for a dated price change.
+_DATED_MODELS = 200
+
+
+def _dated_price_note(base: dict[str, Any], head: dict[str, Any], source: str) -> list[str]:
+    """A note when both reports were priced with the same library but on different days
+    (`as_of`) and its rates for a model they price changed between those days (the library
+    dates some prices): the dollar deltas then include that change. Asked of the installed
+    library only when it is the reports' version; with another, the days alone are noted."""
+    from datetime import date
+
+    from . import price_source
+
+    days = [str((r.get("prices") or {}).get("as_of") or "") for r in (base, head)]
+    if not all(days) or days[0] == days[1]:
+        return []
+    note = f"baseline priced on {days[0]}, head on {days[1]} (both with {source})"
+    try:
+        on = [date.fromisoformat(d) for d in days]
+        installed = f"{price_source.LIBRARY} {price_source.version()}"
+    except Exception:  # noqa: BLE001 - an unreadable day or no library: the days alone
+        return [f"{note}: dollar deltas may include price changes"]
+    if installed != source:
+        return [f"{note}: dollar deltas may include price changes ({installed} installed here)"]
+    models = sorted(
+        {
+            model
+            for r in (base, head)
+            for ep in (r.get("endpoints") or {}).values()
+            if isinstance(ep, dict)
+            for model, priced in (ep.get("price_sources") or {}).items()
+            if str(priced).startswith(source)  # from the library, not `pricing:`
+        }
+    )[:_DATED_MODELS]
+    changed = [m for m in models if price_source.lookup(m, on[0]) != price_source.lookup(m, on[1])]
+    if not changed:
+        return []
+    listed = ", ".join(changed)
+    return [
+        f"{note}: {source} prices {listed} differently on these days: dollar deltas include price changes"
+    ]
 
 
 def _compare_endpoint(

@@ -283,6 +283,26 @@ def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
     assert compare(base, head, max_regression_pct=None).notes == ()
 
 
+def test_a_baseline_priced_on_another_day_gets_a_note_when_the_rates_changed():
+    from pytest_tokenbudget.pricing import source_name
+
+    # genai-prices dates Sonnet 4.6's prices: its long-context tier ends on 2026-03-13
+    head = copy.deepcopy(HEAD)
+    head["prices"] = {"source": source_name(), "as_of": "2026-03-20"}
+    head["endpoints"]["chat"]["price_sources"] = {"claude-sonnet-4-6": source_name()}
+    base = copy.deepcopy(head)
+    base["prices"]["as_of"] = "2026-03-01"
+    (note,) = compare(base, head, max_regression_pct=None).notes
+    assert note.startswith(
+        f"baseline priced on 2026-03-01, head on 2026-03-20 (both with {source_name()}): "
+    )
+    assert "claude-sonnet-4-6" in note and "price change" in note
+    # the same rates on both days: no note
+    base["prices"]["as_of"] = "2026-04-01"
+    head["prices"]["as_of"] = "2026-05-01"
+    assert compare(base, head, max_regression_pct=None).notes == ()
+
+
 def test_head_endpoint_failure_fails_the_diff():
     head = copy.deepcopy(HEAD)
     head["endpoints"]["summarize"]["status"] = "fail"
