@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .scrub import find_secret
 from .yaml_source import (
     MAX_CASE_ID_LENGTH,
     Problem,
@@ -191,4 +192,6 @@ def _id_problem(case_id: Any) -> str | None:
         return "a case id must not be empty"
     if len(case_id) > MAX_ID_LENGTH or not _ID.fullmatch(case_id):
         return bad_case_id(case_id)
+    if find_secret(case_id):  # it names a committed cassette file and every report
+        return "a case id must not hold a credential-shaped value: name the case, not its key"
     return None

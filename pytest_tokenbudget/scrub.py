@@ -82,12 +82,31 @@ def _name_parts(name: str) -> list[str]:
     return [part for part in re.split(r"[^a-z0-9]+", spaced.lower()) if part]
 
 
+# Whole parts that name a credential but are too short to match inside other words
+# (`x-api-pass`, Azure's `sas`, `x-custom-authz`), and openings that do (`x-tokenid`).
+CREDENTIAL_PARTS = ("pass", "authz", "sas")
+CREDENTIAL_OPENINGS = ("token", "secret", "key", "password", "apikey")
+
+
+def _is_credential_part(part: str) -> bool:
+    part = part.rstrip("0123456789")  # apikey2, auth0
+    if part == "tokens":  # max_tokens, x-ratelimit-tokens: a quantity
+        return False
+    if part in CREDENTIAL_PARTS or part.startswith(CREDENTIAL_OPENINGS):
+        return True
+    # plurals too (x-api-keys, secrets), but not "tokens": that is a quantity
+    return any(
+        part.endswith(word) or (word != "token" and part.endswith(word + "s"))
+        for word in CREDENTIAL_WORDS
+    )
+
+
 def is_credential_name(name: str) -> bool:
     """Whether a header or query parameter of this name carries a credential."""
     parts = _name_parts(name)
     if not parts or parts[-1] in QUANTITY_PARTS or "ratelimit" in parts:
         return False
-    return any(part.endswith(word) for part in parts for word in CREDENTIAL_WORDS)
+    return any(_is_credential_part(part) for part in parts)
 
 
 # -- by shape --------------------------------------------------------------------------
@@ -99,7 +118,10 @@ def is_credential_name(name: str) -> bool:
 # the start of a word: "risk-assessment-summary" holds no `sk-` key. Openings base64 could
 # spell must start a base64 run, so an image or a binary body is never taken for a key.
 # `_` and `-` too: base64url (Google and OpenAI reasoning signatures) spells "_sk-…" mid-run.
-_WORD_START = r"(?<![A-Za-z0-9_\-])"
+# A JSON escape (`\n`, `\t`, `\u2028`) ends a word too: a key on a prompt's second line is
+# stored as `...\nsk-ant-...`, where the character before it is the letter n.
+_ESCAPED_BREAK = r"(?<=\\[nrtbf])|(?<=\\u[0-9a-fA-F]{4})"
+_WORD_START = rf"(?:(?<![A-Za-z0-9_\-])|{_ESCAPED_BREAK})"
 _NOT_MID_BASE64 = r"(?<![A-Za-z0-9+/_\-])"
 _KEY = r"[A-Za-z0-9_\-]"
 _B64TOKEN = r"[A-Za-z0-9._~+/\-]"  # RFC 6750's b64token: what a Bearer credential is made of
@@ -113,7 +135,9 @@ def _random(chars: str) -> str:
 
 # (where it starts, literal opening, the rest)
 _KEY_SHAPES = (
-    (_WORD_START, "sk-", rf"{_random(_KEY)}(?:ant-)?{_KEY}{{16,}}"),
+    # Anthropic's own opening is long enough to stand anywhere (KEY_sk-ant-…, x_nsk-ant-…)
+    ("", "sk-ant-", rf"{_random(_KEY)}{_KEY}{{16,}}"),
+    (_WORD_START, "sk-", rf"{_random(_KEY)}{_KEY}{{16,}}"),
     (_WORD_START, "Bearer", rf"\s+{_random(_B64TOKEN)}{_B64TOKEN}{{12,}}=*"),
     (_WORD_START, "Basic", rf"\s+{_random('[A-Za-z0-9+/]')}[A-Za-z0-9+/]{{8,}}={{0,2}}"),
     (_WORD_START, "ya29.", r"[A-Za-z0-9._\-]{20,}"),
@@ -452,9 +476,13 @@ def _refusal(what: str) -> str:
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/_\-]{20,}={0,2}")
 
 
+# Line breaks inside base64 (MIME wraps at 76), raw or JSON-escaped: one run across them.
+_WRAPPED = re.compile(r"(?:\\r)?\\n|\r?\n")
+
+
 def _base64_texts(text: str) -> Iterator[str]:
     """What each base64 run in text decodes to, as Latin-1 (a Bedrock chunk, a document)."""
-    for match in _BASE64_RUN.finditer(text):
+    for match in _BASE64_RUN.finditer(_WRAPPED.sub("", text)):
         run = match.group(0).rstrip("=").replace("-", "+").replace("_", "/")
         run = run[: len(run) - len(run) % 4]
         try:
@@ -474,7 +502,17 @@ def body_texts(body: bytes, headers: Mapping[str, Any]) -> Iterator[str]:
     except UnicodeDecodeError:
         text = body.decode("latin-1")
     yield text
+    yield _streamed_text(text)
     yield from _base64_texts(text)
+
+
+# The pieces of a streamed answer: a key the model wrote spans several deltas.
+_DELTA = re.compile(r'"(?:text|partial_json|thinking)"\s*:\s*"((?:[^"\\]|\\.)*)"')
+
+
+def _streamed_text(text: str) -> str:
+    """A stream's text, thinking and tool input deltas joined, as the model wrote them."""
+    return "".join(match.group(1) for match in _DELTA.finditer(text)) if "delta" in text else ""
 
 
 def refuse_if_body_secret(

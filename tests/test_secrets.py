@@ -33,6 +33,9 @@ CREDENTIAL_PARAMETERS = [
     "auth_token", "access-token", "x-api-key", "sig", "client_secret", "password", "passwd",
     "X-Amz-Security-Token", "X-Amz-Signature", "X-Amz-Credential", "api_key", "key", "token",
     "access_token", "clientSecret", "session", "sessionid", "X-Goog-Signature", "apikey",
+    # plurals, numbered and short forms an attacker tried (they were recorded as is)
+    "x-api-keys", "x-api-secrets", "apiKeys", "x-apikey1", "x-api-pass", "x-custom-authz",
+    "x-tokenid", "api_keys", "apikey2", "secrets", "pass", "sas", "auth0",
 ]  # fmt: skip
 
 
@@ -108,6 +111,54 @@ def test_base64url_signatures_in_a_real_cassette_are_no_keys():
     assert "_sk-" in text  # the trap is really there
     assert scrub.find_secret(text) is None
     assert scrub_text(text) == text
+
+
+KEY = "sk-ant-api03-" + "Q8xZZZZYYYYXXXX9999WWWW"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [json.dumps("Use this key:\n" + KEY), json.dumps("key\tBearer abcDEF1234567890xyz"),
+     json.dumps("line\u2028" + KEY, ensure_ascii=True), "KEY_" + KEY, "x_n" + KEY],
+)  # fmt: skip
+def test_a_key_after_an_escaped_line_break_or_an_underscore_is_found(text):
+    """Stored JSON writes a prompt's line break as backslash-n: the letter n stands before the
+    key, and a word-start check that only looks at letters let it through."""
+    assert scrub.find_secret(text) is not None
+    assert scrub.find_secret(scrub_text(text)) is None
+
+
+def test_a_key_in_a_line_wrapped_base64_document_is_refused():
+    wrapped = base64.encodebytes(("hello " * 30 + KEY + " bye").encode()).decode()
+    body = json.dumps({"source": {"type": "base64", "data": wrapped}}).encode()
+    with pytest.raises(SecretError, match="credential"):
+        scrub.refuse_if_body_secret(body, {}, path="c.yaml", where="the request body")
+
+
+def test_a_key_split_across_streamed_deltas_is_refused():
+    def delta(text: str) -> str:
+        event = {"type": "content_block_delta", "delta": {"type": "text_delta", "text": text}}
+        return f"event: content_block_delta\ndata: {json.dumps(event)}\n\n"
+
+    body = (delta(KEY[:10]) + delta(KEY[10:])).encode()
+    assert all(scrub.find_secret(piece) is None for piece in (KEY[:10], KEY[10:]))
+    with pytest.raises(SecretError, match="credential"):
+        scrub.refuse_if_body_secret(body, {}, path="c.yaml", where="the response body")
+
+
+def test_a_case_id_holding_a_key_is_refused(tmp_path, monkeypatch, capsys):
+    """A case id names a committed cassette file and appears in every report."""
+    from pytest_tokenbudget.cli import main
+
+    (tmp_path / "token_budgets.yml").write_text(
+        "endpoints:\n  chat:\n    max_input_tokens_p95: 100\n    cases: cases.yml\n"
+    )
+    (tmp_path / "cases.yml").write_text(f"- id: {KEY}\n  question: hi\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "cases.yml:1" in err and "credential" in err
+    assert KEY not in err
 
 
 # -- bodies ----------------------------------------------------------------------------

@@ -300,6 +300,7 @@ def _readable(response: dict) -> str:
 # One key of each shape scrub.py knows (built by parts, like CLOUD_SECRETS)
 KEYS = {
     "anthropic": "sk-ant-" + "api03-" + "A" * 20,
+    "openai": "sk-" + "proj-" + "k3yMaterial" * 3,
     "bearer": "Bearer " + "abcDEF123456789xyz",
     "google oauth": "ya29." + "a0" * 12,
     "google api key": "AIza" + "B" * 35,
