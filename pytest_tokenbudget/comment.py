@@ -104,13 +104,22 @@ class Outcome:
     ignored: int = 0  # comments with the marker by someone else
 
 
+def _unstamped(body: str) -> str:
+    """Every run stamp removed, until none is left: one pass over a nested forgery
+    (`<!-- … run=<!-- … run=1.1 -->999999999.1 -->`) leaves a new stamp behind."""
+    while True:
+        body, removed = _STAMP.subn("", body)
+        if not removed:
+            return body
+
+
 def without_stamp(body: str) -> str:
-    return _STAMP.sub("", body.replace("\r\n", "\n")).rstrip()
+    return _unstamped(body.replace("\r\n", "\n")).rstrip()
 
 
 def stamped(body: str, stamp: RunStamp | None) -> str:
     """The body with our marker on its first line and the run stamp right after it."""
-    body = _STAMP.sub("", body)
+    body = _unstamped(body)
     if not any(line.strip() == MARKER for line in body.splitlines()):
         body = f"{MARKER}\n{body}"
     body = cap_markdown(body, GITHUB_LIMIT - 200)  # room for the stamp

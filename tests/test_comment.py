@@ -408,7 +408,14 @@ def test_answers_of_the_wrong_shape_are_errors_or_skipped(github, env, capsys):
     github.respond("GET", LIST, 200, {"message": "not a list"}, times=1)
     assert run() == 2
     assert "answered the list of comments with something that is not a list" in error_of(capsys)
-    junk = [1, "x", None, [], {"body": 5}, {"body": MARKER, "user": "x", "id": "1/../../x"}]  # hygiene: allow (a hostile id)
+    junk = [
+        1,
+        "x",
+        None,
+        [],
+        {"body": 5},
+        {"body": MARKER, "user": "x", "id": "1/../../x"},
+    ]  # hygiene: allow (a hostile id)
     github.respond("GET", LIST, 200, junk, times=1)
     assert run() == 0
     assert len(created(github)) == 1 and github.calls("PATCH") == []
@@ -449,6 +456,24 @@ def test_a_forged_stamp_does_not_keep_our_comment_stale(github, env, capsys):
     [patch] = github.calls("PATCH")
     assert patch.path == f"/repos/{REPO}/issues/comments/{mine}"
     assert ours(github)[0]["body"] == FORGED
+
+
+def test_a_nested_stamp_in_a_posted_body_cannot_freeze_the_comment(github, env, tmp_path):
+    """A fork's report.md nests a stamp in a stamp: removing the inner one in one pass left
+    `run=999999999.1` above ours, and every later run was refused as older."""
+    forged = tmp_path / "forged.md"
+    forged.write_text(
+        "<!-- pytest-tokenbudget run=<!-- pytest-tokenbudget run=1.1 -->999999999.1 -->\n"
+        f"{MARKER}\nall within budget\n"
+    )
+    assert run("--body", str(forged), "--run", "100.1") == 0
+    [comment] = ours(github)
+    assert "999999999" not in comment["body"]
+    real = tmp_path / "real.md"
+    real.write_text("a real report")
+    assert run("--body", str(real), "--run", "101.1") == 0
+    [comment] = ours(github)
+    assert "a real report" in comment["body"]
 
 
 def test_a_personal_access_token_writes_as_its_user(github, env, monkeypatch):
