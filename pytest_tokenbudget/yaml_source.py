@@ -4,9 +4,10 @@ Shared by the config and the cases loaders, so a problem anywhere is reported th
 way: `file:line: key: message`, all of a file's problems at once.
 
 Also the bounds every YAML file we read is held to (config, cases, cassettes): its
-aliases may stand for at most ``MAX_ALIASED_VALUES`` values in all (a "billion laughs"
-of nested aliases is refused before it is expanded), and it may nest at most
-``MAX_DEPTH`` lists and mappings deep.
+aliases may stand for at most ``MAX_ALIASED_VALUES`` values in all, a long string counting
+as one per 64 characters (a "billion laughs" of nested aliases, or of one long string, is
+refused before it is expanded), and it may nest at most ``MAX_DEPTH`` lists and mappings
+deep.
 """
 
 from __future__ import annotations
@@ -153,13 +154,22 @@ def _children(node: Any) -> list[Any]:
     return node.value if node.id == "sequence" else []
 
 
+# A long string counts as one value per this many characters: aliases of a 2 MiB string
+# repeated 250,000 times are 500 GB, however few values they are.
+SCALAR_CHARS_PER_VALUE = 64
+
+
+def _scalar_weight(node: Any) -> int:
+    return 1 + len(node.value) // SCALAR_CHARS_PER_VALUE
+
+
 def expanded(node: Any, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
     """(values, depth) a node stands for with every alias in it expanded: what yaml.load
     builds, and what walking or printing that builds costs. Nodes an alias shares are
     measured once (`memo`, by node id, kept per document); a recursive alias counts as one
     value. Iterative: a document nested past Python's recursion limit is measured too."""
     if node.id == "scalar":
-        return 1, 0
+        return _scalar_weight(node), 0
     stack, opened = [node], set()
     while stack:
         top = stack[-1]
@@ -181,7 +191,7 @@ def expanded(node: Any, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
         values, depth = 1, 1
         for child in children:
             if child.id == "scalar":
-                values += 1
+                values += _scalar_weight(child)
             else:
                 # not measured yet: the alias of a value still being built (recursion)
                 v, d = memo.get(id(child), (1, 1))
@@ -235,6 +245,9 @@ def check_bounds(root: Any) -> None:
     while stack:
         node, depth = stack.pop()
         if node.id == "scalar":
+            if id(node) in seen:  # an aliased string: one object when loaded, but every
+                built.reuse(node)  # request or report that holds it writes it out again
+            seen.add(id(node))
             continue
         if id(node) in seen:  # an alias: its values again, at this depth
             built.reuse(node)

@@ -597,3 +597,20 @@ def test_analyze_reads_other_recorders_cassettes_the_same_bounded_way(tmp_path):
     assert "skipped laughs.yml:7: unreadable: YAML aliases (*name) expand to more than" in text
     assert "skipped deep.yml:1: unreadable: lists and mappings nested more than 100 deep" in text
     assert "skipped deep.json: unreadable: corrupt cassette (JSON nested too deeply" in text
+
+
+def test_aliases_of_one_long_string_are_bounded_by_its_size(tmp_path):
+    """Few values, but 250,000 aliases of a 2 MiB string are 500 GB once a request that
+    holds them is written out: `check` said OK and the run hung."""
+    aliases = ", ".join(["*s"] * 250_000)
+    (tmp_path / "cases.yml").write_text(
+        "- id: one\n  request:\n    model: claude-sonnet-4-6\n    max_tokens: 5\n"
+        f'    system: &s "{"x" * 2 * 1024 * 1024}"\n    stop_sequences: [{aliases}]\n'
+        "    messages: [{role: user, content: hi}]\n"
+    )
+    (tmp_path / "token_budgets.yml").write_text(
+        "endpoints:\n  chat:\n    max_input_tokens_p95: 100\n    cases: cases.yml\n"
+    )
+    done, _ = tokenbudget("check", cwd=tmp_path)
+    assert done.returncode == 2
+    assert "cases.yml:5: YAML aliases (*name) expand to more than" in one_message(done)
