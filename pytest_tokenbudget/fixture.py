@@ -165,6 +165,11 @@ def finish_case(run: BudgetRun, nodeid: str, state: CaseCapture, outcome: str) -
         exchanges, calls, outcome = [], [], "failed"
         errors.append(str(err))
     run.add_calls(calls, endpoint=state.endpoint, case_id=state.case_id, test_id=nodeid)
+    if run.options.reprice:
+        from .reprice import repriced_rows
+
+        rows = repriced_rows(run, run.options.reprice, exchanges, state.manual)
+        run.add_repriced(rows, endpoint=state.endpoint, case_id=state.case_id, test_id=nodeid)
     volatile = state.capture.log.volatile if state.capture else {}
     run.diagnose(state.endpoint, state.case_id, exchanges, volatile, nodeid)
     unmeasured = tuple(unmeasured_request(exchange) for exchange, found in exchanges if not found)

@@ -68,6 +68,7 @@ def render_markdown(report: Report) -> str:
     out += [_report_verdict(report), ""]
     out += _failures(report)
     if report.diff is not None:
+        out += _reprice_section(report)
         out += _diff_body(report.diff, [dict(f) for f in report.findings], _report_notes(report))
         return cap_markdown("\n".join(out))
     out += [
@@ -90,6 +91,7 @@ def render_markdown(report: Report) -> str:
                 f"of {show(b.metric, b.limit)} "
                 f"(line {b.line})" + (f" — driven by {drivers}" if drivers else "")
             )
+    out += _reprice_section(report)
     out += cache_section([dict(f) for f in report.findings])
     notes = _report_notes(report)
     if notes:
@@ -105,6 +107,16 @@ def render_markdown(report: Report) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _reprice_section(report: Report) -> list[str]:
+    """--token-budget-reprice: what each endpoint would cost on the other model."""
+    from .table import reprice_lines
+
+    lines = reprice_lines(report)
+    if not lines:
+        return []
+    return ["", "### On another model", ""] + [f"- {escape(line)}" for line in lines] + [""]
 
 
 def _report_verdict(report: Report) -> str:

@@ -61,6 +61,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "token_budget_max_regression": None,
     "token_budget_update": None,
     "token_budget_update_margin": None,
+    "token_budget_reprice": None,
 }
 
 
@@ -116,6 +117,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group, "--token-budget-update-margin", metavar="PCT", type=parse_margin,
         help="headroom over the measured value for --token-budget-update (default 10)",
     )  # fmt: skip
+    _add(
+        group, "--token-budget-reprice", metavar="MODEL",
+        help="also show what each endpoint's recorded traffic would cost on MODEL (input "
+        "counted for MODEL in count mode, else assumed the same; output as recorded)",
+    )  # fmt: skip
     parser.addini("token_budget_config", "path of token_budgets.yml, relative to the ini file")
     parser.addini("token_budget_cassettes", "cassette directory, relative to the ini file")
 
@@ -156,6 +162,9 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         if unknown:
             raise problems_error(unknown)
+        reprice = config.getoption("token_budget_reprice")
+        if reprice is not None:
+            _check_reprice(reprice, budget_config, config)
     except TokenBudgetError as err:
         raise pytest.UsageError(f"pytest-tokenbudget: {err}") from None
     baseline = config.getoption("token_budget_baseline")
@@ -191,6 +200,19 @@ def pytest_configure(config: pytest.Config) -> None:
             if not os.environ.get(variable):
                 os.environ[variable] = value
                 config.add_cleanup(lambda v=variable: os.environ.pop(v, None))
+
+
+def _check_reprice(model: str, budget_config: Any, config: pytest.Config) -> None:
+    """A --token-budget-reprice model nothing prices is a usage error now, never a $0."""
+    from .pricing import PriceBook
+    from .reprice import unknown_model_message
+
+    book = PriceBook(
+        budget_config.pricing, fallback=lambda m: config.hook.pytest_tokenbudget_price(model=m)
+    )
+    message = unknown_model_message(model, book, budget_config.path.name)
+    if message:
+        raise pytest.UsageError(f"pytest-tokenbudget: {message}")
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -250,6 +272,7 @@ def _options(config: pytest.Config) -> Options:
         report_dir=Path(config.invocation_params.dir, config.getoption("token_budget_report")),
         record_mode=config.getoption("token_budget_record"),
         count=config.getoption("token_budget_count"),
+        reprice=config.getoption("token_budget_reprice"),
     )
 
 

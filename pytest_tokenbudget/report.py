@@ -56,6 +56,7 @@ class EndpointResult:
     recorders: list[str] = field(default_factory=list)  # who served its calls (capture.py)
     unmeasured: list[UnmeasuredCase] = field(default_factory=list)  # cases that cannot count
     cases_run: int = 0  # cases that ran, measured or not
+    reprice: dict[str, Any] | None = None  # --token-budget-reprice (reprice.py); no verdict
 
 
 def number(metric: str, value: Fraction | float | None) -> int | float | None:
@@ -168,6 +169,7 @@ class EndpointReport:
     regressions: tuple[Regression, ...] | None = None  # None: no regression gate applied
     failures: tuple[Failure, ...] = ()  # worst first: failures[0] is the headline
     charts: Charts | None = None
+    reprice: Mapping[str, Any] | None = None  # --token-budget-reprice: informational only
 
     @property
     def complete(self) -> bool:
@@ -297,6 +299,7 @@ def endpoint_report(result: EndpointResult) -> EndpointReport:
         unmeasured=tuple(result.unmeasured),
         cases=result.cases_run,
         problems=tuple(result.problems),
+        reprice=result.reprice,
     )
     stats = result.stats
     if stats is None:
@@ -537,6 +540,8 @@ def endpoint_json(ep: EndpointReport) -> dict[str, Any]:
             out["unpriced_models"] = {m: list(c) for m, c in ep.unpriced_models.items()}
         out["recounted_calls"] = ep.recounted_calls
         out.update(ep.extra)
+        if ep.reprice is not None:
+            out["reprice"] = dict(ep.reprice)
     if ep.cache is not None:
         out["cache"] = dict(ep.cache)
     out["recorders"] = list(ep.recorders)
@@ -633,6 +638,7 @@ def _endpoint_from_json(name: str, ep: Mapping[str, Any]) -> EndpointReport:
         unpriced_models={m: tuple(c) for m, c in (ep.get("unpriced_models") or {}).items()},
         recounted_calls=int(ep.get("recounted_calls") or 0),
         cache=ep.get("cache"),
+        reprice=ep.get("reprice"),
         recorders=listed("recorders"),
         warnings=listed("warnings"),
         problems=tuple(p for p in listed("problems") if p not in causes),

@@ -296,6 +296,11 @@ _CACHE = _object(
     {"recorded": _nullable(_map(_VALUE)), "predicted": _nullable(_map(_VALUE)),
      "min_cache_hit_rate_checks": _text, "note": _text}
 )  # fmt: skip
+_REPRICE = _object(
+    {"model": _text, "cost_per_request_usd": _VALUE, "monthly_cost_usd": _VALUE,
+     "input_tokens_p95": _VALUE, "input_exact": _flag, "output": _text},
+    required=("model",),
+)  # fmt: skip
 _ENDPOINT = _object(
     {
         "status": _one_of(PASS, FAIL, NOT_RUN), "headline": _nullable(_text),
@@ -308,6 +313,7 @@ _ENDPOINT = _object(
         "unpriced_models": _map(_list(_text)), "recounted_calls": _count,
         "cache": _nullable(_CACHE), "recorders": _list(_text), "warnings": _list(_text),
         "problems": _list(_text), "regressions": _nullable(_list(_REGRESSION)),
+        "reprice": _nullable(_REPRICE),
     }
 )  # fmt: skip
 _FINDING = _object(

@@ -34,6 +34,7 @@ class Options:
     report_dir: Path
     record_mode: str = "none"
     count: bool = False
+    reprice: str | None = None  # --token-budget-reprice MODEL (reprice.py)
 
 
 @dataclass
@@ -53,6 +54,9 @@ class BudgetRun:
     doctor: Doctor = field(default_factory=Doctor)  # prompt-cache findings
     # test id -> what the capture found wrong with its recording (accounting.RECORDING_KINDS)
     recordings: dict[str, str] = field(default_factory=dict)
+    # each test's calls at the --token-budget-reprice model (reprice.py), as `parts`
+    reprice_parts: list[CaseSamples] = field(default_factory=list)
+    reprice_send: Callable[[dict[str, Any]], tuple[int, Any, bytes]] | None = None
     _worker_counts: list[tuple[int, int]] = field(default_factory=list)
     _minimums: dict[str, int] = field(default_factory=dict)  # by model: asked per call
 
@@ -79,6 +83,11 @@ class BudgetRun:
                          u.web_search_requests, u.pricing_context))  # fmt: skip
         if rows:
             self.parts.append(CaseSamples(endpoint, case_id, test_id, rows))
+
+    def add_repriced(self, rows: list[Row], *, endpoint: str, case_id: str, test_id: str) -> None:
+        """One test's calls at the --token-budget-reprice model (reprice.repriced_rows)."""
+        if rows:
+            self.reprice_parts.append(CaseSamples(endpoint, case_id, test_id, rows))
 
     def all_parts(self) -> list[CaseSamples]:
         """Every test's samples, those added by hand included."""
@@ -120,6 +129,7 @@ class BudgetRun:
             "counts": list(self.count_stats),
             "doctor": self.doctor.to_wire(),
             "recordings": self.recordings,
+            "reprice": [p.to_wire() for p in self.reprice_parts],
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
@@ -128,6 +138,7 @@ class BudgetRun:
         self._worker_counts.append(tuple(data.get("counts", (0, 0))))  # type: ignore[arg-type]
         self.doctor.merge_wire(data.get("doctor", {}))
         self.recordings.update(data.get("recordings", {}))
+        self.reprice_parts.extend(CaseSamples.from_wire(s) for s in data.get("reprice", ()))
 
     # -- evaluation -------------------------------------------------------------
     def results(self) -> list[EndpointResult]:
@@ -250,7 +261,19 @@ class BudgetRun:
                 result.warnings.append(f"{model} priced from your pricing: override")
         if lost or result.problems or any(v.ok is False for v in result.verdicts):
             result.status = "fail"
+        if self.options.reprice and not lost:  # never part of the verdict above
+            result.reprice = self._repriced(name, case_ids, book)
         return result
+
+    def _repriced(self, name: str, case_ids: list[str], book: PriceBook) -> dict[str, Any] | None:
+        from .reprice import reprice_figures
+
+        assert self.options.reprice is not None
+        mine = in_test_order([p for p in self.reprice_parts if p.endpoint == name])
+        return reprice_figures(
+            name, mine, case_ids, model=self.options.reprice,
+            endpoint=self.config.endpoints[name], book=book,
+        )  # fmt: skip
 
     def diagnose_request(
         self, endpoint: str, case_id: str, request: dict[str, Any], tokens: int, test_id: str

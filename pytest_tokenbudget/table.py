@@ -84,8 +84,21 @@ def render_findings(report: Report) -> list[str]:
                     lines.append(f"note {ep.name}: {b.key} {b.note}")
         for warning in ep.warnings:
             lines.append(f"warn {ep.name}: {warning}")
+    lines += reprice_lines(report)
     lines += [f"note: {note}" for note in report.notes]
     return safe_lines(lines)
+
+
+def reprice_lines(report: Report) -> list[str]:
+    """--token-budget-reprice: one line per endpoint, then the tokenizer caveat when an
+    input figure is estimated (plain text: each renderer makes it safe for its sink)."""
+    from .reprice import TOKENIZER_CAVEAT, reprice_line
+
+    repriced = [(ep.name, ep.reprice) for ep in report.endpoints if ep.reprice]
+    lines = [reprice_line(name, dict(r)) for name, r in repriced]
+    if any(not r.get("input_exact") for _, r in repriced):
+        lines.append(f"note: {TOKENIZER_CAVEAT}")
+    return lines
 
 
 def _failure_lines(ep: EndpointReport, config: str) -> list[str]:
