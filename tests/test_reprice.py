@@ -137,3 +137,26 @@ def test_the_option_changes_no_verdict(project, recording_env):
     assert plain.ret == repriced.ret == pytest.ExitCode.TESTS_FAILED
     assert with_it["endpoints"]["chat"].pop("reprice")["model"] == HAIKU
     assert with_it == without
+
+
+def test_a_report_reader_type_checks_reprice_and_renders_it_escaped():
+    from pytest_tokenbudget.errors import ReportError
+    from pytest_tokenbudget.markdown import render_markdown
+    from pytest_tokenbudget.report import report_from_json
+    from pytest_tokenbudget.report_file import check_report
+
+    reprice = {"model": "claude-haiku-4-5", "cost_per_request_usd": 0.0012,
+               "monthly_cost_usd": 72.0, "input_tokens_p95": 900, "input_exact": False,
+               "output": "as recorded"}  # fmt: skip
+    endpoint = {"status": "pass", "calls": 1, "cases": 1, "reprice": reprice}
+    data = {"schema": "pytest-tokenbudget/report", "version": 1,
+            "endpoints": {"chat_reply": endpoint}}  # fmt: skip
+    markdown = render_markdown(report_from_json(check_report(data)))
+    assert (
+        "- chat\\_reply on claude-haiku-4-5: \\$0.00120/request, \\$72.00/month "
+        "\\(input estimated: same tokens; output as recorded\\)" in markdown
+    )
+    for key, bad in (("input_exact", "yes"), ("cost_per_request_usd", "1"), ("model", None)):
+        broken = {**endpoint, "reprice": {**reprice, key: bad}}
+        with pytest.raises(ReportError, match=f"endpoints.chat_reply.reprice.{key}"):
+            check_report({**data, "endpoints": {"chat_reply": broken}})
