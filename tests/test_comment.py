@@ -408,14 +408,8 @@ def test_answers_of_the_wrong_shape_are_errors_or_skipped(github, env, capsys):
     github.respond("GET", LIST, 200, {"message": "not a list"}, times=1)
     assert run() == 2
     assert "answered the list of comments with something that is not a list" in error_of(capsys)
-    junk = [
-        1,
-        "x",
-        None,
-        [],
-        {"body": 5},
-        {"body": MARKER, "user": "x", "id": "1/../../x"},
-    ]  # hygiene: allow (a hostile id)
+    hostile_id = "1/../../x"  # hygiene: allow (a hostile id, never a path)
+    junk = [1, "x", None, [], {"body": 5}, {"body": MARKER, "user": "x", "id": hostile_id}]
     github.respond("GET", LIST, 200, junk, times=1)
     assert run() == 0
     assert len(created(github)) == 1 and github.calls("PATCH") == []
