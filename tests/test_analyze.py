@@ -14,6 +14,8 @@ import math
 import re
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from collections import Counter, defaultdict
 from fractions import Fraction
@@ -664,3 +666,17 @@ def test_no_budget_that_cannot_fail_is_proposed(capsys, tmp_path):
         "# allowed_escalation_rate: not proposed: 4 of 4 cases call a model other than "
         "target_model (measured 1.00), so the limit would be 1.0, which cannot fail"
     ) in out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`tokenbudget analyze DIR | head -1`: the pipe closes while the YAML is printed."""
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "pytest_tokenbudget.cli", "analyze", str(CASSETTES)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+    )  # fmt: skip
+    assert reader.stdout is not None and reader.stderr is not None
+    assert reader.stdout.read(1)
+    reader.stdout.close()
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
