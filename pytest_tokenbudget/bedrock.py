@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .counts import token_count
 from .errors import CassetteError, kind_of
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
@@ -202,9 +203,6 @@ def _metrics_events(metrics: Mapping[str, Any]) -> Iterator[tuple[str, dict[str,
 
 
 def _token_count(value: Any, where: str) -> int:
-    """usage.token_count (imported here when needed: usage.py imports this module)."""
-    from .usage import token_count
-
     return token_count(value, where)
 
 

@@ -21,29 +21,20 @@ shows up before the bill does. The rules:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .cache_rules import cache_rules
 from .prompt import MAX_BREAKPOINTS, PromptBlock, breakpoints
 
 if TYPE_CHECKING:
     from .pricing import PriceBook
 
-_TABLE = Path(__file__).with_name("cache_minimums.json")
-
 
 class RejectedRequest(ValueError):
     """A request the API answers with 400 invalid_request_error instead of caching."""
-
-
-@lru_cache(maxsize=1)
-def cache_rules() -> dict[str, Any]:
-    """The shipped, dated table: minimums per model, lookback window, TTLs."""
-    return json.loads(_TABLE.read_text(encoding="utf-8"))
 
 
 def ttl_seconds() -> dict[str, float]:

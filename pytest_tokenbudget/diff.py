@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from .metrics import metric as metric_facts
-from .report import number
+from .metrics import number
 
 # The readers live in report_file; diff.load_report and diff.check_report are theirs.
 from .report_file import LOAD_NOTES, check_report, load_report  # noqa: F401

@@ -104,3 +104,16 @@ def label(name: str) -> str:
 
 def show(name: str, value: Fraction | float | None) -> str:
     return metric(name).show(value)
+
+
+# -- how a metric is written in report.json -------------------------------------------
+MONEY_DIGITS = 9  # nano-dollars: exact for any realistic token count times a cent-rate
+RATE_DIGITS = 6
+
+
+def number(name: str, value: Fraction | float | None) -> int | float | None:
+    """How a metric is written: token counts as ints, dollars and rates rounded once, here."""
+    if value is None or isinstance(value, int):
+        return value
+    digits = MONEY_DIGITS if metric(name).unit == USD else RATE_DIGITS
+    return float(round(Fraction(value), digits))

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import price_source
 from .bedrock import bedrock_model
+from .cache_rules import cache_rules
 from .errors import PricingError
 from .usage import Usage, context_fields
 
@@ -325,8 +326,6 @@ class PriceBook:
         `-latest` and legacy aliases folded) and the cache rules' models."""
         if self._known_names is not None:
             return self._known_names
-        from .cache_sim import cache_rules
-
         names = set(cache_rules()["minimums"])
         for provider in (price_source.ANTHROPIC, price_source.OPENAI):
             for name in price_source.model_names(provider):

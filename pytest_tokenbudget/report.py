@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from .accounting import UnmeasuredCase, cause_lines, fix_command, fix_what, headline
 from .atomic import write_together
-from .metrics import USD, label
+from .metrics import MONEY_DIGITS, RATE_DIGITS, USD, label, number  # noqa: F401 (re-exported)
 from .metrics import metric as facts
+from .report_file import FAIL, NOT_RUN, PASS, SCHEMA, VERSION
 from .scrub import refuse_if_secret
 from .stats import EndpointStats
 from .verdicts import Verdict
@@ -28,14 +29,9 @@ from .verdicts import Verdict
 if TYPE_CHECKING:
     from .diff import Diff, EndpointDiff
 
-SCHEMA = "pytest-tokenbudget/report"
-VERSION = 1
-MONEY_DIGITS = 9  # nano-dollars: exact for any realistic token count times a cent-rate
-RATE_DIGITS = 6
 PERCENTILE_METHOD = "nearest-rank over calls"
 
 Value = int | float | None
-PASS, FAIL, NOT_RUN = "pass", "fail", "not-run"
 # Kinds of failure, in the order an endpoint's headline picks them (worst first: _judged).
 CASES, PROBLEM, BUDGET, REGRESSION, UPDATE = "cases", "problem", "budget", "regression", "update"
 
@@ -57,14 +53,6 @@ class EndpointResult:
     unmeasured: list[UnmeasuredCase] = field(default_factory=list)  # cases that cannot count
     cases_run: int = 0  # cases that ran, measured or not
     reprice: dict[str, Any] | None = None  # --token-budget-reprice (reprice.py); no verdict
-
-
-def number(metric: str, value: Fraction | float | None) -> int | float | None:
-    """How a metric is written: token counts as ints, dollars and rates rounded once, here."""
-    if value is None or isinstance(value, int):
-        return value
-    digits = MONEY_DIGITS if facts(metric).unit == USD else RATE_DIGITS
-    return float(round(Fraction(value), digits))
 
 
 # -- the model ---------------------------------------------------------------------------

@@ -20,7 +20,11 @@ from typing import Any
 from .errors import ReportError, kind_of
 from .input_files import REPORT_MAX_BYTES, read_bounded_text
 from .plain_text import key_path, one_line
-from .report import FAIL, NOT_RUN, PASS, SCHEMA, VERSION
+
+# The file's identity and an endpoint's statuses (report.py builds the report with them).
+SCHEMA = "pytest-tokenbudget/report"
+VERSION = 1
+PASS, FAIL, NOT_RUN = "pass", "fail", "not-run"
 
 LOAD_NOTES = "_load_notes"  # notes load_report attaches to the dict it returns
 MAX_DEPTH = 32  # report.json nests 8 deep (diff.endpoints.<name>.metrics.<m>.drivers[i])
