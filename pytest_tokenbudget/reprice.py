@@ -125,7 +125,7 @@ def reprice_figures(
     book: PriceBook,
 ) -> dict[str, Any] | None:
     """report.json's `endpoints.<name>.reprice`; None when the endpoint made no call."""
-    from .report import number
+    from .metrics import number
     from .stats import endpoint_stats_of
 
     parts = list(parts)
