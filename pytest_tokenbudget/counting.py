@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
+from .counts import token_count  # whole number, at least 0; else a CassetteError
 from .errors import CassetteError
 from .input_files import COUNTS_MAX_BYTES, read_bounded_text
 
@@ -264,6 +265,22 @@ def _parse_count(status: int, payload: bytes) -> int:
 
 
 def _count(value: Any, where: str) -> int:
-    from .usage import token_count  # whole number, at least 0; else a CassetteError
 
     return token_count(value, where)
+
+
+def counter_client() -> Callable[[dict[str, Any]], tuple[int, Any, bytes]]:
+    """count_tokens through the installed anthropic SDK (its key and base URL from the
+    environment): status, headers and body, whatever the answer."""
+    import anthropic
+
+    client = anthropic.Anthropic(max_retries=0)  # retries are ours, honouring retry-after
+
+    def send(fields: dict[str, Any]) -> tuple[int, Any, bytes]:
+        try:
+            raw = client.messages.with_raw_response.count_tokens(**fields)
+        except anthropic.APIStatusError as err:
+            return err.status_code, err.response.headers, err.response.content
+        return raw.status_code, raw.headers, raw.http_response.content
+
+    return send

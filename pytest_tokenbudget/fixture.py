@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .capture import OWN_RECORDER, Capture, Miss, Recorder, is_cassette
 from .case_ids import cassette_path
 from .errors import CassetteError
 from .samples import CaseRun
-from .usage import Call, Exchange, Usage, is_api_route, parse_exchange, usage_from_api
+from .usage import Call, Exchange, Usage, is_api_route, parse_exchange, usage_from_api, with_count
 
 if TYPE_CHECKING:
     from .session import BudgetRun
@@ -80,23 +80,6 @@ class CaseCapture:
         from .replay import malformed_recorded_response
 
         return malformed_recorded_response(capture.path, exchange, err)
-
-
-def with_count(call: Call, counted: int, recounted: bool) -> Call:
-    """The recorded call, with its whole prompt taken from count_tokens.
-
-    The recorded cache split is kept while it fits in the new prompt (a re-counted
-    call's cache figures are stale, and the report says so); otherwise all is uncached.
-    """
-    if call.kind != "messages":
-        return call
-    u = call.usage
-    cached = u.cache_write_tokens + u.cache_read_tokens
-    if cached <= counted:
-        usage = replace(u, input_tokens=counted - cached)
-    else:
-        usage = Usage(input_tokens=counted, output_tokens=u.output_tokens)
-    return replace(call, usage=usage, recounted=recounted)
 
 
 # Plugins that drive a test with their own vcrpy cassette: (plugin name in pytest's

@@ -13,17 +13,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .counting import count_key, count_sync, counted_request
+from .counting import CountCache, count_key, count_sync, counted_request, counter_client
 from .errors import CassetteError, PricingError
 from .samples import SAMPLE_KINDS, CaseSamples, Row
-from .usage import Call, Exchange
+from .usage import Call, Exchange, with_count
 
 if TYPE_CHECKING:
     from .config import Endpoint
     from .pricing import PriceBook
-    from .session import BudgetRun
 
 OUTPUT = "as recorded"
 TOKENIZER_CAVEAT = (
@@ -35,6 +34,17 @@ TOKENIZER_CAVEAT = (
 REPRICED_KINDS = SAMPLE_KINDS - {"chat", "responses"}
 
 Send = Callable[[dict[str, Any]], tuple[int, Any, bytes]]
+
+
+class RepriceRun(Protocol):
+    """What repricing needs of the run (session.BudgetRun): its count cache, whether it
+    may ask count_tokens now, and the sender it keeps once made."""
+
+    counts: CountCache | None
+    reprice_send: Send | None
+
+    @property
+    def counts_online(self) -> bool: ...
 
 
 def unknown_model_message(model: str, book: PriceBook, config_name: str) -> str | None:
@@ -55,7 +65,7 @@ def unknown_model_message(model: str, book: PriceBook, config_name: str) -> str 
 
 
 def repriced_rows(
-    run: BudgetRun, model: str, exchanges: list[tuple[Exchange, list[Call]]], manual: list[Call]
+    run: RepriceRun, model: str, exchanges: list[tuple[Exchange, list[Call]]], manual: list[Call]
 ) -> list[Row]:
     """The test's calls as rows at MODEL; a row's `recounted` flag says its input was
     counted for MODEL (exact), else it is the recorded input (estimated)."""
@@ -71,8 +81,6 @@ def repriced_rows(
 
 
 def _row(call: Call, model: str, counted: int | None) -> Row:
-    from .fixture import with_count
-
     if counted is not None and call.kind == "messages":
         call = with_count(call, counted, True)
     else:
@@ -84,7 +92,7 @@ def _row(call: Call, model: str, counted: int | None) -> Row:
             u.pricing_context)  # fmt: skip
 
 
-def _count_for(run: BudgetRun, model: str, exchange: Exchange) -> int | None:
+def _count_for(run: RepriceRun, model: str, exchange: Exchange) -> int | None:
     """count_tokens of the request with `model` replaced: kept in token_counts.json, else
     (count mode with a key) asked; None when neither, or when it cannot be counted."""
     from .capture import _is_messages_url
@@ -100,18 +108,16 @@ def _count_for(run: BudgetRun, model: str, exchange: Exchange) -> int | None:
     body = {**body, "model": model}
     try:
         kept = run.counts.lookup(count_key(counted_request(body)))
-        if kept is not None or not (run.options.count and run.can_count_online):
+        if kept is not None or not run.counts_online:
             return kept
         return count_sync(run.counts, body, _sender(run)).input_tokens
     except CassetteError:
         return None  # the figure stays an estimate; the count cache's own error is said elsewhere
 
 
-def _sender(run: BudgetRun) -> Send:
+def _sender(run: RepriceRun) -> Send:
     if run.reprice_send is None:
-        from .request_cases import _counter_client
-
-        run.reprice_send = _counter_client()
+        run.reprice_send = counter_client()
     return run.reprice_send
 
 

@@ -86,23 +86,8 @@ def _send(request: dict[str, Any]) -> None:
             pass
 
 
-def _counter_client() -> Callable[[dict[str, Any]], tuple[int, Any, bytes]]:
-    import anthropic
-
-    client = anthropic.Anthropic(max_retries=0)  # retries are ours, honouring retry-after
-
-    def send(fields: dict[str, Any]) -> tuple[int, Any, bytes]:
-        try:
-            raw = client.messages.with_raw_response.count_tokens(**fields)
-        except anthropic.APIStatusError as err:
-            return err.status_code, err.response.headers, err.response.content
-        return raw.status_code, raw.headers, raw.http_response.content
-
-    return send
-
-
 def count_request(run: BudgetRun, request: dict[str, Any]) -> int:
-    from .counting import count_key, count_sync, counted_request
+    from .counting import count_key, count_sync, counted_request, counter_client
 
     if not run.can_count_online and run.counts.get(count_key(counted_request(request))) is None:
         raise CassetteError(
@@ -110,7 +95,7 @@ def count_request(run: BudgetRun, request: dict[str, Any]) -> int:
             "count it (free) with ANTHROPIC_API_KEY=... pytest --token-budget, or record it with "
             "--token-budget-record=once"
         )
-    return count_sync(run.counts, request, _counter_client()).input_tokens
+    return count_sync(run.counts, request, counter_client()).input_tokens
 
 
 def make_items(
@@ -157,8 +142,9 @@ def precount(
         return
     done = 0
     total = len(pending)
-    send = _counter_client()
-    from .counting import count_sync
+    from .counting import count_sync, counter_client
+
+    send = counter_client()
 
     def one(request: dict[str, Any]) -> None:
         count_sync(run.counts, request, send)

@@ -84,6 +84,11 @@ class BudgetRun:
         if rows:
             self.parts.append(CaseSamples(endpoint, case_id, test_id, rows))
 
+    @property
+    def counts_online(self) -> bool:
+        """count_tokens may be asked now: count mode, with a key (reprice.py)."""
+        return bool(self.options.count and self.can_count_online)
+
     def add_repriced(self, rows: list[Row], *, endpoint: str, case_id: str, test_id: str) -> None:
         """One test's calls at the --token-budget-reprice model (reprice.repriced_rows)."""
         if rows:

@@ -731,3 +731,20 @@ def load_cassette_file(path: str | os.PathLike[str]) -> list[Exchange]:
                 f"interaction {index}: {err.message}", path=path, line=recording.line_of(index)
             ) from None
     return list(recording.exchanges)
+
+
+def with_count(call: Call, counted: int, recounted: bool) -> Call:
+    """The recorded call, with its whole prompt taken from count_tokens.
+
+    The recorded cache split is kept while it fits in the new prompt (a re-counted
+    call's cache figures are stale, and the report says so); otherwise all is uncached.
+    """
+    if call.kind != "messages":
+        return call
+    u = call.usage
+    cached = u.cache_write_tokens + u.cache_read_tokens
+    if cached <= counted:
+        usage = replace(u, input_tokens=counted - cached)
+    else:
+        usage = Usage(input_tokens=counted, output_tokens=u.output_tokens)
+    return replace(call, usage=usage, recounted=recounted)
