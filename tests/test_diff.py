@@ -279,7 +279,11 @@ def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
             "dollar deltas include price changes"
         ),
     )
-    base["prices"] = {"source": "genai-prices 0.2.5", "as_of": "2026-11-20"}  # another day
+    # another day, with the version installed here (which can tell whether rates moved)
+    from pytest_tokenbudget.pricing import source_name
+
+    head["prices"] = {"source": source_name(), "as_of": "2026-12-07"}
+    base["prices"] = {"source": source_name(), "as_of": "2026-11-20"}
     assert compare(base, head, max_regression_pct=None).notes == ()
 
 

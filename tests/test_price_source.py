@@ -178,6 +178,7 @@ def test_a_pricing_override_wins_over_the_source_and_keeps_the_search_fee(tmp_pa
     assert cost_of(path, own) == Fraction(3_000, M) + Fraction(10, 1_000)
 
 
+@pytest.mark.skipif(_installed() < FAST_SINCE, reason="genai-prices lists no fast-mode rates")
 def test_a_fast_request_of_an_overridden_model_says_what_prices_it(tmp_path):
     # Opus 5.5 lists fast-mode rates in genai-prices; a `pricing:` entry replaces them
     book = PriceBook({"claude-opus-5-5": {"input": 4, "output": 20}})
