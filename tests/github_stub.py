@@ -38,6 +38,22 @@ class Identity:
         return {"login": self.login, "id": self.id, "type": self.type}
 
 
+PROXY_VARIABLES = (
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+)
+
+
+def without_proxies(monkeypatch: Any) -> None:
+    """urllib sends even a loopback request through a proxy the environment names."""
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 BOT = "github-actions[bot]"
 TOKEN = "ghs_stubTokenForTests"  # Actions' GITHUB_TOKEN: an installation token of its app
 PAT = "ghp_stubPersonalAccessTokenForTests"

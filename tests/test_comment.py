@@ -6,7 +6,17 @@ import argparse
 import json
 
 import pytest
-from github_stub import APP_BOT, APP_TOKEN, BOT, PAT, PAT_USER, TOKEN, GitHubStub, known_user
+from github_stub import (
+    APP_BOT,
+    APP_TOKEN,
+    BOT,
+    PAT,
+    PAT_USER,
+    TOKEN,
+    GitHubStub,
+    known_user,
+    without_proxies,
+)
 
 from pytest_tokenbudget.comment import (
     RunStamp,
@@ -37,15 +47,7 @@ def env(github, monkeypatch, tmp_path):
     event.write_text(
         json.dumps({"action": "synchronize", "number": PR, "pull_request": {"number": PR}})
     )
-    for name in (
-        "http_proxy",
-        "https_proxy",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "all_proxy",
-        "ALL_PROXY",
-    ):
-        monkeypatch.delenv(name, raising=False)
+    without_proxies(monkeypatch)
     values = {
         "GITHUB_TOKEN": TOKEN,
         "GITHUB_REPOSITORY": REPO,

@@ -431,7 +431,7 @@ def test_an_endpoint_named_risk_assessment_is_reported_and_commented(
 ):
     """ "risk-assessment-summary" holds "sk-" and 18 key characters: before key shapes were
     anchored at a word start, no report was written and the comment body was refused."""
-    from github_stub import TOKEN, GitHubStub
+    from github_stub import TOKEN, GitHubStub, without_proxies
 
     from pytest_tokenbudget.cli import main
 
@@ -461,15 +461,7 @@ def test_an_endpoint_named_risk_assessment_is_reported_and_commented(
     event.write_text(json.dumps({"number": 7, "pull_request": {"number": 7}}))
     with GitHubStub() as github:
         github.open_pull("acme/shop", 7)
-        for proxy in (
-            "http_proxy",
-            "https_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "all_proxy",
-            "ALL_PROXY",
-        ):
-            monkeypatch.delenv(proxy, raising=False)
+        without_proxies(monkeypatch)
         env = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.url,
                "GITHUB_EVENT_PATH": str(event), "GITHUB_RUN_ID": "9", "GITHUB_RUN_ATTEMPT": "1"}  # fmt: skip
         for key, value in env.items():
