@@ -209,13 +209,13 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
     """Runs inside the child: build the samples (untimed), then time the aggregation."""
     import gc
 
-    from pytest_tokenbudget.config import load_config
-    from pytest_tokenbudget.markdown import render_markdown
-    from pytest_tokenbudget.pricing import table_date
-    from pytest_tokenbudget.report import build_report
-    from pytest_tokenbudget.samples import CaseRun
-    from pytest_tokenbudget.session import BudgetRun, Options
-    from pytest_tokenbudget.usage import Call, Usage
+    from pytest_tokenbudget.config.budgets import load_config
+    from pytest_tokenbudget.report.markdown import render_markdown
+    from pytest_tokenbudget.pricing.prices import table_date
+    from pytest_tokenbudget.report.model import build_report
+    from pytest_tokenbudget.measure.samples import CaseRun
+    from pytest_tokenbudget.measure.run import BudgetRun, Options
+    from pytest_tokenbudget.providers.usage import Call, Usage
 
     tmp = Path(tempfile.mkdtemp(prefix="tokenbudget-agg-"))
     (tmp / "token_budgets.yml").write_text(AGG_CONFIG)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from .usage import Call, Exchange
+    from pytest_tokenbudget.usage import Call, Exchange
 
 
 @pytest.hookspec(firstresult=True)

@@ -6,7 +6,7 @@ name, a case id or a key of a fork's report.json printed raw could end our line 
 its own (`\\n::add-mask::...`), or carry `##[stop-commands]x` mid-line and silence every
 annotation after it. So line breaks and other control characters (ANSI escapes, bidi
 overrides) are shown as escapes, `##[` is broken, and a line that would start with `::`
-is prefixed. Annotations themselves are written by annotations.py, escaped its own way.
+is prefixed. Annotations themselves are written by ci/annotations.py, escaped its own way.
 """
 
 from __future__ import annotations

@@ -565,7 +565,7 @@ def test_overlapping_windows_restore_the_sockets_and_block_only_their_own_contex
     import socket
     import threading
 
-    from pytest_tokenbudget.network import NetworkBlocked, blocked
+    from pytest_tokenbudget.capture.network import NetworkBlocked, blocked
 
     original = socket.socket.connect
     inside, release = threading.Barrier(3), threading.Event()

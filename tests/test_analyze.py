@@ -25,8 +25,8 @@ from urllib.parse import unquote
 import pytest
 import yaml
 
-from pytest_tokenbudget.analyze import endpoint_name, nice_ceiling
-from pytest_tokenbudget.cli import main
+from pytest_tokenbudget.cli.analyze import endpoint_name, nice_ceiling
+from pytest_tokenbudget.cli.main import main
 
 CASSETTES = Path(__file__).parent / "data" / "cassettes"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support_bot" / "cassettes"

@@ -8,14 +8,14 @@ import json
 
 from test_diff import BASE, HEAD, budget, report
 
-from pytest_tokenbudget.annotations import (
+from pytest_tokenbudget.ci.annotations import (
     append_step_summary,
     escape_data,
     escape_property,
     github_annotations,
     gitlab_code_quality,
 )
-from pytest_tokenbudget.diff import compare
+from pytest_tokenbudget.report.diff import compare
 
 
 def broken_report(n_endpoints=1, name="chat"):

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from project_files import PLAIN_APP
 
-from pytest_tokenbudget.counting import CACHE_SCHEMA, count_key
+from pytest_tokenbudget.capture.counting import CACHE_SCHEMA, count_key
 
 GiB = 1024**3
 MiB = 1024**2
@@ -115,7 +115,7 @@ def test_a_billion_laughs_cases_file_is_refused_within_seconds(tmp_path):
 
 
 def test_anchors_and_aliases_that_repeat_little_still_read(tmp_path, capsys):
-    from pytest_tokenbudget.cli import main
+    from pytest_tokenbudget.cli.main import main
 
     (tmp_path / "token_budgets.yml").write_text(
         "defaults: &base\n  max_input_tokens_p95: 100\n"
@@ -149,7 +149,7 @@ def test_a_config_path_too_long_for_the_file_system_is_one_message(tmp_path):
 
 
 def test_a_config_past_its_size_limit_is_refused_before_it_is_read(tmp_path):
-    from pytest_tokenbudget.input_files import CONFIG_MAX_BYTES
+    from pytest_tokenbudget.files.input_files import CONFIG_MAX_BYTES
 
     with open(tmp_path / "token_budgets.yml", "wb") as f:
         f.truncate(CONFIG_MAX_BYTES + 1)  # sparse: no disk used, nothing worth reading
@@ -266,7 +266,7 @@ def test_an_endpoint_name_that_cannot_name_a_folder_is_an_error(tmp_path, name, 
 
 
 def test_an_endpoint_name_of_100_characters_is_fine(tmp_path, capsys):
-    from pytest_tokenbudget.cli import main
+    from pytest_tokenbudget.cli.main import main
 
     path = tmp_path / "token_budgets.yml"
     path.write_text("endpoints:\n  " + "a" * 100 + ":\n    max_input_tokens_p95: 10\n")
@@ -402,7 +402,7 @@ def test_a_fifo_as_a_cassette_is_named_not_taken_for_a_missing_one(replayed):
 
 
 def test_a_cassette_past_its_size_limit_is_refused_before_it_is_read(replayed):
-    from pytest_tokenbudget.input_files import CASSETTE_MAX_BYTES
+    from pytest_tokenbudget.files.input_files import CASSETTE_MAX_BYTES
 
     with open(short(replayed), "wb") as f:
         f.truncate(CASSETTE_MAX_BYTES + 1)
@@ -552,7 +552,7 @@ def test_count_mode_without_a_key_names_an_unreadable_cache_for_every_case(pytes
 
 
 def test_a_fifo_or_an_oversized_count_cache_is_named(pytester, ci_env):
-    from pytest_tokenbudget.input_files import COUNTS_MAX_BYTES
+    from pytest_tokenbudget.files.input_files import COUNTS_MAX_BYTES
 
     counts = changed_prompt_project(pytester)
     os.mkfifo(counts)

@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from project_files import copy_example, report_of
 
-from pytest_tokenbudget.cache_doctor import Doctor
-from pytest_tokenbudget.cache_prediction import predict, recorded_totals
-from pytest_tokenbudget.cache_sim import minimum_cacheable
+from pytest_tokenbudget.cache.doctor import Doctor
+from pytest_tokenbudget.cache.prediction import predict, recorded_totals
+from pytest_tokenbudget.cache.simulation import minimum_cacheable
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support_bot"
@@ -278,9 +278,9 @@ def test_prediction_agrees_with_a_real_cache_bearing_cassette():
 
 
 def _diagnose(doctor: Doctor, case_id: str, request: dict, usage) -> None:
-    from pytest_tokenbudget.cache_doctor import diagnose_case
-    from pytest_tokenbudget.recorders import Exchange
-    from pytest_tokenbudget.usage import Call
+    from pytest_tokenbudget.cache.doctor import diagnose_case
+    from pytest_tokenbudget.providers.recorders import Exchange
+    from pytest_tokenbudget.providers.usage import Call
 
     exchange = Exchange("POST", "https://api.anthropic.com/v1/messages",
                         json.dumps(request).encode(), 200, {}, b"{}")  # fmt: skip
@@ -291,8 +291,8 @@ def _diagnose(doctor: Doctor, case_id: str, request: dict, usage) -> None:
 def test_an_endpoints_shared_system_prompt_is_split_once_per_run(monkeypatch):
     """Cases of one endpoint share tools and system prompt: the doctor canonicalizes them
     once per run, not once per case, and finds what fresh splits find."""
-    from pytest_tokenbudget import prompt
-    from pytest_tokenbudget.usage import Usage
+    from pytest_tokenbudget.cache import prompt
+    from pytest_tokenbudget.providers.usage import Usage
 
     split = []
     real_system = prompt._system
@@ -310,8 +310,8 @@ def test_an_endpoints_shared_system_prompt_is_split_once_per_run(monkeypatch):
 def test_a_request_without_cache_control_is_not_split_and_reads_nothing(monkeypatch):
     """No cache_control anywhere: the call neither writes nor reads the cache. Its prompt
     is not split, and it does not count as reading an earlier call's breakpoint."""
-    from pytest_tokenbudget import prompt
-    from pytest_tokenbudget.usage import Usage
+    from pytest_tokenbudget.cache import prompt
+    from pytest_tokenbudget.providers.usage import Usage
 
     split = []
     real_block = prompt._block

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from emulator import Emulator
 
-from pytest_tokenbudget.cache_sim import (
+from pytest_tokenbudget.cache.simulation import (
     CacheSimulator,
     Predicted,
     PrefixIds,
@@ -37,8 +37,8 @@ from pytest_tokenbudget.cache_sim import (
     estimate_cumulative,
     minimum_cacheable,
 )
-from pytest_tokenbudget.prompt import PromptBlock, breakpoints, prompt_blocks
-from pytest_tokenbudget.usage import Usage, load_cassette_file, parse_exchange
+from pytest_tokenbudget.cache.prompt import PromptBlock, breakpoints, prompt_blocks
+from pytest_tokenbudget.providers.usage import Usage, load_cassette_file, parse_exchange
 
 ROOT = Path(__file__).resolve().parents[1]
 SONNET = "claude-sonnet-4-6"  # minimum 1024
@@ -281,7 +281,7 @@ def test_prefix_ids_hash_only_what_an_agent_added(monkeypatch):
     and every id is what hashing the whole prompt afresh gives."""
     import hashlib
 
-    from pytest_tokenbudget import cache_sim
+    from pytest_tokenbudget.cache import simulation as cache_sim
 
     updates = []
 
@@ -323,7 +323,7 @@ class Clock:
 def emulator_call(request: dict[str, Any], when: float) -> SimCall:
     """The request as the simulator sees it, with the emulator's own per-block counts.
 
-    The emulator splits a prompt as pytest_tokenbudget.prompt does, plus one role marker
+    The emulator splits a prompt as pytest_tokenbudget.cache.prompt does, plus one role marker
     before each message's content (its 3 tokens, no block boundary): checked here.
     """
     blocks = prompt_blocks(request)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tokenbudget.cases import load_cases
+from pytest_tokenbudget.config.cases import load_cases
 from pytest_tokenbudget.errors import ConfigError
 
 

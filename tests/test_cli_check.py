@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tokenbudget.cli import main
-from pytest_tokenbudget.pricing import source_name
+from pytest_tokenbudget.cli.main import main
+from pytest_tokenbudget.pricing.prices import source_name
 
 CONFIG = """\
 endpoints:
@@ -122,7 +122,7 @@ def test_help_lists_the_commands(capsys):
 
 def test_importing_the_cli_stays_light():
     code = (
-        "import sys, pytest_tokenbudget.cli as cli; cli.build_parser(); "
+        "import sys, pytest_tokenbudget.cli.main as cli; cli.build_parser(); "
         "print(sorted(m for m in ('jsonschema', 'yaml', 'anthropic', 'vcr') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

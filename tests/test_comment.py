@@ -18,7 +18,7 @@ from github_stub import (
     without_proxies,
 )
 
-from pytest_tokenbudget.comment import (
+from pytest_tokenbudget.ci.comment import (
     RunStamp,
     _next_link,
     add_comment_parser,
@@ -27,7 +27,7 @@ from pytest_tokenbudget.comment import (
     stamped,
 )
 from pytest_tokenbudget.errors import TokenBudgetError
-from pytest_tokenbudget.markdown import MARKER
+from pytest_tokenbudget.report.markdown import MARKER
 
 REPO, PR = "acme/shop", 7
 REPORT = f"{MARKER}\n## Token budget\nProjected monthly cost **+$12 (+5%)**: $240 → $252\n"

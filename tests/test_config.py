@@ -9,7 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from pytest_tokenbudget.config import (
+from pytest_tokenbudget.config.budgets import (
     BUDGET_KEYS,
     DEFAULTS_KEYS,
     ENDPOINT_KEYS,
@@ -635,7 +635,7 @@ def test_schema_is_valid_json_schema_2020_12():
     schema = json.loads(schema_path().read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema_path().parent.name == "pytest_tokenbudget"  # shipped inside the package
+    assert schema_path().parent.parent.name == "pytest_tokenbudget"  # shipped inside the package
 
 
 def test_schema_knows_exactly_the_keys_the_loader_knows():

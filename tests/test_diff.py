@@ -15,17 +15,17 @@ from pathlib import Path
 import markdown as md_lib
 import pytest
 
-from pytest_tokenbudget.diff import compare, diff_json, load_report
-from pytest_tokenbudget.diff_command import add_diff_parser
+from pytest_tokenbudget.report.diff import compare, diff_json, load_report
+from pytest_tokenbudget.cli.diff import add_diff_parser
 from pytest_tokenbudget.errors import ReportError
-from pytest_tokenbudget.markdown import (
+from pytest_tokenbudget.report.markdown import (
     MARKER,
     MAX_COMMENT_CHARS,
     cap_markdown,
     render_diff_markdown,
     render_markdown,
 )
-from pytest_tokenbudget.report import report_from_json
+from pytest_tokenbudget.report.model import report_from_json
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
 
@@ -280,7 +280,7 @@ def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
         ),
     )
     # another day, with the version installed here (which can tell whether rates moved)
-    from pytest_tokenbudget.pricing import source_name
+    from pytest_tokenbudget.pricing.prices import source_name
 
     head["prices"] = {"source": source_name(), "as_of": "2026-12-07"}
     base["prices"] = {"source": source_name(), "as_of": "2026-11-20"}
@@ -288,7 +288,7 @@ def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
 
 
 def test_a_baseline_priced_on_another_day_gets_a_note_when_the_rates_changed():
-    from pytest_tokenbudget.pricing import source_name
+    from pytest_tokenbudget.pricing.prices import source_name
 
     # genai-prices dates Sonnet 4.6's prices: its long-context tier ends on 2026-03-13
     head = copy.deepcopy(HEAD)

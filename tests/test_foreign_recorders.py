@@ -17,7 +17,7 @@ import vcr
 from emulator import Emulator
 from project_files import APP, CASES, CONFIG, record
 
-from pytest_tokenbudget.fixture import foreign_recorder
+from pytest_tokenbudget.plugin.handle import foreign_recorder
 
 pytest.importorskip("pytest_recording")
 
@@ -476,7 +476,7 @@ def test_replay_with_no_vcrpy_in_use_does_not_import_it(project, recording_env, 
     project.runpytest_subprocess(*SUBPROCESS).assert_outcomes(passed=4)
     assert len(recording_env.served) == served
     modules = set(json.loads((project.path / "modules.json").read_text()))
-    assert "pytest_tokenbudget.replay" in modules
+    assert "pytest_tokenbudget.capture.replay" in modules
     assert "vcr" not in modules
     assert report_of(project)["endpoints"]["chat"]["recorders"] == ["pytest-tokenbudget"]
 

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from project_files import CASES, CONFIG, ROOT
 
-from pytest_tokenbudget.cli import main
+from pytest_tokenbudget.cli.main import main
 
 FUZZ = settings(
     max_examples=40,

@@ -64,7 +64,7 @@ def pytest_tokenbudget_price(model):
 def pytest_tokenbudget_parse_usage(exchange):
     if not exchange.url.endswith("/gateway/generate"):
         return None
-    from pytest_tokenbudget.usage import Call, Usage
+    from pytest_tokenbudget.providers.usage import Call, Usage
     meter = json.loads(exchange.body)["meter"]
     return [Call("acme", "messages", "acme-proxy-1",
                  Usage(input_tokens=meter["tokens_in"], output_tokens=meter["tokens_out"]))]

@@ -22,17 +22,17 @@ from hypothesis import strategies as st
 from project_files import APP
 from test_diff import BASE, HEAD, budget, case, to_html
 
-from pytest_tokenbudget import report_file
-from pytest_tokenbudget.analyze import _yaml_str
-from pytest_tokenbudget.annotations import github_annotations, gitlab_code_quality
-from pytest_tokenbudget.cli import main
-from pytest_tokenbudget.diff import check_report, compare, load_report
+from pytest_tokenbudget.report import reader as report_file
+from pytest_tokenbudget.cli.analyze import _yaml_str
+from pytest_tokenbudget.ci.annotations import github_annotations, gitlab_code_quality
+from pytest_tokenbudget.cli.main import main
+from pytest_tokenbudget.report.diff import check_report, compare, load_report
 from pytest_tokenbudget.errors import ReportError
-from pytest_tokenbudget.html_report import render_html
-from pytest_tokenbudget.markdown import MARKER, render_markdown
+from pytest_tokenbudget.report.html import render_html
+from pytest_tokenbudget.report.markdown import MARKER, render_markdown
 from pytest_tokenbudget.plain_text import one_line, safe_line
-from pytest_tokenbudget.report import report_from_json
-from pytest_tokenbudget.table import render_findings, render_table, render_verdict
+from pytest_tokenbudget.report.model import report_from_json
+from pytest_tokenbudget.report.table import render_findings, render_table, render_verdict
 
 INJECTION = "\n::add-mask::hunter2\r::error file=x.py::forged\x1b[2K ##[stop-commands]tok"
 MARKUP = '<img src=x onerror="alert(1)"> <script>alert(2)</script> @octocat [x](https://evil.example) |a|'

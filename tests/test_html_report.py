@@ -23,18 +23,18 @@ import pytest
 import yaml
 from project_files import copy_example
 
-from pytest_tokenbudget.html_report import distribution_svg, nice_step, render_html
-from pytest_tokenbudget.pricing import PriceBook
-from pytest_tokenbudget.report import (
+from pytest_tokenbudget.report.html import distribution_svg, nice_step, render_html
+from pytest_tokenbudget.pricing.prices import PriceBook
+from pytest_tokenbudget.report.model import (
     BudgetCheck,
     EndpointReport,
     EndpointResult,
     Report,
     build_report,
 )
-from pytest_tokenbudget.samples import Sample
-from pytest_tokenbudget.stats import endpoint_stats
-from pytest_tokenbudget.usage import Usage
+from pytest_tokenbudget.measure.samples import Sample
+from pytest_tokenbudget.measure.stats import endpoint_stats
+from pytest_tokenbudget.providers.usage import Usage
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support_bot"

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from project_files import PLAIN_APP
 
-from pytest_tokenbudget.analyze import analyze
-from pytest_tokenbudget.counting import CACHE_SCHEMA, CountCache, count_sync
+from pytest_tokenbudget.cli.analyze import analyze
+from pytest_tokenbudget.capture.counting import CACHE_SCHEMA, CountCache, count_sync
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.usage import Exchange, load_cassette_file, parse_exchange, token_count
+from pytest_tokenbudget.providers.usage import Exchange, load_cassette_file, parse_exchange, token_count
 
 MESSAGES = "https://api.anthropic.com/v1/messages"
 CHAT = "https://api.openai.com/v1/chat/completions"
@@ -484,7 +484,7 @@ def test_a_status_code_that_is_no_number_fails_its_case_only(recorded, code):
 def test_a_bad_committed_count_fails_its_case_only(recorded):
     """Replay measures a changed prompt by the counts committed in token_counts.json: a count
     there that is no count fails that case, naming the file and the field, never a 0."""
-    from pytest_tokenbudget.counting import count_key
+    from pytest_tokenbudget.capture.counting import count_key
 
     question = "What is a token, in one line?"
     cases = recorded.path / "cases.yml"

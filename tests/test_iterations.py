@@ -22,12 +22,12 @@ import pytest
 import yaml
 from project_files import PLAIN_APP
 
-from pytest_tokenbudget.analyze import analyze, group
-from pytest_tokenbudget.cache_doctor import Doctor, diagnose_case
-from pytest_tokenbudget.pricing import PriceBook
-from pytest_tokenbudget.samples import Sample, case_samples
-from pytest_tokenbudget.stats import endpoint_stats
-from pytest_tokenbudget.usage import (
+from pytest_tokenbudget.cli.analyze import analyze, group
+from pytest_tokenbudget.cache.doctor import Doctor, diagnose_case
+from pytest_tokenbudget.pricing.prices import PriceBook
+from pytest_tokenbudget.measure.samples import Sample, case_samples
+from pytest_tokenbudget.measure.stats import endpoint_stats
+from pytest_tokenbudget.providers.usage import (
     ITERATION,
     Exchange,
     Usage,

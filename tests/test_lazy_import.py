@@ -14,7 +14,7 @@ import sys
 from importlib.metadata import entry_points
 
 HEAVY = ("anthropic", "vcr", "jsonschema", "httpx2", "yaml")
-LIGHT = ("plugin", "modes", "stash", "hookspec", "invocation")  # what an inert run loads
+LIGHT = ("plugin", "plugin.hooks", "modes", "plugin.stash", "hookspec", "plugin.rootdir")  # an inert run
 
 
 def _heavy(modules: list[str]) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from project_files import APP, CONFIG, TEST, record, report_of
 
-from pytest_tokenbudget import atomic
+from pytest_tokenbudget.files import atomic
 
 RUN = ("--token-budget", "-p", "no:cacheprovider")
 

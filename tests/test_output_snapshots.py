@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tokenbudget import price_source
-from pytest_tokenbudget.config import load_config
-from pytest_tokenbudget.markdown import render_markdown
-from pytest_tokenbudget.samples import CaseRun, Sample
-from pytest_tokenbudget.session import BudgetRun, Options
-from pytest_tokenbudget.table import render_findings, render_table, render_verdict
-from pytest_tokenbudget.usage import Usage
+from pytest_tokenbudget.pricing import source as price_source
+from pytest_tokenbudget.config.budgets import load_config
+from pytest_tokenbudget.report.markdown import render_markdown
+from pytest_tokenbudget.measure.samples import CaseRun, Sample
+from pytest_tokenbudget.measure.run import BudgetRun, Options
+from pytest_tokenbudget.report.table import render_findings, render_table, render_verdict
+from pytest_tokenbudget.providers.usage import Usage
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
 

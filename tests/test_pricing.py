@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from pytest_tokenbudget.errors import PricingError
-from pytest_tokenbudget.pricing import PriceBook, pricing_snippet, source_name
-from pytest_tokenbudget.usage import Usage
+from pytest_tokenbudget.pricing.prices import PriceBook, pricing_snippet, source_name
+from pytest_tokenbudget.providers.usage import Usage
 
 USAGE = Usage(
     input_tokens=1000,

@@ -8,9 +8,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_tokenbudget.config import BUDGET_KEYS, load_config
+from pytest_tokenbudget.config.budgets import BUDGET_KEYS, load_config
 from pytest_tokenbudget.errors import TokenBudgetError
-from pytest_tokenbudget.usage import load_cassette_file
+from pytest_tokenbudget.providers.usage import load_cassette_file
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -120,7 +120,7 @@ def test_any_text_as_cassette_parses_or_names_the_file(tmp_path, text):
                                                        "version": st.one_of(st.integers(0, 3), scalars),
                                                        "endpoints": json_like})))  # fmt: skip
 def test_any_baseline_loads_or_names_the_file(tmp_path, data):
-    from pytest_tokenbudget.diff import load_report
+    from pytest_tokenbudget.report.diff import load_report
 
     path = tmp_path / "report.json"
     path.write_text(json.dumps(data))

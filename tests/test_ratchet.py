@@ -19,8 +19,8 @@ import yaml
 from project_files import copy_example
 
 from pytest_tokenbudget import cli
-from pytest_tokenbudget.config import BUDGET_KEYS
-from pytest_tokenbudget.ratchet import Change, Plan, Written, number_text, plan_update, render
+from pytest_tokenbudget.config.budgets import BUDGET_KEYS
+from pytest_tokenbudget.report.ratchet import Change, Plan, Written, number_text, plan_update, render
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support_bot"

@@ -20,8 +20,8 @@ import pytest
 import yaml
 
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.recorders import NotACassetteError, read_recording
-from pytest_tokenbudget.usage import exchanges_from_cassette, load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.recorders import NotACassetteError, read_recording
+from pytest_tokenbudget.providers.usage import exchanges_from_cassette, load_cassette_file, parse_exchange
 
 CASSETTES = Path(__file__).parent / "data" / "cassettes"
 THINKING_STREAM = "test_anthropic_model_thinking_part_redacted_stream"
@@ -422,7 +422,7 @@ CONVERSE_STREAM = (
 
 
 def _exchange_of(url: str, body: bytes, content_type: str = "application/vnd.amazon.eventstream"):
-    from pytest_tokenbudget.recorders import Exchange
+    from pytest_tokenbudget.providers.recorders import Exchange
 
     return Exchange("POST", url, b"{}", 200, {"content-type": [content_type]}, body)
 

@@ -15,7 +15,7 @@ import pytest
 from project_files import CONFIG, copy_example, record
 
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.replay import RecordedRequest, Recording
+from pytest_tokenbudget.capture.replay import RecordedRequest, Recording
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support_bot"
@@ -196,7 +196,7 @@ interactions:
 def _as_yaml_load_reads(path: Path) -> list:
     import yaml
 
-    from pytest_tokenbudget import replay
+    from pytest_tokenbudget.capture import replay
 
     document = yaml.load(path.read_text(encoding="utf-8"), Loader=replay._loader())
     return [replay._interaction(item) for item in document["interactions"]]
@@ -230,7 +230,7 @@ def test_every_cassette_in_the_repository_reads_as_yaml_load_reads_it():
 def test_request_headers_are_cut_before_parsing_and_nothing_else_changes():
     """Replay never reads request headers (it matches on method, URL and body): in vcrpy's
     layout their lines are cut before libyaml builds its nodes, and the rest reads alike."""
-    from pytest_tokenbudget import replay
+    from pytest_tokenbudget.capture import replay
 
     example = [p for p in CASSETTES if "examples" in p.parts]
     assert example

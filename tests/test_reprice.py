@@ -141,9 +141,9 @@ def test_the_option_changes_no_verdict(project, recording_env):
 
 def test_a_report_reader_type_checks_reprice_and_renders_it_escaped():
     from pytest_tokenbudget.errors import ReportError
-    from pytest_tokenbudget.markdown import render_markdown
-    from pytest_tokenbudget.report import report_from_json
-    from pytest_tokenbudget.report_file import check_report
+    from pytest_tokenbudget.report.markdown import render_markdown
+    from pytest_tokenbudget.report.model import report_from_json
+    from pytest_tokenbudget.report.reader import check_report
 
     reprice = {"model": "claude-haiku-4-5", "cost_per_request_usd": 0.0012,
                "monthly_cost_usd": 72.0, "input_tokens_p95": 900, "input_exact": False,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from project_files import record, report_of
 
-from pytest_tokenbudget.invocation import misplaced_rootdir
+from pytest_tokenbudget.plugin.rootdir import misplaced_rootdir
 
 INI = "[pytest]\naddopts = -p no:cacheprovider\n"
 

@@ -17,8 +17,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pytest_tokenbudget.config import load_config, schema_path
-from pytest_tokenbudget.schema_proof import _ANNOTATIONS, _KEYWORDS, proven_valid
+from pytest_tokenbudget.config.budgets import load_config, schema_path
+from pytest_tokenbudget.config.schema_proof import _ANNOTATIONS, _KEYWORDS, proven_valid
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = json.loads(schema_path().read_text(encoding="utf-8"))
@@ -213,7 +213,7 @@ def test_a_run_with_a_valid_budget_file_does_not_import_jsonschema(tmp_path):
     good = tmp_path / "good.yml"
     good.write_text("endpoints:\n  chat:\n    max_input_tokens_p95: 10\n", encoding="utf-8")
     code = (
-        "import sys; from pytest_tokenbudget.config import load_config; "
+        "import sys; from pytest_tokenbudget.config.budgets import load_config; "
         f"load_config({str(good)!r}); print('jsonschema' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}

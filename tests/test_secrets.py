@@ -17,10 +17,11 @@ from emulator import Emulator, event_stream_frame
 from vcr.request import Request
 from vcr.serializers import yamlserializer
 
-from pytest_tokenbudget import bedrock, scrub
-from pytest_tokenbudget.capture import _persister, _scrub_request, _scrub_response
+from pytest_tokenbudget.providers import bedrock
+from pytest_tokenbudget.providers import scrub
+from pytest_tokenbudget.capture.recording import _persister, _scrub_request, _scrub_response
 from pytest_tokenbudget.errors import SecretError
-from pytest_tokenbudget.scrub import is_credential_name, scrub_headers, scrub_text, scrub_url
+from pytest_tokenbudget.providers.scrub import is_credential_name, scrub_headers, scrub_text, scrub_url
 
 KEY = "sk-ant-api03-" + "b0dyKeyMaterial" * 4  # key-shaped: found by shape, not by name
 MESSAGES = "http://127.0.0.1:9/v1/messages"
@@ -148,7 +149,7 @@ def test_a_key_split_across_streamed_deltas_is_refused():
 
 def test_a_case_id_holding_a_key_is_refused(tmp_path, monkeypatch, capsys):
     """A case id names a committed cassette file and appears in every report."""
-    from pytest_tokenbudget.cli import main
+    from pytest_tokenbudget.cli.main import main
 
     (tmp_path / "token_budgets.yml").write_text(
         "endpoints:\n  chat:\n    max_input_tokens_p95: 100\n    cases: cases.yml\n"
@@ -433,7 +434,7 @@ def test_an_endpoint_named_risk_assessment_is_reported_and_commented(
     anchored at a word start, no report was written and the comment body was refused."""
     from github_stub import TOKEN, GitHubStub, without_proxies
 
-    from pytest_tokenbudget.cli import main
+    from pytest_tokenbudget.cli.main import main
 
     name = "risk-assessment-summary"
     pytester.makefile(".yml", token_budgets=BUDGETS.replace("  e:", f"  {name}:"))

@@ -74,7 +74,7 @@ def test_a_surviving_secret_refuses_the_write(tmp_path):
     from vcr.request import Request
     from vcr.serializers import yamlserializer
 
-    from pytest_tokenbudget.capture import _persister
+    from pytest_tokenbudget.capture.recording import _persister
     from pytest_tokenbudget.errors import SecretError
 
     path = tmp_path / "c.yaml"
@@ -328,7 +328,7 @@ _KEYISH = st.text(alphabet=st.sampled_from("skant-_BearIQoJAKSbdrockpiy29.z+/= \
 def test_the_openings_prefilter_never_hides_a_key(before, key, after, noise):
     """find_secret skips its search when no key opening is in the text: that must never
     skip a text the search would flag (every key shape opens with a literal)."""
-    from pytest_tokenbudget.scrub import _SECRET, find_secret, scrub_text
+    from pytest_tokenbudget.providers.scrub import _SECRET, find_secret, scrub_text
 
     for text in (before + key + after, noise, before + noise + after):
         if _SECRET.search(text):
@@ -340,7 +340,7 @@ def test_the_openings_prefilter_never_hides_a_key(before, key, after, noise):
 
 
 def test_every_key_shape_has_an_example():
-    from pytest_tokenbudget.scrub import _KEY_SHAPES
+    from pytest_tokenbudget.providers.scrub import _KEY_SHAPES
 
     assert {opening for _, opening, _ in _KEY_SHAPES} == {
         next(o for _, o, _ in _KEY_SHAPES if key.startswith(o)) for key in KEYS.values()

@@ -3,10 +3,10 @@ from fractions import Fraction
 import pytest
 
 from pytest_tokenbudget.errors import PricingError
-from pytest_tokenbudget.pricing import PriceBook, source_name
-from pytest_tokenbudget.samples import Sample
-from pytest_tokenbudget.stats import endpoint_stats, nearest_rank
-from pytest_tokenbudget.usage import Usage
+from pytest_tokenbudget.pricing.prices import PriceBook, source_name
+from pytest_tokenbudget.measure.samples import Sample
+from pytest_tokenbudget.measure.stats import endpoint_stats, nearest_rank
+from pytest_tokenbudget.providers.usage import Usage
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_figures_equal_the_per_sample_computation(seed):
 
 
 def test_tests_in_any_order_sort_as_a_serial_run_collects_them():
-    from pytest_tokenbudget.samples import case_samples, in_test_order
+    from pytest_tokenbudget.measure.samples import case_samples, in_test_order
 
     samples = _random_samples(3)
     reference = sorted(samples, key=lambda s: (s.test_id, s.index))  # the old sort, per sample

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from project_files import record, report_of
 
-from pytest_tokenbudget.pricing import source_name
+from pytest_tokenbudget.pricing.prices import source_name
 
 SNIPPET = [
     "*  pricing:",
@@ -26,7 +26,7 @@ endpoints:
 
 RECORDING_TEST = """\
 import pytest
-from pytest_tokenbudget.usage import Usage
+from pytest_tokenbudget.providers.usage import Usage
 
 
 @pytest.mark.token_budget("chat")
@@ -213,7 +213,7 @@ endpoints:
 
 OTHER_TEST = """\
 import pytest
-from pytest_tokenbudget.usage import Usage
+from pytest_tokenbudget.providers.usage import Usage
 
 
 @pytest.mark.token_budget("other")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.usage import (
+from pytest_tokenbudget.providers.usage import (
     Exchange,
     Usage,
     decode_body,

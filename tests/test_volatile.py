@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_tokenbudget.prompt import block_of, breakpoints, prompt_blocks
-from pytest_tokenbudget.volatile import mask, volatile_spans
+from pytest_tokenbudget.cache.prompt import block_of, breakpoints, prompt_blocks
+from pytest_tokenbudget.cache.volatile import mask, volatile_spans
 
 DATA = Path(__file__).parent / "data" / "cassettes" / "anthropic"
 

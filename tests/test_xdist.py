@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from project_files import record
 
-from pytest_tokenbudget.cache_doctor import Doctor
+from pytest_tokenbudget.cache.doctor import Doctor
 
 
 def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatch):
@@ -33,10 +33,10 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     tuples, dicts, strings, numbers), and the controller's figures are the serial ones."""
     import json
 
-    from pytest_tokenbudget.config import load_config
-    from pytest_tokenbudget.samples import CaseRun
-    from pytest_tokenbudget.session import BudgetRun, Options
-    from pytest_tokenbudget.usage import Call, Usage
+    from pytest_tokenbudget.config.budgets import load_config
+    from pytest_tokenbudget.measure.samples import CaseRun
+    from pytest_tokenbudget.measure.run import BudgetRun, Options
+    from pytest_tokenbudget.providers.usage import Call, Usage
 
     path = tmp_path / "token_budgets.yml"
     path.write_text("endpoints:\n  ep:\n    max_input_tokens_p95: 100\n    requests_per_day: 10\n")

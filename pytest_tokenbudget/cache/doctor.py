@@ -1,0 +1,557 @@
+"""The prompt-cache doctor: what keeps the prompt cache from working, and where.
+
+Findings come from three places: a replayed request that differs from its
+recording only in volatile values (cache/volatile.py), the requests of one endpoint
+compared with each other, and each request's breakpoints (count, minimum
+length). A finding is data; whether it fails the run is the endpoint's
+`cache_lint` setting.
+
+Findings do not depend on the order calls arrive in (under pytest-xdist, the order
+workers finish): calls are compared and findings merged in test order (test id, then
+the call's place in its test), so a parallel run finds exactly what a serial one does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from pytest_tokenbudget.cache.prompt import (
+    MAX_BREAKPOINTS,
+    Memo,
+    PromptBlock,
+    block_of,
+    breakpoints,
+    prompt_blocks,
+    string_leaves,
+)
+from pytest_tokenbudget.cache.volatile import Span, masked, volatile_pattern
+
+FIX_MOVE = "move the value after the last breakpoint, e.g. into the user turn"
+CODES = {
+    "volatile-prefix": "error",
+    "volatile-after-breakpoint": "note",
+    "prefix-below-minimum": "error",
+    "too-many-breakpoints": "error",
+    "breakpoint-never-read": "warning",
+}
+
+
+@dataclass(frozen=True)
+class CacheFinding:
+    code: str
+    endpoint: str
+    where: str  # the path in the request: "system[0].text", "tools[3]"
+    message: str  # one line, names the values and the cases
+    fix: str
+    cases: tuple[str, ...] = ()
+
+    @property
+    def level(self) -> str:
+        return CODES[self.code]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code, "level": self.level, "endpoint": self.endpoint,
+            "where": self.where, "cases": list(self.cases), "message": self.message,
+            "fix": self.fix,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CacheFinding:
+        return cls(
+            data["code"], data["endpoint"], data["where"], data["message"], data["fix"],
+            tuple(data["cases"]),
+        )  # fmt: skip
+
+
+def _quote(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:37] + "...")
+
+
+def _breakpoint_path(request: dict[str, Any]) -> str:
+    blocks = prompt_blocks(request)
+    points = breakpoints(blocks)
+    return blocks[points[-1]].path if points else "none"
+
+
+def span_findings(
+    endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any] | None, *,
+    against: str, last: str = "",
+) -> list[CacheFinding]:  # fmt: skip
+    """Findings for volatile values; `against` says what they were compared with; `last`:
+    the request's last breakpoint, when the request itself is not at hand."""
+    out = []
+    last = _breakpoint_path(request) if request is not None else last
+    for span in spans:
+        values = f"{_quote(span.before)} {against}, {_quote(span.after)} now"
+        if span.in_cached_prefix:
+            message = (
+                f"{span.path} at character {span.offset} changes between requests ({values}), "
+                f"inside the cached prefix (breakpoint at {last}): every request misses the "
+                "cache and pays for the whole prefix"
+            )
+            out.append(
+                CacheFinding("volatile-prefix", endpoint, span.path, message, FIX_MOVE, (case_id,))
+            )
+        else:
+            message = (
+                f"{span.path} at character {span.offset} changes between requests ({values}), "
+                "after the last cache breakpoint: harmless for the cache"
+            )
+            out.append(
+                CacheFinding(
+                    "volatile-after-breakpoint", endpoint, span.path, message, "", (case_id,)
+                )
+            )
+    return out
+
+
+Order = tuple[str, int]  # (test id, the call's place in its test): test order
+
+
+class RawFinding(NamedTuple):
+    """A finding as one call gave it, with where that call is in test order."""
+
+    order: Order
+    finding: CacheFinding
+
+
+VolatileValues = dict[str, tuple[bool, tuple[tuple[int, str], ...]]]
+
+
+@dataclass
+class _Variant:
+    """One distinct prefix among the requests that differ only in volatile values.
+
+    Its request is kept only while it is the only variant of its group; once there are two
+    it is reduced to its volatile values (path -> in the cached prefix?, (offset, value)...),
+    all that comparing two variants needs (volatile.volatile_spans, from both sides)."""
+
+    first: tuple[str, int, str]  # (test id, index, case id) of its earliest call
+    cases: dict[str, None]  # every case it was seen in (an ordered set)
+    request: dict[str, Any] | None
+    values: VolatileValues | None = None
+    last: str = ""  # its last breakpoint's path
+
+    def volatile(self) -> VolatileValues:
+        """Its volatile values; from here on the request is no longer kept."""
+        if self.values is None:
+            self.values, self.last = _volatile_values(self.request or {})
+            self.request = None
+        return self.values
+
+    def to_wire(self) -> list[Any]:
+        values = (
+            None
+            if self.values is None
+            else [[p, c, [list(m) for m in v]] for p, (c, v) in self.values.items()]
+        )
+        return [list(self.first), list(self.cases), self.request, values, self.last]
+
+    @classmethod
+    def from_wire(cls, data: list[Any]) -> _Variant:
+        first, cases, request, values, last = data
+        return cls(
+            (first[0], first[1], first[2]), dict.fromkeys(cases), request,
+            None if values is None else
+            {p: (c, tuple((m[0], m[1]) for m in v)) for p, c, v in values},
+            last,
+        )  # fmt: skip
+
+
+def _volatile_values(prefix: dict[str, Any]) -> tuple[VolatileValues, str]:
+    """Every volatile value of the prefix by path, as volatile_spans finds them; and the
+    path of its last breakpoint."""
+    blocks = prompt_blocks(prefix)
+    points = breakpoints(blocks)
+    last = points[-1] if points else -1
+    pattern = volatile_pattern()
+    out: VolatileValues = {}
+    for path, text in string_leaves(prefix):
+        found = tuple((m.start(), m.group()) for m in pattern.finditer(text))
+        if found:
+            index = block_of(path, blocks)
+            out[path] = (index is not None and index <= last, found)
+    return out, blocks[last].path if points else "none"
+
+
+def _spans(before: VolatileValues, after: VolatileValues) -> list[Span]:
+    """The values by which two variants of one prefix differ (they are equal once masked,
+    so each string has as many volatile values on both sides)."""
+    spans = []
+    for path, (cached, now) in after.items():
+        was = before.get(path, (False, ()))[1]
+        for (_, old), (offset, new) in zip(was, now):
+            if old != new:
+                spans.append(Span(path, offset, old, new, cached))
+    return spans
+
+
+class PromptSeen(NamedTuple):
+    """What the doctor keeps of one Messages call: its blocks, for comparing prefixes.
+    One per call, kept to the end of the run: immutable, with no list of its own."""
+
+    endpoint: str
+    case_id: str
+    model: str
+    blocks: tuple[PromptBlock, ...]
+    whole_input_tokens: int
+    test_id: str = ""
+    index: int = 0  # the call's place among its test's exchanges
+    kinds: tuple[str, ...] = ()  # each block's type, for the lookback window
+    recorded: tuple[int, int, int] | None = None  # (read, 5m, 1h) as recorded; None: stale
+
+
+@dataclass
+class Doctor:
+    """Collects findings and prompts during the run; `findings()` merges them by place."""
+
+    raw: list[RawFinding] = field(default_factory=list)
+    prompts: list[PromptSeen] = field(default_factory=list)
+    # per (endpoint, model, masked prefix): its distinct prefixes, by their blocks' keys.
+    # The one first in test order is what the others are compared with (findings()).
+    _variants: dict[tuple[str, str, str], dict[tuple[str, ...], _Variant]] = field(
+        default_factory=dict
+    )
+    # per endpoint: the prompt parts seen last and what was derived from them (prompt.Memo).
+    # Kept across cases, not only within one: an endpoint's cases share their tools and
+    # system prompt, so those are canonicalized and masked once per run, not once per case.
+    _memos: dict[str, Memo] = field(default_factory=dict)
+
+    def memo(self, endpoint: str) -> Memo:
+        return self._memos.setdefault(endpoint, {})
+
+    def add_call(
+        self, endpoint: str, case_id: str, request: dict[str, Any], whole_input_tokens: int,
+        minimum: int, known_prefix: int = 0, *, test_id: str = "", index: int = 0,
+        recorded: tuple[int, int, int] | None = None, memo: Memo | None = None,
+        may_cache: bool = True,
+    ) -> None:  # fmt: skip
+        """One Messages call as sent; `known_prefix`: its recorded cache reads + writes;
+        `memo`: the endpoint's prompt parts seen so far (prompt.prompt_blocks);
+        `may_cache` False: the request has no cache_control anywhere, so it neither writes
+        nor reads the cache, and its prompt is not split (kept with no blocks)."""
+        from pytest_tokenbudget.cache.simulation import block_kinds
+
+        if not may_cache:
+            model = str(request.get("model", ""))
+            self.prompts.append(PromptSeen(
+                endpoint, case_id, model, (), whole_input_tokens, test_id, index, (), recorded,
+            ))  # fmt: skip
+            return
+        blocks = prompt_blocks(request, memo)
+        points = breakpoints(blocks)
+        model = str(request.get("model", ""))
+        order = (test_id, index)
+        if len(points) > MAX_BREAKPOINTS:
+            self.raw.append(RawFinding(order, CacheFinding(
+                "too-many-breakpoints", endpoint, blocks[points[MAX_BREAKPOINTS]].path,
+                f"{len(points)} cache_control breakpoints; the API accepts at most "
+                f"{MAX_BREAKPOINTS} and rejects the request",
+                f"keep at most {MAX_BREAKPOINTS}: one after the tools, one after the system "
+                "prompt, one or two on the conversation", (case_id,),
+            )))  # fmt: skip
+        if points:
+            if not known_prefix:  # a recorded cache read or write proves the length enough
+                self._below_minimum(
+                    endpoint, case_id, model, blocks, points, whole_input_tokens, minimum, order
+                )
+            self._across_requests(
+                endpoint, (test_id, index, case_id), model, request, blocks, points, memo
+            )
+        kinds = block_kinds(blocks)
+        self.prompts.append(PromptSeen(
+            endpoint, case_id, model, tuple(blocks), whole_input_tokens, test_id, index, kinds,
+            recorded,
+        ))  # fmt: skip
+
+    def _below_minimum(
+        self, endpoint: str, case_id: str, model: str, blocks: list[PromptBlock],
+        points: list[int], whole: int, minimum: int, order: Order,
+    ) -> None:  # fmt: skip
+        from pytest_tokenbudget.cache.simulation import estimate_cumulative
+
+        cumulative = estimate_cumulative(blocks, whole)
+        longest = points[-1]
+        tokens = cumulative[longest]
+        if tokens >= minimum:
+            return
+        exact = "" if longest == len(blocks) - 1 else "about "
+        self.raw.append(RawFinding(order, CacheFinding(
+            "prefix-below-minimum", endpoint, blocks[longest].path,
+            f"the prefix up to the breakpoint at {blocks[longest].path} is {exact}{tokens:,} "
+            f"tokens, below {model}'s minimum cacheable length of {minimum:,}: the API caches "
+            "nothing and says nothing",
+            f"put the breakpoint after at least {minimum:,} tokens of stable prefix (tools and "
+            "system prompt together), or drop it", (case_id,),
+        )))  # fmt: skip
+
+    def _across_requests(
+        self, endpoint: str, first: tuple[str, int, str], model: str, request: dict[str, Any],
+        blocks: list[PromptBlock], points: list[int], memo: Memo | None,
+    ) -> None:  # fmt: skip
+        """Group the prefix with those equal to it once masked; compared in findings()."""
+        keys = tuple(b.key for b in blocks[: points[-1] + 1])
+        prefix = _prefix_only(request, blocks, points)
+        group = (endpoint, model, _masked_digest(prefix, {} if memo is None else memo))
+        seen = self._variants.get(group, {}).get(keys)
+        if seen is None:
+            self._add_variant(group, keys, _Variant(first, {first[2]: None}, prefix))
+        else:  # the usual case: a prefix seen before (only one object less per call)
+            seen.cases[first[2]] = None
+            seen.first = min(seen.first, first)
+
+    def _add_variant(
+        self, group: tuple[str, str, str], keys: tuple[str, ...], variant: _Variant
+    ) -> None:
+        variants = self._variants.setdefault(group, {})
+        seen = variants.get(keys)
+        if seen is not None:  # the same prefix again: one more case, maybe an earlier call
+            seen.cases.update(variant.cases)
+            seen.first = min(seen.first, variant.first)
+            return
+        variants[keys] = variant
+        if len(variants) > 1:  # to be compared: keep only their volatile values
+            for each in variants.values():
+                each.volatile()
+
+    def _compared(self) -> list[RawFinding]:
+        """Each distinct prefix compared with its group's first in test order."""
+        out: list[RawFinding] = []
+        for (endpoint, _model, _digest), variants in self._variants.items():
+            if len(variants) < 2:
+                continue
+            ordered = sorted(variants.values(), key=lambda v: v.first)
+            reference, others = ordered[0], ordered[1:]
+            first_case = reference.first[2]
+            for variant in others:
+                spans = _spans(reference.volatile(), variant.volatile())
+                cached = [s for s in spans if s.in_cached_prefix]
+                found = span_findings(
+                    endpoint, variant.first[2], cached, None, against=f"in case {first_case}",
+                    last=variant.last,
+                )  # fmt: skip
+                cases = tuple(dict.fromkeys((first_case, *sorted(variant.cases))))
+                out.extend(RawFinding(variant.first[:2], replace(f, cases=cases)) for f in found)
+        return out
+
+    def add_replay_spans(
+        self, endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any],
+        *, test_id: str = "", index: int = 0,
+    ) -> None:  # fmt: skip
+        found = span_findings(endpoint, case_id, spans, request, against="recorded")
+        self.raw.extend(RawFinding((test_id, index), f) for f in found)
+
+    def findings(self) -> list[CacheFinding]:
+        """One finding per (code, endpoint, place), naming every case it was seen in; its
+        message is the one of the call first in test order, whatever order calls came in."""
+        merged: dict[tuple[str, str, str], CacheFinding] = {}
+        raw = sorted([*self.raw, *self._compared()], key=lambda r: r.order)  # stable
+        for finding in [*(r.finding for r in raw), *_never_read(self.prompts)]:
+            key = (finding.code, finding.endpoint, finding.where)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = finding
+            else:
+                cases = tuple(sorted(set(seen.cases + finding.cases)))
+                merged[key] = CacheFinding(
+                    seen.code, seen.endpoint, seen.where, seen.message, seen.fix, cases
+                )
+        order = {code: i for i, code in enumerate(CODES)}
+        return sorted(merged.values(), key=lambda f: (f.endpoint, order[f.code], f.where))
+
+    # -- xdist -------------------------------------------------------------------------
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "findings": [[list(r.order), r.finding.to_dict()] for r in self.raw],
+            "prompts": [
+                [p.endpoint, p.case_id, p.model,
+                 [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
+                 p.whole_input_tokens, p.test_id, p.index, list(p.kinds),
+                 list(p.recorded) if p.recorded is not None else None]
+                for p in self.prompts
+            ],
+            "variants": [[list(group), list(keys), variant.to_wire()]
+                         for group, variants in self._variants.items()
+                         for keys, variant in variants.items()],
+        }  # fmt: skip
+
+    def merge_wire(self, data: dict[str, Any]) -> None:
+        """A worker's findings, prompts and prefixes, to be merged in test order."""
+        self.raw.extend(
+            RawFinding((order[0], order[1]), CacheFinding.from_dict(f))
+            for order, f in data.get("findings", [])
+        )
+        for (
+            endpoint,
+            case_id,
+            model,
+            blocks,
+            whole,
+            test_id,
+            index,
+            kinds,
+            recorded,
+        ) in data.get("prompts", []):
+            self.prompts.append(PromptSeen(
+                endpoint, case_id, model, tuple(PromptBlock(*b) for b in blocks), whole,
+                test_id, index, tuple(kinds), tuple(recorded) if recorded is not None else None,
+            ))  # fmt: skip
+        for group, keys, variant in data.get("variants", []):
+            self._add_variant(tuple(group), tuple(keys), _Variant.from_wire(variant))
+
+
+def _prefix_only(request: dict[str, Any], blocks: list[PromptBlock], points: list[int]) -> dict:
+    """The request cut after its last breakpoint's block: what the cache key covers.
+
+    A top-level cache_control (automatic caching) is kept: it is where the breakpoint is.
+    """
+    last = blocks[points[-1]].path
+    cut: dict[str, Any] = {"model": request.get("model")}
+    for key in ("tools", "system", "cache_control"):
+        if key in request:
+            cut[key] = request[key]
+    found = _MESSAGE_BLOCK.fullmatch(last)
+    if found:
+        i = int(found["message"])
+        messages = list(request["messages"][: i + 1])
+        if found["part"] is not None:  # a content list: up to the breakpoint's part
+            messages[i] = {
+                **messages[i],
+                "content": messages[i]["content"][: int(found["part"]) + 1],
+            }
+        cut["messages"] = messages
+    return cut
+
+
+_MESSAGE_BLOCK = re.compile(r"messages\[(?P<message>\d+)\]\.content(?:\[(?P<part>\d+)\])?")
+
+
+def _masked_digest(prefix: dict[str, Any], memo: dict[Any, Any]) -> str:
+    """A digest of the prefix with its volatile values masked: equal for requests that
+    differ only in those. Each distinct part is masked once (`memo`, as in cache/prompt.py):
+    an agent's prefix repeats its history, cases share their system prompt, and masking
+    is regular expressions over it."""
+    parts = [(k, v) for k, v in prefix.items() if k != "messages"]
+    parts += list(enumerate(prefix.get("messages") or []))
+    digests = []
+    for key, value in parts:
+        seen = memo.get(("masked", key))
+        if seen is None or seen[0] != value:
+            text = json.dumps([key, masked(value)], sort_keys=True)
+            seen = memo[("masked", key)] = (value, hashlib.sha256(text.encode()).hexdigest())
+        digests.append(seen[1])
+    return hashlib.sha256(" ".join(digests).encode()).hexdigest()
+
+
+def in_test_order(prompts: Iterable[PromptSeen]) -> list[PromptSeen]:
+    """By test id, then by the call's place in its test: as a serial run sees them."""
+    return sorted(prompts, key=lambda p: (p.test_id, p.index))
+
+
+def _never_read(prompts: Iterable[PromptSeen]) -> list[CacheFinding]:
+    """Breakpoints whose prefix no later call of the endpoint (in test order) starts with:
+    written, never read."""
+    by_endpoint: dict[tuple[str, str], list[PromptSeen]] = {}
+    for seen in in_test_order(prompts):
+        by_endpoint.setdefault((seen.endpoint, seen.model), []).append(seen)
+    out = []
+    for (endpoint, _model), calls in by_endpoint.items():
+        lengths = {p + 1 for call in calls for p in breakpoints(call.blocks)}
+        last_with: dict[tuple[int, int], int] = {}  # (length, prefix hash) -> last call index
+        for i, call in enumerate(calls):
+            for n in lengths:
+                if n <= len(call.blocks):
+                    last_with[(n, hash(tuple(b.key for b in call.blocks[:n])))] = i
+        unread: dict[str, list[str]] = {}
+        used: set[str] = set()
+        for i, call in enumerate(calls):
+            for point in breakpoints(call.blocks):
+                prefix = (point + 1, hash(tuple(b.key for b in call.blocks[: point + 1])))
+                path = call.blocks[point].path
+                if last_with[prefix] > i:
+                    used.add(path)
+                else:
+                    unread.setdefault(path, []).append(call.case_id)
+        for path, cases in unread.items():
+            if path in used or len(cases) < 2:
+                continue
+            out.append(CacheFinding(
+                "breakpoint-never-read", endpoint, path,
+                f"the prefix up to the breakpoint at {path} differs in every call ({len(cases)} "
+                "calls): each one pays the cache-write premium and none reads it",
+                "move the breakpoint before the content that varies per request",
+                tuple(dict.fromkeys(cases)),
+            ))  # fmt: skip
+    return out
+
+
+def diagnose_case(
+    doctor: Doctor,
+    endpoint: str,
+    case_id: str,
+    exchanges: Sequence[tuple[Any, Sequence[Any]]],
+    volatile: dict[int, list[Span]],
+    minimum: Callable[[str], int],
+    test_id: str = "",
+) -> None:
+    """Hand one case's Anthropic Messages calls (exchange, parsed calls) to the doctor.
+
+    A call that compacted (``usage.iterations``) ran twice: its compaction step read the
+    request as sent, its message step only the summary. So the compaction step's usage
+    is the prompt the doctor sees, and a cache write or read recorded in any step of the
+    call's own model is evidence that its prefix is long enough to cache. An advisor's
+    steps read the advisor's own transcript: not this prefix.
+    """
+    from pytest_tokenbudget.providers.usage import ITERATION
+
+    memo = doctor.memo(endpoint)
+    for index, (exchange, calls) in enumerate(exchanges):
+        at = next(
+            (k for k, c in enumerate(calls) if c.kind == "messages" and c.provider == "anthropic"),
+            None,
+        )
+        if at is None:
+            continue
+        call = calls[at]
+        parts = []
+        for part in calls[at + 1 :]:
+            if part.kind != ITERATION:
+                break
+            parts.append(part)
+        try:
+            request = exchange.request_json
+        except RecursionError:  # nested deeper than json can read: no prompt to diagnose
+            continue
+        if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+            continue
+        stale = call.recounted  # re-counted now (count mode): the count is the prompt
+        compacted = [p.usage for p in parts if p.iteration == "compaction"]
+        usage = compacted[0] if compacted and not stale else call.usage
+        cached = usage.cache_write_tokens + usage.cache_read_tokens
+        # the call's own model's steps: compaction, the first sampling, later ones (message)
+        own = compacted + [p.usage for p in parts if p.iteration == "message"]
+        evidence = sum(u.cache_write_tokens + u.cache_read_tokens for u in own) + (
+            call.usage.cache_write_tokens + call.usage.cache_read_tokens
+        )
+        whole = usage.input_tokens + cached
+        model = str(request.get("model") or call.model)
+        recorded = (
+            None if stale else
+            (usage.cache_read_tokens, usage.cache_write_5m_tokens, usage.cache_write_1h_tokens)
+        )  # fmt: skip
+        doctor.add_call(
+            endpoint, case_id, request, whole, minimum(model), 0 if stale else evidence,
+            test_id=test_id, index=index, recorded=recorded, memo=memo,
+            # a substring search of the bytes sent, rather than a split of the whole prompt
+            may_cache=b"cache_control" in exchange.request_body,
+        )  # fmt: skip
+        if index in volatile:
+            doctor.add_replay_spans(
+                endpoint, case_id, volatile[index], request, test_id=test_id, index=index
+            )

@@ -1,0 +1,248 @@
+"""Findings on the lines of token_budgets.yml: GitHub workflow commands, GitLab Code Quality.
+
+Both take the run's `Report` (every failure: cases not measured, problems, broken
+budgets and, with a baseline, the comparison's regressions and warn-band growth), a
+report.json document (read as a Report), or a `Diff` alone (`tokenbudget diff`). A
+finding sits on the line of the budget key of its metric, or on the endpoint's line
+when it has no budget.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_tokenbudget import formatting as fmt
+from pytest_tokenbudget.measure.accounting import cause_lines, fix_command
+from pytest_tokenbudget.report.diff import BUDGET, REGRESSION, WARN, Diff
+from pytest_tokenbudget.plain_text import one_line, safe_line
+from pytest_tokenbudget.report.model import CASES, PROBLEM, UPDATE, Report, report_from_json
+
+MAX_PER_KIND = 10  # GitHub shows at most 10 error and 10 warning annotations per step
+MAX_LINE = 10**7  # a line number past this is not one of token_budgets.yml's
+MAX_DESCRIPTION = 2000  # characters of a GitLab finding's description; the rest is in the report
+MAX_NAME = 200  # characters of an endpoint or key in a title or check name
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # budget | regression | warn | cases | problem | update
+    severity: str  # error | warning
+    endpoint: str
+    key: str  # the budget key, or the metric when it has no budget
+    line: int | None
+    message: str
+
+
+Source = Report | dict[str, Any] | Diff
+
+
+def findings(source: Source) -> list[Finding]:
+    if isinstance(source, Diff):
+        return _diff_findings(source)
+    report = source if isinstance(source, Report) else report_from_json(source)
+    return _report_findings(report)
+
+
+def _report_findings(report: Report) -> list[Finding]:
+    """Every failure of the run; with a baseline, the comparison's rows say the budgets
+    and regressions (with the baseline's value) and add the warn band."""
+    out = []
+    for ep in report.endpoints:
+        for f in ep.failures:
+            if f.kind == CASES:  # why, which cases, and the command that fixes them
+                fix = fix_command(ep.unmeasured)
+                message = "; ".join([f.message, *cause_lines(ep.unmeasured)])
+                message += f". Fix: {fix}" if fix else ""
+                out.append(Finding(CASES, "error", ep.name, "cases", ep.line, message))
+            elif f.kind == PROBLEM:
+                out.append(Finding(PROBLEM, "error", ep.name, "problem", ep.line, f.message))
+        if report.diff is not None:
+            continue
+        for b in ep.budgets:
+            if b.ok is False:
+                message = (
+                    f"{b.metric} = {fmt.metric(b.metric, b.actual)} breaks "
+                    f"{b.key}: {fmt.metric(b.metric, b.limit)}" + _cases(b.drivers)
+                )
+                out.append(Finding(BUDGET, "error", ep.name, b.key, b.line, message))
+    if report.diff is not None:
+        out += _diff_findings(report.diff)
+    out += [
+        Finding(UPDATE, "error", "", "update", None, f.message)
+        for f in report.failures
+        if f.kind == UPDATE
+    ]
+    return out
+
+
+def _diff_findings(diff: Diff) -> list[Finding]:
+    out = []
+    for endpoint, m in diff.rows():
+        if m.status not in (BUDGET, REGRESSION, WARN):
+            continue
+        key = m.budget.key if m.budget is not None else m.metric
+        line = m.budget.line if m.budget is not None and m.budget.line else endpoint.line
+        head = fmt.metric(m.metric, m.head)
+        was = ""
+        if m.base is not None and m.pct is not None:
+            was = f" ({fmt.metric(m.metric, m.base)} on the baseline, {m.pct:+.1f}%)"
+        elif m.base is not None:
+            was = f" ({fmt.metric(m.metric, m.base)} on the baseline)"
+        cases = [d.case_id for d in m.drivers] or (list(m.budget.drivers) if m.budget else [])
+        if m.status == BUDGET and m.budget is not None:
+            message = (
+                f"{m.metric} = {head} breaks {key}: {fmt.metric(m.metric, m.budget.limit)}{was}"
+            )
+        elif m.status == REGRESSION:
+            message = (
+                f"{m.metric} = {head}{was} got worse by more than the "
+                f"{endpoint.max_regression_pct:g}% regression gate"
+            )
+        else:
+            message = f"{m.metric} = {head}{was} got worse by more than {endpoint.warn_pct:g}%" + (
+                f" (the regression gate is {endpoint.max_regression_pct:g}%)"
+                if endpoint.max_regression_pct is not None
+                else ""
+            )
+        severity = "warning" if m.status == WARN else "error"
+        out.append(Finding(m.status, severity, endpoint.name, key, line, message + _cases(cases)))
+    return out
+
+
+def line_number(value: object) -> int | None:
+    """A line of token_budgets.yml, or None: a report.json may say anything here."""
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_LINE:
+        return value
+    return None
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cases(case_ids: list[str] | tuple[str, ...]) -> str:
+    return f"; driven by cases: {', '.join(case_ids[:3])}" if case_ids else ""
+
+
+# -- GitHub Actions ----------------------------------------------------------------------
+# Every value in a workflow command is escaped (GitHub's rules: the message as data, the
+# file and title as properties) and the line is an int we checked, so a value from a
+# fork's report.json cannot end the command and start another (`::add-mask::`).
+def escape_data(text: str) -> str:
+    """Message text of a workflow command (other control characters and `##[` as
+    plain_text writes them: nothing in an annotation's text is read as a command)."""
+    return one_line(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
+
+
+def escape_property(text: str) -> str:
+    """A property value (file=, title=) of a workflow command."""
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def github_annotations(
+    report_or_diff: Source,
+    config_path: str,
+    cache_findings: list[dict[str, Any]] | None = None,
+) -> list[str]:
+    """`::error`/`::warning` workflow commands on the budget lines of config_path.
+
+    config_path is token_budgets.yml as a path from the repository root, which is
+    what GitHub needs to place the annotation on the file in the pull request. A
+    broken min_cache_hit_rate also names the prompt-cache finding that explains it.
+    """
+    if cache_findings is None and isinstance(report_or_diff, Report):
+        cache_findings = [dict(f) for f in report_or_diff.findings]
+    found = [_with_cause(f, cache_findings or []) for f in findings(report_or_diff)]
+    lines: list[str] = []
+    left: dict[str, int] = {}
+    for severity in ("error", "warning"):
+        mine = [f for f in found if f.severity == severity]
+        for f in mine[:MAX_PER_KIND]:
+            props = [f"file={escape_property(config_path)}"]
+            line = line_number(f.line)
+            if line is not None:
+                props.append(f"line={line}")
+            title = " ".join(
+                filter(
+                    None, ("Token budget:", _short(f.endpoint, MAX_NAME), _short(f.key, MAX_NAME))
+                )
+            )
+            props.append(f"title={escape_property(title)}")
+            lines.append(f"::{severity} {','.join(props)}::{escape_data(f.message)}")
+        if len(mine) > MAX_PER_KIND:
+            left[severity] = len(mine) - MAX_PER_KIND
+    if left:
+        more = " and ".join(
+            f"{n} more {'errors' if kind == 'error' else 'warnings'}" for kind, n in left.items()
+        )
+        lines.append(
+            f"::notice title={escape_property('Token budget')}::"
+            + escape_data(f"{more} not annotated (GitHub shows 10 of each): see the job summary")
+        )
+    return lines
+
+
+def _with_cause(finding: Finding, cache_findings: list[dict[str, Any]]) -> Finding:
+    if finding.key != "min_cache_hit_rate" or finding.severity != "error":
+        return finding
+    causes = [
+        c for c in cache_findings if c["endpoint"] == finding.endpoint and c["level"] == "error"
+    ]
+    if not causes:
+        return finding
+    cause = causes[0]
+    message = f"{finding.message}. Prompt cache: {cause['message']}. Fix: {cause['fix']}"
+    return Finding(
+        finding.kind, finding.severity, finding.endpoint, finding.key, finding.line, message
+    )
+
+
+def append_step_summary(markdown: str) -> bool:
+    """Add markdown to the job summary page when running in GitHub Actions."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not path:
+        return False
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(markdown if markdown.endswith("\n") else markdown + "\n")
+    return True
+
+
+# -- GitLab ------------------------------------------------------------------------------
+def fingerprint(endpoint: str, key: str) -> str:
+    """Stable across runs, so GitLab can tell a finding that persists from a new one."""
+    return hashlib.sha256(f"pytest-tokenbudget\0{endpoint}\0{key}".encode()).hexdigest()
+
+
+def gitlab_code_quality(report_or_diff: Source, config_path: str) -> list[dict[str, Any]]:
+    """A GitLab Code Quality report (artifacts:reports:codequality) for the same findings.
+
+    JSON escapes the text; the fields keep the types GitLab's schema wants (a line of 1
+    or more) and names and descriptions a length GitLab's widget shows."""
+    return [
+        {
+            "description": _short(f"Token budget: {f.endpoint} {f.key}: {f.message}",
+                                  MAX_DESCRIPTION),
+            "check_name": f"token-budget/{_short(f.key, MAX_NAME)}",
+            "fingerprint": fingerprint(f.endpoint, f.key),
+            "severity": "major" if f.severity == "error" else "minor",
+            "location": {"path": str(config_path), "lines": {"begin": line_number(f.line) or 1}},
+        }
+        for f in findings(report_or_diff)
+    ]  # fmt: skip
+
+
+# -- the terminal ------------------------------------------------------------------------
+def terminal_lines(diff: Diff, config_path: str) -> list[str]:
+    """The warn band for pytest's summary (the Report's failures name the broken budgets
+    and the regressions past the gate)."""
+    lines = []
+    for f in _diff_findings(diff):
+        if f.kind != WARN:
+            continue
+        line = line_number(f.line)
+        where = f" ({config_path}:{line})" if line else ""
+        lines.append(safe_line(f"warn {f.endpoint}: {f.message}{where}"))
+    return lines

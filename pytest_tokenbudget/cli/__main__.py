@@ -1,0 +1,7 @@
+"""`python -m pytest_tokenbudget.cli`: the same as the `tokenbudget` console script."""
+
+import sys
+
+from pytest_tokenbudget.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,91 @@
+"""`tokenbudget diff BASE HEAD`: two report.json files compared outside pytest.
+
+The comparison itself is report/diff.py; this is the command line around it and the
+formats it prints (markdown, json, GitHub annotations, GitLab Code Quality). In CI
+either file may be a fork's artifact: they are read checked (report/reader.py) and every
+format escapes what it prints for its reader and for the CI log it lands in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from pytest_tokenbudget.report.diff import EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK, compare, diff_json, load_report
+from pytest_tokenbudget.errors import TokenBudgetError
+from pytest_tokenbudget.plain_text import one_line, safe_json
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.rstrip("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a percentage of growth must be 0 or more")
+    return value
+
+
+def add_diff_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `tokenbudget diff BASE HEAD` on the `tokenbudget` command's subparsers."""
+    parser = subparsers.add_parser(
+        "diff",
+        help="compare two report.json files (baseline, then head)",
+        description="Compare a baseline report.json with a head report.json. Exit 0; 1 when "
+        "a budget is broken or the regression gate trips; 2 on bad input.",
+    )
+    parser.add_argument("base", metavar="BASE", help="baseline report.json (the base branch's)")
+    parser.add_argument("head", metavar="HEAD", help="head report.json (this change's)")
+    parser.add_argument(
+        "--format",
+        choices=("markdown", "json", "github", "gitlab"),
+        default="markdown",
+        help="markdown: the PR comment; json: the diff as data; github: workflow-command "
+        "annotations (and the comment appended to $GITHUB_STEP_SUMMARY); gitlab: a Code "
+        "Quality report",
+    )
+    parser.add_argument(
+        "--max-regression", type=_percent, default=None, metavar="PCT",
+        help="fail when a metric grows more than PCT%% over the baseline, even within budget",
+    )  # fmt: skip
+    parser.add_argument(
+        "--warn", type=_percent, default=None, metavar="PCT",
+        help="warn when a metric grows more than PCT%% (default: half of --max-regression)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--config", default=None, metavar="PATH",
+        help="token_budgets.yml as a path from the repository root, for annotations "
+        "(default: the head report's config)",
+    )  # fmt: skip
+    parser.set_defaults(func=cmd_diff)
+    return parser
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    try:
+        base = load_report(args.base)
+        head = load_report(args.head)
+    except TokenBudgetError as err:
+        print(f"tokenbudget diff: {one_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    diff = compare(base, head, max_regression_pct=args.max_regression, warn_pct=args.warn)
+    config = args.config or diff.config or "token_budgets.yml"
+    if args.format == "json":
+        print(safe_json(diff_json(diff)))
+    elif args.format == "github":
+        from pytest_tokenbudget.ci.annotations import append_step_summary, github_annotations
+        from pytest_tokenbudget.report.markdown import render_diff_markdown
+
+        for line in github_annotations(diff, config):
+            print(line)
+        append_step_summary(render_diff_markdown(diff))
+    elif args.format == "gitlab":
+        from pytest_tokenbudget.ci.annotations import gitlab_code_quality
+
+        print(safe_json(gitlab_code_quality(diff, config)))
+    else:
+        from pytest_tokenbudget.report.markdown import render_diff_markdown
+
+        sys.stdout.write(render_diff_markdown(diff))
+    return EXIT_FAIL if diff.failed else EXIT_OK

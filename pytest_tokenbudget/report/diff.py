@@ -1,0 +1,485 @@
+"""Baseline comparison: two report.json dicts in, one `Diff` out.
+
+Pure data and no pytest, so `tokenbudget diff`, the pytest run and the PR
+comment all agree. The reports come in checked (report/reader.py: a baseline may be a
+fork's, so every value read here has its type checked there). Growth is judged in
+each metric's own direction (measure/metrics.py: tokens and dollars are worse higher,
+cache-hit rates worse lower); a metric whose direction this version does not know is
+shown, never gated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from pytest_tokenbudget.measure.metrics import metric as metric_facts
+from pytest_tokenbudget.measure.metrics import number
+
+# The readers live in report_file; diff.load_report and diff.check_report are theirs.
+from pytest_tokenbudget.report.reader import LOAD_NOTES, check_report, load_report  # noqa: F401
+
+DIFF_SCHEMA = "pytest-tokenbudget/diff"
+DIFF_VERSION = 1
+TOP_DRIVERS = 3
+EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
+
+# status of one metric, worst last
+OK, WARN, REGRESSION, BUDGET = "ok", "warn", "regression", "budget"
+# change of one endpoint
+CHANGED, UNCHANGED, ADDED, REMOVED, NOT_RUN = "changed", "unchanged", "added", "removed", "not-run"
+
+Value = int | float | None
+
+
+@dataclass(frozen=True)
+class BudgetRef:
+    """The head's budget on a metric, as report.json states it."""
+
+    key: str
+    limit: float
+    kind: str  # "max" | "min"
+    ok: bool | None
+    line: int | None
+    drivers: tuple[str, ...] = ()  # the head report's own drivers (worst cases)
+
+
+@dataclass(frozen=True)
+class CaseDelta:
+    """How much one case moved the quantity behind a metric."""
+
+    case_id: str
+    field: str  # input_tokens | output_tokens | cost_usd
+    base: Value
+    head: Value
+    delta: Value
+    new: bool = False  # the case is not in the baseline
+
+
+@dataclass(frozen=True)
+class MetricDiff:
+    metric: str
+    base: Value
+    head: Value
+    delta: Value  # head - base; None when either side is missing
+    pct: float | None  # delta over base, in %; None when base is 0 or missing
+    trend: str  # worse | better | same | changed (direction unknown) | n/a
+    status: str  # ok | warn | regression | budget
+    budget: BudgetRef | None = None
+    drivers: tuple[CaseDelta, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        return self.trend in ("worse", "better", "changed")
+
+
+@dataclass(frozen=True)
+class EndpointDiff:
+    name: str
+    change: str  # changed | unchanged | added | removed | not-run
+    base_status: str | None
+    head_status: str | None
+    line: int | None
+    max_regression_pct: float | None  # the gate applied here: endpoint override or global
+    warn_pct: float | None
+    metrics: tuple[MetricDiff, ...]
+    problems: tuple[str, ...] = ()  # the head's non-budget failures
+    warnings: tuple[str, ...] = ()
+    failed: bool = False  # the head failed in its own run, beyond its own regression gate
+
+
+@dataclass(frozen=True)
+class Diff:
+    endpoints: tuple[EndpointDiff, ...]
+    monthly_base: Value
+    monthly_head: Value
+    max_regression_pct: float | None
+    warn_pct: float | None
+    notes: tuple[str, ...] = ()
+    config: str | None = None  # the head's token_budgets.yml, for annotations
+    percentile_method: str | None = None
+    price_table: str | None = None
+
+    @property
+    def monthly_delta(self) -> Value:
+        if self.monthly_base is None or self.monthly_head is None:
+            return None
+        return _delta("monthly_cost_usd", self.monthly_base, self.monthly_head)
+
+    @property
+    def monthly_pct(self) -> float | None:
+        return _pct(self.monthly_base, self.monthly_head)
+
+    def rows(self) -> Iterator[tuple[EndpointDiff, MetricDiff]]:
+        for endpoint in self.endpoints:
+            for metric in endpoint.metrics:
+                yield endpoint, metric
+
+    def with_status(self, *statuses: str) -> list[tuple[EndpointDiff, MetricDiff]]:
+        return [(e, m) for e, m in self.rows() if m.status in statuses]
+
+    @property
+    def failed(self) -> bool:
+        """A broken budget, a tripped regression gate, or a head endpoint that failed."""
+        return bool(self.with_status(BUDGET, REGRESSION)) or any(e.failed for e in self.endpoints)
+
+
+# -- comparing -------------------------------------------------------------------------
+def compare(
+    base: dict[str, Any],
+    head: dict[str, Any],
+    *,
+    max_regression_pct: float | None,
+    warn_pct: float | None = None,
+) -> Diff:
+    """Every metric of every endpoint, base against head, with a status for each.
+
+    A metric is `regression` when it grew (got worse) by more than the gate —
+    the endpoint's own `max_regression_pct` when report.json carries one, else
+    max_regression_pct — and `warn` when it grew by more than warn_pct, or by
+    more than half the gate. `budget` (the head breaks a budget) wins over both.
+    """
+    base_eps: dict[str, Any] = base.get("endpoints", {})
+    head_eps: dict[str, Any] = head.get("endpoints", {})
+    names = list(head_eps) + [n for n in base_eps if n not in head_eps]
+    endpoints = tuple(
+        _compare_endpoint(n, base_eps.get(n), head_eps.get(n), max_regression_pct, warn_pct)
+        for n in names
+    )
+    notes = [*base.get(LOAD_NOTES, []), *head.get(LOAD_NOTES, [])]
+    base_table, head_table = _priced_with(base), _priced_with(head)
+    if base_table and head_table and base_table != head_table:
+        notes.append(
+            f"baseline priced with {base_table}, head with {head_table}: "
+            "dollar deltas include price changes"
+        )
+    elif base_table and base_table == head_table:
+        notes.extend(_dated_price_note(base, head, base_table))
+    return Diff(
+        endpoints=endpoints,
+        monthly_base=(base.get("totals") or {}).get("monthly_cost_usd"),
+        monthly_head=(head.get("totals") or {}).get("monthly_cost_usd"),
+        max_regression_pct=max_regression_pct,
+        warn_pct=warn_pct,
+        notes=tuple(notes),
+        config=head.get("config"),
+        percentile_method=head.get("percentile_method"),
+        price_table=head_table,
+    )
+
+
+def _priced_with(report: dict[str, Any]) -> str | None:
+    """The price source a report names (`genai-prices 0.2.5`), or an older report's table."""
+    prices = report.get("prices") or {}
+    if prices.get("source"):
+        return str(prices["source"])
+    return f"the table of {prices['table_date']}" if prices.get("table_date") else None
+
+
+# At most this many of a report's models are looked up for a dated price change.
+_DATED_MODELS = 200
+
+
+def _dated_price_note(base: dict[str, Any], head: dict[str, Any], source: str) -> list[str]:
+    """A note when both reports were priced with the same library but on different days
+    (`as_of`) and its rates for a model they price changed between those days (the library
+    dates some prices): the dollar deltas then include that change. Asked of the installed
+    library only when it is the reports' version; with another, the days alone are noted."""
+    from datetime import date
+
+    from pytest_tokenbudget.pricing import source as price_source
+
+    days = [str((r.get("prices") or {}).get("as_of") or "") for r in (base, head)]
+    if not all(days) or days[0] == days[1]:
+        return []
+    note = f"baseline priced on {days[0]}, head on {days[1]} (both with {source})"
+    try:
+        on = [date.fromisoformat(d) for d in days]
+        installed = f"{price_source.LIBRARY} {price_source.version()}"
+    except Exception:  # noqa: BLE001 - an unreadable day or no library: the days alone
+        return [f"{note}: dollar deltas may include price changes"]
+    if installed != source:
+        return [f"{note}: dollar deltas may include price changes ({installed} installed here)"]
+    models = sorted(
+        {
+            model
+            for r in (base, head)
+            for ep in (r.get("endpoints") or {}).values()
+            if isinstance(ep, dict)
+            for model, priced in (ep.get("price_sources") or {}).items()
+            if str(priced).startswith(source)  # from the library, not `pricing:`
+        }
+    )[:_DATED_MODELS]
+    changed = [m for m in models if price_source.lookup(m, on[0]) != price_source.lookup(m, on[1])]
+    if not changed:
+        return []
+    listed = ", ".join(changed)
+    return [
+        f"{note}: {source} prices {listed} differently on these days: dollar deltas include price changes"
+    ]
+
+
+def _compare_endpoint(
+    name: str,
+    base: dict[str, Any] | None,
+    head: dict[str, Any] | None,
+    max_regression_pct: float | None,
+    warn_pct: float | None,
+) -> EndpointDiff:
+    own_gate = (head or {}).get("max_regression_pct", (base or {}).get("max_regression_pct"))
+    gate = own_gate if own_gate is not None else max_regression_pct
+    warn = warn_pct if warn_pct is not None else (gate / 2 if gate is not None else None)
+    base_metrics: dict[str, Value] = (base or {}).get("metrics") or {}
+    head_metrics: dict[str, Value] = (head or {}).get("metrics") or {}
+    budgets = _budgets(head)
+    order = list(head_metrics) + [m for m in base_metrics if m not in head_metrics]
+    order += [m for m in budgets if m not in order]
+    metrics = tuple(
+        _compare_metric(
+            m,
+            base_metrics.get(m),
+            head_metrics.get(m),
+            budgets.get(m),
+            gate,
+            warn,
+            (base or {}).get("per_case") or {},
+            (head or {}).get("per_case") or {},
+        )
+        for m in order
+    )
+    if head is None:
+        change = REMOVED
+    elif base is None:
+        change = ADDED
+    elif head.get("status") == "not-run":
+        change = NOT_RUN
+    else:
+        change = CHANGED if any(m.changed for m in metrics) else UNCHANGED
+    return EndpointDiff(
+        name=name,
+        change=change,
+        base_status=(base or {}).get("status"),
+        head_status=(head or {}).get("status"),
+        line=(head or base or {}).get("line"),
+        max_regression_pct=gate,
+        warn_pct=warn,
+        metrics=metrics,
+        problems=tuple((head or {}).get("problems", [])),
+        warnings=tuple((head or {}).get("warnings", [])),
+        failed=_head_failed(head),
+    )
+
+
+def _head_failed(head: dict[str, Any] | None) -> bool:
+    """The head endpoint failed its own run, for a reason this comparison does not judge
+    again: a regression past the gate of that run is not one (this comparison has its own)."""
+    if head is None or head.get("status") != "fail":
+        return False
+    gate_only = (
+        bool(head.get("regressions"))
+        and not head.get("problems")
+        and head.get("complete", True)
+        and all(b.get("ok") is not False for b in head.get("budgets", []))
+    )
+    return not gate_only
+
+
+def _budgets(endpoint: dict[str, Any] | None) -> dict[str, BudgetRef]:
+    """The budget on each metric; a broken one wins if a metric somehow has two."""
+    out: dict[str, BudgetRef] = {}
+    for b in (endpoint or {}).get("budgets", []):
+        facts = metric_facts(b["metric"])
+        higher = facts.higher_is_better if facts.better else b["key"].startswith("min_")
+        ref = BudgetRef(
+            key=b["key"],
+            limit=b["limit"],
+            kind="min" if higher else "max",
+            ok=b.get("ok"),
+            line=b.get("line"),
+            drivers=tuple(b.get("drivers", [])),
+        )
+        if b["metric"] not in out or ref.ok is False:
+            out[b["metric"]] = ref
+    return out
+
+
+def _compare_metric(
+    metric: str,
+    base: Value,
+    head: Value,
+    budget: BudgetRef | None,
+    gate: float | None,
+    warn: float | None,
+    base_cases: dict[str, Any],
+    head_cases: dict[str, Any],
+) -> MetricDiff:
+    trend = _trend(metric, base, head)
+    growth = _growth(metric, base, head)  # % in the bad direction
+    if budget is not None and budget.ok is False:
+        status = BUDGET
+    elif growth is not None and gate is not None and growth > gate:
+        status = REGRESSION
+    elif growth is not None and warn is not None and growth > warn:
+        status = WARN
+    else:
+        status = OK
+    drivers: tuple[CaseDelta, ...] = ()
+    if status != OK and trend == "worse":
+        drivers = _drivers(metric, base_cases, head_cases)
+    return MetricDiff(
+        metric=metric,
+        base=base,
+        head=head,
+        delta=_delta(metric, base, head) if base is not None and head is not None else None,
+        pct=_pct(base, head),
+        trend=trend,
+        status=status,
+        budget=budget,
+        drivers=drivers,
+    )
+
+
+def _exact(value: float) -> Fraction:
+    """JSON numbers as the decimals they were written as, so 0.11 - 0.1 is exactly 0.01."""
+    return Fraction(value) if isinstance(value, int) else Fraction(repr(float(value)))
+
+
+def _delta(metric: str, base: float, head: float) -> int | float | None:
+    if isinstance(base, int) and isinstance(head, int):
+        return head - base
+    return number(metric, _exact(head) - _exact(base))
+
+
+def _pct(base: Value, head: Value) -> float | None:
+    if base is None or head is None or base == 0:
+        return None
+    return round(float((_exact(head) - _exact(base)) / abs(_exact(base)) * 100), 2)
+
+
+def _trend(metric: str, base: Value, head: Value) -> str:
+    if base is None or head is None:
+        return "n/a"
+    if head == base:
+        return "same"
+    facts = metric_facts(metric)
+    if facts.better is None:
+        return "changed"
+    return "better" if (head > base) == facts.higher_is_better else "worse"
+
+
+def _growth(metric: str, base: Value, head: Value) -> float | None:
+    """How much worse, in % of the baseline; infinite when it got worse from zero."""
+    facts = metric_facts(metric)
+    if base is None or head is None or facts.better is None:
+        return None
+    worse = _exact(head) - _exact(base)
+    if facts.higher_is_better:
+        worse = -worse
+    if worse == 0:
+        return 0.0
+    if base == 0:
+        return float("inf") if worse > 0 else float("-inf")
+    return float(worse / abs(_exact(base)) * 100)
+
+
+def _case_field(metric: str) -> str:
+    """Which per-case quantity a metric moves with (cache misses show up as cost)."""
+    if metric.startswith("input_tokens"):
+        return "input_tokens"
+    if metric.startswith("output_tokens"):
+        return "output_tokens"
+    return "cost_usd"
+
+
+def _drivers(
+    metric: str, base_cases: dict[str, Any], head_cases: dict[str, Any]
+) -> tuple[CaseDelta, ...]:
+    """The cases that contribute most to the growth, biggest first."""
+    field = _case_field(metric)
+    deltas = []
+    escalation = metric == "escalation_rate"
+    for case_id, case in head_cases.items():
+        before = base_cases.get(case_id)
+        if escalation and (not case.get("escalated") or (before or {}).get("escalated")):
+            continue  # only the cases that newly escalate drive the escalation rate
+        head_value = case.get(field) or 0
+        base_value = (before or {}).get(field) or 0
+        delta = _delta(field, base_value, head_value)
+        if delta is not None and (delta > 0 or escalation):
+            deltas.append(
+                CaseDelta(
+                    case_id,
+                    field,
+                    base_value if before else None,
+                    head_value,
+                    delta,
+                    before is None,
+                )
+            )
+    deltas.sort(key=lambda d: (-_exact(d.delta or 0), d.case_id))
+    return tuple(deltas[:TOP_DRIVERS])
+
+
+# -- JSON ------------------------------------------------------------------------------
+def diff_json(diff: Diff) -> dict[str, Any]:
+    """The `diff` section of report.json and the output of `tokenbudget diff --format json`."""
+
+    def budget(b: BudgetRef | None) -> dict[str, Any] | None:
+        if b is None:
+            return None
+        return {"key": b.key, "limit": b.limit, "kind": b.kind, "ok": b.ok, "line": b.line}
+
+    return {
+        "schema": DIFF_SCHEMA,
+        "version": DIFF_VERSION,
+        "status": "fail" if diff.failed else "pass",
+        "max_regression_pct": diff.max_regression_pct,
+        "warn_pct": diff.warn_pct,
+        "notes": list(diff.notes),
+        "totals": {
+            "monthly_cost_usd": {
+                "base": diff.monthly_base,
+                "head": diff.monthly_head,
+                "delta": diff.monthly_delta,
+                "pct": diff.monthly_pct,
+            }
+        },
+        "endpoints": {
+            e.name: {
+                "change": e.change,
+                "base_status": e.base_status,
+                "head_status": e.head_status,
+                "max_regression_pct": e.max_regression_pct,
+                "warn_pct": e.warn_pct,
+                "metrics": {
+                    m.metric: {
+                        "base": m.base,
+                        "head": m.head,
+                        "delta": m.delta,
+                        "pct": m.pct,
+                        "trend": m.trend,
+                        "status": m.status,
+                        "budget": budget(m.budget),
+                        "drivers": [
+                            {
+                                "case": d.case_id,
+                                "field": d.field,
+                                "base": d.base,
+                                "head": d.head,
+                                "delta": d.delta,
+                                "new": d.new,
+                            }
+                            for d in m.drivers
+                        ],
+                    }
+                    for m in e.metrics
+                },
+            }
+            for e in diff.endpoints
+        },
+    }
+
+
+# -- command line ----------------------------------------------------------------------

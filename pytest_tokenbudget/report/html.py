@@ -1,0 +1,778 @@
+"""report.html: the report as one page a person opens from a CI artifact, offline.
+
+In: the run's Report (report/model.py: every verdict, and the per-call token lists and
+per-tier costs report.json leaves out) and the baseline report when one was given.
+Out: one HTML text with its styles, its one script and every chart (SVG written here)
+inline. Its Content-Security-Policy allows nothing else, so a remote
+script, style, font or image cannot creep in and work by accident. Every value from the
+report, the config or a baseline is html.escape'd, in text and in attributes alike;
+the page embeds no data in its script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from fractions import Fraction
+from html import escape
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from pytest_tokenbudget import formatting as fmt
+from pytest_tokenbudget.measure.metrics import label, show
+from pytest_tokenbudget.measure.metrics import metric as metric_facts
+from pytest_tokenbudget.report.model import NOT_RUN, BudgetCheck, CaseFigures, EndpointReport, Report, number
+from pytest_tokenbudget.report.table import cases_cell
+
+if TYPE_CHECKING:
+    from pytest_tokenbudget.report.diff import EndpointDiff
+
+_HERE = Path(__file__).parent
+# The pricing tiers (pricing.RATE_FIELDS), prompt first, in the order the bars stack them.
+TIER_LABELS = {
+    "input": "uncached input",
+    "cache_write_5m": "cache writes (5 min)",
+    "cache_write_1h": "cache writes (1 h)",
+    "cache_read": "cache reads",
+    "output": "output",
+    "web_search": "web searches",  # server tools, billed per use (pricing.COST_TIERS)
+}
+STATUS = {"pass": "pass", "fail": "fail", "not-run": "not run"}
+SIDES = {"input": "Input tokens per call", "output": "Output tokens per call"}
+HISTOGRAM_BINS = 40
+RUG_LIMIT = 1000  # distinct values drawn one tick each; more would be ink, not information
+CHART_WIDTH = 560  # viewBox widths: drawn 1:1 on a laptop, text at 11 px
+COST_CHART_WIDTH = 760
+ALL_MODELS = "all models"
+
+
+def render_html(report: Report, *, baseline: dict[str, Any] | None = None) -> str:
+    style = (_HERE / "html_report.css").read_text(encoding="utf-8")
+    script = (_HERE / "html_report.js").read_text(encoding="utf-8")
+    base_endpoints = (baseline or {}).get("endpoints", {})
+    gate = {e.name: e for e in report.diff.endpoints} if report.diff is not None else {}
+    findings = [dict(f) for f in report.findings]
+    names = {ep.name for ep in report.endpoints}
+    sections = [
+        _endpoint(
+            i, ep, base_endpoints.get(ep.name) if baseline is not None else None,
+            gate.get(ep.name), [f for f in findings if f.get("endpoint") == ep.name],
+        )
+        for i, ep in enumerate(report.endpoints)
+    ]  # fmt: skip
+    stray = [f for f in findings if f.get("endpoint") not in names]
+    if stray:
+        sections.append(
+            f"<section><h2>Other prompt-cache findings</h2>{_findings(stray)}</section>"
+        )
+    csp = (
+        "default-src 'none'; "
+        f"style-src '{_sha256(style)}'; script-src '{_sha256(script)}'; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+    title = f"Token budget: {report.status}"
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en">',
+            "<head>",
+            '<meta charset="utf-8">',
+            f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
+            '<meta name="viewport" content="width=device-width, initial-scale=1">',
+            '<meta name="color-scheme" content="light dark">',
+            f"<title>{escape(title)}</title>",
+            f"<style>{style}</style>",
+            "</head>",
+            "<body>",
+            "<main>",
+            _header(report, baseline),
+            *sections,
+            "</main>",
+            f"<script>{script}</script>",
+            "</body>",
+            "</html>",
+            "",
+        ]
+    )
+
+
+def _sha256(text: str) -> str:
+    digest = hashlib.sha256(text.encode("utf-8")).digest()
+    return "sha256-" + base64.b64encode(digest).decode("ascii")
+
+
+# -- page parts -------------------------------------------------------------------------
+def _badge(status: str) -> str:
+    return (
+        f'<span class="badge status-{escape(status)}">{STATUS.get(status, escape(status))}</span>'
+    )
+
+
+def _header(report: Report, baseline: dict[str, Any] | None) -> str:
+    totals = report.totals
+    monthly = (
+        f"projected {fmt.usd(totals.monthly_cost_usd)} a month"
+        if totals.monthly_cost_usd is not None or all(ep.complete for ep in report.endpoints)
+        else "no monthly projection (not every case was measured)"
+    )
+    complete = all(ep.complete for ep in report.endpoints)
+    facts = [
+        f"{totals.calls:,} calls",
+        f"{fmt.usd(totals.cost_usd)} for this run"
+        if totals.cost_usd is not None or complete
+        else "no total cost (not every case was measured)",
+        monthly,
+        f"prices: {escape(report.table_date)}",
+        f"percentiles: {escape(report.percentile_method)}",
+    ]
+    if baseline is not None:
+        facts.append("baseline overlaid (dotted)")
+    nav = " ".join(
+        f'<a href="#endpoint-{i}">{escape(ep.name)}</a>' for i, ep in enumerate(report.endpoints)
+    )
+    notes = "".join(f'<p class="note">{escape(n)}</p>' for n in report.notes)
+    return (
+        '<header class="run">'
+        f"<h1>Token budget {_badge(report.status)}</h1>"
+        f'<p><strong data-role="headline">{escape(report.headline)}</strong> · '
+        f"{' · '.join(facts)}</p>"
+        f"{_what_failed(report)}"
+        f'<p class="muted">config {escape(report.config)}</p>'
+        f"{notes}"
+        f'<nav class="endpoints">{nav}</nav>'
+        f"{_overview(report.endpoints)}"
+        "</header>"
+    )
+
+
+def _what_failed(report: Report) -> str:
+    """Every failure of the run, worst first per endpoint, then each fix once."""
+    if not report.failures:
+        return ""
+    index = {ep.name: i for i, ep in enumerate(report.endpoints)}
+    items = []
+    for f in report.failures:
+        where = (
+            f'<a href="#endpoint-{index[f.endpoint]}">{escape(f.endpoint)}</a>: '
+            if f.endpoint in index
+            else ""
+        )
+        items.append(
+            f'<li data-kind="{escape(f.kind)}">{where}{escape(f.message)}'
+            + (f' <span class="muted">(line {f.line})</span>' if f.line else "")
+            + "</li>"
+        )
+    fixes = "".join(
+        f'<p class="fix">Fix: {escape(fix.what)}:</p><pre><code>{escape(fix.command)}</code></pre>'
+        for fix in report.fixes
+    )
+    return f'<h2>What failed</h2><ul class="problems failures">{"".join(items)}</ul>{fixes}'
+
+
+def _overview(endpoints: Sequence[EndpointReport]) -> str:
+    head = "".join(
+        f'<th class="{"num" if n else ""}">{escape(h)}</th>'
+        for h, n in (
+            ("endpoint", False), ("status", False), ("calls", True), ("cases", True),
+            ("p95 in", True), ("p95 out", True), ("escalation", True), ("cache hit", True),
+            ("$/request", True), ("$/month", True),
+        )
+    )  # fmt: skip
+    rows = []
+    for i, ep in enumerate(endpoints):
+        cells = [fmt.tokens(ep.calls), escape(cases_cell(ep)), *fmt.summary_cells(dict(ep.metrics))]
+        rows.append(
+            f'<tr><td><a href="#endpoint-{i}">{escape(ep.name)}</a></td>'
+            f"<td>{_badge(ep.status)}</td>"
+            + "".join(f'<td class="num">{c}</td>' for c in cells)
+            + "</tr>"
+        )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _endpoint(
+    index: int,
+    ep: EndpointReport,
+    base: dict[str, Any] | None,
+    gate: EndpointDiff | None,
+    findings: list[dict[str, Any]],
+) -> str:
+    line = f' <span class="muted">line {ep.line} of the config</span>' if ep.line else ""
+    out = [
+        f'<section class="endpoint" id="endpoint-{index}" data-endpoint="{escape(ep.name)}">',
+        f'<div class="endpoint-head"><h2>{escape(ep.name)}</h2>{_badge(ep.status)}{line}</div>',
+    ]
+    if ep.headline:
+        out.append(
+            f'<p class="headline" data-role="headline"><strong>{escape(ep.headline)}</strong></p>'
+        )
+    if ep.all_problems:
+        items = "".join(f"<li>{_text(p)}</li>" for p in ep.all_problems)
+        out.append(f'<ul class="problems">{items}</ul>')
+    if ep.warnings:
+        items = "".join(f"<li>{_text(w)}</li>" for w in ep.warnings)
+        out.append(f'<ul class="warnings">{items}</ul>')
+    if ep.status == NOT_RUN:
+        out.append('<p class="note">Not run: no test of this endpoint ran (deselected).</p>')
+    elif not ep.complete:
+        out.append(_unmeasured(ep))
+    elif not ep.measured or ep.charts is None:
+        out.append('<p class="note">No statistics: see the problems above.</p>')
+    else:
+        base_metrics = (base or {}).get("metrics", {})
+        if gate is not None:
+            out.append(_gate(gate, ep))
+        out.append(_budgets(ep, base_metrics if base is not None else None))
+        charts = [
+            _distribution_figure(ep, side, values, base_metrics.get(f"{side}_tokens_p95"))
+            for side, values in (
+                ("input", ep.charts.prompt_tokens),
+                ("output", ep.charts.output_tokens),
+            )
+        ]
+        out.append(f'<div class="charts">{"".join(charts)}</div>')
+        out.append(_costs(ep))
+        if ep.cache:
+            out.append(_cache(ep.cache))
+    if findings:
+        out.append("<h3>Prompt-cache findings</h3>" + _findings(findings))
+    if ep.per_case:
+        out.append(_cases(ep))
+    out.append("</section>")
+    return "\n".join(out)
+
+
+def _unmeasured(ep: EndpointReport) -> str:
+    """The cases that could not be measured, and why; what the others measured is partial."""
+    rows = "".join(
+        f'<tr data-case="{escape(c.case)}" data-kind="{escape(c.kind)}"><td>{escape(c.case)}</td>'
+        f"<td>{escape(c.kind)}</td><td>{escape(c.message)}</td>"
+        f"<td><code>{escape(c.test)}</code></td></tr>"
+        for c in ep.unmeasured
+    )
+    measured = ep.cases - len(ep.unmeasured)
+    partial = ""
+    if ep.partial_metrics:
+        cells = " · ".join(
+            f"{escape(label(k))} {show(k, v)}"
+            for k, v in ep.partial_metrics.items()
+            if k in fmt.SUMMARY_METRICS and v is not None
+        )
+        partial = (
+            f'<p class="note" data-role="partial">The {measured:,} measured case'
+            f"{'s' if measured != 1 else ''} alone (partial, not the endpoint's figures; "
+            f"no budget is checked on them and no monthly cost projected): {cells}</p>"
+        )
+    return (
+        f"<h3>Cases not measured ({len(ep.unmeasured):,} of {ep.cases:,})</h3>"
+        '<table class="unmeasured"><thead><tr><th>case</th><th>why</th><th>detail</th>'
+        f"<th>test</th></tr></thead><tbody>{rows}</tbody></table>{partial}"
+    )
+
+
+def _gate(gate: EndpointDiff, ep: EndpointReport) -> str:
+    """The regression gate: each metric that moved against the baseline, and its verdict."""
+    rows = []
+    for m in gate.metrics:
+        if not (m.changed or m.status != "ok"):
+            continue
+        facts = metric_facts(m.metric)
+        change = facts.show_delta(m.delta)
+        if m.delta and m.pct is not None:
+            change += f" ({m.pct:+.1f}%)"
+        verdict = {"ok": "ok", "warn": "warn", "regression": "regression", "budget": "over budget"}
+        css = ' class="broken"' if m.status in ("regression", "budget") else ""
+        rows.append(
+            f'<tr{css} data-metric="{escape(m.metric)}" data-status="{m.status}">'
+            f"<td>{escape(facts.label)}</td>"
+            f'<td class="num">{facts.show(m.base)}</td><td class="num">{facts.show(m.head)}</td>'
+            f'<td class="num">{escape(change)}</td><td>{escape(m.trend)}</td>'
+            f"<td>{verdict.get(m.status, escape(m.status))}</td></tr>"
+        )
+    gate_pct = (
+        f"fails a metric that gets worse by more than {gate.max_regression_pct:g}% over the baseline"
+        if gate.max_regression_pct is not None
+        else "no regression gate set (--token-budget-max-regression): changes shown, none gated"
+    )
+    if not rows:
+        body = '<p class="note">No metric changed against the baseline.</p>'
+    else:
+        body = (
+            '<table class="gate"><thead><tr><th>metric</th><th class="num">baseline</th>'
+            '<th class="num">this run</th><th class="num">change</th><th>trend</th>'
+            f"<th>verdict</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        )
+    return f'<h3>Regression gate</h3><p class="note">{escape(gate_pct)}.</p>{body}'
+
+
+def _text(text: str) -> str:
+    """Messages may span lines (a pricing: snippet): keep their shape."""
+    lines = str(text).split("\n")
+    if len(lines) == 1:
+        return escape(lines[0])
+    return escape(lines[0]) + "<pre><code>" + escape("\n".join(lines[1:])) + "</code></pre>"
+
+
+def _budgets(ep: EndpointReport, base_metrics: dict[str, Any] | None) -> str:
+    if not ep.budgets:
+        return ""
+    titles = ["limit", "actual"] + (["baseline"] if base_metrics is not None else [])
+    head = "<th>budget</th><th>line</th>" + "".join(f'<th class="num">{t}</th>' for t in titles)
+    head += "<th>verdict</th>"
+    rows = []
+    for b in ep.budgets:
+        values = [b.limit, b.actual]
+        if base_metrics is not None:
+            values.append(base_metrics.get(b.metric))
+        verdict = {True: "ok", False: "broken", None: "not checked"}[b.ok]
+        if b.note:
+            verdict += f" ({escape(b.note)})"
+        if b.drivers:
+            verdict += " — driven by " + ", ".join(escape(d) for d in b.drivers)
+        css = ' class="broken"' if b.ok is False else ""
+        rows.append(
+            f"<tr{css}><td><code>{escape(b.key)}</code></td>"
+            f'<td class="num">{b.line or ""}</td>'
+            + "".join(f'<td class="num">{show(b.metric, v)}</td>' for v in values)
+            + f"<td>{verdict}</td></tr>"
+        )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+# -- charts -----------------------------------------------------------------------------
+def nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten: the step a person would put on an axis."""
+    if raw <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(raw))
+    for mult in (1, 2, 5, 10):
+        if raw <= mult * power * (1 + 1e-9):
+            return mult * power
+    return 10 * power
+
+
+def _axis(top: float, *, ticks: int = 5, integer: bool = True) -> tuple[float, float]:
+    """(axis end, tick step) for values from 0 to top, with a little room past top."""
+    top = max(top, 1 if integer else 1e-6)
+    step = nice_step(top / ticks)
+    if integer:
+        step = max(step, 1.0)
+    return step * math.ceil(top * 1.04 / step), step
+
+
+def _ticks(end: float, step: float) -> list[float]:
+    count = round(end / step)
+    return [i * step for i in range(count + 1)]
+
+
+def _num(value: float) -> str:
+    """A coordinate: short, and never in exponent notation."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def _distribution_figure(
+    ep: EndpointReport, side: str, values: Sequence[int], baseline_p95: Any
+) -> str:
+    metrics = ep.metrics
+    budgets = [b for b in ep.budgets if b.metric.startswith(f"{side}_tokens_")]
+    p95 = metrics.get(f"{side}_tokens_p95")
+    p95 = int(p95) if p95 is not None else None
+    svg = distribution_svg(
+        values, endpoint=ep.name, side=side, budgets=budgets, p95=p95, baseline_p95=baseline_p95
+    )
+    parts = [
+        f"{len(values):,} calls",
+        f"p50 {fmt.tokens(metrics.get(f'{side}_tokens_p50'))}",
+        f"p95 {fmt.tokens(p95)}",
+        f"max {fmt.tokens(metrics.get(f'{side}_tokens_max'))}",
+    ]
+    if budgets:
+        parts.append(
+            "budget " + ", ".join(f"{_budget_label(b)} {fmt.tokens(b.limit)}" for b in budgets)
+        )
+    else:
+        parts.append("no budget on this side")
+    if baseline_p95 is not None:
+        parts.append(f"baseline p95 {fmt.tokens(baseline_p95)}")
+    return (
+        f"<figure><h3>{SIDES[side]}</h3>{svg}<figcaption>{' · '.join(parts)}</figcaption></figure>"
+    )
+
+
+def _budget_label(budget: BudgetCheck) -> str:
+    """max_input_tokens_p95 -> p95"""
+    return budget.metric.rsplit("_", 1)[-1]
+
+
+class _Mark(NamedTuple):
+    """A vertical line on a distribution: a budget, the p95, the baseline's p95."""
+
+    role: str  # data-role, what tests and readers of the DOM look for
+    css: str
+    value: float
+    label: str
+    key: str | None = None  # the budget's key in token_budgets.yml
+
+
+def distribution_svg(
+    values: Sequence[int],
+    *,
+    endpoint: str,
+    side: str,
+    budgets: Sequence[BudgetCheck],
+    p95: int | None,
+    baseline_p95: int | None = None,
+) -> str:
+    """Histogram of tokens per call on an axis from 0, with a tick per call below it and
+    vertical lines for each budget (solid), the p95 (dashed) and the baseline's p95 (dotted).
+
+    The axis starts at 0 so the gap to the budget reads as the headroom it is.
+    """
+    marks = [
+        _Mark("budget", "budget", b.limit, f"budget {_budget_label(b)} {fmt.tokens(b.limit)}",
+              b.key)
+        for b in budgets
+    ]  # fmt: skip
+    if p95 is not None:
+        marks.append(_Mark("p95", "p95", p95, f"p95 {fmt.tokens(p95)}"))
+    if baseline_p95 is not None:
+        text = f"baseline p95 {fmt.tokens(baseline_p95)}"
+        marks.append(_Mark("baseline-p95", "baseline", baseline_p95, text))
+    width = CHART_WIDTH
+    left, right, bottom = 44, 16, 40
+    top = 8 + 15 * len(marks)
+    plot_h = 120
+    height = top + plot_h + bottom
+    plot_w = width - left - right
+    end, step = _axis(max([*values, *(m.value for m in marks), 1]))
+    bin_w = max(nice_step(end / HISTOGRAM_BINS), 1.0)
+    counts: dict[int, int] = {}
+    for v in values:
+        counts[int(v // bin_w)] = counts.get(int(v // bin_w), 0) + 1
+    peak = max(counts.values(), default=1)
+    lowest_limit = min((b.limit for b in budgets), default=None)
+
+    def x(value: float) -> float:
+        return left + plot_w * value / end
+
+    def over(value: float) -> str:
+        return " over" if lowest_limit is not None and value > lowest_limit else ""
+
+    base_y = top + plot_h
+    label = f"{endpoint}: {SIDES[side].lower()}, {len(values)} calls" + "".join(
+        f", {m.label}" for m in marks
+    )
+    out = [
+        (
+            f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" '
+            f'data-chart="{side}-tokens" data-endpoint="{escape(endpoint)}" '
+            f'aria-label="{escape(label)}">'
+        ),
+        f"<title>{escape(label)}</title>",
+    ]
+    for frac in (0.5, 1.0):
+        y = _num(base_y - plot_h * frac)
+        out.append(f'<line class="gridline" x1="{left}" x2="{width - right}" y1="{y}" y2="{y}"/>')
+    out.append(f'<text class="axis" x="{left - 6}" y="{top + 4}" text-anchor="end">{peak}</text>')
+    out.append(f'<text class="axis" x="{left - 6}" y="{base_y}" text-anchor="end">0</text>')
+    out.append(
+        f'<text class="axis" x="12" y="{_num(top + plot_h / 2)}" text-anchor="middle" '
+        f'transform="rotate(-90 12 {_num(top + plot_h / 2)})">calls</text>'
+    )
+    for i, n in sorted(counts.items()):
+        lo = i * bin_w
+        h = plot_h * n / peak
+        bw = max(plot_w * bin_w / end - 1, 1.5)
+        span = f"{fmt.tokens(lo)}–{fmt.tokens(lo + bin_w - 1)}" if bin_w > 1 else fmt.tokens(lo)
+        out.append(
+            f'<rect class="bar{over(lo + bin_w - 1)}" data-role="bar" data-count="{n}" '
+            f'x="{_num(x(lo))}" y="{_num(base_y - h)}" width="{_num(bw)}" height="{_num(h)}">'
+            f"<title>{span} tokens: {n} call{'s' if n != 1 else ''}</title></rect>"
+        )
+    if not values:
+        out.append(
+            f'<text class="empty" x="{_num(left + plot_w / 2)}" y="{_num(top + plot_h / 2)}" '
+            'text-anchor="middle">no calls measured</text>'
+        )
+    distinct = sorted(set(values))
+    if len(distinct) <= RUG_LIMIT:
+        for v in distinct:
+            out.append(
+                f'<line class="call{over(v)}" data-role="call" x1="{_num(x(v))}" '
+                f'x2="{_num(x(v))}" y1="{base_y + 2}" y2="{base_y + 8}"/>'
+            )
+    out.append(
+        f'<line class="axisline" x1="{left}" x2="{width - right}" y1="{base_y}" y2="{base_y}"/>'
+    )
+    for t in _ticks(end, step):
+        out.append(
+            f'<text class="axis" x="{_num(x(t))}" y="{base_y + 22}" text-anchor="middle">'
+            f"{fmt.tokens(t)}</text>"
+        )
+    out.append(
+        f'<text class="axis" x="{_num(left + plot_w / 2)}" y="{height - 2}" '
+        f'text-anchor="middle">tokens per call</text>'
+    )
+    for row, mark in enumerate(marks):  # one label row each, so labels never overlap
+        mx = x(mark.value)
+        label_y = 11 + 15 * row
+        anchor, dx = ("end", -4) if mx > left + plot_w * 0.6 else ("start", 4)
+        key = f' data-key="{escape(mark.key)}"' if mark.key else ""
+        out.append(
+            f'<line class="{mark.css}" data-role="{mark.role}"{key} '
+            f'data-value="{escape(str(mark.value))}" '
+            f'x1="{_num(mx)}" x2="{_num(mx)}" y1="{label_y - 9}" y2="{base_y}"/>'
+        )
+        out.append(
+            f'<text class="mark {mark.css}" x="{_num(mx + dx)}" y="{label_y}" '
+            f'text-anchor="{anchor}">{escape(mark.label)}</text>'
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _costs(ep: EndpointReport) -> str:
+    assert ep.charts is not None
+    endpoint, tier_costs, cases = ep.name, ep.charts.tier_costs, ep.charts.requests
+    unpriced, no_call_cases = ep.charts.unpriced, ep.no_call_cases
+    """Over the requests the dollars are over, as cost_per_request_usd's (stats.requests)."""
+    out = ["<h3>Cost per request, by tier and model</h3>"]
+    if not tier_costs or not cases:
+        out.append('<p class="note">No priced call: nothing to split.</p>')
+        return "".join(out)
+    per_request = {
+        model: {tier: cost / cases for tier, cost in tiers.items()}
+        for model, tiers in sorted(tier_costs.items(), key=lambda kv: -sum(kv[1].values()))
+    }
+    rows = list(per_request.items())
+    if len(rows) > 1:
+        total = {
+            tier: sum((t[tier] for t in per_request.values()), Fraction(0)) for tier in TIER_LABELS
+        }
+        rows.append((ALL_MODELS, total))
+    limit = next((b.limit for b in ep.budgets if b.metric == "cost_per_request_usd"), None)
+    out.append(cost_svg(endpoint, rows, limit, dict(ep.models)))
+    legend = "".join(
+        f'<span><span class="swatch tier-{tier}"></span>{text}</span>'
+        for tier, text in TIER_LABELS.items()
+    )
+    out.append(f'<div class="legend">{legend}</div>')
+    head = "<th>tier</th>" + "".join(f'<th class="num">{escape(m)}</th>' for m, _ in rows)
+    head += '<th class="num">share</th>'
+    grand = sum(rows[-1][1].values(), Fraction(0))  # the last row holds every model
+    body = []
+    for tier, text in TIER_LABELS.items():
+        share = fmt.rate(rows[-1][1][tier] / grand) if grand else "—"
+        cells = "".join(
+            f'<td class="num" data-model="{escape(m)}" data-tier="{tier}" '
+            f'data-value="{number("cost_usd", t[tier])}">{fmt.usd(t[tier])}</td>'
+            for m, t in rows
+        )
+        body.append(
+            f'<tr><td><span class="swatch tier-{tier}"></span>{text}</td>{cells}'
+            f'<td class="num">{share}</td></tr>'
+        )
+    totals = "".join(
+        f'<td class="num"><strong>{fmt.usd(sum(t.values(), Fraction(0)))}</strong></td>'
+        for _, t in rows
+    )
+    body.append(f"<tr><td><strong>per request</strong></td>{totals}<td></td></tr>")
+    out.append(
+        f'<table class="tiers"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+    )
+    note = f"Dollars over the {cases:,} cases (a request may make several calls)"
+    if no_call_cases:
+        n = len(no_call_cases)
+        if ep.cases_without_calls == "count":
+            note += f", {n:,} of them without an API call, counted as $0 requests"
+        else:  # exclude
+            note = (
+                f"Dollars over the {cases:,} cases that made an API call (a request may make "
+                f"several calls); {n:,} case{'s' if n != 1 else ''} without one left out"
+            )
+    if len(rows) > 1:
+        note += "; the model rows add up to all models"
+    if unpriced:
+        note += (
+            "; calls to "
+            + ", ".join(escape(m) for m in unpriced)
+            + " have no price and are left out"
+        )
+    out.append(f'<p class="note">{note}.</p>')
+    return "".join(out)
+
+
+def cost_svg(
+    endpoint: str,
+    rows: Sequence[tuple[str, dict[str, Fraction]]],
+    limit: float | None,
+    calls: dict[str, int],
+) -> str:
+    """One stacked bar per model (and all models): dollars per request, split by tier,
+    with the max_cost_per_request_usd budget as a vertical line across them."""
+    width, left, right = COST_CHART_WIDTH, 8, 16
+    top = 22 if limit is not None else 6
+    row_h, bar_h = 38, 16
+    height = top + row_h * len(rows) + 28
+    plot_w = width - left - right
+    totals = [sum(t.values(), Fraction(0)) for _, t in rows]
+    end, step = _axis(float(max([*totals, Fraction(str(limit or 0))])), ticks=6, integer=False)
+    decimals = max(0, -math.floor(math.log10(step)))
+
+    def x(value: float | Fraction) -> float:
+        return left + plot_w * float(value) / end
+
+    label = f"{endpoint}: cost per request by tier and model" + (
+        f", budget {fmt.usd(limit)}" if limit is not None else ""
+    )
+    out = [
+        (
+            f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" data-chart="cost" '
+            f'data-endpoint="{escape(endpoint)}" aria-label="{escape(label)}">'
+        ),
+        f"<title>{escape(label)}</title>",
+    ]
+    base_y = top + row_h * len(rows)
+    for t in _ticks(end, step):
+        tx = _num(x(t))
+        dollars = f"${t:.{decimals}f}" if t else "$0"
+        out.append(f'<line class="gridline" x1="{tx}" x2="{tx}" y1="{top}" y2="{base_y}"/>')
+        out.append(
+            f'<text class="axis" x="{tx}" y="{base_y + 16}" text-anchor="middle">{dollars}</text>'
+        )
+    for r, ((model, tiers), total) in enumerate(zip(rows, totals)):
+        y = top + r * row_h
+        n = calls.get(model, sum(calls.values()) if model == ALL_MODELS else 0)
+        name = f"{model} · {n:,} call{'s' if n != 1 else ''} · {fmt.usd(total)} per request"
+        out.append(f'<text x="{left}" y="{y + 13}">{escape(name)}</text>')
+        at = Fraction(0)
+        for tier, tier_label in TIER_LABELS.items():
+            value = tiers[tier]
+            if value <= 0:
+                continue
+            out.append(
+                f'<rect class="tier-{tier}" data-role="tier" data-model="{escape(model)}" '
+                f'data-tier="{tier}" data-value="{number("cost_usd", value)}" '
+                f'x="{_num(x(at))}" y="{y + 17}" '
+                f'width="{_num(max(x(at + value) - x(at), 0.5))}" height="{bar_h}">'
+                f"<title>{escape(model)}, {tier_label}: {fmt.usd(value)} per request</title></rect>"
+            )
+            at += value
+    if limit is not None:
+        lx = x(Fraction(str(limit)))
+        anchor, dx = ("end", -4) if lx > left + plot_w * 0.6 else ("start", 4)
+        out.append(
+            f'<line class="budget" data-role="budget" data-key="max_cost_per_request_usd" '
+            f'data-value="{escape(str(limit))}" x1="{_num(lx)}" x2="{_num(lx)}" y1="4" '
+            f'y2="{base_y}"/>'
+        )
+        out.append(
+            f'<text class="mark budget" x="{_num(lx + dx)}" y="13" text-anchor="{anchor}">'
+            f"budget {fmt.usd(limit)} per request</text>"
+        )
+    out.append("</svg>")
+    return "".join(out)
+
+
+# -- tables -----------------------------------------------------------------------------
+def _cache(cache: Mapping[str, Any]) -> str:
+    keys = (("calls", "calls"), ("prompt_tokens", "prompt tokens"), ("read_tokens", "cache reads"),
+            ("write_5m_tokens", "writes 5 min"), ("write_1h_tokens", "writes 1 h"))  # fmt: skip
+    head = "<th></th>" + "".join(f'<th class="num">{h}</th>' for _, h in keys)
+    head += '<th class="num">hit rate</th>'
+    rows = []
+    for kind in ("recorded", "predicted"):
+        figures = cache.get(kind)
+        if not figures:
+            continue
+        cells = "".join(f'<td class="num">{fmt.tokens(figures.get(k))}</td>' for k, _ in keys)
+        hit_rate = fmt.rate(figures.get("hit_rate"))
+        rows.append(f'<tr><td>{kind}</td>{cells}<td class="num">{hit_rate}</td></tr>')
+    checks = cache.get("min_cache_hit_rate_checks")
+    note = f"min_cache_hit_rate checks the {escape(checks)} figures." if checks else ""
+    why = (  # recorded and predicted differ: never without saying why
+        f'<p class="note" data-role="cache-note">{escape(cache["note"])}.</p>'
+        if cache.get("note")
+        else ""
+    )
+    return (
+        "<h3>Prompt cache</h3>"
+        f'<table class="cache"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody>'
+        f'</table>{why}<p class="note">{note}</p>'
+    )
+
+
+def _findings(findings: Iterable[dict[str, Any]]) -> str:
+    items = []
+    for f in findings:
+        level, code, where = (escape(str(f.get(k, ""))) for k in ("level", "code", "where"))
+        cases = ", ".join(escape(str(c)) for c in f.get("cases", []))
+        items.append(
+            f'<li data-code="{code}"><span class="badge level-{level}">{level}</span> '
+            f"<code>{code}</code> at <code>{where}</code>: {escape(str(f.get('message', '')))}"
+            + (f"<br>Fix: {escape(str(f['fix']))}" if f.get("fix") else "")
+            + (f'<br><span class="muted">cases: {cases}</span>' if cases else "")
+            + "</li>"
+        )
+    return f'<ul class="findings">{"".join(items)}</ul>'
+
+
+CASE_COLUMNS = (("case", "text"), ("calls", "num"), ("input tokens", "num"),
+                ("output tokens", "num"), ("cost", "num"), ("models", "text"),
+                ("escalated", "text"))  # fmt: skip
+
+
+def _cases(ep: EndpointReport) -> str:
+    """The cases, costliest first; the page's script sorts them by any column."""
+    per_case = ep.per_case
+    drivers = {d for b in ep.budgets if b.ok is False for d in b.drivers}
+    no_call = set(ep.no_call_cases)
+    counted = ep.cases_without_calls == "count"
+    no_call_badge = (
+        ' <span class="badge status-not-run" data-role="no-call" title="'
+        + ("counted as a $0 request" if counted else "left out of escalation and $ per request")
+        + '">no API call</span>'
+    )
+    head = "".join(
+        f'<th class="{"num" if kind == "num" else ""}"'
+        + (' aria-sort="descending"' if title == "cost" else "")
+        + f'><button type="button" data-column="{i}" data-type="{kind}">{title}</button></th>'
+        for i, (title, kind) in enumerate(CASE_COLUMNS)
+    )
+
+    def costliest(item: tuple[str, CaseFigures]) -> tuple[bool, float]:
+        cost = item[1].cost_usd
+        return (cost is None, -(cost or 0))
+
+    def cell(value: Any, shown: str, css: str = "num") -> str:
+        sort_value = "" if value is None else escape(str(value))
+        return f'<td class="{css}" data-value="{sort_value}">{shown}</td>'
+
+    rows = []
+    for case_id, c in sorted(per_case.items(), key=costliest):
+        models = ", ".join(c.models)
+        escalated = "yes" if c.escalated else "no"
+        driver = ' <span class="badge status-fail">driver</span>' if case_id in drivers else ""
+        if case_id in no_call:
+            driver += no_call_badge
+        rows.append(
+            f'<tr data-case="{escape(case_id)}">'
+            + cell(case_id, escape(case_id) + driver, "")
+            + cell(c.calls, fmt.tokens(c.calls))
+            + cell(c.input_tokens, fmt.tokens(c.input_tokens))
+            + cell(c.output_tokens, fmt.tokens(c.output_tokens))
+            + cell(c.cost_usd, fmt.usd(c.cost_usd))
+            + cell(models, escape(models), "")
+            + cell(escalated, "yes" if escalated == "yes" else "", "")
+            + "</tr>"
+        )
+    heading = f"Cases ({len(per_case):,}"
+    if no_call:
+        heading += f", {len(no_call):,} without an API call"
+    return (
+        f"<h3>{heading})</h3>"
+        '<div class="cases"><table class="sortable">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    )
