@@ -370,9 +370,18 @@ def record(directory: Path) -> None:
             "ANTHROPIC_API_KEY": "emulator-only-key",
         }
         command = [
-            sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:recording", "-q",
-            "--token-budget", "--token-budget-record=once", "test_bench.py",
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:recording",
+            "-q",
+            "--token-budget",
+            "--token-budget-record=once",
+            "test_bench.py",
+        ]
         done = subprocess.run(
             command, cwd=directory, env=env, capture_output=True, text=True, check=False
         )

@@ -69,8 +69,12 @@ XDIST = ["-n", "2"]
 # Isolated runs (the default) load no plugin from entry points (PYTEST_DISABLE_PLUGIN_AUTOLOAD):
 # each variant names the one it measures, so what else the venv holds (hypothesis loads itself
 # at the terminal summary, ~1 s) adds to no variant.
-LOADS = {"PLUGIN": "pytest_tokenbudget.plugin", "VCR_ALONE": "pytest_recording.plugin",
-         "CASSETTER": "cassetter.pytest_plugin", "XDIST": "xdist.plugin"}  # fmt: skip
+LOADS = {
+    "PLUGIN": "pytest_tokenbudget.plugin",
+    "VCR_ALONE": "pytest_recording.plugin",
+    "CASSETTER": "cassetter.pytest_plugin",
+    "XDIST": "xdist.plugin",
+}
 
 
 def isolate() -> None:
@@ -79,8 +83,18 @@ def isolate() -> None:
         globals()[name] = ["-p", module, *globals()[name]]
 
 
-PACKAGES = ("pytest", "pytest-tokenbudget", "vcrpy", "pytest-recording", "pytest-xdist",
-            "anthropic", "httpx2", "PyYAML", "jsonschema", "cassetter")  # fmt: skip
+PACKAGES = (
+    "pytest",
+    "pytest-tokenbudget",
+    "vcrpy",
+    "pytest-recording",
+    "pytest-xdist",
+    "anthropic",
+    "httpx2",
+    "PyYAML",
+    "jsonschema",
+    "cassetter",
+)
 
 
 # -- timing ---------------------------------------------------------------------------------
@@ -104,8 +118,13 @@ class Timing:
         return statistics.median(self.walls)
 
     def as_dict(self) -> dict:
-        out = {"best_wall_s": self.wall, "median_wall_s": statistics.median(self.walls),
-               "walls_s": self.walls, "best_cpu_s": self.cpu, "cpus_s": self.cpus}  # fmt: skip
+        out = {
+            "best_wall_s": self.wall,
+            "median_wall_s": statistics.median(self.walls),
+            "walls_s": self.walls,
+            "best_cpu_s": self.cpu,
+            "cpus_s": self.cpus,
+        }
         if self.phases:
             # in the test item: setup + call + teardown + makereport (where the plugin parses
             # the test's exchanges); the best run by that measure
@@ -118,9 +137,12 @@ class Timing:
 
 def _env(client_per_call: bool, isolated: bool = False) -> dict[str, str]:
     # PYTHONDONTWRITEBYTECODE goes too: a user's machine keeps bytecode (see compile_package)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PYTEST_", "ANTHROPIC_"))
-           and k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")}  # fmt: skip
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "ANTHROPIC_"))
+        and k not in ("PYTHONPATH", "PYTHONDONTWRITEBYTECODE")
+    }
     env["BENCH_CLIENT_PER_CALL"] = "1" if client_per_call else "0"
     if isolated:
         env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
@@ -138,15 +160,26 @@ def compile_package() -> None:
     subprocess.run([PY, "-m", "compileall", "-q", str(package)], check=True)
 
 
-def run_pytest(cwd: Path, args: list[str], env: dict[str, str], expect_passed: int,
-               phases_out: Path | None = None) -> tuple[float, float, str]:  # fmt: skip
+def run_pytest(
+    cwd: Path,
+    args: list[str],
+    env: dict[str, str],
+    expect_passed: int,
+    phases_out: Path | None = None,
+) -> tuple[float, float, str]:
     if phases_out is not None:
         env = {**env, "PHASE_TIMER_OUT": str(phases_out)}
         args = ["-p", "phase_timer", *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run([PY, "-m", "pytest", *BASE_ARGS, *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [PY, "-m", "pytest", *BASE_ARGS, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -154,8 +187,10 @@ def run_pytest(cwd: Path, args: list[str], env: dict[str, str], expect_passed: i
     passed = re.search(r"(\d+) passed", out)
     if done.returncode != 0 or not passed or int(passed.group(1)) != expect_passed:
         tail = "\n".join(out.splitlines()[-30:])
-        raise SystemExit(f"pytest {' '.join(args)} in {cwd} did not pass {expect_passed} tests "
-                         f"(exit {done.returncode}):\n{tail}")  # fmt: skip
+        raise SystemExit(
+            f"pytest {' '.join(args)} in {cwd} did not pass {expect_passed} tests "
+            f"(exit {done.returncode}):\n{tail}"
+        )
     return wall, cpu, out
 
 
@@ -168,8 +203,9 @@ def pair_ratio(a: dict, b: dict, key: str = "walls_s") -> float:
 Variant = tuple  # (name, cwd, args, expected passes[, extra env])
 
 
-def interleaved(variants: list[Variant], repeats: int, env: dict[str, str],
-                log, *, phases: bool = False) -> dict[str, Timing]:  # fmt: skip
+def interleaved(
+    variants: list[Variant], repeats: int, env: dict[str, str], log, *, phases: bool = False
+) -> dict[str, Timing]:
     """`repeats` runs of each variant, run A B C A B C ... With phases, serial runs also
     load benchmarks/phase_timer.py (a few hook wrappers: microseconds per test)."""
     timings = {name: Timing(name) for name, *_ in variants}
@@ -178,8 +214,9 @@ def interleaved(variants: list[Variant], repeats: int, env: dict[str, str],
         for name, cwd, args, expect, *extra in variants:
             timed_phases = phases and "-n" not in args
             run_env = {**env, **extra[0]} if extra else env
-            wall, cpu, _ = run_pytest(cwd, args, run_env, expect,
-                                      out_file if timed_phases else None)  # fmt: skip
+            wall, cpu, _ = run_pytest(
+                cwd, args, run_env, expect, out_file if timed_phases else None
+            )
             t = timings[name]
             t.walls.append(wall)
             t.cpus.append(cpu)
@@ -210,12 +247,12 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
     import gc
 
     from pytest_tokenbudget.config.budgets import load_config
-    from pytest_tokenbudget.report.markdown import render_markdown
-    from pytest_tokenbudget.pricing.prices import table_date
-    from pytest_tokenbudget.report.model import build_report
-    from pytest_tokenbudget.measure.samples import CaseRun
     from pytest_tokenbudget.measure.run import BudgetRun, Options
+    from pytest_tokenbudget.measure.samples import CaseRun
+    from pytest_tokenbudget.pricing.prices import table_date
     from pytest_tokenbudget.providers.usage import Call, Usage
+    from pytest_tokenbudget.report.markdown import render_markdown
+    from pytest_tokenbudget.report.model import build_report
 
     tmp = Path(tempfile.mkdtemp(prefix="tokenbudget-agg-"))
     (tmp / "token_budgets.yml").write_text(AGG_CONFIG)
@@ -266,8 +303,15 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
             markdown = render_markdown(report)
             text = json.dumps(report, indent=2)
             t3 = time.perf_counter()
-            runs.append({"results_s": t1 - t0, "build_report_s": t2 - t1, "total_s": t2 - t0,
-                         "total_cpu_s": cpu, "markdown_and_json_s": t3 - t2})  # fmt: skip
+            runs.append(
+                {
+                    "results_s": t1 - t0,
+                    "build_report_s": t2 - t1,
+                    "total_s": t2 - t0,
+                    "total_cpu_s": cpu,
+                    "markdown_and_json_s": t3 - t2,
+                }
+            )
             del results, report, markdown, text
             gc.collect()
         return runs
@@ -291,17 +335,30 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
     merged = BudgetRun(config, options)
     merged.merge_wire(wire)
     t2 = time.perf_counter()
-    out["wire"] = {"samples": sum(len(p) for p in small.parts), "to_wire_s": t1 - t0,
-                   "merge_wire_s": t2 - t1}  # fmt: skip
+    out["wire"] = {
+        "samples": sum(len(p) for p in small.parts),
+        "to_wire_s": t1 - t0,
+        "merge_wire_s": t2 - t1,
+    }
     return out
 
 
 def run_aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict:
     done = subprocess.run(
-        [PY, str(Path(__file__).resolve()), "--_aggregate", str(samples), str(cases), str(repeats),
-         str(wire_samples)],
-        capture_output=True, text=True, env=_env(False), check=False,
-    )  # fmt: skip
+        [
+            PY,
+            str(Path(__file__).resolve()),
+            "--_aggregate",
+            str(samples),
+            str(cases),
+            str(repeats),
+            str(wire_samples),
+        ],
+        capture_output=True,
+        text=True,
+        env=_env(False),
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"aggregation benchmark failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -361,11 +418,18 @@ def markdown(res: dict) -> str:
         on, off = t["a_on"], t["a_off"]
         ratio = on["best_wall_s"] / off["best_wall_s"]
         cpu_ratio = on["best_cpu_s"] / off["best_cpu_s"]
-        row(f"(a) unused install: {TRIVIAL:,} trivial tests, plugin on / `-p no:tokenbudget`",
-            f"{ratio:.3f}×", "≤ 1.02×", ratio <= 1.02,
-            f"{on['best_wall_s']:.2f} s vs {off['best_wall_s']:.2f} s wall; cpu {cpu_ratio:.3f}×")  # fmt: skip
-    peers = (("vcr", "pytest-recording", 0.70), ("floor", "the floor", 1.10),
-             ("cassetter", "cassetter", None))  # fmt: skip
+        row(
+            f"(a) unused install: {TRIVIAL:,} trivial tests, plugin on / `-p no:tokenbudget`",
+            f"{ratio:.3f}×",
+            "≤ 1.02×",
+            ratio <= 1.02,
+            f"{on['best_wall_s']:.2f} s vs {off['best_wall_s']:.2f} s wall; cpu {cpu_ratio:.3f}×",
+        )
+    peers = (
+        ("vcr", "pytest-recording", 0.70),
+        ("floor", "the floor", 1.10),
+        ("cassetter", "cassetter", None),
+    )
     for n in (n1, n2):
         p = t.get(f"b_plugin_{n}")
         for peer, label, target in peers:
@@ -373,49 +437,73 @@ def markdown(res: dict) -> str:
             if p is None or o is None:
                 continue
             ratio = pair_ratio(p, o)
-            row(f"(b) replay {n:,} cases: `--token-budget` / {label}", f"{ratio:.3f}×",
+            row(
+                f"(b) replay {n:,} cases: `--token-budget` / {label}",
+                f"{ratio:.3f}×",
                 f"≤ {target:.2f}×" if target and n == n1 else "-",
                 ratio <= target if target and n == n1 else None,
                 f"medians {p['median_wall_s']:.2f} s vs {o['median_wall_s']:.2f} s wall; "
-                f"cpu {pair_ratio(p, o, 'cpus_s'):.3f}×")  # fmt: skip
+                f"cpu {pair_ratio(p, o, 'cpus_s'):.3f}×",
+            )
         for peer, label, _ in peers[::2]:  # the peers against the floor
             o, f = t.get(f"b_{peer}_{n}"), t.get(f"b_floor_{n}")
             if o is not None and f is not None:
-                row(f"(b) replay {n:,} cases: {label} / the floor", f"{pair_ratio(o, f):.3f}×",
-                    "-", None,
-                    f"medians {o['median_wall_s']:.2f} s vs {f['median_wall_s']:.2f} s")  # fmt: skip
-    for tool, label in (("plugin", "`--token-budget`"), ("vcr", "pytest-recording"),
-                        ("floor", "the floor"), ("cassetter", "cassetter")):  # fmt: skip
+                row(
+                    f"(b) replay {n:,} cases: {label} / the floor",
+                    f"{pair_ratio(o, f):.3f}×",
+                    "-",
+                    None,
+                    f"medians {o['median_wall_s']:.2f} s vs {f['median_wall_s']:.2f} s",
+                )
+    for tool, label in (
+        ("plugin", "`--token-budget`"),
+        ("vcr", "pytest-recording"),
+        ("floor", "the floor"),
+        ("cassetter", "cassetter"),
+    ):
         a, b = t.get(f"b_{tool}_{n1}"), t.get(f"b_{tool}_{n2}")
         if a is None or b is None:
             continue
         ratio = pair_ratio(b, a)
         limit = 2.1 * n2 / (2 * n1)
-        row(f"(b) scaling: {n2:,} / {n1:,} cases, {label}", f"{ratio:.3f}×",
+        row(
+            f"(b) scaling: {n2:,} / {n1:,} cases, {label}",
+            f"{ratio:.3f}×",
             f"≤ {limit:.2f}×" if tool == "plugin" else "-",
             ratio <= limit if tool == "plugin" else None,
-            f"medians {b['median_wall_s']:.2f} s vs {a['median_wall_s']:.2f} s wall")  # fmt: skip
+            f"medians {b['median_wall_s']:.2f} s vs {a['median_wall_s']:.2f} s wall",
+        )
     if f"c_xdist_{n2}" in t:
         s, x = t[f"b_plugin_{n2}"], t[f"c_xdist_{n2}"]
         speedup = s["best_wall_s"] / x["best_wall_s"]
         ref = ""
         if f"c_vcr_xdist_{n2}" in t:
-            ref = (f"; pytest-recording alone (1 run): "
-                   f"{t[f'b_vcr_{n2}']['best_wall_s'] / t[f'c_vcr_xdist_{n2}']['best_wall_s']:.2f}×")  # fmt: skip
-        row(f"(c) xdist: {n2:,} cases serial / `-n 2`", f"{speedup:.2f}× speed-up", "≥ 1.6×",
+            ref = (
+                f"; pytest-recording alone (1 run): "
+                f"{t[f'b_vcr_{n2}']['best_wall_s'] / t[f'c_vcr_xdist_{n2}']['best_wall_s']:.2f}×"
+            )
+        row(
+            f"(c) xdist: {n2:,} cases serial / `-n 2`",
+            f"{speedup:.2f}× speed-up",
+            "≥ 1.6×",
             speedup >= 1.6,
             f"{s['best_wall_s']:.2f} s serial vs {x['best_wall_s']:.2f} s with -n 2; "
-            f"cpu {x['best_cpu_s']:.1f} s vs {s['best_cpu_s']:.1f} s{ref}")  # fmt: skip
+            f"cpu {x['best_cpu_s']:.1f} s vs {s['best_cpu_s']:.1f} s{ref}",
+        )
     if "d" in res:
         d = res["d"]
-        row(f"(d) aggregate {d['samples']:,} samples ({d['cases']:,} cases): results() + build_report",
-            f"{d['total_s']:.2f} s", "< 1 s", d["total_s"] < 1.0,
+        row(
+            f"(d) aggregate {d['samples']:,} samples ({d['cases']:,} cases): results() + build_report",
+            f"{d['total_s']:.2f} s",
+            "< 1 s",
+            d["total_s"] < 1.0,
             f"cpu {d['total_cpu_s']:.2f} s; samples in test order; "
             f"results() {d['results_s']:.2f} s + build_report "
             f"{d['build_report_s']:.2f} s; markdown + json.dumps {d['markdown_and_json_s']:.2f} s "
             f"(not in target); tests in random order: {d['shuffled']['total_s']:.2f} s; "
             f"add_calls during the tests {d['add_calls_s']:.2f} s "
-            f"({d['add_calls_s'] / d['samples'] * 1e6:.2f} µs per call)")  # fmt: skip
+            f"({d['add_calls_s'] / d['samples'] * 1e6:.2f} µs per call)",
+        )
     a1, a2 = res["agent_calls"], 2 * res["agent_calls"]
     for tool, label in (("plugin", "`--token-budget`"), ("floor", "the floor")):
         e1, e2 = t.get(f"e_{tool}_{a1}"), t.get(f"e_{tool}_{a2}")
@@ -423,29 +511,48 @@ def markdown(res: dict) -> str:
             continue
         ratio = pair_ratio(e2, e1, "in_item_s")
         sizes = res.get("agent_cassette_bytes", {})
-        row(f"(e) agent case, {a2} / {a1} sequential calls, {label}, time in the test",
-            f"{ratio:.3f}×", "≤ 2.2×" if tool == "plugin" else "-",
+        row(
+            f"(e) agent case, {a2} / {a1} sequential calls, {label}, time in the test",
+            f"{ratio:.3f}×",
+            "≤ 2.2×" if tool == "plugin" else "-",
             ratio <= 2.2 if tool == "plugin" else None,
             f"medians {statistics.median(e2['in_item_s']):.2f} s vs "
             f"{statistics.median(e1['in_item_s']):.2f} s in the test "
             f"(setup+call+teardown+makereport); sessions {e2['median_wall_s']:.2f} s vs "
             f"{e1['median_wall_s']:.2f} s; cassettes {sizes.get(str(a2), 0) / 1e6:.1f} MB vs "
-            f"{sizes.get(str(a1), 0) / 1e6:.1f} MB")  # fmt: skip
+            f"{sizes.get(str(a1), 0) / 1e6:.1f} MB",
+        )
     for calls in (a1, a2):
         p, f = t.get(f"e_plugin_{calls}"), t.get(f"e_floor_{calls}")
         if p is not None and f is not None:
-            row(f"(e) agent case, {calls} calls: `--token-budget` / the floor, time in the test",
-                f"{pair_ratio(p, f, 'in_item_s'):.3f}×", "-", None,
-                f"session wall {pair_ratio(p, f):.3f}×")  # fmt: skip
+            row(
+                f"(e) agent case, {calls} calls: `--token-budget` / the floor, time in the test",
+                f"{pair_ratio(p, f, 'in_item_s'):.3f}×",
+                "-",
+                None,
+                f"session wall {pair_ratio(p, f):.3f}×",
+            )
     if f"e_vcr_{a1}" in t:
         v = t[f"e_vcr_{a1}"]
-        row(f"(e) agent case, {a1} calls, pytest-recording alone (reference, 1 run)",
-            f"{v['best_in_item_s']:.2f} s in the test", "-", None,
-            f"session {v['best_wall_s']:.2f} s")  # fmt: skip
+        row(
+            f"(e) agent case, {a1} calls, pytest-recording alone (reference, 1 run)",
+            f"{v['best_in_item_s']:.2f} s in the test",
+            "-",
+            None,
+            f"session {v['best_wall_s']:.2f} s",
+        )
 
     phase_rows = []
-    keys = ("startup_until_sessionstart", "collection", "setup", "call", "teardown", "makereport",
-            "sessionfinish", "total_until_unconfigure")  # fmt: skip
+    keys = (
+        "startup_until_sessionstart",
+        "collection",
+        "setup",
+        "call",
+        "teardown",
+        "makereport",
+        "sessionfinish",
+        "total_until_unconfigure",
+    )
     for name in sorted(t):
         ph = t[name].get("phases_of_best_wall")
         if ph:
@@ -569,17 +676,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.cassetter:
         site = args.cassetter.resolve()
         if not (site / "cassetter").is_dir():
-            raise SystemExit(f"--cassetter {site}: no cassetter package there "
-                             f"(pip install --target {site} --no-deps cassetter)")  # fmt: skip
+            raise SystemExit(
+                f"--cassetter {site}: no cassetter package there "
+                f"(pip install --target {site} --no-deps cassetter)"
+            )
         cassetter_env = {"PYTHONPATH": f"{HERE}{os.pathsep}{site}"}
     log = lambda msg: print(msg, file=sys.stderr, flush=True)
 
-    res: dict = {"machine": machine(args.cassetter), "n1": n1, "n2": n2, "agent_calls": agent_calls,
-                 "repeats": repeats, "repeats_a": repeats_a, "client_per_call": args.client_per_call,
-                 "isolated": isolated,
-                 "timings": {}}  # fmt: skip
-    log(f"machine: {res['machine']['cpu']}, {res['machine']['usable_cores']} cores, "
-        f"load {res['machine']['loadavg_start']}; workdir {work}")  # fmt: skip
+    res: dict = {
+        "machine": machine(args.cassetter),
+        "n1": n1,
+        "n2": n2,
+        "agent_calls": agent_calls,
+        "repeats": repeats,
+        "repeats_a": repeats_a,
+        "client_per_call": args.client_per_call,
+        "isolated": isolated,
+        "timings": {},
+    }
+    log(
+        f"machine: {res['machine']['cpu']}, {res['machine']['usable_cores']} cores, "
+        f"load {res['machine']['loadavg_start']}; workdir {work}"
+    )
 
     # projects
     trivial = work / "trivial"
@@ -594,36 +712,59 @@ def main(argv: list[str] | None = None) -> int:
         for n in (n1, n2) if only & set("bc") else ():
             projects[f"c{n}"] = work / f"cases_{n}"
             log(f"generating {n} cases ...")
-            generate.generate(projects[f"c{n}"], cases=n, agent=0, observation_words=20,
-                              cases_format="yml", seed=1, record_all=False)  # fmt: skip
+            generate.generate(
+                projects[f"c{n}"],
+                cases=n,
+                agent=0,
+                observation_words=20,
+                cases_format="yml",
+                seed=1,
+                record_all=False,
+            )
         if "e" in only:
             res["agent_cassette_bytes"] = {}
             for calls in (agent_calls, 2 * agent_calls):
                 projects[f"agent{calls}"] = work / f"agent_{calls}"
                 log(f"generating the {calls}-call agent case ...")
-                info = generate.generate(projects[f"agent{calls}"], cases=0, agent=calls,
-                                         observation_words=20, cases_format="yml", seed=1,
-                                         record_all=False)  # fmt: skip
+                info = generate.generate(
+                    projects[f"agent{calls}"],
+                    cases=0,
+                    agent=calls,
+                    observation_words=20,
+                    cases_format="yml",
+                    seed=1,
+                    record_all=False,
+                )
                 res["agent_cassette_bytes"][str(calls)] = info["cassette_bytes"]
 
     timings: dict[str, Timing] = {}
     if "a" in only:
         log("(a) unused install")
-        timings.update(interleaved([
-            ("a_on", trivial, ["-p", LOADS["PLUGIN"]] if isolated else [], TRIVIAL),
-            ("a_off", trivial, ["-p", "no:tokenbudget"], TRIVIAL),
-        ], repeats_a, env, log))  # fmt: skip
+        timings.update(
+            interleaved(
+                [
+                    ("a_on", trivial, ["-p", LOADS["PLUGIN"]] if isolated else [], TRIVIAL),
+                    ("a_off", trivial, ["-p", "no:tokenbudget"], TRIVIAL),
+                ],
+                repeats_a,
+                env,
+                log,
+            )
+        )
     if only & set("bc"):
         log("(b)/(c) replay")
         variants = []
         if "b" in only:
             for n in (n1, n2):
-                variants += [(f"b_plugin_{n}", projects[f"c{n}"], PLUGIN, n),
-                             (f"b_vcr_{n}", projects[f"c{n}"], VCR_ALONE, n),
-                             (f"b_floor_{n}", projects[f"c{n}"], FLOOR, n)]  # fmt: skip
+                variants += [
+                    (f"b_plugin_{n}", projects[f"c{n}"], PLUGIN, n),
+                    (f"b_vcr_{n}", projects[f"c{n}"], VCR_ALONE, n),
+                    (f"b_floor_{n}", projects[f"c{n}"], FLOOR, n),
+                ]
                 if cassetter_env:
-                    variants.append((f"b_cassetter_{n}", projects[f"c{n}"], CASSETTER, n,
-                                     cassetter_env))  # fmt: skip
+                    variants.append(
+                        (f"b_cassetter_{n}", projects[f"c{n}"], CASSETTER, n, cassetter_env)
+                    )
         elif "c" in only:
             variants.append((f"b_plugin_{n2}", projects[f"c{n2}"], PLUGIN, n2))
         if "c" in only:
@@ -631,20 +772,35 @@ def main(argv: list[str] | None = None) -> int:
         timings.update(interleaved(variants, repeats, env, log, phases=True))
         if "c" in only and "b" in only and not args.no_reference:
             # reference, run once: what -n 2 does for pytest-recording alone on this machine
-            timings.update(interleaved([(f"c_vcr_xdist_{n2}", projects[f"c{n2}"], [*VCR_ALONE, *XDIST], n2)],
-                                       1, env, log))  # fmt: skip
+            timings.update(
+                interleaved(
+                    [(f"c_vcr_xdist_{n2}", projects[f"c{n2}"], [*VCR_ALONE, *XDIST], n2)],
+                    1,
+                    env,
+                    log,
+                )
+            )
     if "e" in only:
         log("(e) agent case")
         variants = []
         for calls in (agent_calls, 2 * agent_calls):
-            variants += [(f"e_plugin_{calls}", projects[f"agent{calls}"], PLUGIN, 1),
-                         (f"e_floor_{calls}", projects[f"agent{calls}"], FLOOR, 1)]  # fmt: skip
+            variants += [
+                (f"e_plugin_{calls}", projects[f"agent{calls}"], PLUGIN, 1),
+                (f"e_floor_{calls}", projects[f"agent{calls}"], FLOOR, 1),
+            ]
         timings.update(interleaved(variants, repeats, env, log, phases=True))
         if not args.no_reference:
             # reference, run once: pytest-recording's body matcher parses both JSON bodies for
             # every (request, recording) pair it compares, so it is quadratic here (~1.5 min)
-            timings.update(interleaved([(f"e_vcr_{agent_calls}", projects[f"agent{agent_calls}"],
-                                         VCR_ALONE, 1)], 1, env, log, phases=True))  # fmt: skip
+            timings.update(
+                interleaved(
+                    [(f"e_vcr_{agent_calls}", projects[f"agent{agent_calls}"], VCR_ALONE, 1)],
+                    1,
+                    env,
+                    log,
+                    phases=True,
+                )
+            )
     if "d" in only:
         log(f"(d) aggregation of {samples:,} samples")
         res["d"] = run_aggregate(samples, 10_000, repeats, 100_000 if not args.quick else 20_000)

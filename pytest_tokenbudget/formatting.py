@@ -38,9 +38,13 @@ def metric(name: str, value: Number) -> str:
 
 # The summary row's metrics, in the order every summary (terminal, Markdown, HTML) shows them.
 SUMMARY_METRICS = (
-    "input_tokens_p95", "output_tokens_p95", "escalation_rate", "cache_hit_rate",
-    "cost_per_request_usd", "monthly_cost_usd",
-)  # fmt: skip
+    "input_tokens_p95",
+    "output_tokens_p95",
+    "escalation_rate",
+    "cache_hit_rate",
+    "cost_per_request_usd",
+    "monthly_cost_usd",
+)
 
 
 def summary_cells(metrics: dict) -> list[str]:

@@ -155,8 +155,13 @@ class Actions:
         script = self.substitute(step["run"])
         done = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-            cwd=self.workspace, env=env, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            cwd=self.workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         if "id" in step:
             self.outputs[step["id"]] = dict(
                 line.split("=", 1) for line in output.read_text().splitlines() if "=" in line
@@ -220,9 +225,13 @@ def run_gitlab(
     script = gitlab_script(dict(job, script=entries))
     return subprocess.run(
         ["bash", "--noprofile", "--norc", "-c", script],
-        cwd=workspace, env={**variables, **env}, capture_output=True, text=True, timeout=300,
+        cwd=workspace,
+        env={**variables, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
-    )  # fmt: skip
+    )
 
 
 def ci_env(tmp: Path, **extra: str) -> dict[str, str]:

@@ -283,8 +283,11 @@ def event_stream_frame(event: dict, padding: int = 0) -> bytes:
     data = base64.b64encode(json.dumps(event).encode()).decode()
     payload = json.dumps({"bytes": data, "p": "abcdefghijklmnopqrstuvwxyz"[: padding % 27]})
     headers = b""
-    for name, value in ((":event-type", "chunk"), (":content-type", "application/json"),
-                        (":message-type", "event")):  # fmt: skip
+    for name, value in (
+        (":event-type", "chunk"),
+        (":content-type", "application/json"),
+        (":message-type", "event"),
+    ):
         headers += bytes([len(name)]) + name.encode() + b"\x07"
         headers += struct.pack(">H", len(value)) + value.encode()
     total = 12 + len(headers) + len(payload) + 4
@@ -459,15 +462,26 @@ def _sse_events(message: dict) -> list[tuple[str, dict]]:
     usage = message["usage"]
     steps = {k: v for k, v in usage.items() if k == "iterations"}  # only with emu.iterations
     usage = {k: v for k, v in usage.items() if k != "iterations"}
-    start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
-             "usage": {**usage, "output_tokens": 1}}  # fmt: skip
+    start = {
+        **message,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {**usage, "output_tokens": 1},
+    }
     words = message["content"][0]["text"].split(" ")
     events: list[tuple[str, dict]] = [
         ("message_start", {"type": "message_start", "message": start}),
-        ("content_block_start", {"type": "content_block_start", "index": 0,
-                                 "content_block": {"type": "text", "text": ""}}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
         ("ping", {"type": "ping"}),
-    ]  # fmt: skip
+    ]
     for i, word in enumerate(words):
         delta = {"type": "text_delta", "text": word if i == 0 else " " + word}
         event = {"type": "content_block_delta", "index": 0, "delta": delta}
@@ -480,10 +494,16 @@ def _sse_events(message: dict) -> list[tuple[str, dict]]:
     delta_usage.update(steps)
     events += [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "usage": delta_usage, "delta": {
-            "stop_reason": message["stop_reason"], "stop_sequence": None}}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "usage": delta_usage,
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+            },
+        ),
         ("message_stop", {"type": "message_stop"}),
-    ]  # fmt: skip
+    ]
     return events
 
 

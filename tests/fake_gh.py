@@ -39,10 +39,11 @@ def main(argv: list[str]) -> int:
         )
         wanted = {"workflow": args.workflow, "branch": args.branch, "event": args.event}
         found = [
-            run for run in runs
+            run
+            for run in runs
             if all(run[k] == v for k, v in wanted.items())
             and (args.status in (None, "completed") or run["status"] == args.status)
-        ]  # fmt: skip
+        ]
         if found:
             print(found[-1]["databaseId"])
         return 0

@@ -101,22 +101,47 @@ class _Handler(BaseHTTPRequestHandler):
             if request.get("stream"):
                 include = (request.get("stream_options") or {}).get("include_usage")
                 chunks = [
-                    {"id": "c1", "object": "chat.completion.chunk", "model": model,
-                     "choices": [{"index": 0, "delta": {"content": "ok"}, "finish_reason": None}]},
-                    {"id": "c1", "object": "chat.completion.chunk", "model": model,
-                     "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
-                ]  # fmt: skip
+                    {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "model": model,
+                        "choices": [
+                            {"index": 0, "delta": {"content": "ok"}, "finish_reason": None}
+                        ],
+                    },
+                    {
+                        "id": "c1",
+                        "object": "chat.completion.chunk",
+                        "model": model,
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+                    },
+                ]
                 if include:
-                    chunks.append({"id": "c1", "object": "chat.completion.chunk", "model": model,
-                                   "choices": [], "usage": usage})  # fmt: skip
+                    chunks.append(
+                        {
+                            "id": "c1",
+                            "object": "chat.completion.chunk",
+                            "model": model,
+                            "choices": [],
+                            "usage": usage,
+                        }
+                    )
                 body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
                 self._record(path, request, headers, usage if include else None)
                 self._send(body.encode(), "text/event-stream")
                 return
             self._record(path, request, headers, usage)
-            self._send(json.dumps({"id": "c1", "object": "chat.completion", "model": model,
-                                   "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-                                   "usage": usage}).encode())  # fmt: skip
+            self._send(
+                json.dumps(
+                    {
+                        "id": "c1",
+                        "object": "chat.completion",
+                        "model": model,
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": usage,
+                    }
+                ).encode()
+            )
         elif path.endswith("/responses"):
             usage = {
                 "input_tokens": prompt,
@@ -126,10 +151,25 @@ class _Handler(BaseHTTPRequestHandler):
                 "total_tokens": prompt + completion,
             }
             self._record(path, request, headers, usage)
-            self._send(json.dumps({"id": "r1", "object": "response", "model": model, "status": "completed",
-                                   "error": None, "output": [{"type": "message", "role": "assistant",
-                                   "content": [{"type": "output_text", "text": "ok"}]}],
-                                   "usage": usage}).encode())  # fmt: skip
+            self._send(
+                json.dumps(
+                    {
+                        "id": "r1",
+                        "object": "response",
+                        "model": model,
+                        "status": "completed",
+                        "error": None,
+                        "output": [
+                            {
+                                "type": "message",
+                                "role": "assistant",
+                                "content": [{"type": "output_text", "text": "ok"}],
+                            }
+                        ],
+                        "usage": usage,
+                    }
+                ).encode()
+            )
         elif path.endswith("/gateway/generate"):
             usage = {"tokens_in": prompt, "tokens_out": completion}
             self._record(path, request, headers, usage)

@@ -631,9 +631,14 @@ def test_an_api_request_without_usage_is_named_not_silent(suite):
     suite.makepyfile(test_legacy=LEGACY_MODULE)
 
     result = suite.runpytest(
-        "test_legacy.py", "test_suite.py", "--token-budget", "-p", "no:cacheprovider",
-        "-k", "legacy or pytest_recording",
-    )  # fmt: skip
+        "test_legacy.py",
+        "test_suite.py",
+        "--token-budget",
+        "-p",
+        "no:cacheprovider",
+        "-k",
+        "legacy or pytest_recording",
+    )
 
     result.assert_outcomes(passed=2)
     endpoint = report_of(suite)["endpoints"]["chat"]

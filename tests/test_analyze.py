@@ -258,8 +258,9 @@ def test_a_model_the_old_table_lacked_is_priced(capsys):
     """claude-sonnet-5 (an R vcr file) had no price until prices came from genai-prices."""
     code, out, _ = run(capsys, str(CASSETTES / "vcr-r"))
     assert code == 0 and "no price" not in out
-    calls = {m: (i, o) for p in sorted((CASSETTES / "vcr-r").glob("*.yml"))
-                 for m, i, o in hand_calls(p)}  # fmt: skip
+    calls = {
+        m: (i, o) for p in sorted((CASSETTES / "vcr-r").glob("*.yml")) for m, i, o in hand_calls(p)
+    }
     # Published rates, $ per MTok: Sonnet 5 $2 in / $10 out, Sonnet 3.5 $3 / $15.
     (i5, o5), (i35, o35) = calls["claude-sonnet-5"], calls["claude-3-5-sonnet-20241022"]
     mean = Fraction(i5 * 2 + o5 * 10 + i35 * 3 + o35 * 15, 2 * 10**6)
@@ -328,7 +329,7 @@ def test_pytest_recording_layout_one_endpoint_per_test_module(capsys, tmp_path):
         "test_anthropic/test_caching.yaml": "anthropic/openllmetry_prompt_caching_gzip.yaml",
         "test_anthropic/test_count_tokens.yaml": "anthropic/llm-anthropic_count_tokens.yaml",
         "test_instrumentor/test_tools.yaml": "anthropic/openinference_parallel_tool_use_plain.yaml",
-    }  # fmt: skip
+    }
     for name, source in layout.items():
         (tests / "cassettes" / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(CASSETTES / source, tests / "cassettes" / name)
@@ -354,10 +355,18 @@ def test_pytest_recording_layout_one_endpoint_per_test_module(capsys, tmp_path):
 def test_batch_results_jsonl_is_one_case_per_request_at_batch_prices(capsys, tmp_path):
     usage = [(1200, 80), (900, 60), (1500, 95)]
     lines = [
-        {"custom_id": f"q{i}", "result": {"type": "succeeded", "message": {
-            "model": "claude-haiku-4-5", "usage": {"input_tokens": i_, "output_tokens": o}}}}
+        {
+            "custom_id": f"q{i}",
+            "result": {
+                "type": "succeeded",
+                "message": {
+                    "model": "claude-haiku-4-5",
+                    "usage": {"input_tokens": i_, "output_tokens": o},
+                },
+            },
+        }
         for i, (i_, o) in enumerate(usage)
-    ]  # fmt: skip
+    ]
     lines.append(
         {"custom_id": "q9", "result": {"type": "errored", "error": {"type": "overloaded"}}}
     )
@@ -541,9 +550,12 @@ def test_every_skip_names_its_real_reason(capsys, tmp_path):
     uri = f"{host}/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream"
     interaction = {
         "request": {"method": "POST", "body": "{}", "uri": uri},
-        "response": {"status": {"code": 200, "message": "OK"}, "body": {"string": throttled},
-                     "headers": {"content-type": ["application/vnd.amazon.eventstream"]}},
-    }  # fmt: skip
+        "response": {
+            "status": {"code": 200, "message": "OK"},
+            "body": {"string": throttled},
+            "headers": {"content-type": ["application/vnd.amazon.eventstream"]},
+        },
+    }
     document = {"interactions": [interaction], "version": 1}
     (tmp_path / "ep" / "throttled.yaml").write_text(yaml.safe_dump(document))
     for name in (
@@ -576,21 +588,30 @@ def test_every_skip_names_its_real_reason(capsys, tmp_path):
 def messages_cassette(calls: list[tuple[str, dict]]) -> str:
     """A vcrpy cassette of Messages calls (model, usage), in call order."""
     interactions = [
-        {"request": {"method": "POST", "uri": "https://api.anthropic.com/v1/messages",
-                     "body": json.dumps({"model": model})},
-         "response": {"status": {"code": 200, "message": "OK"}, "headers": {},
-                      "body": {"string": json.dumps({"model": model, "usage": usage})}}}
+        {
+            "request": {
+                "method": "POST",
+                "uri": "https://api.anthropic.com/v1/messages",
+                "body": json.dumps({"model": model}),
+            },
+            "response": {
+                "status": {"code": 200, "message": "OK"},
+                "headers": {},
+                "body": {"string": json.dumps({"model": model, "usage": usage})},
+            },
+        }
         for model, usage in calls
-    ]  # fmt: skip
+    ]
     return yaml.safe_dump({"interactions": interactions, "version": 1})
 
 
 def cost_of(model: str, usage: dict) -> Fraction:
     rates = {k: Fraction(str(v)) for k, v in PRICES["models"][model].items()}
     return (
-        rates["input"] * usage.get("input_tokens", 0) + rates["output"] * usage["output_tokens"]
+        rates["input"] * usage.get("input_tokens", 0)
+        + rates["output"] * usage["output_tokens"]
         + rates["cache_read"] * usage.get("cache_read_input_tokens", 0)
-    ) / 1_000_000  # fmt: skip
+    ) / 1_000_000
 
 
 ROUTE = ("claude-haiku-4-5", {"input_tokens": 150, "output_tokens": 5})
@@ -646,8 +667,10 @@ def test_no_budget_that_cannot_fail_is_proposed(capsys, tmp_path):
     from the cache: `allowed_escalation_rate: 1.0` and `min_cache_hit_rate: 0.0` would
     pass whatever happens, so each is a comment that says why."""
     (tmp_path / "review").mkdir()
-    answer = ("claude-sonnet-4-6", {"input_tokens": 1900, "cache_read_input_tokens": 100,
-                                    "output_tokens": 500})  # fmt: skip
+    answer = (
+        "claude-sonnet-4-6",
+        {"input_tokens": 1900, "cache_read_input_tokens": 100, "output_tokens": 500},
+    )
     check = ("claude-opus-4-7", {"input_tokens": 40, "output_tokens": 2})
     for i in range(4):
         (tmp_path / "review" / f"case{i}.yaml").write_text(messages_cassette([answer, check]))
@@ -672,8 +695,10 @@ def test_a_reader_that_leaves_early_gets_no_traceback():
     """`tokenbudget analyze DIR | head -1`: the pipe closes while the YAML is printed."""
     reader = subprocess.Popen(
         [sys.executable, "-m", "pytest_tokenbudget.cli", "analyze", str(CASSETTES)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
     assert reader.stdout is not None and reader.stderr is not None
     assert reader.stdout.read(1)
     reader.stdout.close()

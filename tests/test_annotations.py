@@ -120,10 +120,22 @@ def test_gitlab_code_quality():
     issues = gitlab_code_quality(compare(BASE, HEAD, max_regression_pct=10), "token_budgets.yml")
     json.dumps(issues)
     assert [(i["check_name"], i["severity"], i["location"]) for i in issues] == [
-        ("token-budget/max_input_tokens_p95", "major", {"path": "token_budgets.yml", "lines": {"begin": 5}}),
-        ("token-budget/output_tokens_p95", "minor", {"path": "token_budgets.yml", "lines": {"begin": 3}}),
-        ("token-budget/min_cache_hit_rate", "major", {"path": "token_budgets.yml", "lines": {"begin": 7}}),
-    ]  # fmt: skip
+        (
+            "token-budget/max_input_tokens_p95",
+            "major",
+            {"path": "token_budgets.yml", "lines": {"begin": 5}},
+        ),
+        (
+            "token-budget/output_tokens_p95",
+            "minor",
+            {"path": "token_budgets.yml", "lines": {"begin": 3}},
+        ),
+        (
+            "token-budget/min_cache_hit_rate",
+            "major",
+            {"path": "token_budgets.yml", "lines": {"begin": 7}},
+        ),
+    ]
     expected = hashlib.sha256(b"pytest-tokenbudget\0chat\0max_input_tokens_p95").hexdigest()
     assert issues[0]["fingerprint"] == expected
     assert len({i["fingerprint"] for i in issues}) == 3

@@ -29,9 +29,12 @@ def test_prompt_growth_is_diffed_gated_and_annotated(project, recording_env, mon
     monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     result = project.runpytest(
-        "--token-budget", f"--token-budget-baseline={base}", "--token-budget-max-regression=10",
-        "-p", "no:cacheprovider",
-    )  # fmt: skip
+        "--token-budget",
+        f"--token-budget-baseline={base}",
+        "--token-budget-max-regression=10",
+        "-p",
+        "no:cacheprovider",
+    )
     assert result.ret == 1  # within budget, but over the regression gate
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["::error file=token_budgets.yml,line=4,*input*"])

@@ -19,9 +19,9 @@ import botocore.eventstream
 import pytest
 from emulator import Emulator, event_stream_frame
 
-from pytest_tokenbudget.providers import bedrock
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.pricing.prices import PriceBook, source_name
+from pytest_tokenbudget.providers import bedrock
 from pytest_tokenbudget.providers.scrub import scrub_bytes, scrub_text
 from pytest_tokenbudget.providers.usage import Exchange, parse_exchange
 
@@ -34,9 +34,15 @@ ARN = (
     "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
 )
 CREDENTIALS = (
-    "AWS4-HMAC-SHA256", "Signature=", ACCESS_KEY_ID, SESSION_TOKEN, "SessionTokenMaterial",
-    VERTEX_TOKEN, "GoogleOAuthToken", "Bearer",
-)  # fmt: skip
+    "AWS4-HMAC-SHA256",
+    "Signature=",
+    ACCESS_KEY_ID,
+    SESSION_TOKEN,
+    "SessionTokenMaterial",
+    VERTEX_TOKEN,
+    "GoogleOAuthToken",
+    "Bearer",
+)
 LONG_SYSTEM = "You are a careful assistant for budgets. " * 160  # above the cache minimum
 
 CONFIG = """\
@@ -333,9 +339,13 @@ def test_bedrock_and_vertex_calls_are_measured_priced_scrubbed_and_replayed(
         assert sorted(endpoint["models"]) == want["models"], name  # the ids as called
         metrics = endpoint["metrics"]
         for key in (
-            "input_tokens_p50", "input_tokens_p95", "input_tokens_max", "output_tokens_p95",
-            "cost_per_request_usd", "monthly_cost_usd",
-        ):  # fmt: skip
+            "input_tokens_p50",
+            "input_tokens_p95",
+            "input_tokens_max",
+            "output_tokens_p95",
+            "cost_per_request_usd",
+            "monthly_cost_usd",
+        ):
             assert metrics[key] == want[key], (name, key)
         assert metrics["cache_hit_rate"] == pytest.approx(want["cache_hit_rate"], abs=1e-6)
     bedrock_report = recorded["endpoints"]["bedrock_chat"]
@@ -369,8 +379,10 @@ def test_bedrock_and_vertex_calls_are_measured_priced_scrubbed_and_replayed(
 
 # -- event-stream framing ---------------------------------------------------------------
 def _events(*texts: str) -> list[dict]:
-    return [{"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}
-            for t in texts]  # fmt: skip
+    return [
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": t}}
+        for t in texts
+    ]
 
 
 def test_frames_from_the_emulator_decode_to_its_events():
@@ -407,8 +419,14 @@ def test_scrubbing_inside_a_stream_keeps_frames_the_sdk_decoder_reads():
 
 
 # -- parsing ----------------------------------------------------------------------------
-def _exchange(url: str, body: bytes, *, content_type: str = "application/json",
-              headers: dict | None = None, request: dict | None = None) -> Exchange:  # fmt: skip
+def _exchange(
+    url: str,
+    body: bytes,
+    *,
+    content_type: str = "application/json",
+    headers: dict | None = None,
+    request: dict | None = None,
+) -> Exchange:
     return Exchange(
         method="POST",
         url=url,
@@ -435,8 +453,10 @@ def test_a_bedrock_call_is_named_by_the_id_in_its_url():
     )
     [call] = parse_exchange(_exchange(url, body.encode()))
     assert (call.provider, call.kind, call.model) == (
-        "anthropic", "messages", "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
-    )  # fmt: skip
+        "anthropic",
+        "messages",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    )
     assert (call.usage.input_tokens, call.usage.output_tokens) == (7, 3)
 
 
@@ -485,14 +505,23 @@ VERTEX_MODELS = "/v1/projects/p/locations/{}/publishers/anthropic/models/"
 @pytest.mark.parametrize(
     ("path", "kind", "model"),
     [
-        (VERTEX_MODELS.format("us-east5") + "claude-sonnet-4-5@20250929:rawPredict",
-         "messages", "claude-sonnet-4-5@20250929"),
-        (VERTEX_MODELS.format("global") + "claude-opus-4-6:streamRawPredict",
-         "messages", "claude-opus-4-6"),
-        (VERTEX_MODELS.format("eu") + "count-tokens:rawPredict",
-         "count_tokens", "claude-haiku-4-5@20251001"),
+        (
+            VERTEX_MODELS.format("us-east5") + "claude-sonnet-4-5@20250929:rawPredict",
+            "messages",
+            "claude-sonnet-4-5@20250929",
+        ),
+        (
+            VERTEX_MODELS.format("global") + "claude-opus-4-6:streamRawPredict",
+            "messages",
+            "claude-opus-4-6",
+        ),
+        (
+            VERTEX_MODELS.format("eu") + "count-tokens:rawPredict",
+            "count_tokens",
+            "claude-haiku-4-5@20251001",
+        ),
     ],
-)  # fmt: skip
+)
 def test_vertex_routes(path, kind, model):
     if kind == "count_tokens":
         body, request = b'{"input_tokens": 21}', {"model": model, "messages": []}
@@ -518,10 +547,13 @@ def test_vertex_routes(path, kind, model):
         ("anthropic.claude-3-haiku-20240307-v1:0:48k", "claude-3-haiku-20240307", None),
         ("anthropic.claude-sonnet-4-6", "claude-sonnet-4-6", None),
         (ARN, "claude-sonnet-4-5-20250929", "eu"),
-        ("arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-opus-20240229-v1:0",
-         "claude-3-opus-20240229", None),
+        (
+            "arn:aws:bedrock:us-west-2::foundation-model/anthropic.claude-3-opus-20240229-v1:0",
+            "claude-3-opus-20240229",
+            None,
+        ),
     ],
-)  # fmt: skip
+)
 def test_bedrock_ids_name_the_model_they_run(model_id, model, geography):
     assert bedrock.bedrock_model(model_id) == bedrock.BedrockModel(model, geography)
 

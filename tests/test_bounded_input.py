@@ -164,13 +164,19 @@ def test_a_config_past_its_size_limit_is_refused_before_it_is_read(tmp_path):
     [
         ("unused: " + "[" * 900 + "]" * 900 + "\n" + CONFIG, None, "token_budgets.yml:1:"),
         (CONFIG, "- id: a\n  deep: " + "[" * 900 + "]" * 900 + "\n", "cases.yml:2:"),
-        (CONFIG.replace("cases.yml", "cases.jsonl"), '{"id": "a", "d": ' + "[" * 100_000
-         + "]" * 100_000 + "}\n", "cases.jsonl:1:"),
-        (CONFIG.replace("cases.yml", "cases.jsonl"), '{"id": "a", "d": ' + "[" * 500
-         + "]" * 500 + "}\n", "cases.jsonl:1:"),
+        (
+            CONFIG.replace("cases.yml", "cases.jsonl"),
+            '{"id": "a", "d": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            "cases.jsonl:1:",
+        ),
+        (
+            CONFIG.replace("cases.yml", "cases.jsonl"),
+            '{"id": "a", "d": ' + "[" * 500 + "]" * 500 + "}\n",
+            "cases.jsonl:1:",
+        ),
     ],
     ids=["config-yaml", "cases-yaml", "cases-jsonl-past-json", "cases-jsonl"],
-)  # fmt: skip
+)
 def test_nesting_past_the_depth_limit_is_one_message(tmp_path, config, cases, where):
     (tmp_path / "token_budgets.yml").write_text(config)
     name = "cases.jsonl" if "jsonl" in config else "cases.yml"
@@ -184,15 +190,24 @@ def test_nesting_past_the_depth_limit_is_one_message(tmp_path, config, cases, wh
 @pytest.mark.parametrize(
     ("config", "cases", "expected"),
     [
-        (CONFIG.replace("4000", "1" + "0" * 5000), "- id: a\n",
-         "token_budgets.yml:4: malformed YAML at line 4, column 27: a number too long to read"),
-        (CONFIG.replace("4000", "1_0" + "0" * 5000), "- id: a\n",
-         "token_budgets.yml:4: malformed YAML at line 4, column 27: cannot build this value"),
-        (CONFIG, "- id: a\n  when: 2026-13-45\n",
-         "cases.yml:2: malformed YAML at line 2, column 9: cannot build this value (month"),
+        (
+            CONFIG.replace("4000", "1" + "0" * 5000),
+            "- id: a\n",
+            "token_budgets.yml:4: malformed YAML at line 4, column 27: a number too long to read",
+        ),
+        (
+            CONFIG.replace("4000", "1_0" + "0" * 5000),
+            "- id: a\n",
+            "token_budgets.yml:4: malformed YAML at line 4, column 27: cannot build this value",
+        ),
+        (
+            CONFIG,
+            "- id: a\n  when: 2026-13-45\n",
+            "cases.yml:2: malformed YAML at line 2, column 9: cannot build this value (month",
+        ),
     ],
     ids=["5000-digits", "5000-digits-underscored", "13th-month"],
-)  # fmt: skip
+)
 def test_a_value_python_cannot_build_is_one_message_at_its_line(tmp_path, config, cases, expected):
     (tmp_path / "token_budgets.yml").write_text(config)
     (tmp_path / "cases.yml").write_text(cases)
@@ -205,22 +220,37 @@ def test_a_value_python_cannot_build_is_one_message_at_its_line(tmp_path, config
 @pytest.mark.parametrize(
     ("line", "key", "why"),
     [
-        ("max_input_tokens_p95: 1" + "0" * 4000, "max_input_tokens_p95",
-         "is out of range: must be at most 1,000,000,000,000"),
-        ("max_output_tokens_p95: 1000000000001", "max_output_tokens_p95",
-         "1000000000001 is out of range: must be at most 1,000,000,000,000"),
-        ("max_cost_per_request_usd: .inf", "max_cost_per_request_usd",
-         ".inf is out of range: must be at most 1,000,000,000"),
-        ("monthly_budget_usd: 1.0e+10", "monthly_budget_usd",
-         "10000000000.0 is out of range: must be at most 1,000,000,000"),
+        (
+            "max_input_tokens_p95: 1" + "0" * 4000,
+            "max_input_tokens_p95",
+            "is out of range: must be at most 1,000,000,000,000",
+        ),
+        (
+            "max_output_tokens_p95: 1000000000001",
+            "max_output_tokens_p95",
+            "1000000000001 is out of range: must be at most 1,000,000,000,000",
+        ),
+        (
+            "max_cost_per_request_usd: .inf",
+            "max_cost_per_request_usd",
+            ".inf is out of range: must be at most 1,000,000,000",
+        ),
+        (
+            "monthly_budget_usd: 1.0e+10",
+            "monthly_budget_usd",
+            "10000000000.0 is out of range: must be at most 1,000,000,000",
+        ),
         ("requests_per_day: .inf", "requests_per_day", ".inf is out of range"),
         ("min_samples: 1" + "0" * 40, "min_samples", "is out of range"),
-        ("max_regression_pct: .inf", "max_regression_pct",
-         ".inf is out of range: must be at most 1,000,000"),
+        (
+            "max_regression_pct: .inf",
+            "max_regression_pct",
+            ".inf is out of range: must be at most 1,000,000",
+        ),
         ("max_cost_per_request_usd: .nan", "max_cost_per_request_usd", "is .nan: give a number"),
     ],
     ids=["4000-digits", "tokens", "inf-usd", "usd", "inf-traffic", "samples", "inf-pct", "nan"],
-)  # fmt: skip
+)
 def test_a_number_outside_a_sane_range_is_an_error_at_its_line(tmp_path, line, key, why):
     (tmp_path / "token_budgets.yml").write_text(
         f"endpoints:\n  chat:\n    target_model: claude-sonnet-4-6\n    {line}\n"
@@ -292,8 +322,9 @@ def test_pytest_refuses_what_check_refuses_with_the_same_message(pytester, ci_en
     pytester.makepyfile(
         test_x='import pytest\n\n@pytest.mark.token_budget("chat")\ndef test_x():\n    pass\n'
     )
-    checked, _ = tokenbudget("check", "--config", str(pytester.path / "token_budgets.yml"),
-                             cwd=pytester.path)  # fmt: skip
+    checked, _ = tokenbudget(
+        "check", "--config", str(pytester.path / "token_budgets.yml"), cwd=pytester.path
+    )
     assert checked.returncode == 2
     message = checked.stderr.removeprefix("tokenbudget check: ").strip()
     result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
@@ -304,11 +335,21 @@ def test_pytest_refuses_what_check_refuses_with_the_same_message(pytester, ci_en
 
 # -- cassettes, replayed as users replay them -----------------------------------------------
 QUESTION = "What is a token?"
-REQUEST = {"max_tokens": 40, "messages": [{"role": "user", "content": QUESTION}],
-           "model": "claude-sonnet-4-6"}  # fmt: skip
-ANSWER = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-6",
-          "content": [{"type": "text", "text": "A piece of a word."}], "stop_reason": "end_turn",
-          "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 6}}  # fmt: skip
+REQUEST = {
+    "max_tokens": 40,
+    "messages": [{"role": "user", "content": QUESTION}],
+    "model": "claude-sonnet-4-6",
+}
+ANSWER = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "model": "claude-sonnet-4-6",
+    "content": [{"type": "text", "text": "A piece of a word."}],
+    "stop_reason": "end_turn",
+    "stop_sequence": None,
+    "usage": {"input_tokens": 12, "output_tokens": 6},
+}
 TEST = """\
 import pytest
 from app import reply
@@ -320,8 +361,9 @@ def test_chat(budget_case):
 """
 
 
-def cassette(body: str | None = None, *, headers: str = "content-type: [application/json]",
-             before: str = "") -> str:  # fmt: skip
+def cassette(
+    body: str | None = None, *, headers: str = "content-type: [application/json]", before: str = ""
+) -> str:
     """A vcrpy cassette of the one call the app makes; `body` the response body in YAML."""
     if body is None:
         body = "{string: " + json.dumps(json.dumps(ANSWER)) + "}"
@@ -450,7 +492,7 @@ def test_analyze_refuses_a_gzip_bomb_in_an_r_vcr_cassette(tmp_path, bomb):
         "http_interactions:\n- request: {method: post, uri: 'https://api.anthropic.com/v1/messages'}\n"
         f"  response:\n    status: {{status_code: '200'}}\n    body: {{raw_gzip: {packed}}}\n"
         "recorded_with: vcr/1.2.2\n"
-    )  # fmt: skip
+    )
     done, took = tokenbudget("analyze", str(tmp_path), cwd=tmp_path)
     text = one_message(done)
     assert took < 60
@@ -521,11 +563,13 @@ def changed_prompt_project(pytester) -> Path:
         ({"schema": "something else", "counts": {}}, "not a token count cache"),
         ({"schema": CACHE_SCHEMA, "counts": [1, 2]}, "`counts` is not an object"),
         ("[" * 100_000, "nested too deeply to read"),
-        ('{"schema": "' + CACHE_SCHEMA + '", "counts": {"k": 1' + "0" * 5000 + "}}",
-         "corrupt count cache"),
+        (
+            '{"schema": "' + CACHE_SCHEMA + '", "counts": {"k": 1' + "0" * 5000 + "}}",
+            "corrupt count cache",
+        ),
     ],
     ids=["schema", "counts-list", "deep", "5000-digits"],
-)  # fmt: skip
+)
 def test_an_unreadable_count_cache_is_named_for_every_case(pytester, ci_env, content, why):
     counts = changed_prompt_project(pytester)
     counts.write_text(content if isinstance(content, str) else json.dumps(content))
@@ -587,8 +631,13 @@ def test_analyze_reads_other_recorders_cassettes_the_same_bounded_way(tmp_path):
         "- request: {method: post, uri: 'https://api.anthropic.com/v1/messages'}\n"
         "  response: {status: {code: 200}, body: {string: x}}\n"
     )
-    (folder / "laughs.yml").write_text("bomb:\n" + laughs("  ") + "http_interactions:\n"
-                                       + interaction + "recorded_with: VCR 6.1.0\n")  # fmt: skip
+    (folder / "laughs.yml").write_text(
+        "bomb:\n"
+        + laughs("  ")
+        + "http_interactions:\n"
+        + interaction
+        + "recorded_with: VCR 6.1.0\n"
+    )
     (folder / "deep.yml").write_text("x: " + "[" * 900 + "]" * 900 + "\n")
     (folder / "deep.json").write_text('{"x": ' + "[" * 100_000 + "]" * 100_000 + "}")
     done, took = tokenbudget("analyze", str(folder), cwd=tmp_path)

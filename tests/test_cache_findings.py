@@ -77,13 +77,18 @@ def test_timestamp_under_automatic_caching_is_named(pytester, recording_env):
     system prompt is then inside the cached prefix too."""
     long_policy = POLICY * 30
     cases = [
-        {"id": case, "request": {
-            "model": "claude-sonnet-4-6", "max_tokens": 30, "cache_control": {"type": "ephemeral"},
-            "system": f"Time: 2026-12-02T10:00:0{i}Z. {long_policy}",
-            "messages": [{"role": "user", "content": "Hi"}],
-        }}
+        {
+            "id": case,
+            "request": {
+                "model": "claude-sonnet-4-6",
+                "max_tokens": 30,
+                "cache_control": {"type": "ephemeral"},
+                "system": f"Time: 2026-12-02T10:00:0{i}Z. {long_policy}",
+                "messages": [{"role": "user", "content": "Hi"}],
+            },
+        }
         for i, case in enumerate("ab")
-    ]  # fmt: skip
+    ]
     write_config(pytester, cases)
     pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=2)
     [finding] = findings_of(pytester, "volatile-prefix")
@@ -96,8 +101,11 @@ def test_only_the_prompt_up_to_the_breakpoint_is_compared():
     same message or a later one) hides no timestamp before it."""
     doctor = Doctor()
     for step, question in enumerate(("Where is my parcel?", "Can I change plan?", "Refund?")):
-        stamp = {"type": "text", "text": f"Now 2026-12-02T10:0{step}:00Z.",
-                 "cache_control": {"type": "ephemeral"}}  # fmt: skip
+        stamp = {
+            "type": "text",
+            "text": f"Now 2026-12-02T10:0{step}:00Z.",
+            "cache_control": {"type": "ephemeral"},
+        }
         messages = [
             {"role": "user", "content": [stamp, {"type": "text", "text": question}]},
             {"role": "assistant", "content": "Let me look."},
@@ -220,8 +228,11 @@ def test_prediction_agrees_with_the_recording_on_the_example(pytester):
     pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=26)
     report = report_of(pytester)
     for endpoint in ("chat_reply", "triage"):
-        usages = [u for c in (pytester.path / "cassettes" / endpoint).glob("*.yaml")
-                  for u in _recorded_usage(c)]  # fmt: skip
+        usages = [
+            u
+            for c in (pytester.path / "cassettes" / endpoint).glob("*.yaml")
+            for u in _recorded_usage(c)
+        ]
         cache = report["endpoints"][endpoint]["cache"]
         assert cache["recorded"]["read_tokens"] == sum(u["cache_read_input_tokens"] for u in usages)
         assert cache["recorded"]["write_5m_tokens"] + cache["recorded"]["write_1h_tokens"] == sum(
@@ -269,8 +280,17 @@ def test_prediction_agrees_with_a_real_cache_bearing_cassette():
         read, written = usage["cache_read_input_tokens"], usage["cache_creation_input_tokens"]
         whole = usage["input_tokens"] + read + written
         minimum = minimum_cacheable(request["model"])
-        doctor.add_call("summaries", "article", request, whole, minimum, read + written,
-                        test_id="t", index=index, recorded=(read, written, 0))  # fmt: skip
+        doctor.add_call(
+            "summaries",
+            "article",
+            request,
+            whole,
+            minimum,
+            read + written,
+            test_id="t",
+            index=index,
+            recorded=(read, written, 0),
+        )
     assert recorded_totals(doctor.prompts).read_tokens == 1163
     predicted = predict(doctor.prompts, minimum=minimum_cacheable, requests_per_day=None)
     assert predicted == recorded_totals(doctor.prompts)
@@ -282,8 +302,14 @@ def _diagnose(doctor: Doctor, case_id: str, request: dict, usage) -> None:
     from pytest_tokenbudget.providers.recorders import Exchange
     from pytest_tokenbudget.providers.usage import Call
 
-    exchange = Exchange("POST", "https://api.anthropic.com/v1/messages",
-                        json.dumps(request).encode(), 200, {}, b"{}")  # fmt: skip
+    exchange = Exchange(
+        "POST",
+        "https://api.anthropic.com/v1/messages",
+        json.dumps(request).encode(),
+        200,
+        {},
+        b"{}",
+    )
     call = Call("anthropic", "messages", request["model"], usage)
     diagnose_case(doctor, "faq", case_id, [(exchange, [call])], {}, lambda m: 1024)
 
@@ -318,8 +344,12 @@ def test_a_request_without_cache_control_is_not_split_and_reads_nothing(monkeypa
     monkeypatch.setattr(prompt, "_block", lambda *a: split.append(a) or real_block(*a))
     doctor = Doctor()
     for i in range(2):  # two cached calls whose system prompts differ: each writes
-        _diagnose(doctor, f"w{i}", cached_request(f"Version {i}. " + POLICY * 30, "Q?"),
-                  Usage(10, 5, 1500))  # fmt: skip
+        _diagnose(
+            doctor,
+            f"w{i}",
+            cached_request(f"Version {i}. " + POLICY * 30, "Q?"),
+            Usage(10, 5, 1500),
+        )
     written = len(split)
     plain = cached_request("Version 1. " + POLICY * 30, "Q?")  # the second prefix, uncached
     del plain["system"][0]["cache_control"]

@@ -25,6 +25,7 @@ import pytest
 import yaml
 from emulator import Emulator
 
+from pytest_tokenbudget.cache.prompt import PromptBlock, breakpoints, prompt_blocks
 from pytest_tokenbudget.cache.simulation import (
     CacheSimulator,
     Predicted,
@@ -37,7 +38,6 @@ from pytest_tokenbudget.cache.simulation import (
     estimate_cumulative,
     minimum_cacheable,
 )
-from pytest_tokenbudget.cache.prompt import PromptBlock, breakpoints, prompt_blocks
 from pytest_tokenbudget.providers.usage import Usage, load_cassette_file, parse_exchange
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -303,8 +303,11 @@ def test_prefix_ids_hash_only_what_an_agent_added(monkeypatch):
     prompts = [history[:n] for n in (10, 20, 20, 40)]  # grown, the same, grown again
     prompts += [plain(5, tag="c"), history[:30]]  # another case; an earlier history
     fresh = [PrefixIds()("m", blocks) for blocks in prompts]
-    monkeypatch.setattr(cache_sim, "hashlib", types.SimpleNamespace(
-        sha256=lambda data: Counting(hashlib.sha256(data))))  # fmt: skip
+    monkeypatch.setattr(
+        cache_sim,
+        "hashlib",
+        types.SimpleNamespace(sha256=lambda data: Counting(hashlib.sha256(data))),
+    )
     ids = PrefixIds()
     assert [ids("m", blocks) for blocks in prompts] == fresh
     assert len(updates) == 10 + 10 + 0 + 20 + 5 + 30

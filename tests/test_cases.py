@@ -150,8 +150,10 @@ def test_bad_id_in_jsonl_names_its_line(tmp_path):
     lines = str(err).splitlines()
     assert lines[0] == f"3 problems in {tmp_path / 'c.jsonl'}:"
     assert lines[1].endswith('c.jsonl:2: id: a case id is a string: write "3" in quotes, not 3')
-    assert lines[2].endswith("c.jsonl:3: id: case id 'sp ace' names a test and a cassette file: "
-                             "use letters, digits, '_', '-' and '.' only, not starting with '.'")  # fmt: skip
+    assert lines[2].endswith(
+        "c.jsonl:3: id: case id 'sp ace' names a test and a cassette file: "
+        "use letters, digits, '_', '-' and '.' only, not starting with '.'"
+    )
     assert lines[3].endswith("c.jsonl:4: id: a case needs an `id`")
 
 

@@ -263,8 +263,15 @@ def test_check_takes_hook_priced_models_on_the_users_word(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{path}:4: escalation_models[0]: unknown model 'acme-proxy-2'" in err
     assert "acme-proxy-1" not in err
-    argv = ["check", "--config", str(path), "--hook-priced", "acme-proxy-1",
-            "--hook-priced", "acme-proxy-2"]  # fmt: skip
+    argv = [
+        "check",
+        "--config",
+        str(path),
+        "--hook-priced",
+        "acme-proxy-1",
+        "--hook-priced",
+        "acme-proxy-2",
+    ]
     assert main(argv) == 0
     out, err = capsys.readouterr()
     assert out == f"{path}: 1 endpoint, 0 cases — OK\n"

@@ -26,8 +26,13 @@ def test_pytest_recording_tests_run_beside_budget_tests(project, recording_env, 
             assert vcr.play_count + len(vcr.data) >= 1
         """
     )
-    first = project.runpytest("--token-budget", "--token-budget-record=once", "--record-mode=once",
-                              "-p", "no:cacheprovider")  # fmt: skip
+    first = project.runpytest(
+        "--token-budget",
+        "--token-budget-record=once",
+        "--record-mode=once",
+        "-p",
+        "no:cacheprovider",
+    )
     first.assert_outcomes(passed=5)
     assert (project.path / "cassettes" / "test_vcr" / "test_with_pytest_recording.yaml").exists()
     assert len(list((project.path / "cassettes" / "chat").iterdir())) == 4
@@ -57,8 +62,13 @@ def test_with_recording_disabled_a_vcr_marked_budget_test_is_ours(project, recor
             assert reply(budget_case["question"], escalate=budget_case.get("escalate", False))
         """
     )
-    result = project.runpytest("--token-budget", "--token-budget-record=once",
-                               "--disable-recording", "-p", "no:cacheprovider")  # fmt: skip
+    result = project.runpytest(
+        "--token-budget",
+        "--token-budget-record=once",
+        "--disable-recording",
+        "-p",
+        "no:cacheprovider",
+    )
     result.assert_outcomes(passed=4)
     assert len(list((project.path / "cassettes" / "chat").iterdir())) == 4
     assert report_of(project)["endpoints"]["chat"]["recorders"] == ["pytest-tokenbudget"]

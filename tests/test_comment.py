@@ -125,12 +125,15 @@ def test_unchanged_body_makes_no_patch(github, env, monkeypatch, capsys):
     assert github.calls("PATCH") == []
 
 
-@pytest.mark.parametrize("theirs, ours_run, kept", [
-    ((600, 1), (500, 1), True),   # a newer run wrote it: an older run must not overwrite
-    ((500, 2), (500, 1), True),   # a re-run (attempt 2) of the same run is newer
-    ((500, 1), (500, 2), False),
-    ((499, 3), (500, 1), False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "theirs, ours_run, kept",
+    [
+        ((600, 1), (500, 1), True),  # a newer run wrote it: an older run must not overwrite
+        ((500, 2), (500, 1), True),  # a re-run (attempt 2) of the same run is newer
+        ((500, 1), (500, 2), False),
+        ((499, 3), (500, 1), False),
+    ],
+)
 def test_older_run_does_not_overwrite_newer(
     github, env, monkeypatch, capsys, theirs, ours_run, kept
 ):
@@ -269,12 +272,15 @@ def host_url(stub):
     return stub.url.replace("127.0.0.1", "localhost")
 
 
-@pytest.mark.parametrize("method, path, status", [
-    ("GET", LIST, 302),  # urllib followed this one, Authorization and all
-    ("POST", LIST, 302),
-    ("PATCH", "/repos/acme/shop/issues/comments/{mine}", 308),
-    ("GET", "/user", 301),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, path, status",
+    [
+        ("GET", LIST, 302),  # urllib followed this one, Authorization and all
+        ("POST", LIST, 302),
+        ("PATCH", "/repos/acme/shop/issues/comments/{mine}", 308),
+        ("GET", "/user", 301),
+    ],
+)
 def test_no_redirect_is_followed(github, env, elsewhere, capsys, method, path, status):
     if method == "PATCH":  # a comment of ours to update
         path = path.format(mine=github.add_comment(REPO, PR, stamped("old", None), user=BOT))
@@ -303,27 +309,30 @@ def test_next_page_link_to_another_host_is_not_followed(github, env, elsewhere, 
     assert elsewhere.log == []
 
 
-@pytest.mark.parametrize("value, said", [
-    ("file:///etc/passwd", "must be an https:// URL (its scheme: 'file')"),
-    ("ftp://api.github.com", "must be an https:// URL (its scheme: 'ftp')"),
-    ("api.github.com", "must be an https:// URL (its scheme: none)"),
-    ("http://api.github.com", "must be https: http://api.github.com would carry the token"),
-    ("http://10.0.0.5/api/v3", "must be https"),
-    ("{url}\r\nX-Injected: 1", "holds whitespace, a control or a non-ASCII character ('\\r')"),
-    ("https://api.github.com /x", "holds whitespace"),
-    ("https://api.gïthub.com", "non-ASCII character ('\\xef')"),
-    ("https://octo:s3cr3t@api.github.com", "must not hold a user name or password"),
-    ("https://x-access-token@api.github.com", "must not hold a user name or password"),
-    ("https://", "has no host"),
-    ("https://api.github.com:", "has no host or no port"),
-    ("https://api.github.com:99999", "is not a well-formed URL"),
-    ("https://[::1", "is not a well-formed URL"),
-    ("https://api_github.com", "has an invalid host (api_github.com)"),
-    ("https://api.github.com/?per_page=1", "must not have a query"),
-    ("https://api.github.com/#x", "must not have a query"),
-    ("https://api.github.com/%2e%2e/x", "has an invalid path"),
-    ("https://api.github.com/api/../v3", "has an invalid path"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "value, said",
+    [
+        ("file:///etc/passwd", "must be an https:// URL (its scheme: 'file')"),
+        ("ftp://api.github.com", "must be an https:// URL (its scheme: 'ftp')"),
+        ("api.github.com", "must be an https:// URL (its scheme: none)"),
+        ("http://api.github.com", "must be https: http://api.github.com would carry the token"),
+        ("http://10.0.0.5/api/v3", "must be https"),
+        ("{url}\r\nX-Injected: 1", "holds whitespace, a control or a non-ASCII character ('\\r')"),
+        ("https://api.github.com /x", "holds whitespace"),
+        ("https://api.gïthub.com", "non-ASCII character ('\\xef')"),
+        ("https://octo:s3cr3t@api.github.com", "must not hold a user name or password"),
+        ("https://x-access-token@api.github.com", "must not hold a user name or password"),
+        ("https://", "has no host"),
+        ("https://api.github.com:", "has no host or no port"),
+        ("https://api.github.com:99999", "is not a well-formed URL"),
+        ("https://[::1", "is not a well-formed URL"),
+        ("https://api_github.com", "has an invalid host (api_github.com)"),
+        ("https://api.github.com/?per_page=1", "must not have a query"),
+        ("https://api.github.com/#x", "must not have a query"),
+        ("https://api.github.com/%2e%2e/x", "has an invalid path"),
+        ("https://api.github.com/api/../v3", "has an invalid path"),
+    ],
+)
 def test_api_url_must_be_https_and_well_formed(github, env, monkeypatch, capsys, value, said):
     monkeypatch.setenv("GITHUB_API_URL", value.format(url=github.url))
     assert run() == 2
@@ -333,10 +342,18 @@ def test_api_url_must_be_https_and_well_formed(github, env, monkeypatch, capsys,
     assert github.log == []
 
 
-@pytest.mark.parametrize("value", [
-    "https://api.github.com", "https://ghe.example.com/api/v3/", "https://api.acme.ghe.com",
-    "http://127.0.0.1:8080", "http://[::1]:9", "http://localhost:1234", "https://10.0.0.5:8443",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "value",
+    [
+        "https://api.github.com",
+        "https://ghe.example.com/api/v3/",
+        "https://api.acme.ghe.com",
+        "http://127.0.0.1:8080",
+        "http://[::1]:9",
+        "http://localhost:1234",
+        "https://10.0.0.5:8443",
+    ],
+)
 def test_api_urls_that_are_fine(value):
     assert api_url(value) == value.rstrip("/")
 
@@ -354,13 +371,16 @@ def test_a_token_that_would_split_a_header_is_refused(github, env, monkeypatch, 
     assert github.log == []
 
 
-@pytest.mark.parametrize("method, path, status, message", [
-    ("GET", "/user", 401, f"Bad credentials: you sent Bearer {TOKEN}"),
-    ("GET", LIST, 404, f"Not Found for {TOKEN.upper()} and {TOKEN}"),
-    ("POST", LIST, 422, f"body refused, it holds {KEY}"),
-    ("GET", LIST, 500, f"boom\n::error::forged annotation\r\n{TOKEN[:8]}\x00{TOKEN[8:]}"),
-    ("GET", LIST, 502, "a stranger's token ghp_" + "Z" * 36),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "method, path, status, message",
+    [
+        ("GET", "/user", 401, f"Bad credentials: you sent Bearer {TOKEN}"),
+        ("GET", LIST, 404, f"Not Found for {TOKEN.upper()} and {TOKEN}"),
+        ("POST", LIST, 422, f"body refused, it holds {KEY}"),
+        ("GET", LIST, 500, f"boom\n::error::forged annotation\r\n{TOKEN[:8]}\x00{TOKEN[8:]}"),
+        ("GET", LIST, 502, "a stranger's token ghp_" + "Z" * 36),
+    ],
+)
 def test_what_the_server_says_is_printed_masked_on_one_line(
     github, env, capsys, method, path, status, message
 ):
@@ -395,11 +415,14 @@ def endless(wfile):
         wfile.write(b" " * 65536)
 
 
-@pytest.mark.parametrize("raw, said", [
-    (endless, "answered GET with more than 10 MiB"),
-    (b"[" * 200_000, "answered GET with non-JSON"),  # nested past Python's recursion limit
-    (b"\xff\xfe not json", "answered GET with non-JSON"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "raw, said",
+    [
+        (endless, "answered GET with more than 10 MiB"),
+        (b"[" * 200_000, "answered GET with non-JSON"),  # nested past Python's recursion limit
+        (b"\xff\xfe not json", "answered GET with non-JSON"),
+    ],
+)
 def test_hostile_answers_are_read_bounded(github, env, capsys, raw, said):
     github.respond("GET", LIST, 200, raw=raw)
     assert run() == 2
@@ -427,11 +450,14 @@ def test_body_must_be_a_regular_file(github, env, capsys):
 FORGED = stamped(REPORT.replace("+$12", "+$0 — all within budget"), RunStamp(999_999, 9))
 
 
-@pytest.mark.parametrize("forger", [
-    "mallory",
-    "dependabot[bot]",  # another app's bot
-    {"login": BOT, "id": 41898282, "type": "User"},  # the bot's login, not a bot
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "forger",
+    [
+        "mallory",
+        "dependabot[bot]",  # another app's bot
+        {"login": BOT, "id": 41898282, "type": "User"},  # the bot's login, not a bot
+    ],
+)
 def test_a_marked_comment_by_someone_else_is_never_ours(github, env, capsys, forger):
     forged = github.add_comment(REPO, PR, FORGED, user=forger)
     assert run() == 0
@@ -521,8 +547,13 @@ def test_without_graphql_the_actions_token_is_the_actions_bot(
 
 
 def test_rate_limit_while_asking_who_the_token_is(github, env, capsys):
-    github.respond("GET", "/user", 403, {"message": "API rate limit exceeded"},
-                   headers={"X-RateLimit-Remaining": "0"})  # fmt: skip
+    github.respond(
+        "GET",
+        "/user",
+        403,
+        {"message": "API rate limit exceeded"},
+        headers={"X-RateLimit-Remaining": "0"},
+    )
     assert run() == 2
     assert "rate limit is exhausted" in error_of(capsys)
 

@@ -114,10 +114,13 @@ def test_full_form_loads_with_cases_from_a_file(tmp_path):
     assert chat.cases_path == (tmp_path / "budget_cases/chat_reply.yml").resolve()
     assert config.pricing == {
         "my-proxy-model": {
-            "input": 3.0, "output": 15.0, "cache_write_5m": 3.75, "cache_write_1h": 6.0,
+            "input": 3.0,
+            "output": 15.0,
+            "cache_write_5m": 3.75,
+            "cache_write_1h": 6.0,
             "cache_read": 0.30,
         }
-    }  # fmt: skip
+    }
     assert config.pricing_lines == {"my-proxy-model": 5}
 
 
@@ -289,19 +292,30 @@ def test_typo_gets_a_did_you_mean_at_its_line(tmp_path):
         ("defualts: {}\nendpoints:\n  a: {max_input_tokens_p95: 1}\n", 1, "defualts", "'defaults'"),
         (
             "endpoints:\n  a:\n    max_input_tokens_p95: 1\n    targt_model: x\n",
-            4, "targt_model", "'target_model'",
+            4,
+            "targt_model",
+            "'target_model'",
         ),
         (
             "defaults:\n  min_sample: 3\nendpoints:\n  a: {max_input_tokens_p95: 1}\n",
-            2, "min_sample", "'min_samples'",
+            2,
+            "min_sample",
+            "'min_samples'",
         ),
         (
             "pricing:\n  m: {input: 1, ouput: 2, output: 2}\nendpoints:\n  a: {max_input_tokens_p95: 1}\n",
-            2, "ouput", "'output'",
+            2,
+            "ouput",
+            "'output'",
         ),
-        ("endpoints:\n  a:\n    Max_Input_Tokens_P95: 1\n", 3, "Max_Input_Tokens_P95", "'max_input_tokens_p95'"),
+        (
+            "endpoints:\n  a:\n    Max_Input_Tokens_P95: 1\n",
+            3,
+            "Max_Input_Tokens_P95",
+            "'max_input_tokens_p95'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_unknown_keys_everywhere_suggest_the_close_one(tmp_path, text, line, key, suggestion):
     message = error_of(tmp_path, text)
     assert (
@@ -382,7 +396,9 @@ def test_out_of_range_values(tmp_path, line, expected):
 def test_nan_budgets_and_prices_are_errors(tmp_path):
     """`.nan` passes the schema's minimum and maximum (jsonschema says valid), and a NaN
     budget compares false with every measurement: it could never fail."""
-    message = error_of(tmp_path, """\
+    message = error_of(
+        tmp_path,
+        """\
         pricing:
           proxy: {input: .nan, output: 1}
         endpoints:
@@ -390,7 +406,8 @@ def test_nan_budgets_and_prices_are_errors(tmp_path):
             target_model: m
             allowed_escalation_rate: .nan
             cases: [{id: q1, score: .nan}]
-        """)
+        """,
+    )
     assert message.splitlines()[1:] == [
         f"{tmp_path / 'token_budgets.yml'}:2: input: is .nan: give a number",
         f"{tmp_path / 'token_budgets.yml'}:6: allowed_escalation_rate: is .nan: give a number",
@@ -645,8 +662,13 @@ def test_schema_knows_exactly_the_keys_the_loader_knows():
     assert set(endpoint["properties"]) == set(ENDPOINT_KEYS)
     assert set(props["defaults"]["properties"]) == set(DEFAULTS_KEYS)
     assert list(props["pricing"]["additionalProperties"]["properties"]) == [
-        "input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "web_search",
-    ]  # fmt: skip
+        "input",
+        "output",
+        "cache_write_5m",
+        "cache_write_1h",
+        "cache_read",
+        "web_search",
+    ]
 
 
 def test_schema_forbids_unknown_keys_at_every_fixed_level():

@@ -15,9 +15,9 @@ from pathlib import Path
 import markdown as md_lib
 import pytest
 
-from pytest_tokenbudget.report.diff import compare, diff_json, load_report
 from pytest_tokenbudget.cli.diff import add_diff_parser
 from pytest_tokenbudget.errors import ReportError
+from pytest_tokenbudget.report.diff import compare, diff_json, load_report
 from pytest_tokenbudget.report.markdown import (
     MARKER,
     MAX_COMMENT_CHARS,
@@ -44,13 +44,25 @@ def report(endpoints, monthly, table="2026-11-01", version=1):
 
 
 def budget(key, metric, limit, actual, line, ok=True, drivers=()):
-    return {"key": key, "metric": metric, "limit": limit, "actual": actual, "ok": ok,
-            "line": line, "drivers": list(drivers)}  # fmt: skip
+    return {
+        "key": key,
+        "metric": metric,
+        "limit": limit,
+        "actual": actual,
+        "ok": ok,
+        "line": line,
+        "drivers": list(drivers),
+    }
 
 
 def case(inp, out, cost, escalated=False):
-    return {"calls": 1, "input_tokens": inp, "output_tokens": out, "cost_usd": cost,
-            "escalated": escalated}  # fmt: skip
+    return {
+        "calls": 1,
+        "input_tokens": inp,
+        "output_tokens": out,
+        "cost_usd": cost,
+        "escalated": escalated,
+    }
 
 
 BASE = report(
@@ -150,8 +162,11 @@ def test_deltas_absolute_and_percent():
     m = metric(diff, "chat", "escalation_rate")
     assert (m.delta, m.pct, m.trend) == (0.0, 0.0, "same")
     assert (diff.monthly_base, diff.monthly_head, diff.monthly_delta, diff.monthly_pct) == (
-        124.0, 156.0, 32.0, 25.81,  # 32 / 124 = 25.806%
-    )  # fmt: skip
+        124.0,
+        156.0,
+        32.0,
+        25.81,  # 32 / 124 = 25.806%
+    )
 
 
 def test_regression_gate_and_warn_band():
@@ -332,15 +347,30 @@ def test_load_report_round_trips(tmp_path):
     "text, message",
     [
         ('{"schema": "pytest-tokenbudget/report",\n  "version": 1,\n  oops}', "not JSON: "),
-        ('{"schema": "something-else", "version": 1, "endpoints": {}}', "not a pytest-tokenbudget report: its \"schema\" is 'something-else'"),
+        (
+            '{"schema": "something-else", "version": 1, "endpoints": {}}',
+            "not a pytest-tokenbudget report: its \"schema\" is 'something-else'",
+        ),
         ("[1, 2]", "not a pytest-tokenbudget report: it is a JSON list"),
         ('{"endpoints": {}}', 'not a pytest-tokenbudget report: it has no "schema" key'),
-        ('{"schema": "pytest-tokenbudget/report", "version": 7, "endpoints": {}}', "report version 7 is newer than this pytest-tokenbudget"),
-        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": []}', "endpoints: must be an object, not a list"),
-        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"metrics": {"input_tokens_p95": "12"}}}}', "endpoints.chat.metrics.input_tokens_p95: must be a number, not a string ('12')"),
-        ('{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"per_case": {"a": {"cost_usd": true}}}}}', "endpoints.chat.per_case.a.cost_usd: must be a number, not a boolean (True)"),
+        (
+            '{"schema": "pytest-tokenbudget/report", "version": 7, "endpoints": {}}',
+            "report version 7 is newer than this pytest-tokenbudget",
+        ),
+        (
+            '{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": []}',
+            "endpoints: must be an object, not a list",
+        ),
+        (
+            '{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"metrics": {"input_tokens_p95": "12"}}}}',
+            "endpoints.chat.metrics.input_tokens_p95: must be a number, not a string ('12')",
+        ),
+        (
+            '{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"per_case": {"a": {"cost_usd": true}}}}}',
+            "endpoints.chat.per_case.a.cost_usd: must be a number, not a boolean (True)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_baselines_are_one_clear_message(tmp_path, text, message):
     path = write(tmp_path, "base.json", text)
     with pytest.raises(ReportError) as err:

@@ -70,10 +70,19 @@ DOCS = {path.name: path.read_text() for path in sorted((ROOT / "docs").glob("*.m
 # -- the project: the bundled example as a repository of its own ----------------------
 def _git(cwd: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True,
-        env={"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-             "GIT_COMMITTER_EMAIL": "t@t", "PATH": "/usr/bin:/bin"},
-    ).stdout.strip()  # fmt: skip
+        ["git", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+        env={
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@t",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@t",
+            "PATH": "/usr/bin:/bin",
+        },
+    ).stdout.strip()
 
 
 class Repo:
@@ -135,16 +144,25 @@ def _actions(workspace: Path, tmp: Path, store: Path, api: str, event_name: str,
     runner_temp.mkdir(exist_ok=True)
     event = context.pop("event", {})
     github = {
-        "event_name": event_name, "repository": REPO, "token": TOKEN, "event": event,
-        "base_ref": "main" if event_name == "pull_request" else "", **context,
-    }  # fmt: skip
+        "event_name": event_name,
+        "repository": REPO,
+        "token": TOKEN,
+        "event": event,
+        "base_ref": "main" if event_name == "pull_request" else "",
+        **context,
+    }
     env = ci_env(
-        tmp, GITHUB_ACTIONS="true", GITHUB_WORKSPACE=str(workspace), GITHUB_REPOSITORY=REPO,
-        GITHUB_API_URL=api, GITHUB_EVENT_NAME=event_name, RUNNER_TEMP=str(runner_temp),
+        tmp,
+        GITHUB_ACTIONS="true",
+        GITHUB_WORKSPACE=str(workspace),
+        GITHUB_REPOSITORY=REPO,
+        GITHUB_API_URL=api,
+        GITHUB_EVENT_NAME=event_name,
+        RUNNER_TEMP=str(runner_temp),
         GITHUB_EVENT_PATH=write_event(tmp / f"event-{workspace.name}.json", event),
         GITHUB_STEP_SUMMARY=str(tmp / f"summary-{workspace.name}.md"),
         FAKE_GH_STORE=str(store),
-    )  # fmt: skip
+    )
     return Actions(workspace=workspace, store=store, context={"github": github}, env=env)
 
 
@@ -180,10 +198,19 @@ def _push_run(repo: Repo, tmp: Path, store: Path, api: str, job: dict) -> dict:
     results = _outcomes(runner.run_job(job))
     assert results["Token budgets"] == "success", runner.results
     assert results["Baseline from the base branch"] == "skipped"
-    store.joinpath("runs.json").write_text(json.dumps([
-        {"databaseId": 41, "workflow": "token-budget.yml", "branch": "main", "event": "push",
-         "status": "success"},
-    ]))  # fmt: skip
+    store.joinpath("runs.json").write_text(
+        json.dumps(
+            [
+                {
+                    "databaseId": 41,
+                    "workflow": "token-budget.yml",
+                    "branch": "main",
+                    "event": "push",
+                    "status": "success",
+                },
+            ]
+        )
+    )
     assert (store / "41" / "token-budget-report" / "report.json").exists()
     return _report(workspace)
 
@@ -370,8 +397,13 @@ def test_gitlab_recipe_with_the_artifact_download(ini_repo, tmp_path):
     job["script"][at] = download
 
     base_run = repo.checkout(tmp_path / "main", repo.base)
-    subprocess.run([sys.executable, "-m", "pytest", "--token-budget", "-q"], cwd=base_run,
-                   env=ci_env(tmp_path), check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "--token-budget", "-q"],
+        cwd=base_run,
+        env=ci_env(tmp_path),
+        check=True,
+        capture_output=True,
+    )
     _Artifacts.report = (base_run / ".token-budget" / "report.json").read_bytes()
     _Artifacts.seen = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Artifacts)
@@ -379,9 +411,12 @@ def test_gitlab_recipe_with_the_artifact_download(ini_repo, tmp_path):
     try:
         workspace = repo.checkout(tmp_path / "mr", repo.merge)
         env = _gitlab_env(
-            tmp_path, CI_API_V4_URL=f"http://127.0.0.1:{server.server_port}/api/v4",
-            CI_JOB_TOKEN="job-token", CI_PROJECT_ID="5", CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
-        )  # fmt: skip
+            tmp_path,
+            CI_API_V4_URL=f"http://127.0.0.1:{server.server_port}/api/v4",
+            CI_JOB_TOKEN="job-token",
+            CI_PROJECT_ID="5",
+            CI_MERGE_REQUEST_TARGET_BRANCH_NAME="main",
+        )
         done = run_gitlab(job, workspace, env)
     finally:
         server.shutdown()
@@ -395,15 +430,23 @@ def test_readme_pull_request_loop(repo, tmp_path, github):
     stub, api = github
     [block] = [b for b in fenced_blocks(README, "bash") if "tokenbudget comment" in b]
     base_run = repo.checkout(tmp_path / "base", repo.base)
-    subprocess.run([sys.executable, "-m", "pytest", "--token-budget", "-q"], cwd=base_run,
-                   env=ci_env(tmp_path), check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "--token-budget", "-q"],
+        cwd=base_run,
+        env=ci_env(tmp_path),
+        check=True,
+        capture_output=True,
+    )
     workspace = repo.checkout(tmp_path / "pr", repo.merge)
     (workspace / "base").mkdir()
     shutil.copy(base_run / ".token-budget" / "report.json", workspace / "base" / "report.json")
     env = ci_env(
-        tmp_path, GITHUB_TOKEN=TOKEN, GITHUB_REPOSITORY=REPO, GITHUB_API_URL=api,
+        tmp_path,
+        GITHUB_TOKEN=TOKEN,
+        GITHUB_REPOSITORY=REPO,
+        GITHUB_API_URL=api,
         GITHUB_EVENT_PATH=write_event(tmp_path / "event.json", _pull_request_event(repo)),
-    )  # fmt: skip
+    )
     # each command as its own step, as CI runs them: the gate may fail, the comment still posts
     for command in shell_commands(block):
         subprocess.run(
@@ -430,8 +473,13 @@ def test_readme_setup_in_a_fresh_copy(tmp_path):
     """Command 1 on a copy of the repository alone in a folder; then the Development
     block's re-record: replaying what the emulator records today gives the same report."""
     copy = tmp_path / "clone"
-    files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                           check=True, capture_output=True, text=True).stdout.split()  # fmt: skip
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     for name in files:
         if (ROOT / name).is_file():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -440,8 +488,15 @@ def test_readme_setup_in_a_fresh_copy(tmp_path):
     env = ci_env(tmp_path)
     env["PATH"] = env["PATH"].split(os.pathsep, 2)[-1]  # a plain shell: not this test's venv
     env["COLUMNS"] = "80"  # the width the README's output was taken at
-    done = subprocess.run(["bash", "-c", shell_commands(setup)[0]], cwd=copy, env=env,
-                          capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-c", shell_commands(setup)[0]],
+        cwd=copy,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"chat_reply +\d+ +\d+ .* PASS", done.stdout), done.stdout
     shown = fenced_blocks(README, "")[0].splitlines()  # the output the README shows
@@ -453,8 +508,15 @@ def test_readme_setup_in_a_fresh_copy(tmp_path):
     [development] = [b for b in fenced_blocks(README, "bash") if "record_with_emulator" in b]
     venv = dict(env, PATH=f"{copy / '.venv' / 'bin'}{os.pathsep}{env['PATH']}")
     for command in (shell_commands(development)[1], "pytest --token-budget"):
-        done = subprocess.run(["bash", "-c", command], cwd=copy, env=venv,
-                              capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=copy,
+            env=venv,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         assert done.returncode == 0, done.stdout[-3000:]
     assert _report(copy)["endpoints"] == committed["endpoints"]
 
@@ -483,14 +545,26 @@ def test_readme_inline_commands(ini_repo, tmp_path, emulator):
     # the API is the emulator: counting and recording reach it, replay never does
     env = ci_env(tmp_path, ANTHROPIC_BASE_URL=emulator.base_url, ANTHROPIC_API_KEY="emulator")
     for command in runnable:
-        done = subprocess.run(["bash", "-c", command], cwd=workspace, env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-c", command],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
     assert {s.path for s in emulator.served} <= {"/v1/messages/count_tokens"}
     for synopsis in synopses:
         words = synopsis.split()
-        done = subprocess.run([*words[:2], "--help"], cwd=workspace, env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [*words[:2], "--help"],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, synopsis
         for option in re.findall(r"--[a-z-]+", synopsis):
             assert option in done.stdout, (synopsis, option)
@@ -501,9 +575,14 @@ def test_docs_command_blocks(tmp_path, emulator):
     block one bash script as written, in a copy of the example (installs excepted)."""
     blocks = [
         fenced_blocks(DOCS[name], "bash")[i]
-        for name, i in (("getting-started.md", 1), ("getting-started.md", 2),
-                        ("configuration.md", 0), ("configuration.md", 1), ("security.md", 0))
-    ]  # fmt: skip
+        for name, i in (
+            ("getting-started.md", 1),
+            ("getting-started.md", 2),
+            ("configuration.md", 0),
+            ("configuration.md", 1),
+            ("security.md", 0),
+        )
+    ]
     workspace = tmp_path / "work"  # the whole example: its budgets have enough samples to tighten
     workspace.mkdir()
     copy_example(workspace)
@@ -514,8 +593,14 @@ def test_docs_command_blocks(tmp_path, emulator):
     env = ci_env(tmp_path, ANTHROPIC_BASE_URL=emulator.base_url)  # recording reaches it only
     outputs = []
     for block in blocks:
-        done = subprocess.run(["bash", "-ec", block], cwd=workspace, env=env,
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["bash", "-ec", block],
+            cwd=workspace,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, (block, done.stdout[-2000:], done.stderr[-2000:])
         outputs.append(done.stdout)
     assert not emulator.served  # every case of the example is recorded: nothing to record

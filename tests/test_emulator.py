@@ -128,22 +128,45 @@ def test_prompt_count_follows_the_documented_tokenizer(emu, client):
         "system": [{"type": "text", "text": "Be brief."}],
         "thinking": {"type": "enabled", "budget_tokens": 2000},
         "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "Where is 42?"},
-                                         {"type": "image", "source": {"type": "base64",
-                                          "media_type": "image/png", "data": "iVBORw0KGgo="}}]},
-            {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "lookup",
-                                               "input": {"id": 42}}]},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
-                                          "content": "Shipped today."}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Where is 42?"},
+                    {
+                        "type": "image",
+                        "source": {
+                            "type": "base64",
+                            "media_type": "image/png",
+                            "data": "iVBORw0KGgo=",
+                        },
+                    },
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {"type": "tool_use", "id": "t1", "name": "lookup", "input": {"id": 42}}
+                ],
+            },
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "Shipped today."}
+                ],
+            },
         ],
-    }  # fmt: skip
+    }
     expected = (
         tokens(json.dumps(tool, sort_keys=True))
         + tokens("Be brief.")
-        + 3 + tokens("Where is 42?") + 1000
-        + 3 + tokens(json.dumps({"id": 42}))
-        + 3 + tokens("Shipped today.")
-    )  # fmt: skip
+        + 3
+        + tokens("Where is 42?")
+        + 1000
+        + 3
+        + tokens(json.dumps({"id": 42}))
+        + 3
+        + tokens("Shipped today.")
+    )
     assert emu.count(request) == expected
     assert client.messages.count_tokens(**request).input_tokens == expected
     assert emu.served[-1].usage == {"input_tokens": expected}
@@ -266,8 +289,12 @@ def test_cache_is_written_then_read_then_expires(emu, client, clock):
     assert (expired.cache_read_input_tokens, expired.cache_creation_input_tokens) == (0, 1500)
 
     # count_tokens never splits, and the cache is per model
-    assert client.messages.count_tokens(model=MODEL, system=request["system"],
-                                        messages=request["messages"]).input_tokens == total  # fmt: skip
+    assert (
+        client.messages.count_tokens(
+            model=MODEL, system=request["system"], messages=request["messages"]
+        ).input_tokens
+        == total
+    )
     other = client.messages.create(**{**request, "model": "claude-opus-4-1"}).usage
     assert other.cache_creation_input_tokens == 1500
 
@@ -302,8 +329,12 @@ def test_below_the_model_minimum_nothing_is_cached(emu, client):
 
 def test_an_earlier_breakpoint_is_read_and_the_rest_written(emu, client):
     system = big_system(1500)
-    turn = {"role": "user", "content": [{"type": "text", "text": words(300, "x"),
-                                         "cache_control": {"type": "ephemeral"}}]}  # fmt: skip
+    turn = {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": words(300, "x"), "cache_control": {"type": "ephemeral"}}
+        ],
+    }
     client.messages.create(**ask(system=system))
     usage = client.messages.create(model=MODEL, max_tokens=8, system=system, messages=[turn]).usage
     assert usage.cache_read_input_tokens == 1500
@@ -369,8 +400,12 @@ def test_a_read_looks_back_to_the_previous_turns_breakpoint(emu, client):
 @pytest.mark.parametrize(("extra", "hit"), [(19, True), (20, False)])
 def test_the_lookback_checks_20_positions_counting_the_breakpoint(emu, client, extra, hit):
     system = [{"type": "text", "text": words(1500)}]
-    client.messages.create(model=MODEL, max_tokens=8, system=system,
-                           messages=[{"role": "user", "content": [cached("start")]}])  # fmt: skip
+    client.messages.create(
+        model=MODEL,
+        max_tokens=8,
+        system=system,
+        messages=[{"role": "user", "content": [cached("start")]}],
+    )
     later = [{"type": "text", "text": "start"}]
     later += [{"type": "text", "text": f"more {i}"} for i in range(extra - 1)] + [cached("end")]
     messages = [{"role": "user", "content": later}]
@@ -382,8 +417,9 @@ def test_a_run_of_tool_use_or_tool_result_blocks_is_one_position(emu, client):
     system = [{"type": "text", "text": words(1500)}]
     start = {"role": "user", "content": [cached("look up 25 orders")]}
     client.messages.create(model=MODEL, max_tokens=8, system=system, messages=[start])
-    uses = [{"type": "tool_use", "id": f"t{i}", "name": "lookup", "input": {"id": i}}
-            for i in range(25)]  # fmt: skip
+    uses = [
+        {"type": "tool_use", "id": f"t{i}", "name": "lookup", "input": {"id": i}} for i in range(25)
+    ]
     results = [{"type": "tool_result", "tool_use_id": f"t{i}", "content": "ok"} for i in range(25)]
     results[-1] = {**results[-1], "cache_control": {"type": "ephemeral"}}
     messages = [

@@ -36,12 +36,41 @@ FEW = settings(FUZZ, max_examples=12)  # whole pytest runs, in process
 
 MEMORY_GROWTH_LIMIT = 512 * 1024  # kB of peak RSS one example may add (ru_maxrss is kB)
 
-HOSTILE_NUMBERS = ["1e999", "-1e999", ".inf", "-.inf", ".nan", "9" * 4000, "-1", "0", "1.5",
-                   "0x10", "true", "null", "1_000", "'12'", "[]", "{}"]  # fmt: skip
+HOSTILE_NUMBERS = [
+    "1e999",
+    "-1e999",
+    ".inf",
+    "-.inf",
+    ".nan",
+    "9" * 4000,
+    "-1",
+    "0",
+    "1.5",
+    "0x10",
+    "true",
+    "null",
+    "1_000",
+    "'12'",
+    "[]",
+    "{}",
+]
 CLIMBING = "../../outside"  # hygiene: allow (a hostile name, never a path this suite reads)
-HOSTILE_TEXT = ["chat\n", "a" * 300, "risk-assessment-summary", "::error::forged", "<script>x</script>",
-                CLIMBING, "CON", "é", "sk-ant-api03-" + "x" * 40, "%0A::add-mask::x",
-                "|", "`", "@everyone", "<!-- pytest-tokenbudget -->"]  # fmt: skip
+HOSTILE_TEXT = [
+    "chat\n",
+    "a" * 300,
+    "risk-assessment-summary",
+    "::error::forged",
+    "<script>x</script>",
+    CLIMBING,
+    "CON",
+    "é",
+    "sk-ant-api03-" + "x" * 40,
+    "%0A::add-mask::x",
+    "|",
+    "`",
+    "@everyone",
+    "<!-- pytest-tokenbudget -->",
+]
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
     for p, c in zip("abcdefgh", "bcdefghi")
@@ -117,7 +146,9 @@ endpoints:
     fields=st.fixed_dictionaries(
         {
             "min_samples": scalar_text(),
-            "name": st.one_of(st.sampled_from(HOSTILE_TEXT), st.from_regex(r"[a-z_]{1,12}", fullmatch=True)),
+            "name": st.one_of(
+                st.sampled_from(HOSTILE_TEXT), st.from_regex(r"[a-z_]{1,12}", fullmatch=True)
+            ),
             "model": st.one_of(st.just("claude-sonnet-4-6"), scalar_text()),
             "input_p95": scalar_text(),
             "output_p95": scalar_text(),
@@ -127,7 +158,7 @@ endpoints:
         }
     ),
     tail=st.sampled_from(["", BOMB, "x: &a [1]\ny: *a\n", "\x00", "- [" * 500]),
-)  # fmt: skip
+)
 def test_check_names_the_config_file(tmp_path, capsys, fields, tail):
     sandbox = Sandbox(tmp_path)
     (sandbox.project / "token_budgets.yml").write_text(CONFIG_TEMPLATE.format(**fields) + tail)
@@ -219,12 +250,18 @@ def test_analyze_names_the_cassette(tmp_path, capsys, kind, usage, encoding):
     if encoding:
         headers["content-encoding"] = [encoding]
     interaction = {
-        "request": {"method": "POST", "uri": "https://api.anthropic.com/v1/messages",
-                    "body": '{"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": []}',
-                    "headers": {}},
-        "response": {"status": {"code": 200, "message": "OK"}, "headers": headers,
-                     "body": body_of(kind, usage_json(dict(usage)))},
-    }  # fmt: skip
+        "request": {
+            "method": "POST",
+            "uri": "https://api.anthropic.com/v1/messages",
+            "body": '{"model": "claude-sonnet-4-6", "max_tokens": 5, "messages": []}',
+            "headers": {},
+        },
+        "response": {
+            "status": {"code": 200, "message": "OK"},
+            "headers": headers,
+            "body": body_of(kind, usage_json(dict(usage))),
+        },
+    }
     write_cassette(sandbox.project / "cassettes" / "chat" / "one.yaml", interaction)
     run_cli(capsys, sandbox, ["analyze", "cassettes"], "one.yaml")
 
@@ -235,10 +272,21 @@ def example_report(tmp_path_factory) -> str:
     """report.json of the bundled example, as CI makes it."""
     out = tmp_path_factory.mktemp("example")
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--token-budget", "-p", "no:cacheprovider", "-q",
-         f"--token-budget-report={out}"],
-        check=False, cwd=ROOT, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--token-budget",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            f"--token-budget-report={out}",
+        ],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return (out / "report.json").read_text()
 
@@ -251,9 +299,22 @@ def leaf_paths(value: object, path: tuple[object, ...] = ()) -> list[tuple[objec
     return [path]
 
 
-HOSTILE_JSON = ["NaN", "Infinity", "-Infinity", "1e999", "9" * 5000, "-1", '"x"', "[]", "{}",
-                "null", "true", "0.1", json.dumps("::error::forged\n::add-mask::x"),
-                "[" * 100_000 + "]" * 100_000]  # fmt: skip
+HOSTILE_JSON = [
+    "NaN",
+    "Infinity",
+    "-Infinity",
+    "1e999",
+    "9" * 5000,
+    "-1",
+    '"x"',
+    "[]",
+    "{}",
+    "null",
+    "true",
+    "0.1",
+    json.dumps("::error::forged\n::add-mask::x"),
+    "[" * 100_000 + "]" * 100_000,
+]
 
 
 @FUZZ
@@ -301,12 +362,18 @@ def run_pytest(pytester, args: list[str], about: str | None = None) -> int:
 )
 def test_replay_names_the_hostile_cassette(project, ci_env, kind, usage):
     interaction = {
-        "request": {"method": "POST", "uri": "https://api.anthropic.com/v1/messages",
-                    "body": None, "headers": {}},
-        "response": {"status": {"code": 200, "message": "OK"},
-                     "headers": {"content-type": ["application/json"]},
-                     "body": body_of(kind, usage_json(dict(usage)))},
-    }  # fmt: skip
+        "request": {
+            "method": "POST",
+            "uri": "https://api.anthropic.com/v1/messages",
+            "body": None,
+            "headers": {},
+        },
+        "response": {
+            "status": {"code": 200, "message": "OK"},
+            "headers": {"content-type": ["application/json"]},
+            "body": body_of(kind, usage_json(dict(usage))),
+        },
+    }
     write_cassette(project.path / "cassettes" / "chat" / "short.yaml", interaction)
     run_pytest(project, [], "short.yaml")
 
@@ -321,9 +388,17 @@ def test_count_mode_names_the_corrupt_count_cache(project, ci_env, entry):
     run_pytest(project, ["--token-budget-count"], "token_counts.json")
 
 
-FLAGS = ["--token-budget-max-regression", "--token-budget-update", "--token-budget-update-margin",
-         "--token-budget-count-concurrency", "--token-budget-record", "--token-budget-config",
-         "--token-budget-baseline", "--token-budget-report", "--token-budget-cassettes"]  # fmt: skip
+FLAGS = [
+    "--token-budget-max-regression",
+    "--token-budget-update",
+    "--token-budget-update-margin",
+    "--token-budget-count-concurrency",
+    "--token-budget-record",
+    "--token-budget-config",
+    "--token-budget-baseline",
+    "--token-budget-report",
+    "--token-budget-cassettes",
+]
 
 
 @FEW

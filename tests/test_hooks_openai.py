@@ -151,8 +151,11 @@ def test_claude_and_openai_in_one_budget_with_cache_aware_costs(
     assert endpoint["calls"] == 5
     assert endpoint["metrics"]["cost_per_request_usd"] == float(round(total / 5, 9))
     assert endpoint["models"] == {
-        "claude-haiku-4-5": 1, "gpt-4o-mini": 2, "gpt-4.1": 1, "acme-proxy-1": 1
-    }  # fmt: skip
+        "claude-haiku-4-5": 1,
+        "gpt-4o-mini": 2,
+        "gpt-4.1": 1,
+        "acme-proxy-1": 1,
+    }
     assert endpoint["price_sources"]["acme-proxy-1"] == "pytest_tokenbudget_price hook"
     assert endpoint["price_sources"]["gpt-4o-mini"].startswith("genai-prices ")
 

@@ -22,15 +22,15 @@ from hypothesis import strategies as st
 from project_files import APP
 from test_diff import BASE, HEAD, budget, case, to_html
 
-from pytest_tokenbudget.report import reader as report_file
-from pytest_tokenbudget.cli.analyze import _yaml_str
 from pytest_tokenbudget.ci.annotations import github_annotations, gitlab_code_quality
+from pytest_tokenbudget.cli.analyze import _yaml_str
 from pytest_tokenbudget.cli.main import main
-from pytest_tokenbudget.report.diff import check_report, compare, load_report
 from pytest_tokenbudget.errors import ReportError
+from pytest_tokenbudget.plain_text import one_line, safe_line
+from pytest_tokenbudget.report import reader as report_file
+from pytest_tokenbudget.report.diff import check_report, compare, load_report
 from pytest_tokenbudget.report.html import render_html
 from pytest_tokenbudget.report.markdown import MARKER, render_markdown
-from pytest_tokenbudget.plain_text import one_line, safe_line
 from pytest_tokenbudget.report.model import report_from_json
 from pytest_tokenbudget.report.table import render_findings, render_table, render_verdict
 
@@ -68,7 +68,7 @@ def _no_command_injected(text: str) -> None:
 
 
 # -- reading: every bad value is one message naming the file and the key -----------------
-NAN = '{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"metrics": {"input_tokens_p95": %s}}}}'  # fmt: skip
+NAN = '{"schema": "pytest-tokenbudget/report", "version": 1, "endpoints": {"chat": {"metrics": {"input_tokens_p95": %s}}}}'
 METRIC = "endpoints.chat.metrics.input_tokens_p95"
 
 
@@ -95,26 +95,101 @@ def test_a_non_number_where_a_number_is_read_is_named_by_its_key(tmp_path, text,
 @pytest.mark.parametrize(
     "keys, value, key, message",
     [
-        (("endpoints", "chat", "budgets", 0, "limit"), "1300", "endpoints.chat.budgets[0].limit", "must be a number, not a string ('1300')"),
-        (("endpoints", "chat", "budgets", 0, "limit"), None, "endpoints.chat.budgets[0].limit", "must be a number, not NoneType None"),
-        (("endpoints", "chat", "budgets", 0, "line"), "5\n::add-mask::x", "endpoints.chat.budgets[0].line", "must be a line number (1 or more), not a string ('5\\n::add-mask::x')"),
-        (("endpoints", "chat", "budgets", 0, "line"), 0, "endpoints.chat.budgets[0].line", "must be a line number (1 or more), not a number (0)"),
-        (("endpoints", "chat", "budgets", 0, "ok"), "false", "endpoints.chat.budgets[0].ok", "must be true or false, not a string ('false')"),
-        (("endpoints", "chat", "budgets", 0, "drivers"), "b", "endpoints.chat.budgets[0].drivers", "must be a list, not a string ('b')"),
-        (("endpoints", "chat", "max_regression_pct"), "10", "endpoints.chat.max_regression_pct", "must be a number, not a string ('10')"),
-        (("endpoints", "chat", "max_regression_pct"), -5, "endpoints.chat.max_regression_pct", "must be a percentage of 0 or more, not a number (-5)"),
-        (("endpoints", "chat", "line"), True, "endpoints.chat.line", "must be a line number (1 or more), not a boolean (True)"),
-        (("endpoints", "chat", "status"), "pwned", "endpoints.chat.status", 'must be one of "pass", "fail", "not-run", not a string (\'pwned\')'),
-        (("endpoints", "chat", "per_case"), [], "endpoints.chat.per_case", "must be an object, not a list"),
-        (("endpoints", "chat", "per_case", "b", "escalated"), 1, "endpoints.chat.per_case.b.escalated", "must be true or false, not a number (1)"),
-        (("endpoints", "chat", "problems"), [1], "endpoints.chat.problems[0]", "must be a string, not a number (1)"),
+        (
+            ("endpoints", "chat", "budgets", 0, "limit"),
+            "1300",
+            "endpoints.chat.budgets[0].limit",
+            "must be a number, not a string ('1300')",
+        ),
+        (
+            ("endpoints", "chat", "budgets", 0, "limit"),
+            None,
+            "endpoints.chat.budgets[0].limit",
+            "must be a number, not NoneType None",
+        ),
+        (
+            ("endpoints", "chat", "budgets", 0, "line"),
+            "5\n::add-mask::x",
+            "endpoints.chat.budgets[0].line",
+            "must be a line number (1 or more), not a string ('5\\n::add-mask::x')",
+        ),
+        (
+            ("endpoints", "chat", "budgets", 0, "line"),
+            0,
+            "endpoints.chat.budgets[0].line",
+            "must be a line number (1 or more), not a number (0)",
+        ),
+        (
+            ("endpoints", "chat", "budgets", 0, "ok"),
+            "false",
+            "endpoints.chat.budgets[0].ok",
+            "must be true or false, not a string ('false')",
+        ),
+        (
+            ("endpoints", "chat", "budgets", 0, "drivers"),
+            "b",
+            "endpoints.chat.budgets[0].drivers",
+            "must be a list, not a string ('b')",
+        ),
+        (
+            ("endpoints", "chat", "max_regression_pct"),
+            "10",
+            "endpoints.chat.max_regression_pct",
+            "must be a number, not a string ('10')",
+        ),
+        (
+            ("endpoints", "chat", "max_regression_pct"),
+            -5,
+            "endpoints.chat.max_regression_pct",
+            "must be a percentage of 0 or more, not a number (-5)",
+        ),
+        (
+            ("endpoints", "chat", "line"),
+            True,
+            "endpoints.chat.line",
+            "must be a line number (1 or more), not a boolean (True)",
+        ),
+        (
+            ("endpoints", "chat", "status"),
+            "pwned",
+            "endpoints.chat.status",
+            'must be one of "pass", "fail", "not-run", not a string (\'pwned\')',
+        ),
+        (
+            ("endpoints", "chat", "per_case"),
+            [],
+            "endpoints.chat.per_case",
+            "must be an object, not a list",
+        ),
+        (
+            ("endpoints", "chat", "per_case", "b", "escalated"),
+            1,
+            "endpoints.chat.per_case.b.escalated",
+            "must be true or false, not a number (1)",
+        ),
+        (
+            ("endpoints", "chat", "problems"),
+            [1],
+            "endpoints.chat.problems[0]",
+            "must be a string, not a number (1)",
+        ),
         (("totals",), [], "totals", "must be an object, not a list"),
-        (("totals", "monthly_cost_usd"), "$156", "totals.monthly_cost_usd", "must be a number, not a string ('$156')"),
+        (
+            ("totals", "monthly_cost_usd"),
+            "$156",
+            "totals.monthly_cost_usd",
+            "must be a number, not a string ('$156')",
+        ),
         (("prices",), "2026-11-01", "prices", "must be an object, not a string ('2026-11-01')"),
-        (("prices", "table_date"), 20261101, "prices.table_date", "must be a string, not a number (20261101)"),
+        (
+            ("prices", "table_date"),
+            20261101,
+            "prices.table_date",
+            "must be a string, not a number (20261101)",
+        ),
         (("config",), ["token_budgets.yml"], "config", "must be a string, not a list"),
     ],
-)  # fmt: skip
+)
 def test_a_wrongly_typed_value_is_named_by_its_key(tmp_path, keys, value, key, message):
     path = _write(tmp_path, "base.json", _with(keys, value))
     with pytest.raises(ReportError) as err:
@@ -273,9 +348,12 @@ def test_github_format_prints_only_our_commands(tmp_path, capsys, monkeypatch):
 
 def test_a_line_that_is_not_a_line_number_is_left_out_of_the_command():
     """compare() takes dicts: one that skipped load_report still cannot steer a command."""
-    head = _with(("endpoints", "chat", "budgets", 0), budget(
-        "max_input_tokens_p95", "input_tokens_p95", 1100, 1120, "5\n::add-mask::x", ok=False
-    ))  # fmt: skip
+    head = _with(
+        ("endpoints", "chat", "budgets", 0),
+        budget(
+            "max_input_tokens_p95", "input_tokens_p95", 1100, 1120, "5\n::add-mask::x", ok=False
+        ),
+    )
     head["endpoints"]["chat"]["line"] = 2.5
     diff = compare(BASE, head, max_regression_pct=10)
     lines = github_annotations(diff, "token_budgets.yml")
@@ -378,9 +456,16 @@ def test_html_escapes_a_script_in_every_name():
         {"case": EVIL, "test": EVIL, "kind": EVIL, "message": EVIL}
     ]
     head["findings"] = [
-        {"code": EVIL, "level": "error", "endpoint": EVIL, "where": EVIL, "message": EVIL,
-         "fix": EVIL, "cases": [EVIL]}
-    ]  # fmt: skip
+        {
+            "code": EVIL,
+            "level": "error",
+            "endpoint": EVIL,
+            "where": EVIL,
+            "message": EVIL,
+            "fix": EVIL,
+            "cases": [EVIL],
+        }
+    ]
     page = render_html(report_from_json(head), baseline=_hostile_base())
     assert page.count("<script") == 1 and page.count("</script>") == 1  # ours, at the end
     assert "<img" not in page and 'onerror="' not in page
@@ -417,10 +502,13 @@ def test_a_pytest_run_escapes_a_hostile_model_name_everywhere(project, recording
     [
         (NAN % "NaN", "endpoints.chat.metrics.input_tokens_p95: not a finite number (NaN)"),
         (NAN % ("9" * 5000), "endpoints.chat.metrics.input_tokens_p95: a number of 5,000 digits"),
-        (json.dumps(_with(("endpoints", "chat", "budgets", 0, "limit"), "1300")), "endpoints.chat.budgets[0].limit: must be a number"),
+        (
+            json.dumps(_with(("endpoints", "chat", "budgets", 0, "limit"), "1300")),
+            "endpoints.chat.budgets[0].limit: must be a number",
+        ),
         (json.dumps(_with(("totals",), "lots")), "totals: must be an object"),
     ],
-)  # fmt: skip
+)
 def test_a_hostile_baseline_stops_pytest_with_one_line(project, ci_env, tmp_path, text, key):
     baseline = _write(tmp_path, "base.json", text)
     result = project.runpytest(
@@ -441,9 +529,13 @@ def test_a_valid_baseline_of_hostile_text_steers_nothing(project, recording_env,
     base["percentile_method"] = EVIL
     baseline = _write(tmp_path, "base.json", base)
     result = project.runpytest(
-        "--token-budget", "--token-budget-record=once", f"--token-budget-baseline={baseline}",
-        "--token-budget-max-regression=10", "-p", "no:cacheprovider",
-    )  # fmt: skip
+        "--token-budget",
+        "--token-budget-record=once",
+        f"--token-budget-baseline={baseline}",
+        "--token-budget-max-regression=10",
+        "-p",
+        "no:cacheprovider",
+    )
     out = result.stdout.str()
     assert "INTERNALERROR" not in out and "Traceback" not in out
     _no_command_injected(out)
@@ -465,21 +557,34 @@ def test_a_proposed_yaml_scalar_reads_back_as_itself(text):
 
 def _cassette(model: str) -> str:
     body = {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": model,
-        "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "hi"}],
+        "stop_reason": "end_turn",
         "usage": {"input_tokens": 120, "output_tokens": 30},
-    }  # fmt: skip
-    return yaml.safe_dump({
-        "interactions": [{
-            "request": {"method": "POST", "uri": "https://api.anthropic.com/v1/messages",
+    }
+    return yaml.safe_dump(
+        {
+            "interactions": [
+                {
+                    "request": {
+                        "method": "POST",
+                        "uri": "https://api.anthropic.com/v1/messages",
                         "body": json.dumps({"model": model, "max_tokens": 40, "messages": []}),
-                        "headers": {"content-type": ["application/json"]}},
-            "response": {"status": {"code": 200, "message": "OK"},
-                         "headers": {"content-type": ["application/json"]},
-                         "body": {"string": json.dumps(body)}},
-        }],
-        "version": 1,
-    })  # fmt: skip
+                        "headers": {"content-type": ["application/json"]},
+                    },
+                    "response": {
+                        "status": {"code": 200, "message": "OK"},
+                        "headers": {"content-type": ["application/json"]},
+                        "body": {"string": json.dumps(body)},
+                    },
+                }
+            ],
+            "version": 1,
+        }
+    )
 
 
 HOSTILE_MODELS = [

@@ -23,8 +23,11 @@ import pytest
 import yaml
 from project_files import copy_example
 
-from pytest_tokenbudget.report.html import distribution_svg, nice_step, render_html
+from pytest_tokenbudget.measure.samples import Sample
+from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
+from pytest_tokenbudget.providers.usage import Usage
+from pytest_tokenbudget.report.html import distribution_svg, nice_step, render_html
 from pytest_tokenbudget.report.model import (
     BudgetCheck,
     EndpointReport,
@@ -32,9 +35,6 @@ from pytest_tokenbudget.report.model import (
     Report,
     build_report,
 )
-from pytest_tokenbudget.measure.samples import Sample
-from pytest_tokenbudget.measure.stats import endpoint_stats
-from pytest_tokenbudget.providers.usage import Usage
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support_bot"
@@ -55,10 +55,25 @@ def run_example(directory: Path, *args: str) -> dict:
         if not k.startswith(("ANTHROPIC_", "GITHUB_", "PYTEST_"))
     }
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--token-budget", "-p", "no:cacheprovider", "-q",
-         "-p", "no:xdist", *args],
-        cwd=directory, env=env, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--token-budget",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "-p",
+            "no:xdist",
+            *args,
+        ],
+        cwd=directory,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads((directory / ".token-budget" / "report.json").read_text())
 
@@ -217,8 +232,13 @@ def test_cost_per_request_by_tier_and_model_matches_the_cassettes_and_the_price_
 
 def test_tier_costs_add_up_to_the_cost_and_halve_for_batch():
     book = PriceBook()
-    usage = Usage(input_tokens=1000, output_tokens=200, cache_write_5m_tokens=3000,
-                  cache_write_1h_tokens=500, cache_read_tokens=9000)  # fmt: skip
+    usage = Usage(
+        input_tokens=1000,
+        output_tokens=200,
+        cache_write_5m_tokens=3000,
+        cache_write_1h_tokens=500,
+        cache_read_tokens=9000,
+    )
     samples = [
         Sample("faq", "q1", "t::q1", 0, "claude-sonnet-4-6", usage),
         Sample("faq", "q2", "t::q2", 0, "claude-sonnet-4-6", usage, batch=True),
@@ -227,8 +247,13 @@ def test_tier_costs_add_up_to_the_cost_and_halve_for_batch():
     tiers = stats.tier_costs["claude-sonnet-4-6"]
     assert sum(tiers.values()) == stats.cost_total
     rates = _rates("claude-sonnet-4-6")
-    tokens = {"input": 1000, "output": 200, "cache_write_5m": 3000, "cache_write_1h": 500,
-              "cache_read": 9000}  # fmt: skip
+    tokens = {
+        "input": 1000,
+        "output": 200,
+        "cache_write_5m": 3000,
+        "cache_write_1h": 500,
+        "cache_read": 9000,
+    }
     for tier in TIERS:  # one call at full price, one at the Batch API's half
         assert tiers[tier] == tokens[tier] * rates[tier] * Fraction(3, 2)
 
@@ -259,10 +284,16 @@ def test_unpriced_and_not_run_endpoints_render_without_charts_of_nonsense():
 
 def test_a_broken_budget_is_marked_with_its_driving_cases():
     samples = [
-        Sample("faq", f"q{i}", f"t::q{i}", 0, "claude-sonnet-4-6",
-               Usage(input_tokens=100 * (i + 1), output_tokens=5))
+        Sample(
+            "faq",
+            f"q{i}",
+            f"t::q{i}",
+            0,
+            "claude-sonnet-4-6",
+            Usage(input_tokens=100 * (i + 1), output_tokens=5),
+        )
         for i in range(4)
-    ]  # fmt: skip
+    ]
     report = _report_of(samples, [s.case_id for s in samples])
     broken = BudgetCheck(
         "max_input_tokens_p95", "input_tokens_p95", 250, 400, False, 4, ("q3", "q2")
@@ -311,21 +342,32 @@ class Browser:
         to_browser, self._write = os.pipe()
         self._read, from_browser = os.pipe()
         args = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-extensions", "--mute-audio", "--hide-scrollbars",
-            f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank",
-        ]  # fmt: skip
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--mute-audio",
+            "--hide-scrollbars",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-pipe",
+            "about:blank",
+        ]
         # The protocol lives on the browser's fds 3 and 4: a shell puts the pipes there
         # (bash: dash takes no fd number above 9).
         self._log = profile / "chromium.log"
         with self._log.open("wb") as log:
             self.process = subprocess.Popen(
-                ["bash", "-c", f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser}', binary,
-                 *args],
+                ["bash", "-c", f'exec "$0" "$@" 3<&{to_browser} 4>&{from_browser}', binary, *args],
                 pass_fds=(to_browser, from_browser),
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-            )  # fmt: skip
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
         os.close(to_browser)
         os.close(from_browser)
         self._buffer = b""
@@ -555,8 +597,13 @@ def _click_header(browser: Browser, name: str, column: int) -> None:
 def test_the_example_report_in_a_browser(example_with_baseline, browser, tmp_path):
     reports, _ = example_with_baseline
     report = json.loads((reports / "report.json").read_text())
-    browser.page("Emulation.setDeviceMetricsOverride", width=1280, height=900,
-                 deviceScaleFactor=1, mobile=False)  # fmt: skip
+    browser.page(
+        "Emulation.setDeviceMetricsOverride",
+        width=1280,
+        height=900,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
     shots = {}
     for scheme in ("light", "dark"):
         browser.page(

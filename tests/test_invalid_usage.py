@@ -16,10 +16,15 @@ from pathlib import Path
 import pytest
 from project_files import PLAIN_APP
 
-from pytest_tokenbudget.cli.analyze import analyze
 from pytest_tokenbudget.capture.counting import CACHE_SCHEMA, CountCache, count_sync
+from pytest_tokenbudget.cli.analyze import analyze
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.providers.usage import Exchange, load_cassette_file, parse_exchange, token_count
+from pytest_tokenbudget.providers.usage import (
+    Exchange,
+    load_cassette_file,
+    parse_exchange,
+    token_count,
+)
 
 MESSAGES = "https://api.anthropic.com/v1/messages"
 CHAT = "https://api.openai.com/v1/chat/completions"
@@ -49,9 +54,11 @@ BAD = [
 
 
 def exchange(url, body, *, headers=None, status=200) -> Exchange:
-    raw = body if isinstance(body, bytes) else (
-        body if isinstance(body, str) else json.dumps(body)
-    ).encode()  # fmt: skip
+    raw = (
+        body
+        if isinstance(body, bytes)
+        else (body if isinstance(body, str) else json.dumps(body)).encode()
+    )
     return Exchange("POST", url, b"", status, headers or {}, raw)
 
 
@@ -76,21 +83,26 @@ def frame(headers: dict[str, str], payload: bytes) -> bytes:
 
 def chunk(event: dict) -> bytes:
     data = base64.b64encode(json.dumps(event).encode()).decode()
-    return frame({":event-type": "chunk", ":message-type": "event"},
-                 json.dumps({"bytes": data}).encode())  # fmt: skip
+    return frame(
+        {":event-type": "chunk", ":message-type": "event"}, json.dumps({"bytes": data}).encode()
+    )
 
 
 def metadata(usage) -> bytes:
-    return frame({":event-type": "metadata", ":message-type": "event"},
-                 json.dumps({"usage": usage, "metrics": {"latencyMs": 9}}).encode())  # fmt: skip
+    return frame(
+        {":event-type": "metadata", ":message-type": "event"},
+        json.dumps({"usage": usage, "metrics": {"latencyMs": 9}}).encode(),
+    )
 
 
 def bedrock_stream(start_usage, delta_usage) -> bytes:
-    return b"".join([
-        chunk({"type": "message_start", "message": {"model": "claude", "usage": start_usage}}),
-        chunk({"type": "message_delta", "delta": {}, "usage": delta_usage}),
-        chunk({"type": "message_stop"}),
-    ])  # fmt: skip
+    return b"".join(
+        [
+            chunk({"type": "message_start", "message": {"model": "claude", "usage": start_usage}}),
+            chunk({"type": "message_delta", "delta": {}, "usage": delta_usage}),
+            chunk({"type": "message_stop"}),
+        ]
+    )
 
 
 EVENT_STREAM = {"content-type": ["application/vnd.amazon.eventstream"]}
@@ -101,60 +113,175 @@ def places(bad):
     """(exchange, the field the error must name) for every place a count is read."""
     step = {"type": "compaction", "input_tokens": 5, "output_tokens": bad}
     return [
-        (exchange(MESSAGES, message({"input_tokens": bad, "output_tokens": 1})),
-         "usage.input_tokens"),
-        (exchange(MESSAGES, message({"input_tokens": 1, "output_tokens": bad})),
-         "usage.output_tokens"),
-        (exchange(MESSAGES, message({**GOOD, "cache_read_input_tokens": bad})),
-         "usage.cache_read_input_tokens"),
-        (exchange(MESSAGES, message({**GOOD, "cache_creation_input_tokens": bad})),
-         "usage.cache_creation_input_tokens"),
-        (exchange(MESSAGES, message({**GOOD, "cache_creation_input_tokens": 4, "cache_creation":
-                                     {"ephemeral_5m_input_tokens": 4,
-                                      "ephemeral_1h_input_tokens": bad}})),
-         "usage.cache_creation.ephemeral_1h_input_tokens"),
-        (exchange(MESSAGES, message({**GOOD, "iterations": [step]})),
-         "usage.iterations[0].output_tokens"),
-        (exchange(MESSAGES, sse({"type": "message_start", "message": {
-            "model": "m", "usage": {"input_tokens": bad, "output_tokens": 1}}},
-            {"type": "message_delta", "usage": {"output_tokens": 3}})),
-         "message_start message.usage.input_tokens"),
-        (exchange(MESSAGES, sse({"type": "message_start", "message": {"model": "m", "usage": GOOD}},
-                                {"type": "message_delta", "usage": {"output_tokens": bad}})),
-         "message_delta usage.output_tokens"),
-        (exchange(MESSAGES, sse({"type": "message_start", "message": {"model": "m", "usage": GOOD}},
-                                {"type": "message_delta", "usage": {
-                                    "output_tokens": 3, "iterations": [
-                                        {"type": "message", "input_tokens": 10, "output_tokens": 3},
-                                        {**step, "output_tokens": 1, "input_tokens": bad}]}})),
-         "message_delta usage.iterations[1].input_tokens"),
-        (exchange(INVOKE_STREAM, bedrock_stream({"input_tokens": bad}, {"output_tokens": 2}),
-                  headers=EVENT_STREAM),
-         "message_start message.usage.input_tokens"),
-        (exchange(TITAN_STREAM, chunk({"outputText": "hi", "amazon-bedrock-invocationMetrics": {
-            "inputTokenCount": bad, "outputTokenCount": 2}}), headers=EVENT_STREAM),
-         "amazon-bedrock-invocationMetrics.inputTokenCount"),
-        (exchange(CONVERSE, {"output": {}, "usage": {"inputTokens": bad, "outputTokens": 1}}),
-         "usage.inputTokens"),
-        (exchange(CONVERSE, {"output": {}, "usage": {
-            "inputTokens": 1, "outputTokens": 1, "cacheWriteInputTokens": 5,
-            "cacheDetails": [{"ttl": "1h", "inputTokens": bad}]}}),
-         "usage.cacheDetails[0].inputTokens"),
-        (exchange(CONVERSE_STREAM, metadata({"inputTokens": 3, "outputTokens": bad}),
-                  headers=EVENT_STREAM),
-         "metadata event usage.outputTokens"),
+        (
+            exchange(MESSAGES, message({"input_tokens": bad, "output_tokens": 1})),
+            "usage.input_tokens",
+        ),
+        (
+            exchange(MESSAGES, message({"input_tokens": 1, "output_tokens": bad})),
+            "usage.output_tokens",
+        ),
+        (
+            exchange(MESSAGES, message({**GOOD, "cache_read_input_tokens": bad})),
+            "usage.cache_read_input_tokens",
+        ),
+        (
+            exchange(MESSAGES, message({**GOOD, "cache_creation_input_tokens": bad})),
+            "usage.cache_creation_input_tokens",
+        ),
+        (
+            exchange(
+                MESSAGES,
+                message(
+                    {
+                        **GOOD,
+                        "cache_creation_input_tokens": 4,
+                        "cache_creation": {
+                            "ephemeral_5m_input_tokens": 4,
+                            "ephemeral_1h_input_tokens": bad,
+                        },
+                    }
+                ),
+            ),
+            "usage.cache_creation.ephemeral_1h_input_tokens",
+        ),
+        (
+            exchange(MESSAGES, message({**GOOD, "iterations": [step]})),
+            "usage.iterations[0].output_tokens",
+        ),
+        (
+            exchange(
+                MESSAGES,
+                sse(
+                    {
+                        "type": "message_start",
+                        "message": {
+                            "model": "m",
+                            "usage": {"input_tokens": bad, "output_tokens": 1},
+                        },
+                    },
+                    {"type": "message_delta", "usage": {"output_tokens": 3}},
+                ),
+            ),
+            "message_start message.usage.input_tokens",
+        ),
+        (
+            exchange(
+                MESSAGES,
+                sse(
+                    {"type": "message_start", "message": {"model": "m", "usage": GOOD}},
+                    {"type": "message_delta", "usage": {"output_tokens": bad}},
+                ),
+            ),
+            "message_delta usage.output_tokens",
+        ),
+        (
+            exchange(
+                MESSAGES,
+                sse(
+                    {"type": "message_start", "message": {"model": "m", "usage": GOOD}},
+                    {
+                        "type": "message_delta",
+                        "usage": {
+                            "output_tokens": 3,
+                            "iterations": [
+                                {"type": "message", "input_tokens": 10, "output_tokens": 3},
+                                {**step, "output_tokens": 1, "input_tokens": bad},
+                            ],
+                        },
+                    },
+                ),
+            ),
+            "message_delta usage.iterations[1].input_tokens",
+        ),
+        (
+            exchange(
+                INVOKE_STREAM,
+                bedrock_stream({"input_tokens": bad}, {"output_tokens": 2}),
+                headers=EVENT_STREAM,
+            ),
+            "message_start message.usage.input_tokens",
+        ),
+        (
+            exchange(
+                TITAN_STREAM,
+                chunk(
+                    {
+                        "outputText": "hi",
+                        "amazon-bedrock-invocationMetrics": {
+                            "inputTokenCount": bad,
+                            "outputTokenCount": 2,
+                        },
+                    }
+                ),
+                headers=EVENT_STREAM,
+            ),
+            "amazon-bedrock-invocationMetrics.inputTokenCount",
+        ),
+        (
+            exchange(CONVERSE, {"output": {}, "usage": {"inputTokens": bad, "outputTokens": 1}}),
+            "usage.inputTokens",
+        ),
+        (
+            exchange(
+                CONVERSE,
+                {
+                    "output": {},
+                    "usage": {
+                        "inputTokens": 1,
+                        "outputTokens": 1,
+                        "cacheWriteInputTokens": 5,
+                        "cacheDetails": [{"ttl": "1h", "inputTokens": bad}],
+                    },
+                },
+            ),
+            "usage.cacheDetails[0].inputTokens",
+        ),
+        (
+            exchange(
+                CONVERSE_STREAM,
+                metadata({"inputTokens": 3, "outputTokens": bad}),
+                headers=EVENT_STREAM,
+            ),
+            "metadata event usage.outputTokens",
+        ),
         (exchange(COUNT, {"input_tokens": bad}), "input_tokens"),
-        (exchange(CHAT, {"model": "gpt-4o", "usage": {"prompt_tokens": bad,
-                                                      "completion_tokens": 1}}),
-         "usage.prompt_tokens"),
-        (exchange(CHAT, {"model": "gpt-4o", "usage": {
-            "prompt_tokens": 9, "completion_tokens": 1,
-            "prompt_tokens_details": {"cached_tokens": bad}}}),
-         "usage.prompt_tokens_details.cached_tokens"),
-        (exchange(BATCH, json.dumps({"custom_id": "a", "result": {
-            "type": "succeeded", "message": message({"input_tokens": 1, "output_tokens": bad})}})),
-         "line 1: result.message.usage.output_tokens"),
-    ]  # fmt: skip
+        (
+            exchange(
+                CHAT, {"model": "gpt-4o", "usage": {"prompt_tokens": bad, "completion_tokens": 1}}
+            ),
+            "usage.prompt_tokens",
+        ),
+        (
+            exchange(
+                CHAT,
+                {
+                    "model": "gpt-4o",
+                    "usage": {
+                        "prompt_tokens": 9,
+                        "completion_tokens": 1,
+                        "prompt_tokens_details": {"cached_tokens": bad},
+                    },
+                },
+            ),
+            "usage.prompt_tokens_details.cached_tokens",
+        ),
+        (
+            exchange(
+                BATCH,
+                json.dumps(
+                    {
+                        "custom_id": "a",
+                        "result": {
+                            "type": "succeeded",
+                            "message": message({"input_tokens": 1, "output_tokens": bad}),
+                        },
+                    }
+                ),
+            ),
+            "line 1: result.message.usage.output_tokens",
+        ),
+    ]
 
 
 @pytest.mark.parametrize(("bad", "why"), BAD)
@@ -170,15 +297,21 @@ def test_a_bad_count_anywhere_is_an_error_naming_its_field(bad, why):
 def test_bedrock_header_counts_are_whole_numbers():
     body = {"completion": "hi"}  # a Text Completions body carries no usage: the headers do
     for value in ("-5", "1.5", "NaN", "twelve", ""):
-        headers = {"x-amzn-bedrock-input-token-count": ["12"],
-                   "x-amzn-bedrock-output-token-count": [value]}  # fmt: skip
+        headers = {
+            "x-amzn-bedrock-input-token-count": ["12"],
+            "x-amzn-bedrock-output-token-count": [value],
+        }
         if value == "":
             (call,) = parse_exchange(exchange(INVOKE, body, headers=headers))
             assert call.usage.input_tokens == 12  # an empty header is no count, not an error
             continue
-        with pytest.raises(CassetteError, match=re.escape(
-            f"token count {value!r} is not a whole number of at least 0 "
-            "(header x-amzn-bedrock-output-token-count)")):  # fmt: skip
+        with pytest.raises(
+            CassetteError,
+            match=re.escape(
+                f"token count {value!r} is not a whole number of at least 0 "
+                "(header x-amzn-bedrock-output-token-count)"
+            ),
+        ):
             parse_exchange(exchange(INVOKE, body, headers=headers))
 
 
@@ -187,22 +320,38 @@ def test_a_usage_that_is_no_object_is_an_error(usage):
     shown = "a list" if isinstance(usage, list) else None
     cases = [
         (exchange(MESSAGES, message(usage)), "usage"),
-        (exchange(MESSAGES, sse({"type": "message_start", "message": {"model": "m",
-                                                                       "usage": usage}},
-                                {"type": "message_delta", "usage": {"output_tokens": 1}})),
-         "message_start message.usage"),
-        (exchange(MESSAGES, sse({"type": "message_start", "message": {"model": "m", "usage": GOOD}},
-                                {"type": "message_delta", "usage": usage})),
-         "message_delta usage"),
+        (
+            exchange(
+                MESSAGES,
+                sse(
+                    {"type": "message_start", "message": {"model": "m", "usage": usage}},
+                    {"type": "message_delta", "usage": {"output_tokens": 1}},
+                ),
+            ),
+            "message_start message.usage",
+        ),
+        (
+            exchange(
+                MESSAGES,
+                sse(
+                    {"type": "message_start", "message": {"model": "m", "usage": GOOD}},
+                    {"type": "message_delta", "usage": usage},
+                ),
+            ),
+            "message_delta usage",
+        ),
         (exchange(MESSAGES, message({**GOOD, "iterations": usage})), "usage.iterations"),
         (exchange(MESSAGES, message({**GOOD, "cache_creation": usage})), "usage.cache_creation"),
         (exchange(CONVERSE, {"output": {}, "usage": usage}), "usage"),
-        (exchange(CONVERSE_STREAM, metadata(usage), headers=EVENT_STREAM),
-         "metadata event usage"),
+        (exchange(CONVERSE_STREAM, metadata(usage), headers=EVENT_STREAM), "metadata event usage"),
         (exchange(CHAT, {"model": "gpt-4o", "usage": usage}), "usage"),
-        (exchange(INVOKE_STREAM, bedrock_stream(usage, {"output_tokens": 1}),
-                  headers=EVENT_STREAM), "message_start message.usage"),
-    ]  # fmt: skip
+        (
+            exchange(
+                INVOKE_STREAM, bedrock_stream(usage, {"output_tokens": 1}), headers=EVENT_STREAM
+            ),
+            "message_start message.usage",
+        ),
+    ]
     for ex, where in cases:
         if where == "usage.iterations" and isinstance(usage, list):
             continue  # a list is what iterations are
@@ -219,9 +368,11 @@ def test_an_iteration_that_is_no_object_or_has_no_type_is_an_error():
         ([5], r"usage\.iterations\[0\] is a number \(5\), not an object"),
         ([{"input_tokens": 1}], r"usage\.iterations\[0\]\.type is NoneType None"),
         ([{"type": 7}], r"usage\.iterations\[0\]\.type is a number \(7\)"),
-        ([{"type": "advisor_message", "model": ["x"]}],
-         r"usage\.iterations\[0\]\.model is a list, not a model name"),
-    ]:  # fmt: skip
+        (
+            [{"type": "advisor_message", "model": ["x"]}],
+            r"usage\.iterations\[0\]\.model is a list, not a model name",
+        ),
+    ]:
         with pytest.raises(CassetteError, match=expected):
             parse_exchange(exchange(MESSAGES, message({**GOOD, "iterations": steps})))
 
@@ -297,8 +448,10 @@ def test_counts_that_are_no_object_are_an_error(tmp_path):
     assert caught.value.path == str(path)
 
 
-@pytest.mark.parametrize("answer", [{"input_tokens": -1}, {"input_tokens": 1.5}, {"input_tokens": "4"},
-                                    [1], {"nothing": 1}])  # fmt: skip
+@pytest.mark.parametrize(
+    "answer",
+    [{"input_tokens": -1}, {"input_tokens": 1.5}, {"input_tokens": "4"}, [1], {"nothing": 1}],
+)
 def test_a_bad_count_from_the_api_is_an_error(tmp_path, answer):
     cache = CountCache(tmp_path / "token_counts.json")
     body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": "hi"}]}
@@ -378,8 +531,9 @@ def recorded(pytester, recording_env, monkeypatch):
     pytester.makefile(".yml", token_budgets=CONFIG, cases=CASES, other=OTHER)
     pytester.makepyfile(app=PLAIN_APP, test_budget=TEST)
     pytester.syspathinsert()
-    result = pytester.runpytest("--token-budget", "--token-budget-record=once",
-                                "-p", "no:cacheprovider")  # fmt: skip
+    result = pytester.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
     result.assert_outcomes(passed=4)
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     return pytester
@@ -492,8 +646,15 @@ def test_a_bad_committed_count_fails_its_case_only(recorded):
     sent = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": question}]}
     key = count_key(sent)
     counts = recorded.path / "cassettes" / "token_counts.json"
-    counts.write_text(json.dumps({"schema": CACHE_SCHEMA, "version": 1, "counts": {
-        key: {"model": "claude-sonnet-4-6", "input_tokens": -40}}}))  # fmt: skip
+    counts.write_text(
+        json.dumps(
+            {
+                "schema": CACHE_SCHEMA,
+                "version": 1,
+                "counts": {key: {"model": "claude-sonnet-4-6", "input_tokens": -40}},
+            }
+        )
+    )
     _, report = replay(recorded)
     chat = report["endpoints"]["chat"]
     assert chat["status"] == "fail"

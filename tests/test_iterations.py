@@ -22,11 +22,11 @@ import pytest
 import yaml
 from project_files import PLAIN_APP
 
-from pytest_tokenbudget.cli.analyze import analyze, group
 from pytest_tokenbudget.cache.doctor import Doctor, diagnose_case
-from pytest_tokenbudget.pricing.prices import PriceBook
+from pytest_tokenbudget.cli.analyze import analyze, group
 from pytest_tokenbudget.measure.samples import Sample, case_samples
 from pytest_tokenbudget.measure.stats import endpoint_stats
+from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.providers.usage import (
     ITERATION,
     Exchange,
@@ -95,8 +95,13 @@ def billed(model: str, usage: dict) -> tuple[int, int, Fraction]:
         rate = [Fraction(r) for r in RATES[at]]
         written = step.get("cache_creation_input_tokens") or 0
         w1h = (step.get("cache_creation") or {}).get("ephemeral_1h_input_tokens") or 0
-        counts = (step["input_tokens"], step["output_tokens"], written - w1h, w1h,
-                  step.get("cache_read_input_tokens") or 0)  # fmt: skip
+        counts = (
+            step["input_tokens"],
+            step["output_tokens"],
+            written - w1h,
+            w1h,
+            step.get("cache_read_input_tokens") or 0,
+        )
         prompt += counts[0] + counts[2] + counts[3] + counts[4]
         output += counts[1]
         cost += sum(n * r for n, r in zip(counts, rate)) / 1_000_000
@@ -149,8 +154,12 @@ def test_real_cassettes_as_one_endpoint():
     assert stats.cost_total == total
     assert stats.metrics["cost_per_request_usd"] == total / 5
     # the advisor's model counts for the calls that consulted it, and escalates their cases
-    assert stats.models == {"claude-sonnet-5": 3, "claude-opus-4-8": 2, "claude-fable-5": 1,
-                            "claude-sonnet-4-6": 2}  # fmt: skip
+    assert stats.models == {
+        "claude-sonnet-5": 3,
+        "claude-opus-4-8": 2,
+        "claude-fable-5": 1,
+        "claude-sonnet-4-6": 2,
+    }
     assert stats.metrics["escalation_rate"] == Fraction(5, 5)  # every case: another model
     advisor = stats.iterations["advisor_message"]
     assert (advisor.calls, advisor.iterations) == (3, 3)
@@ -169,16 +178,20 @@ def test_the_compaction_call_of_the_brief():
     assert (usage["input_tokens"], usage["output_tokens"]) == (229, 5)
     step = usage["iterations"][0]
     assert (step["type"], step["cache_creation_input_tokens"], step["output_tokens"]) == (
-        "compaction", 55_096, 131,
-    )  # fmt: skip
+        "compaction",
+        55_096,
+        131,
+    )
     stats = plugin_stats([plain])
     assert stats.metrics["input_tokens_p95"] == 229 + 100 + 55_096 == 55_425
     assert stats.metrics["output_tokens_p95"] == 5 + 131
     rate = [Fraction(r) for r in RATES[model]]
     dollars = ((229 + 100) * rate[0] + 136 * rate[1] + 55_096 * rate[2]) / 1_000_000
     assert stats.cost_total == dollars
-    assert stats.iterations["compaction"].cost == (100 * rate[0] + 131 * rate[1]
-                                                   + 55_096 * rate[2]) / 1_000_000  # fmt: skip
+    assert (
+        stats.iterations["compaction"].cost
+        == (100 * rate[0] + 131 * rate[1] + 55_096 * rate[2]) / 1_000_000
+    )
     streamed = plugin_stats(
         [CASSETTES / "test_anthropic_compaction_usage_with_cache_streaming.yaml"]
     )
@@ -197,8 +210,10 @@ def test_calls_of_an_advisor_response():
     assert (again.kind, again.model, again.iteration) == (ITERATION, "claude-sonnet-5", "message")
     assert (again.usage.input_tokens, again.usage.output_tokens) == (1262, 11)
     assert (advisor.kind, advisor.model, advisor.iteration) == (
-        ITERATION, "claude-opus-4-8", "advisor_message",
-    )  # fmt: skip
+        ITERATION,
+        "claude-opus-4-8",
+        "advisor_message",
+    )
     assert (advisor.usage.input_tokens, advisor.usage.output_tokens) == (2518, 22)
     # stream: iterations come in the final message_delta only
     (exchange,) = load_cassette_file(CASSETTES / "test_anthropic_advisor_tool_stream.yaml")
@@ -229,8 +244,9 @@ def test_analyze_reads_iterations():
     analysis = analyze(FOLDER)
     assert not analysis.skipped
     samples = group(analysis, by="folder", root="x")["test_anthropic"]
-    stats = endpoint_stats("x", samples, sorted({s.case_id for s in samples}),
-                           book=PriceBook(PRICING))  # fmt: skip
+    stats = endpoint_stats(
+        "x", samples, sorted({s.case_id for s in samples}), book=PriceBook(PRICING)
+    )
     expected = [billed(m, u) for path in REAL for m, u in recorded_usages(path)]
     assert stats.calls == 5
     assert sorted(stats.prompt_tokens) == sorted(p for p, _, _ in expected)
@@ -248,14 +264,22 @@ def message(usage, model="claude-sonnet-4-6"):
 
 
 def step(kind, i, o, *, w=0, r=0, **extra):
-    return {"type": kind, "input_tokens": i, "output_tokens": o,
-            "cache_creation_input_tokens": w, "cache_read_input_tokens": r, **extra}  # fmt: skip
+    return {
+        "type": kind,
+        "input_tokens": i,
+        "output_tokens": o,
+        "cache_creation_input_tokens": w,
+        "cache_read_input_tokens": r,
+        **extra,
+    }
 
 
 def test_top_level_is_never_added_to_the_iterations():
-    usage = {"input_tokens": 30, "output_tokens": 7,
-             "iterations": [step("compaction", 900, 40), step("message", 10, 3),
-                            step("message", 20, 4)]}  # fmt: skip
+    usage = {
+        "input_tokens": 30,
+        "output_tokens": 7,
+        "iterations": [step("compaction", 900, 40), step("message", 10, 3), step("message", 20, 4)],
+    }
     main, compaction, again = parse_exchange(exchange(message(usage)))
     # the message steps (the top level sums them), each its own sampling
     assert (main.usage.input_tokens, main.usage.output_tokens) == (10, 3)
@@ -270,26 +294,35 @@ def test_top_level_is_never_added_to_the_iterations():
     main, _ = parse_exchange(exchange(message(odd)))
     assert main.usage == Usage(50, 5)
     # a fallback model answered: its step is the answer, the top level its view of it
-    fallback = {"input_tokens": 80, "output_tokens": 9, "iterations": [
-        step("fallback_message", 80, 9, model="claude-opus-4-7")]}  # fmt: skip
+    fallback = {
+        "input_tokens": 80,
+        "output_tokens": 9,
+        "iterations": [step("fallback_message", 80, 9, model="claude-opus-4-7")],
+    }
     main, answer = parse_exchange(exchange(message(fallback)))
     assert main.usage == Usage() and (answer.model, answer.usage) == (
         "claude-opus-4-7",
         Usage(80, 9),
     )
     # an empty list is no iteration at all
-    (main,) = parse_exchange(exchange(message({"input_tokens": 5, "output_tokens": 1,
-                                               "iterations": []})))  # fmt: skip
+    (main,) = parse_exchange(
+        exchange(message({"input_tokens": 5, "output_tokens": 1, "iterations": []}))
+    )
     assert main.usage == Usage(5, 1)
 
 
 def test_each_message_step_is_banded_by_its_own_prompt():
     """An advisor loop: Haiku 5.5 samples 60K, the advisor (Opus 4.7) 60K, Haiku 61K again.
     No sampling exceeds Haiku 5.5's 100K band, though the call's steps sum to 121K."""
-    usage = {"input_tokens": 121_000, "output_tokens": 300, "iterations": [
-        step("message", 60_000, 100),
-        step("advisor_message", 60_000, 500, model="claude-opus-4-7"),
-        step("message", 61_000, 200)]}  # fmt: skip
+    usage = {
+        "input_tokens": 121_000,
+        "output_tokens": 300,
+        "iterations": [
+            step("message", 60_000, 100),
+            step("advisor_message", 60_000, 500, model="claude-opus-4-7"),
+            step("message", 61_000, 200),
+        ],
+    }
     calls = parse_exchange(exchange(message(usage, model="claude-haiku-5-5")))
     samples = [
         Sample("ep", "c", "t", i, c.model, c.usage, note=c.note) for i, c in enumerate(calls)
@@ -304,10 +337,16 @@ def test_each_message_step_is_banded_by_its_own_prompt():
 
 
 def test_fallback_and_unknown_types_are_counted_at_their_model_and_named():
-    usage = {"input_tokens": 0, "output_tokens": 0, "iterations": [
-        step("message", 100, 0), step("fallback_message", 100, 20, model="claude-opus-4-7"),
-        step("tool_search", 40, 2), step("tool_search", 60, 3, model="claude-opus-4-8"),
-    ]}  # fmt: skip
+    usage = {
+        "input_tokens": 0,
+        "output_tokens": 0,
+        "iterations": [
+            step("message", 100, 0),
+            step("fallback_message", 100, 20, model="claude-opus-4-7"),
+            step("tool_search", 40, 2),
+            step("tool_search", 60, 3, model="claude-opus-4-8"),
+        ],
+    }
     calls = parse_exchange(exchange(message(usage)))
     assert [(c.kind, c.iteration, c.model) for c in calls] == [
         ("messages", "", "claude-sonnet-4-6"),
@@ -327,25 +366,51 @@ def test_fallback_and_unknown_types_are_counted_at_their_model_and_named():
     stats = endpoint_stats("ep", samples, ["c"], book=PriceBook(), target_model="claude-sonnet-4-6")
     assert stats.calls == 1 and stats.metrics["escalation_rate"] == 1
     opus, sonnet = (Fraction(r) for r in ("5", "3"))
-    assert stats.cost_total == (100 * sonnet + (100 * opus + 20 * 25)
-                                + (40 * sonnet + 2 * 15) + (60 * opus + 3 * 25)) / 10**6  # fmt: skip
+    assert (
+        stats.cost_total
+        == (100 * sonnet + (100 * opus + 20 * 25) + (40 * sonnet + 2 * 15) + (60 * opus + 3 * 25))
+        / 10**6
+    )
     assert stats.iterations["tool_search"].calls == 1
     assert stats.iterations["tool_search"].iterations == 2
 
 
 def test_batch_results_carry_iterations_at_the_batch_discount():
-    line = {"custom_id": "a", "result": {"type": "succeeded", "message": message(
-        {"input_tokens": 10, "output_tokens": 2,
-         "iterations": [step("message", 10, 2), step("advisor_message", 50, 5,
-                                                     model="claude-opus-4-8")]})}}  # fmt: skip
-    ex = Exchange("GET", "https://api.anthropic.com/v1/messages/batches/b1/results", b"", 200,
-                  {}, json.dumps(line).encode())  # fmt: skip
+    line = {
+        "custom_id": "a",
+        "result": {
+            "type": "succeeded",
+            "message": message(
+                {
+                    "input_tokens": 10,
+                    "output_tokens": 2,
+                    "iterations": [
+                        step("message", 10, 2),
+                        step("advisor_message", 50, 5, model="claude-opus-4-8"),
+                    ],
+                }
+            ),
+        },
+    }
+    ex = Exchange(
+        "GET",
+        "https://api.anthropic.com/v1/messages/batches/b1/results",
+        b"",
+        200,
+        {},
+        json.dumps(line).encode(),
+    )
     main, advisor = parse_exchange(ex)
     assert (main.kind, main.batch, advisor.batch, advisor.model) == (
-        "batch", True, True, "claude-opus-4-8",
-    )  # fmt: skip
-    samples = [Sample("ep", "a", "t", i, c.model, c.usage, batch=c.batch, note=c.note)
-               for i, c in enumerate([main, advisor])]  # fmt: skip
+        "batch",
+        True,
+        True,
+        "claude-opus-4-8",
+    )
+    samples = [
+        Sample("ep", "a", "t", i, c.model, c.usage, batch=c.batch, note=c.note)
+        for i, c in enumerate([main, advisor])
+    ]
     stats = endpoint_stats("ep", samples, ["a"], book=PriceBook())
     assert stats.cost_total == Fraction(10 * 3 + 2 * 15 + 50 * 5 + 5 * 25, 2 * 10**6)
 
@@ -417,18 +482,37 @@ def emulated_steps(request, usage):
     """What the emulator reports in usage.iterations: a compaction step before the answer,
     or an Opus advisor consulted between two executor steps (their sum is the top level)."""
     question = request["messages"][-1]["content"]
-    answer = {k: usage[k] for k in ("input_tokens", "output_tokens", "cache_creation_input_tokens",
-                                    "cache_read_input_tokens")}  # fmt: skip
+    answer = {
+        k: usage[k]
+        for k in (
+            "input_tokens",
+            "output_tokens",
+            "cache_creation_input_tokens",
+            "cache_read_input_tokens",
+        )
+    }
     if "compact" in question:
-        return [step("compaction", 120, 310, w=48_000, cache_creation={
-            "ephemeral_5m_input_tokens": 48_000, "ephemeral_1h_input_tokens": 0}),
-            {"type": "message", **answer}]  # fmt: skip
+        return [
+            step(
+                "compaction",
+                120,
+                310,
+                w=48_000,
+                cache_creation={
+                    "ephemeral_5m_input_tokens": 48_000,
+                    "ephemeral_1h_input_tokens": 0,
+                },
+            ),
+            {"type": "message", **answer},
+        ]
     if "advisor" in question:
         first = {**answer, "output_tokens": 1}
         second = {**answer, "output_tokens": answer["output_tokens"] - 1}
-        return [{"type": "message", **first},
-                step("advisor_message", 2_400, 650, model="claude-opus-4-8"),
-                {"type": "message", **second}]  # fmt: skip
+        return [
+            {"type": "message", **first},
+            step("advisor_message", 2_400, 650, model="claude-opus-4-8"),
+            {"type": "message", **second},
+        ]
     return None
 
 
@@ -441,8 +525,9 @@ def iterations_project(pytester, recording_env):
     return pytester
 
 
-def test_recorded_iterations_are_billed_and_reported(iterations_project, recording_env,
-                                                      monkeypatch):  # fmt: skip
+def test_recorded_iterations_are_billed_and_reported(
+    iterations_project, recording_env, monkeypatch
+):
     project = iterations_project
     args = ("--token-budget", "-p", "no:cacheprovider")
     project.runpytest(*args, "--token-budget-record=once").assert_outcomes(passed=5)
@@ -457,7 +542,8 @@ def test_recorded_iterations_are_billed_and_reported(iterations_project, recordi
     result.assert_outcomes(passed=5)
     assert len(recording_env.served) == before
     endpoint = json.loads((project.path / ".token-budget" / "report.json").read_text())[
-        "endpoints"]["chat"]  # fmt: skip
+        "endpoints"
+    ]["chat"]
 
     expected = {s.request["messages"][-1]["content"]: billed(s.model, s.usage) for s in served}
     prompts = [p for p, _, _ in expected.values()]
@@ -482,23 +568,38 @@ def test_recorded_iterations_are_billed_and_reported(iterations_project, recordi
     compaction = (120 * sonnet[0] + 310 * sonnet[1] + 48_000 * sonnet[2]) / 10**6
     advisor = (2_400 * opus[0] + 650 * opus[1]) / 10**6
     assert endpoint["iterations"] == {
-        "advisor_message": {"calls": 2, "iterations": 2, "input_tokens": 4_800,
-                            "output_tokens": 1_300, "cache_write_tokens": 0,
-                            "cache_read_tokens": 0, "cost_usd": float(round(2 * advisor, 9)),
-                            "models": {"claude-opus-4-8": 2}},
-        "compaction": {"calls": 2, "iterations": 2, "input_tokens": 2 * 48_120,
-                       "output_tokens": 620, "cache_write_tokens": 96_000,
-                       "cache_read_tokens": 0, "cost_usd": float(round(2 * compaction, 9)),
-                       "models": {"claude-sonnet-4-6": 2}},
-    }  # fmt: skip
+        "advisor_message": {
+            "calls": 2,
+            "iterations": 2,
+            "input_tokens": 4_800,
+            "output_tokens": 1_300,
+            "cache_write_tokens": 0,
+            "cache_read_tokens": 0,
+            "cost_usd": float(round(2 * advisor, 9)),
+            "models": {"claude-opus-4-8": 2},
+        },
+        "compaction": {
+            "calls": 2,
+            "iterations": 2,
+            "input_tokens": 2 * 48_120,
+            "output_tokens": 620,
+            "cache_write_tokens": 96_000,
+            "cache_read_tokens": 0,
+            "cost_usd": float(round(2 * compaction, 9)),
+            "models": {"claude-sonnet-4-6": 2},
+        },
+    }
     assert "Traceback" not in result.stdout.str()
 
 
-def test_an_unknown_iteration_type_is_counted_and_named(iterations_project, recording_env,
-                                                         monkeypatch):  # fmt: skip
+def test_an_unknown_iteration_type_is_counted_and_named(
+    iterations_project, recording_env, monkeypatch
+):
     def steps(request, usage):
-        return [{"type": "message", **{k: v for k, v in usage.items() if k != "cache_creation"}},
-                step("web_rerank", 700, 9)]  # fmt: skip
+        return [
+            {"type": "message", **{k: v for k, v in usage.items() if k != "cache_creation"}},
+            step("web_rerank", 700, 9),
+        ]
 
     recording_env.iterations = steps
     project = iterations_project
@@ -510,8 +611,10 @@ def test_an_unknown_iteration_type_is_counted_and_named(iterations_project, reco
     report = json.loads((project.path / ".token-budget" / "report.json").read_text())
     endpoint = report["endpoints"]["chat"]
     (served,) = [s for s in recording_env.served if s.path == "/v1/messages"]
-    prompt = sum(served.usage[k] for k in ("input_tokens", "cache_creation_input_tokens",
-                                            "cache_read_input_tokens"))  # fmt: skip
+    prompt = sum(
+        served.usage[k]
+        for k in ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+    )
     assert endpoint["metrics"]["input_tokens_max"] == prompt + 700
     assert endpoint["iterations"]["web_rerank"]["iterations"] == 1
     assert any("unknown type 'web_rerank'" in w for w in endpoint["warnings"]), endpoint

@@ -14,7 +14,14 @@ import sys
 from importlib.metadata import entry_points
 
 HEAVY = ("anthropic", "vcr", "jsonschema", "httpx2", "yaml")
-LIGHT = ("plugin", "plugin.hooks", "modes", "plugin.stash", "hookspec", "plugin.rootdir")  # an inert run
+LIGHT = (
+    "plugin",
+    "plugin.hooks",
+    "modes",
+    "plugin.stash",
+    "hookspec",
+    "plugin.rootdir",
+)  # an inert run
 
 
 def _heavy(modules: list[str]) -> list[str]:

@@ -10,16 +10,16 @@ import json
 from project_files import copy_example
 from test_diff import BASE, budget, report
 
-from pytest_tokenbudget.measure import metrics
 from pytest_tokenbudget.config.budgets import BUDGET_KEYS
+from pytest_tokenbudget.measure import metrics
+from pytest_tokenbudget.measure.run import cache_note
+from pytest_tokenbudget.measure.samples import Sample
+from pytest_tokenbudget.measure.stats import endpoint_stats
+from pytest_tokenbudget.pricing.prices import PriceBook
+from pytest_tokenbudget.providers.usage import Usage
 from pytest_tokenbudget.report.diff import compare
 from pytest_tokenbudget.report.markdown import metric_label, render_diff_markdown
-from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.report.ratchet import plan_update
-from pytest_tokenbudget.measure.samples import Sample
-from pytest_tokenbudget.measure.run import cache_note
-from pytest_tokenbudget.measure.stats import endpoint_stats
-from pytest_tokenbudget.providers.usage import Usage
 
 
 def test_every_metric_the_plugin_computes_has_its_facts():

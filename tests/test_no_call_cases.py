@@ -20,14 +20,14 @@ import yaml
 
 from pytest_tokenbudget.config.budgets import load_config, schema_path
 from pytest_tokenbudget.errors import ConfigError
+from pytest_tokenbudget.measure.run import NAMED_CASES, BudgetRun, Options
+from pytest_tokenbudget.measure.samples import CaseRun, Sample
+from pytest_tokenbudget.measure.stats import endpoint_stats
+from pytest_tokenbudget.pricing.prices import PriceBook
+from pytest_tokenbudget.providers.usage import Usage
 from pytest_tokenbudget.report.html import render_html
 from pytest_tokenbudget.report.markdown import render_markdown
-from pytest_tokenbudget.pricing.prices import PriceBook
-from pytest_tokenbudget.measure.samples import CaseRun, Sample
-from pytest_tokenbudget.measure.run import NAMED_CASES, BudgetRun, Options
-from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.report.table import render_findings
-from pytest_tokenbudget.providers.usage import Usage
 
 SONNET = {"in": Fraction(3), "out": Fraction(15), "w5": Fraction("3.75"), "r": Fraction("0.3")}
 OPUS = {"in": Fraction(5), "out": Fraction(25), "w5": Fraction("6.25"), "r": Fraction("0.5")}

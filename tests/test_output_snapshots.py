@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.config.budgets import load_config
-from pytest_tokenbudget.report.markdown import render_markdown
-from pytest_tokenbudget.measure.samples import CaseRun, Sample
 from pytest_tokenbudget.measure.run import BudgetRun, Options
-from pytest_tokenbudget.report.table import render_findings, render_table, render_verdict
+from pytest_tokenbudget.measure.samples import CaseRun, Sample
+from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.providers.usage import Usage
+from pytest_tokenbudget.report.markdown import render_markdown
+from pytest_tokenbudget.report.table import render_findings, render_table, render_verdict
 
 SNAPSHOTS = Path(__file__).with_name("snapshots")
 
@@ -45,9 +45,10 @@ def report(tmp_path, monkeypatch):
     # The footer names the price source and the day priced: pinned, so the snapshot holds.
     label = "genai-prices bundled data, prices in force on 2026-12-01"
     monkeypatch.setattr(
-        price_source, "describe", lambda: {"source": "genai-prices", "as_of": "2026-12-01",
-                                           "label": label}
-    )  # fmt: skip
+        price_source,
+        "describe",
+        lambda: {"source": "genai-prices", "as_of": "2026-12-01", "label": label},
+    )
     path = tmp_path / "token_budgets.yml"
     path.write_text(CONFIG)
     run = BudgetRun(load_config(path), Options(path, tmp_path, tmp_path))

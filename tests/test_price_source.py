@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.cache.simulation import cache_rules, minimum_cacheable
 from pytest_tokenbudget.errors import CassetteError, PricingError
-from pytest_tokenbudget.pricing.prices import PriceBook, source_name, unpriced_call_message
 from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
+from pytest_tokenbudget.pricing import source as price_source
+from pytest_tokenbudget.pricing.prices import PriceBook, source_name, unpriced_call_message
 from pytest_tokenbudget.providers.usage import load_cassette_file, parse_exchange
 
 MESSAGES = "https://api.anthropic.com/v1/messages"
@@ -30,8 +30,14 @@ M = 1_000_000
 def cassette(tmp_path: Path, model: str, usage: dict, *, url: str = MESSAGES) -> Path:
     """A one-call vcrpy cassette: a Messages answer (or a batch results file) with this
     usage, as the API reports it."""
-    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": model,
-               "content": [{"type": "text", "text": "ok"}], "usage": usage}  # fmt: skip
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": "ok"}],
+        "usage": usage,
+    }
     if url == BATCH_RESULTS:
         body = json.dumps({"custom_id": "c1", "result": {"type": "succeeded", "message": message}})
     else:
@@ -40,14 +46,20 @@ def cassette(tmp_path: Path, model: str, usage: dict, *, url: str = MESSAGES) ->
         "version": 1,
         "interactions": [
             {
-                "request": {"method": "POST", "uri": url, "body": json.dumps({"model": model}),
-                            "headers": {}},
-                "response": {"status": {"code": 200, "message": "OK"},
-                             "headers": {"content-type": ["application/json"]},
-                             "body": {"string": body}},
+                "request": {
+                    "method": "POST",
+                    "uri": url,
+                    "body": json.dumps({"model": model}),
+                    "headers": {},
+                },
+                "response": {
+                    "status": {"code": 200, "message": "OK"},
+                    "headers": {"content-type": ["application/json"]},
+                    "body": {"string": body},
+                },
             }
         ],
-    }  # fmt: skip
+    }
     path = tmp_path / f"{model}.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
@@ -93,17 +105,23 @@ def test_sonnet_5_5_cache_reads_at_its_own_rate(tmp_path):
 
 def test_opus_5_5_five_minute_cache_write(tmp_path):
     # Opus 5.5: $4 in, $20 out, 5-minute writes 1.25x = $5
-    usage = {"input_tokens": 200, "cache_creation_input_tokens": 3_000, "output_tokens": 400,
-             "cache_creation": {"ephemeral_5m_input_tokens": 3_000,
-                                "ephemeral_1h_input_tokens": 0}}  # fmt: skip
+    usage = {
+        "input_tokens": 200,
+        "cache_creation_input_tokens": 3_000,
+        "output_tokens": 400,
+        "cache_creation": {"ephemeral_5m_input_tokens": 3_000, "ephemeral_1h_input_tokens": 0},
+    }
     path = cassette(tmp_path, "claude-opus-5-5", usage)
     assert cost_of(path) == Fraction(200 * 4 + 3_000 * 5 + 400 * 20, M) == Fraction("0.0238")
 
 
 def test_web_searches_are_billed_per_search_as_their_own_tier(tmp_path):
     # Sonnet 4.6: $3 in, $15 out; web search $10 per 1,000 searches
-    usage = {"input_tokens": 1_200, "output_tokens": 300,
-             "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1}}  # fmt: skip
+    usage = {
+        "input_tokens": 1_200,
+        "output_tokens": 300,
+        "server_tool_use": {"web_search_requests": 3, "web_fetch_requests": 1},
+    }
     path = cassette(tmp_path, "claude-sonnet-4-6", usage)
     tokens = Fraction(1_200 * 3 + 300 * 15, M)
     searches = Fraction(3 * 10, 1_000)
@@ -154,9 +172,10 @@ def test_fast_mode_without_a_listed_rate_is_an_error_never_the_standard_price(tm
     usage = {"input_tokens": 1_000, "output_tokens": 200, "speed": "fast"}
     # Sonnet 4.6 has no fast-mode rate: never priced as standard, never $0
     calls = [
-        c for e in load_cassette_file(cassette(tmp_path, "claude-sonnet-4-6", usage))
+        c
+        for e in load_cassette_file(cassette(tmp_path, "claude-sonnet-4-6", usage))
         for c in parse_exchange(e)
-    ]  # fmt: skip
+    ]
     samples = [Sample("ep", "c", "t", 0, calls[0].model, calls[0].usage)]
     stats = endpoint_stats("ep", samples, ["c"], book=PriceBook(), strict=False)
     assert stats.cost_total is None
@@ -169,8 +188,11 @@ def test_fast_mode_without_a_listed_rate_is_an_error_never_the_standard_price(tm
 
 def test_a_pricing_override_wins_over_the_source_and_keeps_the_search_fee(tmp_path):
     book = PriceBook({"claude-sonnet-4-6": {"input": 1, "output": 2}})
-    usage = {"input_tokens": 1_000, "output_tokens": 1_000,
-             "server_tool_use": {"web_search_requests": 2}}  # fmt: skip
+    usage = {
+        "input_tokens": 1_000,
+        "output_tokens": 1_000,
+        "server_tool_use": {"web_search_requests": 2},
+    }
     path = cassette(tmp_path, "claude-sonnet-4-6", usage)
     # the override's $1 / $2, and the provider's $10 per 1,000 searches
     assert cost_of(path, book) == Fraction(1_000 + 2_000, M) + Fraction(20, 1_000)
@@ -183,8 +205,11 @@ def test_a_fast_request_of_an_overridden_model_says_what_prices_it(tmp_path):
     # Opus 5.5 lists fast-mode rates in genai-prices; a `pricing:` entry replaces them
     book = PriceBook({"claude-opus-5-5": {"input": 4, "output": 20}})
     usage = {"input_tokens": 1_000, "output_tokens": 100, "speed": "fast"}
-    calls = [c for e in load_cassette_file(cassette(tmp_path, "claude-opus-5-5", usage))
-             for c in parse_exchange(e)]  # fmt: skip
+    calls = [
+        c
+        for e in load_cassette_file(cassette(tmp_path, "claude-opus-5-5", usage))
+        for c in parse_exchange(e)
+    ]
     samples = [Sample("ep", "c", "t", 0, calls[0].model, calls[0].usage)]
     stats = endpoint_stats("ep", samples, ["c"], book=book, strict=False)
     (what,) = stats.unpriced
@@ -301,8 +326,9 @@ def test_report_fields_name_the_library_version_and_day():
         ("claude-sonnet-4-5", "6", "22.5"),  # the library's own tier, unchanged
     ],
 )
-def test_sonnet_4_and_4_5_long_context_is_billed_on_every_id(tmp_path, model, input_rate,
-                                                             output_rate):  # fmt: skip
+def test_sonnet_4_and_4_5_long_context_is_billed_on_every_id(
+    tmp_path, model, input_rate, output_rate
+):
     usage = {"input_tokens": 250_000, "output_tokens": 1_000}
     expected = (250_000 * Fraction(input_rate) + 1_000 * Fraction(output_rate)) / M
     assert cost_of(cassette(tmp_path, model, usage)) == expected
@@ -320,8 +346,12 @@ def test_long_context_figures_as_published(tmp_path):
 def test_long_context_scales_cache_writes_and_reads_and_stops_at_200k(tmp_path):
     # Sonnet 4: 150,000 uncached + 40,000 5-minute writes + 20,000 reads = 210,000 > 200K:
     # $6 in, $7.50 writes (1.25x), $0.60 reads (0.1x), $22.50 out
-    usage = {"input_tokens": 150_000, "cache_creation_input_tokens": 40_000,
-             "cache_read_input_tokens": 20_000, "output_tokens": 100}  # fmt: skip
+    usage = {
+        "input_tokens": 150_000,
+        "cache_creation_input_tokens": 40_000,
+        "cache_read_input_tokens": 20_000,
+        "output_tokens": 100,
+    }
     expected = Fraction(150_000 * 600 + 40_000 * 750 + 20_000 * 60 + 100 * 2250, 100 * M)
     assert cost_of(cassette(tmp_path, "claude-sonnet-4-20250514", usage)) == expected
     # exactly 200,000: base rates ($3 / $3.75 / $0.30 / $15)
@@ -338,17 +368,29 @@ def test_prices_command_shows_the_added_long_context_band_and_its_source(capsys)
     out = capsys.readouterr().out.splitlines()
     # the platform's entry is named once in the header
     assert out[0].count("regional.anthropic.claude-sonnet-4-5-20250929-v1:0") == 1
-    assert out[3].split() == ["standard,", "prompt", ">", "200,000", "6.6", "24.75", "8.25",
-                              "13.2", "0.66"]  # fmt: skip
+    assert out[3].split() == [
+        "standard,",
+        "prompt",
+        ">",
+        "200,000",
+        "6.6",
+        "24.75",
+        "8.25",
+        "13.2",
+        "0.66",
+    ]
     (line,) = [x for x in out if x.startswith("  long context above 200,000")]
     assert "prices.json" in line and "platform.claude.com" in line
 
 
 def test_a_one_hour_cache_write_is_2x_input_where_the_library_lists_none(tmp_path):
     # Vertex AI Sonnet 4 ($3 in, $15 out): a 1-hour write is 2x input = $6 per MTok
-    usage = {"input_tokens": 0, "cache_creation_input_tokens": 10_000, "output_tokens": 0,
-             "cache_creation": {"ephemeral_5m_input_tokens": 0,
-                                "ephemeral_1h_input_tokens": 10_000}}  # fmt: skip
+    usage = {
+        "input_tokens": 0,
+        "cache_creation_input_tokens": 10_000,
+        "output_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 10_000},
+    }
     assert cost_of(cassette(tmp_path, "claude-sonnet-4@20250514", usage)) == Fraction("0.06")
     # Vertex AI Opus 4.1 ($15 in): $30 per MTok
     assert cost_of(cassette(tmp_path, "claude-opus-4-1@20250805", usage)) == Fraction("0.3")
@@ -370,11 +412,17 @@ def parse_usage(usage: dict):
 
 
 PLATFORM_TYPOS = [
-    "us.anthropic.claude-opus-4-77-v1:0", "anthropic.claude-opus-4-77-v1:0",
-    "global.anthropic.claude-opus-4-77-v1:0", "claude-opus-4-77@20260101",
-    "claude-sonnet-4-5-foo@20250929", "claude-opus-4-1-foo@2025", "claude-haiku-4-5-x@20251001",
-    "claude-opus-4-7-7777", "claude-opus-4-7-2026", "claude-haiku-5-5-12345678",
-]  # fmt: skip
+    "us.anthropic.claude-opus-4-77-v1:0",
+    "anthropic.claude-opus-4-77-v1:0",
+    "global.anthropic.claude-opus-4-77-v1:0",
+    "claude-opus-4-77@20260101",
+    "claude-sonnet-4-5-foo@20250929",
+    "claude-opus-4-1-foo@2025",
+    "claude-haiku-4-5-x@20251001",
+    "claude-opus-4-7-7777",
+    "claude-opus-4-7-2026",
+    "claude-haiku-5-5-12345678",
+]
 
 
 @pytest.mark.parametrize("typo", PLATFORM_TYPOS)
@@ -398,11 +446,18 @@ def test_tokenbudget_check_flags_platform_typos(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     "model",
-    ["us.anthropic.claude-opus-4-7-v1:0", "global.anthropic.claude-opus-4-7-v1:0",
-     "anthropic.claude-3-haiku-20240307-v1:0:48k", "claude-opus-4-7@20260101",
-     "claude-sonnet-4@20250514", "claude-haiku-4-5@20251001", "claude-opus-4-7-20260101",
-     "gpt-3.5-turbo-0125", "gpt-4o-2024-08-06"],
-)  # fmt: skip
+    [
+        "us.anthropic.claude-opus-4-7-v1:0",
+        "global.anthropic.claude-opus-4-7-v1:0",
+        "anthropic.claude-3-haiku-20240307-v1:0:48k",
+        "claude-opus-4-7@20260101",
+        "claude-sonnet-4@20250514",
+        "claude-haiku-4-5@20251001",
+        "claude-opus-4-7-20260101",
+        "gpt-3.5-turbo-0125",
+        "gpt-4o-2024-08-06",
+    ],
+)
 def test_real_platform_and_dated_ids_are_still_priced(model):
     assert PriceBook().find(model) is not None
 
@@ -449,10 +504,13 @@ def _old_cost(model: str, usage, batch: bool) -> Fraction | None:
     if found and found.regional and name not in premium["exempt"]:
         factor = Fraction(str(premium["rate"]))
     r = {k: Fraction(str(v)) * factor for k, v in rates.items() if k != "provider"}
-    cost = (usage.input_tokens * r["input"] + usage.output_tokens * r["output"]
-            + usage.cache_write_5m_tokens * r["cache_write_5m"]
-            + usage.cache_write_1h_tokens * r["cache_write_1h"]
-            + usage.cache_read_tokens * r["cache_read"]) / M  # fmt: skip
+    cost = (
+        usage.input_tokens * r["input"]
+        + usage.output_tokens * r["output"]
+        + usage.cache_write_5m_tokens * r["cache_write_5m"]
+        + usage.cache_write_1h_tokens * r["cache_write_1h"]
+        + usage.cache_read_tokens * r["cache_read"]
+    ) / M
     return cost / 2 if batch else cost
 
 
@@ -489,8 +547,17 @@ def test_prices_command_shows_each_rate_set_and_its_source(capsys):
     assert out[0].startswith(f"claude-haiku-5-5: {source_name()} (anthropic claude-haiku-5-5)")
     # Haiku 5.5 as published: $0.10 / $0.50, writes 1.25x and 2x, reads 0.1x; 5x above 100K
     assert out[2].split() == ["standard", "0.1", "0.5", "0.125", "0.2", "0.01"]
-    assert out[3].split() == ["standard,", "prompt", ">", "100,000", "0.5", "2.5", "0.625", "1",
-                              "0.05"]  # fmt: skip
+    assert out[3].split() == [
+        "standard,",
+        "prompt",
+        ">",
+        "100,000",
+        "0.5",
+        "2.5",
+        "0.625",
+        "1",
+        "0.05",
+    ]
     assert "  web search: $10 per 1,000 searches" in out
 
 

@@ -23,8 +23,19 @@ scalars = st.one_of(
     st.floats(allow_nan=False),
     st.text(max_size=12),
 )
-keys = st.sampled_from([*BUDGET_KEYS, "target_model", "cases", "batch", "min_samples", "requests_per_day",
-                        "escalation_models", "bogus", "max_input_token_p95"])  # fmt: skip
+keys = st.sampled_from(
+    [
+        *BUDGET_KEYS,
+        "target_model",
+        "cases",
+        "batch",
+        "min_samples",
+        "requests_per_day",
+        "escalation_models",
+        "bogus",
+        "max_input_token_p95",
+    ]
+)
 endpoint = st.dictionaries(keys, st.one_of(scalars, st.lists(scalars, max_size=3)), max_size=6)
 configs = st.one_of(
     st.dictionaries(
@@ -69,23 +80,46 @@ def test_any_text_as_config_loads_or_names_its_problem(tmp_path, text):
 
 
 json_like = st.recursive(
-    scalars, lambda children: st.one_of(st.lists(children, max_size=3), st.dictionaries(st.text(max_size=6), children, max_size=3)), max_leaves=12
-)  # fmt: skip
+    scalars,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3), st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=12,
+)
 interaction = st.fixed_dictionaries(
     {
-        "request": st.fixed_dictionaries({
-            "method": st.sampled_from(["POST", "GET"]),
-            "uri": st.sampled_from(["https://api.anthropic.com/v1/messages", "https://api.openai.com/v1/chat/completions",
-                                    "https://api.anthropic.com/v1/messages/count_tokens", "https://x/y"]),
-            "body": st.one_of(st.none(), st.text(max_size=40), json_like.map(json.dumps)),
-        }),
-        "response": st.fixed_dictionaries({
-            "status": st.one_of(st.fixed_dictionaries({"code": st.sampled_from([200, 400, 529])}), scalars),
-            "headers": st.one_of(st.just({}), st.just({"content-type": ["text/event-stream"]}), json_like),
-            "body": st.one_of(st.fixed_dictionaries({"string": st.one_of(st.text(max_size=60), json_like.map(json.dumps))}), scalars),
-        }),
+        "request": st.fixed_dictionaries(
+            {
+                "method": st.sampled_from(["POST", "GET"]),
+                "uri": st.sampled_from(
+                    [
+                        "https://api.anthropic.com/v1/messages",
+                        "https://api.openai.com/v1/chat/completions",
+                        "https://api.anthropic.com/v1/messages/count_tokens",
+                        "https://x/y",
+                    ]
+                ),
+                "body": st.one_of(st.none(), st.text(max_size=40), json_like.map(json.dumps)),
+            }
+        ),
+        "response": st.fixed_dictionaries(
+            {
+                "status": st.one_of(
+                    st.fixed_dictionaries({"code": st.sampled_from([200, 400, 529])}), scalars
+                ),
+                "headers": st.one_of(
+                    st.just({}), st.just({"content-type": ["text/event-stream"]}), json_like
+                ),
+                "body": st.one_of(
+                    st.fixed_dictionaries(
+                        {"string": st.one_of(st.text(max_size=60), json_like.map(json.dumps))}
+                    ),
+                    scalars,
+                ),
+            }
+        ),
     }
-)  # fmt: skip
+)
 
 
 @SETTINGS
@@ -116,9 +150,18 @@ def test_any_text_as_cassette_parses_or_names_the_file(tmp_path, text):
 
 
 @SETTINGS
-@given(data=st.one_of(json_like, st.fixed_dictionaries({"schema": st.just("pytest-tokenbudget/report"),
-                                                       "version": st.one_of(st.integers(0, 3), scalars),
-                                                       "endpoints": json_like})))  # fmt: skip
+@given(
+    data=st.one_of(
+        json_like,
+        st.fixed_dictionaries(
+            {
+                "schema": st.just("pytest-tokenbudget/report"),
+                "version": st.one_of(st.integers(0, 3), scalars),
+                "endpoints": json_like,
+            }
+        ),
+    )
+)
 def test_any_baseline_loads_or_names_the_file(tmp_path, data):
     from pytest_tokenbudget.report.diff import load_report
 

@@ -20,7 +20,14 @@ from project_files import copy_example
 
 from pytest_tokenbudget import cli
 from pytest_tokenbudget.config.budgets import BUDGET_KEYS
-from pytest_tokenbudget.report.ratchet import Change, Plan, Written, number_text, plan_update, render
+from pytest_tokenbudget.report.ratchet import (
+    Change,
+    Plan,
+    Written,
+    number_text,
+    plan_update,
+    render,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support_bot"
@@ -199,8 +206,11 @@ def test_loosen_is_explicit_and_loud_and_the_next_run_passes(pytester):
     result = pytester.runpytest(*RUN, "--token-budget-update=loosen", "-k", "triage")
     assert result.ret == 1  # this run measured a broken budget: it still fails
     after = config_text(pytester)
-    line = next(b["line"] for b in report_of(pytester)["endpoints"]["triage"]["budgets"]
-                if b["key"] == "max_output_tokens_p95")  # fmt: skip
+    line = next(
+        b["line"]
+        for b in report_of(pytester)["endpoints"]["triage"]["budgets"]
+        if b["key"] == "max_output_tokens_p95"
+    )
     assert budgets_in(after)["triage", "max_output_tokens_p95"] == 33  # 30 + 10%
     assert assert_only_values_changed(before, after)[line] == ("max_output_tokens_p95", "20", "33")
     result.stdout.fnmatch_lines(
@@ -313,10 +323,17 @@ def test_a_budget_from_defaults_is_written_into_each_endpoint(pytester):
         value = expected_limit("max_output_tokens_max", 5000, entry["actual"])
         assert data["endpoints"][name]["max_output_tokens_max"] == value
         # written after the endpoint's own last budget, at its indentation
-        assert f"    monthly_budget_usd: {number_text(data['endpoints'][name]['monthly_budget_usd'])}" \
-            f"\n    max_output_tokens_max: {value}\n" in after  # fmt: skip
-        number = new_lines.index(f"    max_output_tokens_max: {value}", 0 if name == "chat_reply"
-                                 else new_lines.index("  triage:")) + 1  # fmt: skip
+        assert (
+            f"    monthly_budget_usd: {number_text(data['endpoints'][name]['monthly_budget_usd'])}"
+            f"\n    max_output_tokens_max: {value}\n" in after
+        )
+        number = (
+            new_lines.index(
+                f"    max_output_tokens_max: {value}",
+                0 if name == "chat_reply" else new_lines.index("  triage:"),
+            )
+            + 1
+        )
         result.stdout.fnmatch_lines(
             [
                 (
@@ -356,13 +373,19 @@ class _Config:
 
 
 def _report(*budgets: dict[str, Any], calls: int = 30) -> dict[str, Any]:
-    return {"endpoints": {"ep": {"status": "pass", "calls": calls, "problems": [],
-                                 "budgets": list(budgets)}}}  # fmt: skip
+    return {
+        "endpoints": {
+            "ep": {"status": "pass", "calls": calls, "problems": [], "budgets": list(budgets)}
+        }
+    }
 
 
 def _budget(key: str, limit: float, actual: float, ok: bool = True) -> dict[str, Any]:
-    metric = {"min_cache_hit_rate": "cache_hit_rate", "allowed_escalation_rate": "escalation_rate",
-              "monthly_budget_usd": "monthly_cost_usd"}.get(key, key.split("_", 1)[1])  # fmt: skip
+    metric = {
+        "min_cache_hit_rate": "cache_hit_rate",
+        "allowed_escalation_rate": "escalation_rate",
+        "monthly_budget_usd": "monthly_cost_usd",
+    }.get(key, key.split("_", 1)[1])
     return {"key": key, "metric": metric, "limit": limit, "actual": actual, "ok": ok, "line": 3}
 
 
@@ -392,8 +415,13 @@ def test_rates_stay_between_0_and_1_and_never_pass_the_measurement():
 
 def test_numbers_are_written_as_plain_decimals():
     assert [number_text(v) for v in (0.000014, 0.0018, 110, 0.11, 1e-9, 0)] == [
-        "0.000014", "0.0018", "110", "0.11", "0.000000001", "0",
-    ]  # fmt: skip
+        "0.000014",
+        "0.0018",
+        "110",
+        "0.11",
+        "0.000000001",
+        "0",
+    ]
     assert yaml.safe_load(number_text(0.000014)) == 0.000014  # YAML 1.1 reads 1.4e-05 as text
 
 

@@ -450,13 +450,28 @@ class Suite:
 
 
 SUITES = [
-    Suite("ecologits", "test_anthropic", ECOLOGITS_CONFTEST, ECOLOGITS_TESTS,
-          "claude-3-5-sonnet-20240620"),
-    Suite("openinference", "test_instrumentor", OPENINFERENCE_CONFTEST, OPENINFERENCE_TESTS,
-          "claude-sonnet-4-6"),
-    Suite("llm-anthropic", "test_anthropic", LLM_ANTHROPIC_CONFTEST, LLM_ANTHROPIC_TESTS,
-          "claude-sonnet-4-5"),
-]  # fmt: skip
+    Suite(
+        "ecologits",
+        "test_anthropic",
+        ECOLOGITS_CONFTEST,
+        ECOLOGITS_TESTS,
+        "claude-3-5-sonnet-20240620",
+    ),
+    Suite(
+        "openinference",
+        "test_instrumentor",
+        OPENINFERENCE_CONFTEST,
+        OPENINFERENCE_TESTS,
+        "claude-sonnet-4-6",
+    ),
+    Suite(
+        "llm-anthropic",
+        "test_anthropic",
+        LLM_ANTHROPIC_CONFTEST,
+        LLM_ANTHROPIC_TESTS,
+        "claude-sonnet-4-5",
+    ),
+]
 BY_NAME = {suite.name: suite for suite in SUITES}
 
 CONFIG = """\

@@ -21,7 +21,11 @@ import yaml
 
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.providers.recorders import NotACassetteError, read_recording
-from pytest_tokenbudget.providers.usage import exchanges_from_cassette, load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.usage import (
+    exchanges_from_cassette,
+    load_cassette_file,
+    parse_exchange,
+)
 
 CASSETTES = Path(__file__).parent / "data" / "cassettes"
 THINKING_STREAM = "test_anthropic_model_thinking_part_redacted_stream"
@@ -254,8 +258,10 @@ def _response(d: dict, index: int = 0) -> dict:
 BEDROCK_FILES = {
     f"pydantic-ai/test_bedrock/{CACHED_DOCUMENTS}.yaml": (
         "pydantic-ai",
-        [[("bedrock", "messages", SONNET_4_5, 1715, 227, 1712, 0, False)],
-         [("bedrock", "messages", SONNET_4_5, 1951, 121, 236, 1712, False)]],
+        [
+            [("bedrock", "messages", SONNET_4_5, 1715, 227, 1712, 0, False)],
+            [("bedrock", "messages", SONNET_4_5, 1951, 121, 236, 1712, False)],
+        ],
         lambda d: [converse(_response(d, i)["parsed_body"]["usage"]) for i in (0, 1)],
     ),
     "pydantic-ai/test_bedrock/test_bedrock_model_thinking_part_stream.yaml": (
@@ -265,20 +271,48 @@ BEDROCK_FILES = {
     ),
     "pydantic-ai/test_bedrock/test_bedrock_model_usage_limit_not_exceeded.yaml": (
         "pydantic-ai",
-        [[("bedrock", "count_tokens", "anthropic.claude-sonnet-4-20250514-v1:0", 19, 0, 0, 0,
-           False)],
-         [("bedrock", "messages", SONNET_4, 19, 108, 0, 0, False)]],
-        lambda d: [(_response(d, 0)["parsed_body"]["inputTokens"], 0, 0, 0),
-                   converse(_response(d, 1)["parsed_body"]["usage"])],
+        [
+            [
+                (
+                    "bedrock",
+                    "count_tokens",
+                    "anthropic.claude-sonnet-4-20250514-v1:0",
+                    19,
+                    0,
+                    0,
+                    0,
+                    False,
+                )
+            ],
+            [("bedrock", "messages", SONNET_4, 19, 108, 0, 0, False)],
+        ],
+        lambda d: [
+            (_response(d, 0)["parsed_body"]["inputTokens"], 0, 0, 0),
+            converse(_response(d, 1)["parsed_body"]["usage"]),
+        ],
     ),
     "pydantic-ai/test_bedrock/test_bedrock_model_usage_limit_exceeded.yaml": (
         "pydantic-ai",
-        [[("bedrock", "count_tokens", "anthropic.claude-sonnet-4-20250514-v1:0", 23, 0, 0, 0,
-           False)]],
+        [
+            [
+                (
+                    "bedrock",
+                    "count_tokens",
+                    "anthropic.claude-sonnet-4-20250514-v1:0",
+                    23,
+                    0,
+                    0,
+                    0,
+                    False,
+                )
+            ]
+        ],
         lambda d: [(_response(d)["parsed_body"]["inputTokens"], 0, 0, 0)],
     ),
     "pydantic-ai/test_bedrock/test_bedrock_streaming_error.yaml": (
-        "pydantic-ai", [[]], lambda d: [] if _response(d)["status"]["code"] == 400 else None,
+        "pydantic-ai",
+        [[]],
+        lambda d: [] if _response(d)["status"]["code"] == 400 else None,
     ),
     "pydantic-ai-cassetter/test_bedrock/test_bedrock_model_thinking_part_stream.yaml": (
         "cassetter",
@@ -295,7 +329,7 @@ BEDROCK_FILES = {
         [[("anthropic", "messages", "amazon.titan-text-express-v1", 28, 188, 0, 0, True)]],
         lambda d: [invocation_metrics(_response(d)["body"]["string"])],
     ),
-}  # fmt: skip
+}
 
 
 def test_every_vendored_bedrock_file_is_covered():
@@ -313,11 +347,21 @@ def test_real_bedrock_file(name):
     assert read_recording(path).format == fmt
     exchanges = load_cassette_file(path)  # every response readable: no CassetteError
     found = [
-        [(c.provider, c.kind, c.model, c.usage.prompt_tokens, c.usage.output_tokens,
-          c.usage.cache_write_tokens, c.usage.cache_read_tokens, c.streamed)
-         for c in parse_exchange(e)]
+        [
+            (
+                c.provider,
+                c.kind,
+                c.model,
+                c.usage.prompt_tokens,
+                c.usage.output_tokens,
+                c.usage.cache_write_tokens,
+                c.usage.cache_read_tokens,
+                c.streamed,
+            )
+            for c in parse_exchange(e)
+        ]
         for e in exchanges
-    ]  # fmt: skip
+    ]
     assert found == expected
     assert read_raw(raw(f"{BEDROCK}/{name}")) == [t[3:7] for per in expected for t in per]
     for exchange, calls in zip(exchanges, expected):
@@ -341,8 +385,10 @@ def test_converse_cache_writes_keep_their_ttl():
     first, second = [parse_exchange(e)[0].usage for e in load_cassette_file(CASSETTES / name)]
     assert (first.cache_write_5m_tokens, first.cache_write_1h_tokens) == (1712, 0)
     assert (second.input_tokens, second.cache_read_tokens, second.cache_write_5m_tokens) == (
-        3, 1712, 236
-    )  # fmt: skip
+        3,
+        1712,
+        236,
+    )
 
 
 def test_one_recording_in_two_serialisers_reads_alike():
@@ -393,8 +439,9 @@ def test_a_converse_call_replayed_by_pytest_recording_is_measured(pytester):
     metrics = report["endpoints"]["reply"]["metrics"]
     usage = json.loads(_response(raw(f"{BEDROCK}/{name}"))["body"]["string"])["usage"]
     assert (metrics["input_tokens_max"], metrics["output_tokens_max"]) == (
-        usage["inputTokens"], usage["outputTokens"]
-    )  # fmt: skip
+        usage["inputTokens"],
+        usage["outputTokens"],
+    )
     # Claude 3.7 Sonnet on Bedrock ($3 / $15 per MTok): no regional premium (older model)
     rates = {"input": 3, "output": 15}
     cost = (rates["input"] * usage["inputTokens"] + rates["output"] * usage["outputTokens"]) / 1e6
@@ -429,8 +476,13 @@ def _exchange_of(url: str, body: bytes, content_type: str = "application/vnd.ama
 
 def test_converse_stream_variants():
     written = [{"inputTokens": 2000, "ttl": "1h"}]
-    usage = {"inputTokens": 7, "outputTokens": 3, "totalTokens": 2010,
-             "cacheWriteInputTokens": 2000, "cacheDetails": written}  # fmt: skip
+    usage = {
+        "inputTokens": 7,
+        "outputTokens": 3,
+        "totalTokens": 2010,
+        "cacheWriteInputTokens": 2000,
+        "cacheDetails": written,
+    }
     whole = _converse_stream(
         ("event", "messageStart", b'{"role":"assistant"}'),
         ("event", "metadata", json.dumps({"usage": usage}).encode()),

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from project_files import CONFIG, copy_example, record
 
-from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.capture.replay import RecordedRequest, Recording
+from pytest_tokenbudget.errors import CassetteError
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "support_bot"
@@ -170,13 +170,27 @@ def test_anchors_merge_keys_and_old_vcrpy_tags_read_as_yaml_defines_them(tmp_pat
     uri = "https://api.anthropic.com/v1/messages"
     headers = {"content-type": ["application/json"], "request-id": ["req_1"]}
     assert [(r.method, r.uri, r.body) for r, _ in data] == [
-        ("POST", uri, b'{"q":1}'), ("POST", uri, b'{"q":2}'), ("POST", uri, b'{"q":1}'),
-    ]  # fmt: skip
+        ("POST", uri, b'{"q":1}'),
+        ("POST", uri, b'{"q":2}'),
+        ("POST", uri, b'{"q":1}'),
+    ]
     assert [response for _, response in data] == [
-        {"status": {"code": 200, "message": "OK"}, "headers": headers, "body": {"string": b'{"ok": 1}'}},
-        {"status": {"code": 201, "message": "Created"}, "headers": headers, "body": {"string": b'{"ok": 1}'}},
-        {"status": {"code": 200, "message": "OK"}, "headers": headers, "body": {"string": b'{"ok": 1}'}},
-    ]  # fmt: skip
+        {
+            "status": {"code": 200, "message": "OK"},
+            "headers": headers,
+            "body": {"string": b'{"ok": 1}'},
+        },
+        {
+            "status": {"code": 201, "message": "Created"},
+            "headers": headers,
+            "body": {"string": b'{"ok": 1}'},
+        },
+        {
+            "status": {"code": 200, "message": "OK"},
+            "headers": headers,
+            "body": {"string": b'{"ok": 1}'},
+        },
+    ]
 
 
 SCALARS = """\
@@ -278,9 +292,11 @@ def test_a_corrupt_cassette_is_named_at_its_own_line_after_cut_headers(tmp_path)
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("interactions: [unclosed", "case.yaml:2: corrupt cassette (YAML"),
-     ("interactions: 3\n", "not a vcrpy cassette")],
-)  # fmt: skip
+    [
+        ("interactions: [unclosed", "case.yaml:2: corrupt cassette (YAML"),
+        ("interactions: 3\n", "not a vcrpy cassette"),
+    ],
+)
 def test_bad_cassettes_are_one_clear_error(tmp_path, text, expected):
     cassette = tmp_path / "case.yaml"
     cassette.write_text(text)

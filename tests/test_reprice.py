@@ -126,10 +126,11 @@ def test_an_unknown_model_is_a_usage_error_at_start(project, ci_env):
 def test_the_option_changes_no_verdict(project, recording_env):
     record(project).assert_outcomes(passed=4)
     project.makefile(
-        ".yml", token_budgets=(project.path / "token_budgets.yml").read_text().replace(
-            "max_output_tokens_p95: 600", "max_output_tokens_p95: 1"
-        )
-    )  # fmt: skip
+        ".yml",
+        token_budgets=(project.path / "token_budgets.yml")
+        .read_text()
+        .replace("max_output_tokens_p95: 600", "max_output_tokens_p95: 1"),
+    )
     plain = project.runpytest("--token-budget", "-p", "no:cacheprovider")
     without = report_of(project)
     repriced = project.runpytest(*REPRICE)
@@ -145,12 +146,20 @@ def test_a_report_reader_type_checks_reprice_and_renders_it_escaped():
     from pytest_tokenbudget.report.model import report_from_json
     from pytest_tokenbudget.report.reader import check_report
 
-    reprice = {"model": "claude-haiku-4-5", "cost_per_request_usd": 0.0012,
-               "monthly_cost_usd": 72.0, "input_tokens_p95": 900, "input_exact": False,
-               "output": "as recorded"}  # fmt: skip
+    reprice = {
+        "model": "claude-haiku-4-5",
+        "cost_per_request_usd": 0.0012,
+        "monthly_cost_usd": 72.0,
+        "input_tokens_p95": 900,
+        "input_exact": False,
+        "output": "as recorded",
+    }
     endpoint = {"status": "pass", "calls": 1, "cases": 1, "reprice": reprice}
-    data = {"schema": "pytest-tokenbudget/report", "version": 1,
-            "endpoints": {"chat_reply": endpoint}}  # fmt: skip
+    data = {
+        "schema": "pytest-tokenbudget/report",
+        "version": 1,
+        "endpoints": {"chat_reply": endpoint},
+    }
     markdown = render_markdown(report_from_json(check_report(data)))
     assert (
         "- chat\\_reply on claude-haiku-4-5: \\$0.00120/request, \\$72.00/month "

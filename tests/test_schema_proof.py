@@ -35,8 +35,9 @@ def _keywords(schema: Any, found: set[str], *, in_properties: bool = False) -> s
         for key, value in schema.items():
             if not in_properties:
                 found.add(key)
-            _keywords(value, found, in_properties=key in ("properties", "$defs")
-                      and not in_properties)  # fmt: skip
+            _keywords(
+                value, found, in_properties=key in ("properties", "$defs") and not in_properties
+            )
     elif isinstance(schema, list):
         for item in schema:
             _keywords(item, found)
@@ -63,22 +64,43 @@ def test_the_repositorys_budget_files_are_proven_valid(path):
 
 
 def test_the_design_example_and_the_full_form_are_proven_valid():
-    short = {"endpoints": {"chat_reply": {
-        "max_input_tokens_p95": 4000, "max_output_tokens_p95": 600,
-        "target_model": "claude-sonnet-4-6", "allowed_escalation_rate": 0.15,
-        "monthly_budget_usd": 8000}}}  # fmt: skip
+    short = {
+        "endpoints": {
+            "chat_reply": {
+                "max_input_tokens_p95": 4000,
+                "max_output_tokens_p95": 600,
+                "target_model": "claude-sonnet-4-6",
+                "allowed_escalation_rate": 0.15,
+                "monthly_budget_usd": 8000,
+            }
+        }
+    }
     full = {
         "version": 1,
         "defaults": {"min_samples": 20, "cache_lint": "warn"},
-        "pricing": {"my-proxy-model": {"input": 3.0, "output": 15.0, "cache_write_5m": 3.75,
-                                       "cache_write_1h": 6.0, "cache_read": 0.30}},
+        "pricing": {
+            "my-proxy-model": {
+                "input": 3.0,
+                "output": 15.0,
+                "cache_write_5m": 3.75,
+                "cache_write_1h": 6.0,
+                "cache_read": 0.30,
+            }
+        },
         "cache_minimums": {"my-proxy-model": 1024},
-        "endpoints": {"chat_reply": {
-            "target_model": "claude-sonnet-4-6", "max_input_tokens_p95": 4000,
-            "escalation_models": ["claude-opus-4-7"], "min_cache_hit_rate": 0.6,
-            "max_cost_per_request_usd": 0.05, "requests_per_day": 10000, "batch": False,
-            "cases": [{"id": "q1", "input": "hello"}]}},
-    }  # fmt: skip
+        "endpoints": {
+            "chat_reply": {
+                "target_model": "claude-sonnet-4-6",
+                "max_input_tokens_p95": 4000,
+                "escalation_models": ["claude-opus-4-7"],
+                "min_cache_hit_rate": 0.6,
+                "max_cost_per_request_usd": 0.05,
+                "requests_per_day": 10000,
+                "batch": False,
+                "cases": [{"id": "q1", "input": "hello"}],
+            }
+        },
+    }
     for doc in (short, full):
         assert _valid(doc) and proven_valid(doc, SCHEMA)
 
@@ -135,10 +157,14 @@ def _names(schema: Any, found: set[str]) -> set[str]:
 NAMES = sorted(_names(SCHEMA, set()))
 KEYS = st.sampled_from(NAMES + ["chat", "bad name", "", "max_input_token_p95", "a" * 130])
 SCALARS = (
-    st.none() | st.booleans() | st.integers(-3, 10**7) | st.sampled_from([0, 1, 2, 1.0, 0.5])
-    | st.floats(allow_nan=True, allow_infinity=True) | KEYS
+    st.none()
+    | st.booleans()
+    | st.integers(-3, 10**7)
+    | st.sampled_from([0, 1, 2, 1.0, 0.5])
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | KEYS
     | st.sampled_from(["claude-sonnet-4-6", "off", "warn", "error", "x", "q1"])
-)  # fmt: skip
+)
 
 
 def _near(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
@@ -168,8 +194,9 @@ def _near(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
         names = st.sampled_from(["chat", "m1", "claude-x", "chat", "m1", "bad name", ""])
         more = (
             st.dictionaries(names, _near(extra, depth + 1), max_size=2)
-            if isinstance(extra, dict) else st.just({})
-        )  # fmt: skip
+            if isinstance(extra, dict)
+            else st.just({})
+        )
         shaped = st.builds(lambda a, b: {**b, **a}, named, more)
     elif kind == "array":
         shaped = st.lists(_near(schema.get("items", True), depth + 1), max_size=3)
@@ -217,8 +244,14 @@ def test_a_run_with_a_valid_budget_file_does_not_import_jsonschema(tmp_path):
         f"load_config({str(good)!r}); print('jsonschema' in sys.modules)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
-                          env=env, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
 

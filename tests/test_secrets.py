@@ -17,11 +17,15 @@ from emulator import Emulator, event_stream_frame
 from vcr.request import Request
 from vcr.serializers import yamlserializer
 
-from pytest_tokenbudget.providers import bedrock
-from pytest_tokenbudget.providers import scrub
 from pytest_tokenbudget.capture.recording import _persister, _scrub_request, _scrub_response
 from pytest_tokenbudget.errors import SecretError
-from pytest_tokenbudget.providers.scrub import is_credential_name, scrub_headers, scrub_text, scrub_url
+from pytest_tokenbudget.providers import bedrock, scrub
+from pytest_tokenbudget.providers.scrub import (
+    is_credential_name,
+    scrub_headers,
+    scrub_text,
+    scrub_url,
+)
 
 KEY = "sk-ant-api03-" + "b0dyKeyMaterial" * 4  # key-shaped: found by shape, not by name
 MESSAGES = "http://127.0.0.1:9/v1/messages"
@@ -31,13 +35,40 @@ BUDGETS = "endpoints:\n  e:\n    max_input_tokens_p95: 1000\n    cases: [{id: on
 # -- by name ---------------------------------------------------------------------------
 # The credential query parameters the issue found recorded as they were, and more.
 CREDENTIAL_PARAMETERS = [
-    "auth_token", "access-token", "x-api-key", "sig", "client_secret", "password", "passwd",
-    "X-Amz-Security-Token", "X-Amz-Signature", "X-Amz-Credential", "api_key", "key", "token",
-    "access_token", "clientSecret", "session", "sessionid", "X-Goog-Signature", "apikey",
+    "auth_token",
+    "access-token",
+    "x-api-key",
+    "sig",
+    "client_secret",
+    "password",
+    "passwd",
+    "X-Amz-Security-Token",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "api_key",
+    "key",
+    "token",
+    "access_token",
+    "clientSecret",
+    "session",
+    "sessionid",
+    "X-Goog-Signature",
+    "apikey",
     # plurals, numbered and short forms an attacker tried (they were recorded as is)
-    "x-api-keys", "x-api-secrets", "apiKeys", "x-apikey1", "x-api-pass", "x-custom-authz",
-    "x-tokenid", "api_keys", "apikey2", "secrets", "pass", "sas", "auth0",
-]  # fmt: skip
+    "x-api-keys",
+    "x-api-secrets",
+    "apiKeys",
+    "x-apikey1",
+    "x-api-pass",
+    "x-custom-authz",
+    "x-tokenid",
+    "api_keys",
+    "apikey2",
+    "secrets",
+    "pass",
+    "sas",
+    "auth0",
+]
 
 
 @pytest.mark.parametrize("name", CREDENTIAL_PARAMETERS)
@@ -59,16 +90,37 @@ def test_url_userinfo_is_removed():
     )
 
 
-GATEWAY_HEADERS = ["x-portkey-api-key", "x-auth-token", "X-Api-Key", "x-gateway-secret",
-                   "x-helicone-auth", "cf-aig-authorization", "x-session-token", "x-apikey"]  # fmt: skip
+GATEWAY_HEADERS = [
+    "x-portkey-api-key",
+    "x-auth-token",
+    "X-Api-Key",
+    "x-gateway-secret",
+    "x-helicone-auth",
+    "cf-aig-authorization",
+    "x-session-token",
+    "x-apikey",
+]
 # Headers the plugin, the SDK or the report need, whose names merely hold such words.
-KEPT_REQUEST_HEADERS = ["anthropic-version", "content-type", "x-stainless-retry-count",
-                        "x-stainless-helper-method", "anthropic-beta", "user-agent",
-                        "accept-encoding", "x-stainless-package-version"]  # fmt: skip
-KEPT_RESPONSE_HEADERS = ["anthropic-ratelimit-tokens-limit", "anthropic-ratelimit-tokens-remaining",
-                         "anthropic-ratelimit-input-tokens-reset", "x-ratelimit-limit-tokens",
-                         "x-ratelimit-remaining-tokens", "x-amzn-bedrock-input-token-count",
-                         "x-amzn-bedrock-cache-read-input-token-count", "request-id"]  # fmt: skip
+KEPT_REQUEST_HEADERS = [
+    "anthropic-version",
+    "content-type",
+    "x-stainless-retry-count",
+    "x-stainless-helper-method",
+    "anthropic-beta",
+    "user-agent",
+    "accept-encoding",
+    "x-stainless-package-version",
+]
+KEPT_RESPONSE_HEADERS = [
+    "anthropic-ratelimit-tokens-limit",
+    "anthropic-ratelimit-tokens-remaining",
+    "anthropic-ratelimit-input-tokens-reset",
+    "x-ratelimit-limit-tokens",
+    "x-ratelimit-remaining-tokens",
+    "x-amzn-bedrock-input-token-count",
+    "x-amzn-bedrock-cache-read-input-token-count",
+    "request-id",
+]
 
 
 def test_credential_headers_are_dropped_by_name_and_the_needed_ones_kept():
@@ -81,9 +133,13 @@ def test_credential_headers_are_dropped_by_name_and_the_needed_ones_kept():
 
 @pytest.mark.parametrize(
     "value",
-    ["Bearer +/abcdefghijklmnop", "Bearer a+b/cdefghijklmnop", "Bearer abcdefghijklm/+=",
-     "Basic dXNlcjpQQVNTV09SRA=="],
-)  # fmt: skip
+    [
+        "Bearer +/abcdefghijklmnop",
+        "Bearer a+b/cdefghijklmnop",
+        "Bearer abcdefghijklm/+=",
+        "Basic dXNlcjpQQVNTV09SRA==",
+    ],
+)
 def test_bearer_and_basic_credentials_are_found_by_shape(value):
     # in a header whose name says nothing (a gateway route), or in a body
     assert scrub_headers({"x-route": f"via {value}"}, scrub.REQUEST_HEADERS) == {
@@ -93,10 +149,16 @@ def test_bearer_and_basic_credentials_are_found_by_shape(value):
 
 @pytest.mark.parametrize(
     "text",
-    ["risk-assessment-summary", "task-risk-sk-assessment-summary-report", "whisk-aaaaaaaaaaaaaaaaaaaa1",
-     "Bearer authentication failed", "Bearer Authentication", "Basic understanding of tokens",
-     "desk-1234567890abcdefgh"],
-)  # fmt: skip
+    [
+        "risk-assessment-summary",
+        "task-risk-sk-assessment-summary-report",
+        "whisk-aaaaaaaaaaaaaaaaaaaa1",
+        "Bearer authentication failed",
+        "Bearer Authentication",
+        "Basic understanding of tokens",
+        "desk-1234567890abcdefgh",
+    ],
+)
 def test_ordinary_words_are_no_keys(text):
     assert scrub_text(text) == text
     assert scrub.find_secret(text) is None
@@ -119,9 +181,14 @@ KEY = "sk-ant-api03-" + "Q8xZZZZYYYYXXXX9999WWWW"
 
 @pytest.mark.parametrize(
     "text",
-    [json.dumps("Use this key:\n" + KEY), json.dumps("key\tBearer abcDEF1234567890xyz"),
-     json.dumps("line\u2028" + KEY, ensure_ascii=True), "KEY_" + KEY, "x_n" + KEY],
-)  # fmt: skip
+    [
+        json.dumps("Use this key:\n" + KEY),
+        json.dumps("key\tBearer abcDEF1234567890xyz"),
+        json.dumps("line\u2028" + KEY, ensure_ascii=True),
+        "KEY_" + KEY,
+        "x_n" + KEY,
+    ],
+)
 def test_a_key_after_an_escaped_line_break_or_an_underscore_is_found(text):
     """Stored JSON writes a prompt's line break as backslash-n: the letter n stands before the
     key, and a word-start check that only looks at letters let it through."""
@@ -294,8 +361,15 @@ def test_a_key_in_base64_is_refused(tmp_path):
 
 # -- end to end ------------------------------------------------------------------------
 MARK = "Zq8"  # every fake secret below holds it, and nothing else the run writes does
-QUERY_NAMES = ["auth_token", "access-token", "x-api-key", "sig", "client_secret", "password",
-               "X-Amz-Security-Token"]  # fmt: skip
+QUERY_NAMES = [
+    "auth_token",
+    "access-token",
+    "x-api-key",
+    "sig",
+    "client_secret",
+    "password",
+    "X-Amz-Security-Token",
+]
 SECRETS = {
     "TB_PASSWORD": f"pw-{MARK}-userinfo",
     "TB_PORTKEY": f"pk-{MARK}-portkey",
@@ -463,8 +537,14 @@ def test_an_endpoint_named_risk_assessment_is_reported_and_commented(
     with GitHubStub() as github:
         github.open_pull("acme/shop", 7)
         without_proxies(monkeypatch)
-        env = {"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "acme/shop", "GITHUB_API_URL": github.url,
-               "GITHUB_EVENT_PATH": str(event), "GITHUB_RUN_ID": "9", "GITHUB_RUN_ATTEMPT": "1"}  # fmt: skip
+        env = {
+            "GITHUB_TOKEN": TOKEN,
+            "GITHUB_REPOSITORY": "acme/shop",
+            "GITHUB_API_URL": github.url,
+            "GITHUB_EVENT_PATH": str(event),
+            "GITHUB_RUN_ID": "9",
+            "GITHUB_RUN_ATTEMPT": "1",
+        }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         monkeypatch.chdir(pytester.path)

@@ -78,9 +78,16 @@ def test_a_surviving_secret_refuses_the_write(tmp_path):
     from pytest_tokenbudget.errors import SecretError
 
     path = tmp_path / "c.yaml"
-    leaky = {"requests": [Request("POST", "http://x/v1/messages", b"{}", {})],
-             "responses": [{"status": {"code": 200, "message": "OK"}, "headers": {},
-                            "body": {"string": b"token sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAA"}}]}  # fmt: skip
+    leaky = {
+        "requests": [Request("POST", "http://x/v1/messages", b"{}", {})],
+        "responses": [
+            {
+                "status": {"code": 200, "message": "OK"},
+                "headers": {},
+                "body": {"string": b"token sk-ant-api03-AAAAAAAAAAAAAAAAAAAAAA"},
+            }
+        ],
+    }
     with pytest.raises(SecretError) as info:
         _persister("once", None).save_cassette(str(path), leaky, yamlserializer)
     assert "refusing to write" in str(info.value) and "sk-ant-api" in str(info.value)
@@ -323,8 +330,12 @@ KEYS = {
 _KEYISH = st.text(alphabet=st.sampled_from("skant-_BearIQoJAKSbdrockpiy29.z+/= \n0123456789"))
 
 
-@given(before=_KEYISH, key=st.sampled_from(sorted(KEYS.values())), after=_KEYISH,
-       noise=st.text(max_size=200))  # fmt: skip
+@given(
+    before=_KEYISH,
+    key=st.sampled_from(sorted(KEYS.values())),
+    after=_KEYISH,
+    noise=st.text(max_size=200),
+)
 def test_the_openings_prefilter_never_hides_a_key(before, key, after, noise):
     """find_secret skips its search when no key opening is in the text: that must never
     skip a text the search would flag (every key shape opens with a literal)."""

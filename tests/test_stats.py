@@ -3,9 +3,9 @@ from fractions import Fraction
 import pytest
 
 from pytest_tokenbudget.errors import PricingError
-from pytest_tokenbudget.pricing.prices import PriceBook, source_name
 from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats, nearest_rank
+from pytest_tokenbudget.pricing.prices import PriceBook, source_name
 from pytest_tokenbudget.providers.usage import Usage
 
 
@@ -128,10 +128,25 @@ def _random_samples(seed: int) -> list[Sample]:
     out = []
     for i in range(rng.randint(1, 80)):
         case = f"c{rng.randint(0, 9)}"
-        usage = Usage(rng.randint(0, 5000), rng.randint(0, 900), rng.choice((0, 1200)),
-                      rng.choice((0, 0, 77)), rng.choice((0, 2400)))  # fmt: skip
-        out.append(Sample("ep", case, f"t{rng.randint(0, 2)}::{case}", i % 4, rng.choice(MODELS),
-                          usage, batch=rng.random() < 0.2, input_only=rng.random() < 0.1))  # fmt: skip
+        usage = Usage(
+            rng.randint(0, 5000),
+            rng.randint(0, 900),
+            rng.choice((0, 1200)),
+            rng.choice((0, 0, 77)),
+            rng.choice((0, 2400)),
+        )
+        out.append(
+            Sample(
+                "ep",
+                case,
+                f"t{rng.randint(0, 2)}::{case}",
+                i % 4,
+                rng.choice(MODELS),
+                usage,
+                batch=rng.random() < 0.2,
+                input_only=rng.random() < 0.1,
+            )
+        )
     return out
 
 
@@ -139,8 +154,15 @@ def _random_samples(seed: int) -> list[Sample]:
 def test_figures_equal_the_per_sample_computation(seed):
     samples = _random_samples(seed)
     book = PriceBook()
-    stats = endpoint_stats("ep", samples, ["c0", "c1"], book=book, target_model=MODELS[0],
-                           requests_per_day=1000, batch=seed % 3 == 0)  # fmt: skip
+    stats = endpoint_stats(
+        "ep",
+        samples,
+        ["c0", "c1"],
+        book=book,
+        target_model=MODELS[0],
+        requests_per_day=1000,
+        batch=seed % 3 == 0,
+    )
     prompts = sorted(s.usage.prompt_tokens for s in samples)
     outputs = sorted(s.usage.output_tokens for s in samples if not s.input_only)
     for pct in (50, 90, 95, 99):

@@ -106,8 +106,12 @@ def test_tools_come_first_in_cache_order():
 
 
 def test_top_level_cache_control_marks_the_last_block():
-    request = {"model": "m", "cache_control": {"type": "ephemeral"}, "system": "S",
-               "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
+    request = {
+        "model": "m",
+        "cache_control": {"type": "ephemeral"},
+        "system": "S",
+        "messages": [{"role": "user", "content": "hi"}],
+    }
     blocks = prompt_blocks(request)
     assert breakpoints(blocks) == [len(blocks) - 1]
 

@@ -34,8 +34,8 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     import json
 
     from pytest_tokenbudget.config.budgets import load_config
-    from pytest_tokenbudget.measure.samples import CaseRun
     from pytest_tokenbudget.measure.run import BudgetRun, Options
+    from pytest_tokenbudget.measure.samples import CaseRun
     from pytest_tokenbudget.providers.usage import Call, Usage
 
     path = tmp_path / "token_budgets.yml"
@@ -46,8 +46,10 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
         [BudgetRun(load_config(path), options) for _ in range(2)],
     )
     for i in range(6):
-        calls = [Call("anthropic", "messages", "claude-sonnet-4-6", Usage(10 * i + k, k))
-                 for k in range(i % 3)] + [Call("anthropic", "count_tokens", "x", Usage(5))]  # fmt: skip
+        calls = [
+            Call("anthropic", "messages", "claude-sonnet-4-6", Usage(10 * i + k, k))
+            for k in range(i % 3)
+        ] + [Call("anthropic", "count_tokens", "x", Usage(5))]
         for run in (serial, workers[i % 2]):
             run.add_calls(calls, endpoint="ep", case_id=f"c{i}", test_id=f"t::c{i}")
             run.add_case_run(CaseRun("ep", f"c{i}", f"t::c{i}"))
@@ -71,12 +73,29 @@ def doctor_calls() -> list[tuple[str, str, str, dict, int]]:
         stamp = f"Now 2026-12-02T10:0{i % 3}:00Z. "  # three variants of the prefix
         system = [{"type": "text", "text": stamp + POLICY, "cache_control": {"type": "ephemeral"}}]
         question = {"role": "user", "content": "Why? " * (i + 1)}
-        faq = {"model": "claude-sonnet-4-6", "max_tokens": 30, "system": system,
-               "messages": [question]}  # fmt: skip
-        notes = {"model": "claude-sonnet-4-6", "max_tokens": 30, "system": POLICY,
-                 "messages": [{"role": "user", "content": [
-                     {"type": "text", "text": "Why? " * (i + 1),
-                      "cache_control": {"type": "ephemeral"}}]}]}  # fmt: skip
+        faq = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 30,
+            "system": system,
+            "messages": [question],
+        }
+        notes = {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 30,
+            "system": POLICY,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "text",
+                            "text": "Why? " * (i + 1),
+                            "cache_control": {"type": "ephemeral"},
+                        }
+                    ],
+                }
+            ],
+        }
         calls.append(("faq", f"test_faq.py::test_faq[q{i}]", f"q{i}", faq, 1000 + 40 * i))
         calls.append(("notes", f"test_notes.py::test_notes[n{i}]", f"n{i}", notes, 3000 + i))
     return calls
@@ -98,8 +117,10 @@ def test_cache_findings_do_not_depend_on_which_worker_finishes_first():
     calls = doctor_calls()
     serial = doctor_fed(calls).findings()
     assert {f.code for f in serial} == {
-        "prefix-below-minimum", "volatile-prefix", "breakpoint-never-read",
-    }  # fmt: skip
+        "prefix-below-minimum",
+        "volatile-prefix",
+        "breakpoint-never-read",
+    }
     assert doctor_fed(calls[::-1]).findings() == serial
     by_case = [calls[i : i + 2] for i in range(0, len(calls), 2)]  # (faq, notes) per case
     workers = [doctor_fed([c for pair in by_case[k::2] for c in pair]) for k in (1, 0)]
@@ -125,14 +146,23 @@ def test_parallel_cache_findings_are_the_serial_ones(pytester, recording_env):
     import yaml
 
     cases = [
-        {"id": f"q{i}", "request": {
-            "model": "claude-sonnet-4-6", "max_tokens": 30,
-            "system": [{"type": "text", "text": f"Now 2026-12-02T10:0{i % 3}:00Z. {POLICY}",
-                        "cache_control": {"type": "ephemeral"}}],
-            "messages": [{"role": "user", "content": "Why? " * (1 + 40 * i)}],
-        }}
+        {
+            "id": f"q{i}",
+            "request": {
+                "model": "claude-sonnet-4-6",
+                "max_tokens": 30,
+                "system": [
+                    {
+                        "type": "text",
+                        "text": f"Now 2026-12-02T10:0{i % 3}:00Z. {POLICY}",
+                        "cache_control": {"type": "ephemeral"},
+                    }
+                ],
+                "messages": [{"role": "user", "content": "Why? " * (1 + 40 * i)}],
+            },
+        }
         for i in range(6)
-    ]  # fmt: skip
+    ]
     config = {"endpoints": {"faq": {"max_input_tokens_p95": 100000, "cases": cases}}}
     pytester.makefile(".yml", token_budgets=yaml.safe_dump(config, sort_keys=False))
     report = pytester.path / ".token-budget" / "report.json"

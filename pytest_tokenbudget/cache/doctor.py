@@ -56,17 +56,25 @@ class CacheFinding:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "code": self.code, "level": self.level, "endpoint": self.endpoint,
-            "where": self.where, "cases": list(self.cases), "message": self.message,
+            "code": self.code,
+            "level": self.level,
+            "endpoint": self.endpoint,
+            "where": self.where,
+            "cases": list(self.cases),
+            "message": self.message,
             "fix": self.fix,
-        }  # fmt: skip
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CacheFinding:
         return cls(
-            data["code"], data["endpoint"], data["where"], data["message"], data["fix"],
+            data["code"],
+            data["endpoint"],
+            data["where"],
+            data["message"],
+            data["fix"],
             tuple(data["cases"]),
-        )  # fmt: skip
+        )
 
 
 def _quote(value: str) -> str:
@@ -80,9 +88,14 @@ def _breakpoint_path(request: dict[str, Any]) -> str:
 
 
 def span_findings(
-    endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any] | None, *,
-    against: str, last: str = "",
-) -> list[CacheFinding]:  # fmt: skip
+    endpoint: str,
+    case_id: str,
+    spans: Sequence[Span],
+    request: dict[str, Any] | None,
+    *,
+    against: str,
+    last: str = "",
+) -> list[CacheFinding]:
     """Findings for volatile values; `against` says what they were compared with; `last`:
     the request's last breakpoint, when the request itself is not at hand."""
     out = []
@@ -157,11 +170,14 @@ class _Variant:
     def from_wire(cls, data: list[Any]) -> _Variant:
         first, cases, request, values, last = data
         return cls(
-            (first[0], first[1], first[2]), dict.fromkeys(cases), request,
-            None if values is None else
-            {p: (c, tuple((m[0], m[1]) for m in v)) for p, c, v in values},
+            (first[0], first[1], first[2]),
+            dict.fromkeys(cases),
+            request,
+            None
+            if values is None
+            else {p: (c, tuple((m[0], m[1]) for m in v)) for p, c, v in values},
             last,
-        )  # fmt: skip
+        )
 
 
 def _volatile_values(prefix: dict[str, Any]) -> tuple[VolatileValues, str]:
@@ -227,11 +243,20 @@ class Doctor:
         return self._memos.setdefault(endpoint, {})
 
     def add_call(
-        self, endpoint: str, case_id: str, request: dict[str, Any], whole_input_tokens: int,
-        minimum: int, known_prefix: int = 0, *, test_id: str = "", index: int = 0,
-        recorded: tuple[int, int, int] | None = None, memo: Memo | None = None,
+        self,
+        endpoint: str,
+        case_id: str,
+        request: dict[str, Any],
+        whole_input_tokens: int,
+        minimum: int,
+        known_prefix: int = 0,
+        *,
+        test_id: str = "",
+        index: int = 0,
+        recorded: tuple[int, int, int] | None = None,
+        memo: Memo | None = None,
         may_cache: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """One Messages call as sent; `known_prefix`: its recorded cache reads + writes;
         `memo`: the endpoint's prompt parts seen so far (prompt.prompt_blocks);
         `may_cache` False: the request has no cache_control anywhere, so it neither writes
@@ -240,22 +265,40 @@ class Doctor:
 
         if not may_cache:
             model = str(request.get("model", ""))
-            self.prompts.append(PromptSeen(
-                endpoint, case_id, model, (), whole_input_tokens, test_id, index, (), recorded,
-            ))  # fmt: skip
+            self.prompts.append(
+                PromptSeen(
+                    endpoint,
+                    case_id,
+                    model,
+                    (),
+                    whole_input_tokens,
+                    test_id,
+                    index,
+                    (),
+                    recorded,
+                )
+            )
             return
         blocks = prompt_blocks(request, memo)
         points = breakpoints(blocks)
         model = str(request.get("model", ""))
         order = (test_id, index)
         if len(points) > MAX_BREAKPOINTS:
-            self.raw.append(RawFinding(order, CacheFinding(
-                "too-many-breakpoints", endpoint, blocks[points[MAX_BREAKPOINTS]].path,
-                f"{len(points)} cache_control breakpoints; the API accepts at most "
-                f"{MAX_BREAKPOINTS} and rejects the request",
-                f"keep at most {MAX_BREAKPOINTS}: one after the tools, one after the system "
-                "prompt, one or two on the conversation", (case_id,),
-            )))  # fmt: skip
+            self.raw.append(
+                RawFinding(
+                    order,
+                    CacheFinding(
+                        "too-many-breakpoints",
+                        endpoint,
+                        blocks[points[MAX_BREAKPOINTS]].path,
+                        f"{len(points)} cache_control breakpoints; the API accepts at most "
+                        f"{MAX_BREAKPOINTS} and rejects the request",
+                        f"keep at most {MAX_BREAKPOINTS}: one after the tools, one after the system "
+                        "prompt, one or two on the conversation",
+                        (case_id,),
+                    ),
+                )
+            )
         if points:
             if not known_prefix:  # a recorded cache read or write proves the length enough
                 self._below_minimum(
@@ -265,15 +308,31 @@ class Doctor:
                 endpoint, (test_id, index, case_id), model, request, blocks, points, memo
             )
         kinds = block_kinds(blocks)
-        self.prompts.append(PromptSeen(
-            endpoint, case_id, model, tuple(blocks), whole_input_tokens, test_id, index, kinds,
-            recorded,
-        ))  # fmt: skip
+        self.prompts.append(
+            PromptSeen(
+                endpoint,
+                case_id,
+                model,
+                tuple(blocks),
+                whole_input_tokens,
+                test_id,
+                index,
+                kinds,
+                recorded,
+            )
+        )
 
     def _below_minimum(
-        self, endpoint: str, case_id: str, model: str, blocks: list[PromptBlock],
-        points: list[int], whole: int, minimum: int, order: Order,
-    ) -> None:  # fmt: skip
+        self,
+        endpoint: str,
+        case_id: str,
+        model: str,
+        blocks: list[PromptBlock],
+        points: list[int],
+        whole: int,
+        minimum: int,
+        order: Order,
+    ) -> None:
         from pytest_tokenbudget.cache.simulation import estimate_cumulative
 
         cumulative = estimate_cumulative(blocks, whole)
@@ -282,19 +341,33 @@ class Doctor:
         if tokens >= minimum:
             return
         exact = "" if longest == len(blocks) - 1 else "about "
-        self.raw.append(RawFinding(order, CacheFinding(
-            "prefix-below-minimum", endpoint, blocks[longest].path,
-            f"the prefix up to the breakpoint at {blocks[longest].path} is {exact}{tokens:,} "
-            f"tokens, below {model}'s minimum cacheable length of {minimum:,}: the API caches "
-            "nothing and says nothing",
-            f"put the breakpoint after at least {minimum:,} tokens of stable prefix (tools and "
-            "system prompt together), or drop it", (case_id,),
-        )))  # fmt: skip
+        self.raw.append(
+            RawFinding(
+                order,
+                CacheFinding(
+                    "prefix-below-minimum",
+                    endpoint,
+                    blocks[longest].path,
+                    f"the prefix up to the breakpoint at {blocks[longest].path} is {exact}{tokens:,} "
+                    f"tokens, below {model}'s minimum cacheable length of {minimum:,}: the API caches "
+                    "nothing and says nothing",
+                    f"put the breakpoint after at least {minimum:,} tokens of stable prefix (tools and "
+                    "system prompt together), or drop it",
+                    (case_id,),
+                ),
+            )
+        )
 
     def _across_requests(
-        self, endpoint: str, first: tuple[str, int, str], model: str, request: dict[str, Any],
-        blocks: list[PromptBlock], points: list[int], memo: Memo | None,
-    ) -> None:  # fmt: skip
+        self,
+        endpoint: str,
+        first: tuple[str, int, str],
+        model: str,
+        request: dict[str, Any],
+        blocks: list[PromptBlock],
+        points: list[int],
+        memo: Memo | None,
+    ) -> None:
         """Group the prefix with those equal to it once masked; compared in findings()."""
         keys = tuple(b.key for b in blocks[: points[-1] + 1])
         prefix = _prefix_only(request, blocks, points)
@@ -333,17 +406,27 @@ class Doctor:
                 spans = _spans(reference.volatile(), variant.volatile())
                 cached = [s for s in spans if s.in_cached_prefix]
                 found = span_findings(
-                    endpoint, variant.first[2], cached, None, against=f"in case {first_case}",
+                    endpoint,
+                    variant.first[2],
+                    cached,
+                    None,
+                    against=f"in case {first_case}",
                     last=variant.last,
-                )  # fmt: skip
+                )
                 cases = tuple(dict.fromkeys((first_case, *sorted(variant.cases))))
                 out.extend(RawFinding(variant.first[:2], replace(f, cases=cases)) for f in found)
         return out
 
     def add_replay_spans(
-        self, endpoint: str, case_id: str, spans: Sequence[Span], request: dict[str, Any],
-        *, test_id: str = "", index: int = 0,
-    ) -> None:  # fmt: skip
+        self,
+        endpoint: str,
+        case_id: str,
+        spans: Sequence[Span],
+        request: dict[str, Any],
+        *,
+        test_id: str = "",
+        index: int = 0,
+    ) -> None:
         found = span_findings(endpoint, case_id, spans, request, against="recorded")
         self.raw.extend(RawFinding((test_id, index), f) for f in found)
 
@@ -370,16 +453,25 @@ class Doctor:
         return {
             "findings": [[list(r.order), r.finding.to_dict()] for r in self.raw],
             "prompts": [
-                [p.endpoint, p.case_id, p.model,
-                 [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
-                 p.whole_input_tokens, p.test_id, p.index, list(p.kinds),
-                 list(p.recorded) if p.recorded is not None else None]
+                [
+                    p.endpoint,
+                    p.case_id,
+                    p.model,
+                    [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
+                    p.whole_input_tokens,
+                    p.test_id,
+                    p.index,
+                    list(p.kinds),
+                    list(p.recorded) if p.recorded is not None else None,
+                ]
                 for p in self.prompts
             ],
-            "variants": [[list(group), list(keys), variant.to_wire()]
-                         for group, variants in self._variants.items()
-                         for keys, variant in variants.items()],
-        }  # fmt: skip
+            "variants": [
+                [list(group), list(keys), variant.to_wire()]
+                for group, variants in self._variants.items()
+                for keys, variant in variants.items()
+            ],
+        }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
         """A worker's findings, prompts and prefixes, to be merged in test order."""
@@ -398,10 +490,19 @@ class Doctor:
             kinds,
             recorded,
         ) in data.get("prompts", []):
-            self.prompts.append(PromptSeen(
-                endpoint, case_id, model, tuple(PromptBlock(*b) for b in blocks), whole,
-                test_id, index, tuple(kinds), tuple(recorded) if recorded is not None else None,
-            ))  # fmt: skip
+            self.prompts.append(
+                PromptSeen(
+                    endpoint,
+                    case_id,
+                    model,
+                    tuple(PromptBlock(*b) for b in blocks),
+                    whole,
+                    test_id,
+                    index,
+                    tuple(kinds),
+                    tuple(recorded) if recorded is not None else None,
+                )
+            )
         for group, keys, variant in data.get("variants", []):
             self._add_variant(tuple(group), tuple(keys), _Variant.from_wire(variant))
 
@@ -481,13 +582,17 @@ def _never_read(prompts: Iterable[PromptSeen]) -> list[CacheFinding]:
         for path, cases in unread.items():
             if path in used or len(cases) < 2:
                 continue
-            out.append(CacheFinding(
-                "breakpoint-never-read", endpoint, path,
-                f"the prefix up to the breakpoint at {path} differs in every call ({len(cases)} "
-                "calls): each one pays the cache-write premium and none reads it",
-                "move the breakpoint before the content that varies per request",
-                tuple(dict.fromkeys(cases)),
-            ))  # fmt: skip
+            out.append(
+                CacheFinding(
+                    "breakpoint-never-read",
+                    endpoint,
+                    path,
+                    f"the prefix up to the breakpoint at {path} differs in every call ({len(cases)} "
+                    "calls): each one pays the cache-write premium and none reads it",
+                    "move the breakpoint before the content that varies per request",
+                    tuple(dict.fromkeys(cases)),
+                )
+            )
     return out
 
 
@@ -542,15 +647,24 @@ def diagnose_case(
         whole = usage.input_tokens + cached
         model = str(request.get("model") or call.model)
         recorded = (
-            None if stale else
-            (usage.cache_read_tokens, usage.cache_write_5m_tokens, usage.cache_write_1h_tokens)
-        )  # fmt: skip
+            None
+            if stale
+            else (usage.cache_read_tokens, usage.cache_write_5m_tokens, usage.cache_write_1h_tokens)
+        )
         doctor.add_call(
-            endpoint, case_id, request, whole, minimum(model), 0 if stale else evidence,
-            test_id=test_id, index=index, recorded=recorded, memo=memo,
+            endpoint,
+            case_id,
+            request,
+            whole,
+            minimum(model),
+            0 if stale else evidence,
+            test_id=test_id,
+            index=index,
+            recorded=recorded,
+            memo=memo,
             # a substring search of the bytes sent, rather than a split of the whole prompt
             may_cache=b"cache_control" in exchange.request_body,
-        )  # fmt: skip
+        )
         if index in volatile:
             doctor.add_replay_spans(
                 endpoint, case_id, volatile[index], request, test_id=test_id, index=index

@@ -42,10 +42,13 @@ class CacheTotals:
 
     def to_dict(self, rate: Callable[[Fraction | None], Any]) -> dict[str, Any]:
         return {
-            "calls": self.calls, "prompt_tokens": self.prompt_tokens,
-            "read_tokens": self.read_tokens, "write_5m_tokens": self.write_5m_tokens,
-            "write_1h_tokens": self.write_1h_tokens, "hit_rate": rate(self.hit_rate),
-        }  # fmt: skip
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "read_tokens": self.read_tokens,
+            "write_5m_tokens": self.write_5m_tokens,
+            "write_1h_tokens": self.write_1h_tokens,
+            "hit_rate": rate(self.hit_rate),
+        }
 
 
 def recorded_totals(prompts: Sequence[PromptSeen]) -> CacheTotals:
@@ -84,9 +87,8 @@ def predict(
             continue
         try:
             pins = {
-                i: v for i, v in sizes.pins(p.model, p.blocks).items()
-                if v <= p.whole_input_tokens
-            }  # fmt: skip
+                i: v for i, v in sizes.pins(p.model, p.blocks).items() if v <= p.whole_input_tokens
+            }
             # The API bills a few tokens of framing after the last block that no prefix
             # holds: a pin on the last block is the prompt without them.
             total = pins.get(len(p.blocks) - 1, p.whole_input_tokens)

@@ -100,8 +100,10 @@ def _part(
 
 
 def _raw_blocks(request: dict[str, Any], memo: Memo | None) -> list[PromptBlock]:
-    blocks = [*_part(memo, "tools", request.get("tools"), _tools),
-              *_part(memo, "system", request.get("system"), _system)]  # fmt: skip
+    blocks = [
+        *_part(memo, "tools", request.get("tools"), _tools),
+        *_part(memo, "system", request.get("system"), _system),
+    ]
     messages = request.get("messages") or []
     history = memo.get("history") if memo is not None else None
     start, made = 0, []

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from pytest_tokenbudget.pricing.cache_rules import cache_rules
 from pytest_tokenbudget.cache.prompt import MAX_BREAKPOINTS, PromptBlock, breakpoints
+from pytest_tokenbudget.pricing.cache_rules import cache_rules
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.pricing.prices import PriceBook

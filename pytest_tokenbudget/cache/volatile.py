@@ -76,9 +76,12 @@ class Span:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "path": self.path, "offset": self.offset, "before": self.before,
-            "after": self.after, "in_cached_prefix": self.in_cached_prefix,
-        }  # fmt: skip
+            "path": self.path,
+            "offset": self.offset,
+            "before": self.before,
+            "after": self.after,
+            "in_cached_prefix": self.in_cached_prefix,
+        }
 
 
 def volatile_spans(before: Any, after: Any) -> list[Span] | None:

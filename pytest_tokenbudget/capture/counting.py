@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_tokenbudget.files.atomic import write_atomic
-from pytest_tokenbudget.providers.counts import token_count  # whole number, at least 0; else a CassetteError
 from pytest_tokenbudget.errors import CassetteError
+from pytest_tokenbudget.files.atomic import write_atomic
 from pytest_tokenbudget.files.input_files import COUNTS_MAX_BYTES, read_bounded_text
+from pytest_tokenbudget.providers.counts import (
+    token_count,
+)  # whole number, at least 0; else a CassetteError
 
 # What count_tokens takes: the prompt, not the sampling parameters.
 COUNTED_FIELDS = ("model", "system", "tools", "tool_choice", "messages", "thinking", "mcp_servers")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_tokenbudget.files.atomic import write_atomic
+from pytest_tokenbudget.cache.volatile import Span, volatile_spans
 from pytest_tokenbudget.capture.counting import (
     COUNTED_FIELDS,
     CountCache,
@@ -40,10 +40,11 @@ from pytest_tokenbudget.capture.counting import (
     count_sync,
     counted_request,
 )
-from pytest_tokenbudget.errors import CassetteError, SecretError
 from pytest_tokenbudget.capture.matching import request_key
-from pytest_tokenbudget.modes import RECORD_MODES
 from pytest_tokenbudget.capture.network import blocked, is_loopback, refused
+from pytest_tokenbudget.errors import CassetteError, SecretError
+from pytest_tokenbudget.files.atomic import write_atomic
+from pytest_tokenbudget.modes import RECORD_MODES
 from pytest_tokenbudget.providers.scrub import (
     REQUEST_HEADERS,
     RESPONSE_HEADERS,
@@ -54,7 +55,6 @@ from pytest_tokenbudget.providers.scrub import (
     scrub_url,
 )
 from pytest_tokenbudget.providers.usage import Exchange, is_api_route
-from pytest_tokenbudget.cache.volatile import Span, volatile_spans
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -641,8 +641,10 @@ class Capture:
         for index, (recorded, _) in enumerate(self._cassette.data):
             parts = urlsplit(recorded.uri)
             if index in self._cassette.play_counts or route != (
-                recorded.method.upper(), parts.path, parts.query
-            ):  # fmt: skip
+                recorded.method.upper(),
+                parts.path,
+                parts.query,
+            ):
                 continue
             was = _json_body(recorded.body)
             if isinstance(was, dict) and any(sent.get(k) != was.get(k) for k in _NEVER_VOLATILE):

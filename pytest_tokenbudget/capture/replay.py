@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_tokenbudget.errors import CassetteError, kind_of
 from pytest_tokenbudget.capture.gc_pause import gc_paused
-from pytest_tokenbudget.files.input_files import CASSETTE_MAX_BYTES, read_bounded_text
 from pytest_tokenbudget.capture.matching import exact_key, request_key
+from pytest_tokenbudget.errors import CassetteError, kind_of
+from pytest_tokenbudget.files.input_files import CASSETTE_MAX_BYTES, read_bounded_text
 from pytest_tokenbudget.files.yaml_source import Built, TooLarge, node_value
 
 

@@ -16,8 +16,8 @@ from typing import Any
 
 from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.accounting import cause_lines, fix_command
-from pytest_tokenbudget.report.diff import BUDGET, REGRESSION, WARN, Diff
 from pytest_tokenbudget.plain_text import one_line, safe_line
+from pytest_tokenbudget.report.diff import BUDGET, REGRESSION, WARN, Diff
 from pytest_tokenbudget.report.model import CASES, PROBLEM, UPDATE, Report, report_from_json
 
 MAX_PER_KIND = 10  # GitHub shows at most 10 error and 10 warning annotations per step
@@ -223,15 +223,16 @@ def gitlab_code_quality(report_or_diff: Source, config_path: str) -> list[dict[s
     or more) and names and descriptions a length GitLab's widget shows."""
     return [
         {
-            "description": _short(f"Token budget: {f.endpoint} {f.key}: {f.message}",
-                                  MAX_DESCRIPTION),
+            "description": _short(
+                f"Token budget: {f.endpoint} {f.key}: {f.message}", MAX_DESCRIPTION
+            ),
             "check_name": f"token-budget/{_short(f.key, MAX_NAME)}",
             "fingerprint": fingerprint(f.endpoint, f.key),
             "severity": "major" if f.severity == "error" else "minor",
             "location": {"path": str(config_path), "lines": {"begin": line_number(f.line) or 1}},
         }
         for f in findings(report_or_diff)
-    ]  # fmt: skip
+    ]
 
 
 # -- the terminal ------------------------------------------------------------------------

@@ -27,8 +27,8 @@ from typing import Any
 
 from pytest_tokenbudget.errors import ReportError, TokenBudgetError
 from pytest_tokenbudget.files.input_files import REPORT_MAX_BYTES, read_bounded_text
-from pytest_tokenbudget.report.markdown import MARKER, cap_markdown
 from pytest_tokenbudget.providers.scrub import refuse_if_secret, replace_keys
+from pytest_tokenbudget.report.markdown import MARKER, cap_markdown
 
 DEFAULT_API = "https://api.github.com"
 DEFAULT_BODY = Path(".token-budget/report.md")
@@ -529,22 +529,31 @@ def add_comment_parser(subparsers: Any) -> argparse.ArgumentParser:
         "from GITHUB_TOKEN; API at GITHUB_API_URL (default https://api.github.com).",
     )
     parser.add_argument(
-        "--body", type=Path, default=DEFAULT_BODY, metavar="PATH",
+        "--body",
+        type=Path,
+        default=DEFAULT_BODY,
+        metavar="PATH",
         help=f"Markdown to post (default: {DEFAULT_BODY})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--repo", default=None, metavar="OWNER/NAME", help="default: GITHUB_REPOSITORY"
     )
     parser.add_argument(
-        "--pr", type=int, default=None, metavar="N",
+        "--pr",
+        type=int,
+        default=None,
+        metavar="N",
         help="pull request number (default: from the event at GITHUB_EVENT_PATH)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--run", type=_run_arg, default=None, metavar="ID[.ATTEMPT]",
+        "--run",
+        type=_run_arg,
+        default=None,
+        metavar="ID[.ATTEMPT]",
         help="the workflow run this report comes from, so an older run never overwrites a "
         "newer one (default: GITHUB_RUN_ID.GITHUB_RUN_ATTEMPT; in a workflow_run job pass "
         "the triggering run's)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--sha", default=None, metavar="SHA", help="commit of the report (default: GITHUB_SHA)"
     )

@@ -30,14 +30,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from pytest_tokenbudget.providers import bedrock
 from pytest_tokenbudget.config.budgets import MAX_ENDPOINT_NAME_LENGTH
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.plain_text import one_line
-from pytest_tokenbudget.pricing.prices import PriceBook
-from pytest_tokenbudget.providers.recorders import FORMATS, Exchange, NotACassetteError, read_recording
 from pytest_tokenbudget.measure.samples import SAMPLE_KINDS, Sample
 from pytest_tokenbudget.measure.stats import EndpointStats, endpoint_stats
+from pytest_tokenbudget.plain_text import one_line
+from pytest_tokenbudget.pricing.prices import PriceBook
+from pytest_tokenbudget.providers import bedrock
+from pytest_tokenbudget.providers.recorders import (
+    FORMATS,
+    Exchange,
+    NotACassetteError,
+    read_recording,
+)
 from pytest_tokenbudget.providers.usage import PROVIDERS, Call, Usage, decode_body, parse_provider
 
 GROUPINGS = ("folder", "file", "model")
@@ -253,9 +258,16 @@ def group(analysis: Analysis, *, by: str, root: str) -> dict[str, list[Sample]]:
             else:
                 key = cassette.path.parent.parts or (root,)
             sample = Sample(
-                "", case, test_id, index, call.model, call.usage, provider=call.provider,
-                batch=call.batch or batch, note=call.note,
-            )  # fmt: skip
+                "",
+                case,
+                test_id,
+                index,
+                call.model,
+                call.usage,
+                provider=call.provider,
+                batch=call.batch or batch,
+                note=call.note,
+            )
             keyed[key].append(sample)
     names = endpoint_names(list(keyed))
     return {names[key]: keyed[key] for key in sorted(keyed, key=lambda k: names[k])}
@@ -349,9 +361,14 @@ def propose(
         target = choice.model
         priced = book.lookup(target) is not None
         stats = endpoint_stats(
-            name, items, cases, book=book, target_model=target if priced else None,
-            escalation_models=choice.escalation_models if priced else None, strict=False,
-        )  # fmt: skip
+            name,
+            items,
+            cases,
+            book=book,
+            target_model=target if priced else None,
+            escalation_models=choice.escalation_models if priced else None,
+            strict=False,
+        )
         m = stats.metrics
         files = len({s.test_id for s in items})
         kinds = ", ".join(
@@ -553,12 +570,19 @@ def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("directory", type=Path, metavar="DIR")
     parser.add_argument(
-        "--by", choices=GROUPINGS, default="folder",
+        "--by",
+        choices=GROUPINGS,
+        default="folder",
         help="one endpoint per cassette folder (default: pytest-recording's test module, "
         "this plugin's endpoint), per cassette file (one test), or per model",
-    )  # fmt: skip
-    parser.add_argument("--headroom", type=float, default=20.0, metavar="PCT",
-                        help="headroom over the measured values (default 20)")  # fmt: skip
+    )
+    parser.add_argument(
+        "--headroom",
+        type=float,
+        default=20.0,
+        metavar="PCT",
+        help="headroom over the measured values (default 20)",
+    )
     parser.set_defaults(func=cmd_analyze)
     return parser
 

@@ -12,9 +12,16 @@ import argparse
 import sys
 from typing import Any
 
-from pytest_tokenbudget.report.diff import EXIT_BAD_INPUT, EXIT_FAIL, EXIT_OK, compare, diff_json, load_report
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.plain_text import one_line, safe_json
+from pytest_tokenbudget.report.diff import (
+    EXIT_BAD_INPUT,
+    EXIT_FAIL,
+    EXIT_OK,
+    compare,
+    diff_json,
+    load_report,
+)
 
 
 def _percent(text: str) -> float:
@@ -46,18 +53,26 @@ def add_diff_parser(subparsers: Any) -> argparse.ArgumentParser:
         "Quality report",
     )
     parser.add_argument(
-        "--max-regression", type=_percent, default=None, metavar="PCT",
+        "--max-regression",
+        type=_percent,
+        default=None,
+        metavar="PCT",
         help="fail when a metric grows more than PCT%% over the baseline, even within budget",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--warn", type=_percent, default=None, metavar="PCT",
+        "--warn",
+        type=_percent,
+        default=None,
+        metavar="PCT",
         help="warn when a metric grows more than PCT%% (default: half of --max-regression)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--config", default=None, metavar="PATH",
+        "--config",
+        default=None,
+        metavar="PATH",
         help="token_budgets.yml as a path from the repository root, for annotations "
         "(default: the head report's config)",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=cmd_diff)
     return parser
 

@@ -31,14 +31,20 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
         "with every problem (file:line: key: message) when not.",
     )
     parser.add_argument(
-        "--config", type=Path, default=Path("token_budgets.yml"), metavar="PATH",
+        "--config",
+        type=Path,
+        default=Path("token_budgets.yml"),
+        metavar="PATH",
         help="the budget file (default: token_budgets.yml in the current directory)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--hook-priced", action="append", default=[], metavar="MODEL",
+        "--hook-priced",
+        action="append",
+        default=[],
+        metavar="MODEL",
         help="a model a pytest_tokenbudget_price hook prices (check runs no hooks; "
         "pytest --token-budget asks them); repeat for several",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=cmd_check)
     return parser
 
@@ -74,15 +80,18 @@ def _count(n: int, noun: str) -> str:
 # -- wiring ---------------------------------------------------------------------------------
 def _registrars() -> list[Callable[[Any], argparse.ArgumentParser]]:
     """Every subcommand's `add_*_parser`, in the order `--help` lists them."""
-    from pytest_tokenbudget.cli.analyze import add_analyze_parser
     from pytest_tokenbudget.ci.comment import add_comment_parser
+    from pytest_tokenbudget.cli.analyze import add_analyze_parser
     from pytest_tokenbudget.cli.diff import add_diff_parser
     from pytest_tokenbudget.cli.prices import add_prices_parser
 
     return [
-        add_check_parser, add_diff_parser, add_comment_parser, add_analyze_parser,
+        add_check_parser,
+        add_diff_parser,
+        add_comment_parser,
+        add_analyze_parser,
         add_prices_parser,
-    ]  # fmt: skip
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

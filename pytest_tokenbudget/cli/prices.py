@@ -31,9 +31,12 @@ def add_prices_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("models", nargs="*", metavar="MODEL", help="a model id, as called")
     parser.add_argument(
-        "--config", type=Path, default=Path("token_budgets.yml"), metavar="PATH",
+        "--config",
+        type=Path,
+        default=Path("token_budgets.yml"),
+        metavar="PATH",
         help="its `pricing:` overrides win (default: token_budgets.yml, when it exists)",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=cmd_prices)
     return parser
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pytest_tokenbudget.errors import ConfigError
 from pytest_tokenbudget.config.schema_proof import proven_valid
+from pytest_tokenbudget.errors import ConfigError
 from pytest_tokenbudget.files.yaml_source import (  # re-exported: the config's readers and problems
     Lines,
     Problem,
@@ -224,15 +224,19 @@ def _unknown_key(at: tuple[Any, ...], key: Any, allowed: list[str]) -> str:
 def _missing(at: tuple[Any, ...], key: str, lines: Lines, shown: str) -> Problem:
     if not at and key == "endpoints":
         return Problem(
-            shown, 1, "endpoints",
+            shown,
+            1,
+            "endpoints",
             "missing: a budget file needs `endpoints:` with at least one endpoint and its budgets",
-        )  # fmt: skip
+        )
     if len(at) == 2 and at[0] == "pricing":
         return Problem(
-            shown, line_of(lines, at), str(at[1]),
+            shown,
+            line_of(lines, at),
+            str(at[1]),
             f"price has no {key!r} rate: a pricing entry needs at least input and output "
             "($ per million tokens)",
-        )  # fmt: skip
+        )
     if key == "id":
         return Problem(shown, line_of(lines, at), _key_name(at), "a case needs an `id`")
     return Problem(shown, line_of(lines, at), _key_name(at), f"missing {key!r}")
@@ -426,20 +430,26 @@ def _endpoint_problems(
     """What the schema cannot say: rules across keys, after defaults are merged."""
     if not any(key in BUDGET_KEYS for key in merged):
         yield Problem(
-            shown, line, name,
+            shown,
+            line,
+            name,
             "no budget: give at least one (e.g. max_input_tokens_p95: 4000), here or in defaults",
-        )  # fmt: skip
+        )
     target, escalation = merged.get("target_model"), merged.get("escalation_models")
     if "allowed_escalation_rate" in merged and not target and not escalation:
         yield Problem(
-            shown, key_lines["allowed_escalation_rate"], "allowed_escalation_rate",
+            shown,
+            key_lines["allowed_escalation_rate"],
+            "allowed_escalation_rate",
             "needs target_model (or escalation_models) to know which calls escalate",
-        )  # fmt: skip
+        )
     if isinstance(escalation, list) and isinstance(target, str) and target in escalation:
         yield Problem(
-            shown, key_lines["escalation_models"], "escalation_models",
+            shown,
+            key_lines["escalation_models"],
+            "escalation_models",
             f"lists target_model {target!r}: every call would count as escalated",
-        )  # fmt: skip
+        )
 
 
 def notes(config: Config) -> list[Problem]:

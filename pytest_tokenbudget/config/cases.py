@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tokenbudget.errors import ConfigError
-from pytest_tokenbudget.providers.scrub import find_secret
 from pytest_tokenbudget.files.yaml_source import (
     MAX_CASE_ID_LENGTH,
     Problem,
@@ -25,6 +24,7 @@ from pytest_tokenbudget.files.yaml_source import (
     read_yaml,
     too_deep_message,
 )
+from pytest_tokenbudget.providers.scrub import find_secret
 
 CASE_SUFFIXES = (".yml", ".yaml", ".jsonl")
 MAX_ID_LENGTH = MAX_CASE_ID_LENGTH
@@ -162,16 +162,26 @@ def _checked(items: list[Item], *, empty: Problem) -> tuple[dict[str, Any], ...]
         case_id: str = case["id"]
         if case_id in seen:
             problems.append(
-                Problem(shown, line, "id", f"duplicate case id {case_id!r} (first on line {seen[case_id]}, "
-                        f"again on line {line})")
-            )  # fmt: skip
+                Problem(
+                    shown,
+                    line,
+                    "id",
+                    f"duplicate case id {case_id!r} (first on line {seen[case_id]}, "
+                    f"again on line {line})",
+                )
+            )
             continue
         other = folded.get(case_id.lower())
         if other is not None:
             problems.append(
-                Problem(shown, line, "id", f"case ids {other[0]!r} (line {other[1]}) and {case_id!r} differ "
-                        "only in case: their cassette files would collide on macOS and Windows")
-            )  # fmt: skip
+                Problem(
+                    shown,
+                    line,
+                    "id",
+                    f"case ids {other[0]!r} (line {other[1]}) and {case_id!r} differ "
+                    "only in case: their cassette files would collide on macOS and Windows",
+                )
+            )
             continue
         seen[case_id] = line
         folded[case_id.lower()] = (case_id, line)

@@ -81,9 +81,13 @@ def read_text(path: Path, shown: str, what: str = "config file") -> str:
     """A config or cases file as text (a BOM is dropped): a regular file of at most
     CONFIG_MAX_BYTES, else a ConfigError (a FIFO or /dev/zero is never read)."""
     return read_bounded_text(
-        path, limit=CONFIG_MAX_BYTES, what=what, error=ConfigError, shown=shown,
+        path,
+        limit=CONFIG_MAX_BYTES,
+        what=what,
+        error=ConfigError,
+        shown=shown,
         encoding="utf-8-sig",
-    )  # fmt: skip
+    )
 
 
 def read_yaml(
@@ -180,9 +184,10 @@ def expanded(node: Any, memo: dict[int, tuple[int, int]]) -> tuple[int, int]:
         if id(top) not in opened:
             opened.add(id(top))
             pending = [
-                c for c in children
+                c
+                for c in children
                 if c.id != "scalar" and id(c) not in memo and id(c) not in opened
-            ]  # fmt: skip
+            ]
             if pending:
                 stack.extend(pending)
                 continue

@@ -73,19 +73,40 @@ METRICS: dict[str, Metric] = {
     for m in [
         *_tokens("input"),
         *_tokens("output"),
-        Metric("escalation_rate", "escalation rate", RATE, LOWER,
-               "share of requests (cases) with a call to an escalation model"),
-        Metric("cache_hit_rate", "cache-hit rate", RATE, HIGHER,
-               "recorded cache reads over whole-prompt input tokens"),
-        Metric("predicted_cache_hit_rate", "predicted cache-hit rate", RATE, HIGHER,
-               "cache reads the simulator predicts for the prompts as sent now, over them"),
+        Metric(
+            "escalation_rate",
+            "escalation rate",
+            RATE,
+            LOWER,
+            "share of requests (cases) with a call to an escalation model",
+        ),
+        Metric(
+            "cache_hit_rate",
+            "cache-hit rate",
+            RATE,
+            HIGHER,
+            "recorded cache reads over whole-prompt input tokens",
+        ),
+        Metric(
+            "predicted_cache_hit_rate",
+            "predicted cache-hit rate",
+            RATE,
+            HIGHER,
+            "cache reads the simulator predicts for the prompts as sent now, over them",
+        ),
         Metric("cost_per_call_usd", "$ per call", USD, LOWER, "mean dollars per API call"),
-        Metric("cost_per_request_usd", "$ per request", USD, LOWER,
-               "mean dollars per request (case)"),
-        Metric("monthly_cost_usd", "$ per month", USD, LOWER,
-               "cost per request × requests_per_day × 30"),
+        Metric(
+            "cost_per_request_usd", "$ per request", USD, LOWER, "mean dollars per request (case)"
+        ),
+        Metric(
+            "monthly_cost_usd",
+            "$ per month",
+            USD,
+            LOWER,
+            "cost per request × requests_per_day × 30",
+        ),
     ]
-}  # fmt: skip
+}
 
 
 def metric(name: str) -> Metric:

@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pytest_tokenbudget.capture.counting import CountCache, count_key, count_sync, counted_request, counter_client
+from pytest_tokenbudget.capture.counting import (
+    CountCache,
+    count_key,
+    count_sync,
+    counted_request,
+    counter_client,
+)
 from pytest_tokenbudget.errors import CassetteError, PricingError
 from pytest_tokenbudget.measure.samples import SAMPLE_KINDS, CaseSamples, Row
 from pytest_tokenbudget.providers.usage import Call, Exchange, with_count
@@ -49,7 +55,12 @@ class RepriceRun(Protocol):
 
 def unknown_model_message(model: str, book: PriceBook, config_name: str) -> str | None:
     """Why MODEL cannot be repriced at (nothing prices it), or None when it can."""
-    from pytest_tokenbudget.pricing.prices import _did_you_mean, pricing_snippet, source_name, upgrade_hint
+    from pytest_tokenbudget.pricing.prices import (
+        _did_you_mean,
+        pricing_snippet,
+        source_name,
+        upgrade_hint,
+    )
 
     try:
         if book.find(model) is not None:
@@ -86,10 +97,21 @@ def _row(call: Call, model: str, counted: int | None) -> Row:
     else:
         call = replace(call, recounted=False)
     u = call.usage
-    return (model, u.input_tokens, u.output_tokens, u.cache_write_5m_tokens,
-            u.cache_write_1h_tokens, u.cache_read_tokens, "anthropic", call.batch,
-            call.recounted, call.input_only, call.note, u.web_search_requests,
-            u.pricing_context)  # fmt: skip
+    return (
+        model,
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_write_5m_tokens,
+        u.cache_write_1h_tokens,
+        u.cache_read_tokens,
+        "anthropic",
+        call.batch,
+        call.recounted,
+        call.input_only,
+        call.note,
+        u.web_search_requests,
+        u.pricing_context,
+    )
 
 
 def _count_for(run: RepriceRun, model: str, exchange: Exchange) -> int | None:
@@ -136,9 +158,15 @@ def reprice_figures(
 
     parts = list(parts)
     stats = endpoint_stats_of(
-        name, parts, case_ids, book=book, requests_per_day=endpoint.requests_per_day,
-        batch=endpoint.batch, strict=False, cases_without_calls=endpoint.cases_without_calls,
-    )  # fmt: skip
+        name,
+        parts,
+        case_ids,
+        book=book,
+        requests_per_day=endpoint.requests_per_day,
+        batch=endpoint.batch,
+        strict=False,
+        cases_without_calls=endpoint.cases_without_calls,
+    )
     if not stats.calls:
         return None
     out: dict[str, Any] = {

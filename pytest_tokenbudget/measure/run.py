@@ -12,19 +12,27 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from pytest_tokenbudget.pricing import source as price_source
-from pytest_tokenbudget.measure.accounting import RECORDING_KINDS, unmeasured
 from pytest_tokenbudget.cache.doctor import Doctor, diagnose_case
-from pytest_tokenbudget.config.budgets import Config
 from pytest_tokenbudget.capture.counting import CountCache
+from pytest_tokenbudget.config.budgets import Config
 from pytest_tokenbudget.errors import PricingError
 from pytest_tokenbudget.formatting import rate as fmt_rate
-from pytest_tokenbudget.pricing.prices import PriceBook, unpriced_call_message
-from pytest_tokenbudget.report.model import EndpointResult, Report, build_report
-from pytest_tokenbudget.measure.samples import SAMPLE_KINDS, CaseRun, CaseSamples, Row, Sample, case_samples, in_test_order
+from pytest_tokenbudget.measure.accounting import RECORDING_KINDS, unmeasured
+from pytest_tokenbudget.measure.samples import (
+    SAMPLE_KINDS,
+    CaseRun,
+    CaseSamples,
+    Row,
+    Sample,
+    case_samples,
+    in_test_order,
+)
 from pytest_tokenbudget.measure.stats import EndpointStats, endpoint_stats_of
-from pytest_tokenbudget.providers.usage import Call, Exchange, parse_exchange
 from pytest_tokenbudget.measure.verdicts import judge
+from pytest_tokenbudget.pricing import source as price_source
+from pytest_tokenbudget.pricing.prices import PriceBook, unpriced_call_message
+from pytest_tokenbudget.providers.usage import Call, Exchange, parse_exchange
+from pytest_tokenbudget.report.model import EndpointResult, Report, build_report
 
 
 @dataclass
@@ -77,10 +85,23 @@ class BudgetRun:
             if call.kind not in SAMPLE_KINDS:
                 continue
             u = call.usage
-            rows.append((call.model, u.input_tokens, u.output_tokens, u.cache_write_5m_tokens,
-                         u.cache_write_1h_tokens, u.cache_read_tokens, call.provider,
-                         call.batch, call.recounted, call.input_only, call.note,
-                         u.web_search_requests, u.pricing_context))  # fmt: skip
+            rows.append(
+                (
+                    call.model,
+                    u.input_tokens,
+                    u.output_tokens,
+                    u.cache_write_5m_tokens,
+                    u.cache_write_1h_tokens,
+                    u.cache_read_tokens,
+                    call.provider,
+                    call.batch,
+                    call.recounted,
+                    call.input_only,
+                    call.note,
+                    u.web_search_requests,
+                    u.pricing_context,
+                )
+            )
         if rows:
             self.parts.append(CaseSamples(endpoint, case_id, test_id, rows))
 
@@ -109,9 +130,13 @@ class BudgetRun:
         self.recordings[test_id] = kind
 
     def diagnose(
-        self, endpoint: str, case_id: str, exchanges: list[tuple[Exchange, list[Call]]],
-        volatile: Mapping[int, Any], test_id: str = "",
-    ) -> None:  # fmt: skip
+        self,
+        endpoint: str,
+        case_id: str,
+        exchanges: list[tuple[Exchange, list[Call]]],
+        volatile: Mapping[int, Any],
+        test_id: str = "",
+    ) -> None:
         """Show one case's requests to the prompt-cache doctor."""
         diagnose_case(
             self.doctor, endpoint, case_id, exchanges, dict(volatile), self.cache_minimum, test_id
@@ -193,10 +218,15 @@ class BudgetRun:
             )
         except PricingError as err:  # a pytest_tokenbudget_price hook answered nonsense
             return EndpointResult(
-                name, "fail", None, problems=[err.message], line=ep.line,
-                max_regression_pct=ep.max_regression_pct, unmeasured=lost,
+                name,
+                "fail",
+                None,
+                problems=[err.message],
+                line=ep.line,
+                max_regression_pct=ep.max_regression_pct,
+                unmeasured=lost,
                 cases_run=len(case_ids) + len(lost),
-            )  # fmt: skip
+            )
         cache = self._cache_figures(name, stats, lost_tests)
         budgets = ep.budgets
         if self.options.count:  # nothing recorded tells what the cache does for new prompts
@@ -207,10 +237,16 @@ class BudgetRun:
                 for b in budgets
             )
         result = EndpointResult(
-            name, "pass", stats, judge(stats, budgets), line=ep.line,
-            max_regression_pct=ep.max_regression_pct, cache=cache, unmeasured=lost,
+            name,
+            "pass",
+            stats,
+            judge(stats, budgets),
+            line=ep.line,
+            max_regression_pct=ep.max_regression_pct,
+            cache=cache,
+            unmeasured=lost,
             cases_run=stats.cases + len(lost),
-        )  # fmt: skip
+        )
         if cache is not None and not lost:
             checked = any(b.key == "min_cache_hit_rate" for b in budgets)
             note = cache_note(cache, ep.requests_per_day, checked=checked)
@@ -276,9 +312,13 @@ class BudgetRun:
         assert self.options.reprice is not None
         mine = in_test_order([p for p in self.reprice_parts if p.endpoint == name])
         return reprice_figures(
-            name, mine, case_ids, model=self.options.reprice,
-            endpoint=self.config.endpoints[name], book=book,
-        )  # fmt: skip
+            name,
+            mine,
+            case_ids,
+            model=self.options.reprice,
+            endpoint=self.config.endpoints[name],
+            book=book,
+        )
 
     def diagnose_request(
         self, endpoint: str, case_id: str, request: dict[str, Any], tokens: int, test_id: str
@@ -319,10 +359,11 @@ class BudgetRun:
         gate and the budget update before anything is rendered."""
         results = self.results()
         findings = [
-            f for f in self.doctor.findings()
+            f
+            for f in self.doctor.findings()
             if f.endpoint in self.config.endpoints
             and self.config.endpoints[f.endpoint].cache_lint != "off"
-        ]  # fmt: skip
+        ]
         for result in results:
             errors = [f for f in findings if f.endpoint == result.name and f.level == "error"]
             if errors and self.config.endpoints[result.name].cache_lint == "error":

@@ -52,26 +52,47 @@ class Sample:
 
     def row(self) -> Row:
         u = self.usage
-        return (self.model, u.input_tokens, u.output_tokens, u.cache_write_5m_tokens,
-                u.cache_write_1h_tokens, u.cache_read_tokens, self.provider, self.batch,
-                self.recounted, self.input_only, self.note, u.web_search_requests,
-                u.pricing_context)  # fmt: skip
+        return (
+            self.model,
+            u.input_tokens,
+            u.output_tokens,
+            u.cache_write_5m_tokens,
+            u.cache_write_1h_tokens,
+            u.cache_read_tokens,
+            self.provider,
+            self.batch,
+            self.recounted,
+            self.input_only,
+            self.note,
+            u.web_search_requests,
+            u.pricing_context,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data."""
         u = self.usage
         return {
-            "endpoint": self.endpoint, "case_id": self.case_id, "test_id": self.test_id,
-            "index": self.index, "model": self.model,
-            "usage": {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens,
-                      "cache_write_5m_tokens": u.cache_write_5m_tokens,
-                      "cache_write_1h_tokens": u.cache_write_1h_tokens,
-                      "cache_read_tokens": u.cache_read_tokens,
-                      "web_search_requests": u.web_search_requests, "speed": u.speed,
-                      "inference_geo": u.inference_geo},
-            "provider": self.provider, "batch": self.batch, "recounted": self.recounted,
-            "input_only": self.input_only, "note": self.note,
-        }  # fmt: skip
+            "endpoint": self.endpoint,
+            "case_id": self.case_id,
+            "test_id": self.test_id,
+            "index": self.index,
+            "model": self.model,
+            "usage": {
+                "input_tokens": u.input_tokens,
+                "output_tokens": u.output_tokens,
+                "cache_write_5m_tokens": u.cache_write_5m_tokens,
+                "cache_write_1h_tokens": u.cache_write_1h_tokens,
+                "cache_read_tokens": u.cache_read_tokens,
+                "web_search_requests": u.web_search_requests,
+                "speed": u.speed,
+                "inference_geo": u.inference_geo,
+            },
+            "provider": self.provider,
+            "batch": self.batch,
+            "recounted": self.recounted,
+            "input_only": self.input_only,
+            "note": self.note,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sample:
@@ -93,12 +114,28 @@ class CaseSamples:
     the test (a part left alone by a grouping) counts as a call of its own.
     """
 
-    __slots__ = ("cache_read_sum", "case_id", "endpoint", "first_index", "groups", "input_only",
-                 "iterations", "models", "notes", "output", "output_sum", "prompt", "prompt_sum",
-                 "recounted", "rows", "test_id")  # fmt: skip
+    __slots__ = (
+        "cache_read_sum",
+        "case_id",
+        "endpoint",
+        "first_index",
+        "groups",
+        "input_only",
+        "iterations",
+        "models",
+        "notes",
+        "output",
+        "output_sum",
+        "prompt",
+        "prompt_sum",
+        "recounted",
+        "rows",
+        "test_id",
+    )
 
-    def __init__(self, endpoint: str, case_id: str, test_id: str, rows: Iterable[Row],
-                 first_index: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, endpoint: str, case_id: str, test_id: str, rows: Iterable[Row], first_index: int = 0
+    ) -> None:
         self.endpoint = endpoint
         self.case_id = case_id
         self.test_id = test_id
@@ -195,8 +232,19 @@ class CaseSamples:
         for index, row in enumerate(self.rows, self.first_index):
             model, i, o, w5, w1, r, provider, batch, rec, only, note, web, ctx = row
             usage = Usage(i, o, w5, w1, r, web, **context_fields(ctx))
-            yield Sample(self.endpoint, self.case_id, self.test_id, index, model,
-                         usage, provider, batch, rec, only, note)  # fmt: skip
+            yield Sample(
+                self.endpoint,
+                self.case_id,
+                self.test_id,
+                index,
+                model,
+                usage,
+                provider,
+                batch,
+                rec,
+                only,
+                note,
+            )
 
     def to_wire(self) -> tuple[str, str, str, int, tuple[Row, ...]]:
         """Plain data, so xdist workers can ship samples to the controller."""
@@ -220,14 +268,18 @@ def case_samples(samples: Iterable[Sample]) -> list[CaseSamples]:
             or s.endpoint != last.endpoint
             or s.index != last.index + 1
         ):
-            out.append(CaseSamples(last.endpoint, last.case_id, last.test_id, rows,
-                                   last.index - len(rows) + 1))  # fmt: skip
+            out.append(
+                CaseSamples(
+                    last.endpoint, last.case_id, last.test_id, rows, last.index - len(rows) + 1
+                )
+            )
             rows = []
         rows.append(s.row())
         last = s
     if last is not None:
-        out.append(CaseSamples(last.endpoint, last.case_id, last.test_id, rows,
-                               last.index - len(rows) + 1))  # fmt: skip
+        out.append(
+            CaseSamples(last.endpoint, last.case_id, last.test_id, rows, last.index - len(rows) + 1)
+        )
     return out
 
 
@@ -262,13 +314,23 @@ class CaseRun(NamedTuple):
     unmeasured: tuple[str, ...] = ()  # API requests whose answer carried no usage
 
     def to_dict(self) -> dict[str, Any]:
-        return {"endpoint": self.endpoint, "case_id": self.case_id, "test_id": self.test_id,
-                "outcome": self.outcome, "errors": list(self.errors),
-                "recorders": list(self.recorders),
-                "unmeasured": list(self.unmeasured)}  # fmt: skip
+        return {
+            "endpoint": self.endpoint,
+            "case_id": self.case_id,
+            "test_id": self.test_id,
+            "outcome": self.outcome,
+            "errors": list(self.errors),
+            "recorders": list(self.recorders),
+            "unmeasured": list(self.unmeasured),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CaseRun:
-        return cls(**{**data, "errors": tuple(data.get("errors", ())),
-                      "recorders": tuple(data.get("recorders", ())),
-                      "unmeasured": tuple(data.get("unmeasured", ()))})  # fmt: skip
+        return cls(
+            **{
+                **data,
+                "errors": tuple(data.get("errors", ())),
+                "recorders": tuple(data.get("recorders", ())),
+                "unmeasured": tuple(data.get("unmeasured", ())),
+            }
+        )

@@ -19,8 +19,15 @@ from itertools import accumulate
 from typing import Any
 
 from pytest_tokenbudget.errors import PricingError
-from pytest_tokenbudget.pricing.prices import _MILLION, COST_TIERS, WEB_SEARCH, Price, PriceBook, unpriced_key
 from pytest_tokenbudget.measure.samples import CaseSamples, Sample, case_samples
+from pytest_tokenbudget.pricing.prices import (
+    _MILLION,
+    COST_TIERS,
+    WEB_SEARCH,
+    Price,
+    PriceBook,
+    unpriced_key,
+)
 from pytest_tokenbudget.providers.usage import Usage, context_fields, iteration_type
 
 PERCENTILES = (50, 90, 95, 99)
@@ -65,12 +72,15 @@ class IterationStats:
     def to_dict(self, number: Callable[[str, Any], Any]) -> dict[str, Any]:
         """report.json's `endpoints.<name>.iterations.<type>` (``number`` rounds dollars)."""
         return {
-            "calls": self.calls, "iterations": self.iterations,
-            "input_tokens": self.input_tokens, "output_tokens": self.output_tokens,
+            "calls": self.calls,
+            "iterations": self.iterations,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
             "cache_write_tokens": self.cache_write_tokens,
             "cache_read_tokens": self.cache_read_tokens,
-            "cost_usd": number("cost_usd", self.cost), "models": dict(sorted(self.models.items())),
-        }  # fmt: skip
+            "cost_usd": number("cost_usd", self.cost),
+            "models": dict(sorted(self.models.items())),
+        }
 
 
 @dataclass
@@ -134,10 +144,17 @@ def endpoint_stats(
     counts as a $0 request (``"count"``); either way it is listed in ``no_call_cases``.
     """
     return endpoint_stats_of(
-        name, case_samples(samples), case_ids, book=book, target_model=target_model,
-        escalation_models=escalation_models, requests_per_day=requests_per_day, batch=batch,
-        strict=strict, cases_without_calls=cases_without_calls,
-    )  # fmt: skip
+        name,
+        case_samples(samples),
+        case_ids,
+        book=book,
+        target_model=target_model,
+        escalation_models=escalation_models,
+        requests_per_day=requests_per_day,
+        batch=batch,
+        strict=strict,
+        cases_without_calls=cases_without_calls,
+    )
 
 
 def percentiles(values: Sequence[int], label: str, metrics: dict) -> None:

@@ -8,17 +8,17 @@ fixtures up on this module.
 """
 
 from pytest_tokenbudget.plugin.hooks import (
-    pytest_addoption,
+    budget_case,
     pytest_addhooks,
+    pytest_addoption,
+    pytest_collection_finish,
+    pytest_collection_modifyitems,
     pytest_configure,
     pytest_generate_tests,
-    pytest_collection_modifyitems,
-    pytest_collection_finish,
-    budget_case,
-    token_budget,
     pytest_sessionfinish,
-    pytest_testnodedown,
     pytest_terminal_summary,
+    pytest_testnodedown,
+    token_budget,
 )
 
 __all__ = [

@@ -15,11 +15,24 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tokenbudget.errors import TokenBudgetError
+from pytest_tokenbudget.measure.run import BudgetRun
 from pytest_tokenbudget.report.html import render_html
 from pytest_tokenbudget.report.markdown import cap_markdown, render_markdown
-from pytest_tokenbudget.report.model import FAIL, Report, UpdateVerdict, with_gate, with_notes, with_update, write_report
-from pytest_tokenbudget.measure.run import BudgetRun
-from pytest_tokenbudget.report.table import render_cache_findings, render_findings, render_table, render_verdict
+from pytest_tokenbudget.report.model import (
+    FAIL,
+    Report,
+    UpdateVerdict,
+    with_gate,
+    with_notes,
+    with_update,
+    write_report,
+)
+from pytest_tokenbudget.report.table import (
+    render_cache_findings,
+    render_findings,
+    render_table,
+    render_verdict,
+)
 
 
 @dataclass(frozen=True)

@@ -8,11 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from pytest_tokenbudget.capture.recording import OWN_RECORDER, Capture, Miss, Recorder, is_cassette
 from pytest_tokenbudget.capture.case_ids import cassette_path
+from pytest_tokenbudget.capture.recording import OWN_RECORDER, Capture, Miss, Recorder, is_cassette
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.measure.samples import CaseRun
-from pytest_tokenbudget.providers.usage import Call, Exchange, Usage, is_api_route, parse_exchange, usage_from_api, with_count
+from pytest_tokenbudget.providers.usage import (
+    Call,
+    Exchange,
+    Usage,
+    is_api_route,
+    parse_exchange,
+    usage_from_api,
+    with_count,
+)
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.measure.run import BudgetRun

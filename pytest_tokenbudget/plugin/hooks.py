@@ -26,16 +26,19 @@ from pytest_tokenbudget.plugin.stash import (
 )
 
 if TYPE_CHECKING:
-    from pytest_tokenbudget.plugin.handle import CaseCapture, TokenBudget
     from pytest_tokenbudget.measure.run import BudgetRun, Options
+    from pytest_tokenbudget.plugin.handle import CaseCapture, TokenBudget
 
 PLACEHOLDER_KEY = "tokenbudget-replay-placeholder"
 PLACEHOLDER_VARIABLES = ("ANTHROPIC_API_KEY", "OPENAI_API_KEY")
 AWS_CREDENTIAL_SOURCES = (
-    "AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_BEARER_TOKEN_BEDROCK",
-    "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_PROFILE",
+    "AWS_BEARER_TOKEN_BEDROCK",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-)  # fmt: skip
+)
 AWS_PLACEHOLDERS = {
     "AWS_ACCESS_KEY_ID": PLACEHOLDER_KEY,
     "AWS_SECRET_ACCESS_KEY": PLACEHOLDER_KEY,
@@ -71,57 +74,87 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
     group = parser.getgroup("token-budget", "token budgets (pytest-tokenbudget)")
     group.addoption(
-        "--token-budget", action="store_true", default=False,
+        "--token-budget",
+        action="store_true",
+        default=False,
         help="measure token usage of token_budget-marked tests and gate on token_budgets.yml",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-config", metavar="PATH",
+        group,
+        "--token-budget-config",
+        metavar="PATH",
         help="budget file (default: token_budgets.yml at the rootdir, or ini token_budget_config)",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-record", choices=RECORD_MODES,
+        group,
+        "--token-budget-record",
+        choices=RECORD_MODES,
         help="recording: none = replay only, never touch the network (default); once = record "
         "missing cassettes; new_episodes = also record new requests; all = re-record",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-count", action="store_true",
+        group,
+        "--token-budget-count",
+        action="store_true",
         help="input tokens of every Messages request from count_tokens on the request as sent "
         "now (free; cached in token_counts.json beside the cassettes); output from the recording",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-count-concurrency", type=int, metavar="N",
+        group,
+        "--token-budget-count-concurrency",
+        type=int,
+        metavar="N",
         help="count_tokens requests in flight at once for request cases (default 4)",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-cassettes", metavar="DIR",
+        group,
+        "--token-budget-cassettes",
+        metavar="DIR",
         help="cassette directory (default: cassettes/ beside the config file)",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-report", metavar="DIR",
+        group,
+        "--token-budget-report",
+        metavar="DIR",
         help="where report.json and report.md are written (default: .token-budget/)",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-baseline", metavar="PATH",
+        group,
+        "--token-budget-baseline",
+        metavar="PATH",
         help="compare with this report.json (the base branch's); report.md becomes the diff",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-max-regression", metavar="PCT", type=float,
+        group,
+        "--token-budget-max-regression",
+        metavar="PCT",
+        type=float,
         help="fail when a metric grows more than PCT%% over the baseline, even within budget",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-update", nargs="?", const="tighten", type=parse_mode,
-        metavar="loosen", help="rewrite measured budgets in token_budgets.yml to measured + "
+        group,
+        "--token-budget-update",
+        nargs="?",
+        const="tighten",
+        type=parse_mode,
+        metavar="loosen",
+        help="rewrite measured budgets in token_budgets.yml to measured + "
         "margin, only tightening; =loosen also loosens broken budgets (written with '=')",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-update-margin", metavar="PCT", type=parse_margin,
+        group,
+        "--token-budget-update-margin",
+        metavar="PCT",
+        type=parse_margin,
         help="headroom over the measured value for --token-budget-update (default 10)",
-    )  # fmt: skip
+    )
     _add(
-        group, "--token-budget-reprice", metavar="MODEL",
+        group,
+        "--token-budget-reprice",
+        metavar="MODEL",
         help="also show what each endpoint's recorded traffic would cost on MODEL (input "
         "counted for MODEL in count mode, else assumed the same; output as recorded)",
-    )  # fmt: skip
+    )
     parser.addini("token_budget_config", "path of token_budgets.yml, relative to the ini file")
     parser.addini("token_budget_cassettes", "cassette directory, relative to the ini file")
 
@@ -150,8 +183,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.token_budget = True
     from pytest_tokenbudget.config.budgets import load_config, problems_error
     from pytest_tokenbudget.errors import TokenBudgetError
-    from pytest_tokenbudget.pricing.prices import model_problems
     from pytest_tokenbudget.measure.run import BudgetRun
+    from pytest_tokenbudget.pricing.prices import model_problems
 
     options = _options(config)
     try:
@@ -204,8 +237,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_reprice(model: str, budget_config: Any, config: pytest.Config) -> None:
     """A --token-budget-reprice model nothing prices is a usage error now, never a $0."""
-    from pytest_tokenbudget.pricing.prices import PriceBook
     from pytest_tokenbudget.measure.reprice import unknown_model_message
+    from pytest_tokenbudget.pricing.prices import PriceBook
 
     book = PriceBook(
         budget_config.pricing, fallback=lambda m: config.hook.pytest_tokenbudget_price(model=m)
@@ -603,8 +636,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if exitstatus == pytest.ExitCode.INTERRUPTED:
         return
 
-    from pytest_tokenbudget.plugin.finish import conclude
     from pytest_tokenbudget.capture.gc_pause import gc_paused
+    from pytest_tokenbudget.plugin.finish import conclude
 
     workspace = os.environ.get("GITHUB_WORKSPACE") or str(config.rootpath)
     update = None
@@ -613,11 +646,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         def update(report: dict[str, Any]) -> Any:
             return update_budgets(
-                report, run.config, run.case_runs,
+                report,
+                run.config,
+                run.case_runs,
                 margin_pct=config.getoption("token_budget_update_margin"),
                 loosen=config.getoption("token_budget_update") == "loosen",
                 shown=_display(run.config.path, config),
-            )  # fmt: skip
+            )
 
     with gc_paused():
         conclusion = conclude(

@@ -87,7 +87,12 @@ def _send(request: dict[str, Any]) -> None:
 
 
 def count_request(run: BudgetRun, request: dict[str, Any]) -> int:
-    from pytest_tokenbudget.capture.counting import count_key, count_sync, counted_request, counter_client
+    from pytest_tokenbudget.capture.counting import (
+        count_key,
+        count_sync,
+        counted_request,
+        counter_client,
+    )
 
     if not run.can_count_online and run.counts.get(count_key(counted_request(request))) is None:
         raise CassetteError(

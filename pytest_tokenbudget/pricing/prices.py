@@ -21,10 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_tokenbudget.pricing import source as price_source
-from pytest_tokenbudget.providers.bedrock import bedrock_model
-from pytest_tokenbudget.pricing.cache_rules import cache_rules
 from pytest_tokenbudget.errors import PricingError
+from pytest_tokenbudget.pricing import source as price_source
+from pytest_tokenbudget.pricing.cache_rules import cache_rules
+from pytest_tokenbudget.providers.bedrock import bedrock_model
 from pytest_tokenbudget.providers.usage import Usage, context_fields
 
 if TYPE_CHECKING:
@@ -83,8 +83,7 @@ class Price:
 
     @property
     def flat(self) -> Rates:
-        return (self.input, self.output, self.cache_write_5m, self.cache_write_1h,
-                self.cache_read)  # fmt: skip
+        return (self.input, self.output, self.cache_write_5m, self.cache_write_1h, self.cache_read)
 
     def band(self, prompt_tokens: int) -> int:
         """How many long-context starts a request's whole prompt exceeds."""
@@ -120,8 +119,13 @@ class Price:
         rates = self.rates(band=self.band(usage.prompt_tokens), batch=batch, context=context)
         if rates is None:
             raise PricingError(unpriced_context_message(self.model, context), key="pricing")
-        tokens = (usage.input_tokens, usage.output_tokens, usage.cache_write_5m_tokens,
-                  usage.cache_write_1h_tokens, usage.cache_read_tokens)  # fmt: skip
+        tokens = (
+            usage.input_tokens,
+            usage.output_tokens,
+            usage.cache_write_5m_tokens,
+            usage.cache_write_1h_tokens,
+            usage.cache_read_tokens,
+        )
         total = sum((t * r for t, r in zip(tokens, rates)), Fraction(0)) / _MILLION
         if usage.web_search_requests:
             if self.web_search is None:
@@ -148,9 +152,15 @@ def _price(model: str, rates: Mapping[str, Any], source: str, search: Fraction |
     if "web_search" in rates:  # $ per 1,000 searches, as providers list it
         search = _rate(rates["web_search"]) / 1000
     return Price(
-        model, given["input"], given["output"], given["cache_write_5m"], given["cache_write_1h"],
-        given["cache_read"], source=source, web_search=search,
-    )  # fmt: skip
+        model,
+        given["input"],
+        given["output"],
+        given["cache_write_5m"],
+        given["cache_write_1h"],
+        given["cache_read"],
+        source=source,
+        web_search=search,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -176,11 +186,17 @@ def _from_source(
     if found.provider not in (price_source.ANTHROPIC, price_source.OPENAI):
         source += f" ({found.provider} {found.model_id})"  # a platform's own price
     return Price(
-        name, *flat, source=source, web_search=found.web_search,
-        starts=found.starts, bands=found.standard if found.starts else (),
-        batch_bands=found.batch, fast_bands=found.fast, residency=residency,
+        name,
+        *flat,
+        source=source,
+        web_search=found.web_search,
+        starts=found.starts,
+        bands=found.standard if found.starts else (),
+        batch_bands=found.batch,
+        fast_bands=found.fast,
+        residency=residency,
         supplement=supplement,
-    )  # fmt: skip
+    )
 
 
 def _long_context(
@@ -202,9 +218,12 @@ def _long_context(
         return (table[0], (above[0], above[1], above[2], above[3], above[4]))
 
     added = replace(
-        found, starts=(int(rule["above"]),), standard=banded(found.standard) or found.standard,
-        batch=banded(found.batch), fast=banded(found.fast),
-    )  # fmt: skip
+        found,
+        starts=(int(rule["above"]),),
+        standard=banded(found.standard) or found.standard,
+        batch=banded(found.batch),
+        fast=banded(found.fast),
+    )
     return added, f"prices.json long_context rule, {rule['date']}, {rule['source']}"
 
 

@@ -120,9 +120,15 @@ def _token_rates(prices: Any, prompt: int) -> Rates | None:
     platform, never at the 5-minute rate the library would fall back to."""
     value = {
         key: _rate_at(getattr(prices, key, None), prompt)
-        for key in ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok",
-                    "cache_write_5m_mtok", "cache_write_1h_mtok")
-    }  # fmt: skip
+        for key in (
+            "input_mtok",
+            "output_mtok",
+            "cache_read_mtok",
+            "cache_write_mtok",
+            "cache_write_5m_mtok",
+            "cache_write_1h_mtok",
+        )
+    }
     base, output = value["input_mtok"], value["output_mtok"]
     if base is None or output is None:
         return None
@@ -244,8 +250,7 @@ def lookup(model: str, on: date | None = None) -> SourceRates | None:
     provider, info = found
     when = datetime.combine(on or pricing_date(), datetime.min.time(), timezone.utc)
     standard = info.get_prices(when)
-    variants = {name: _variant(info, when, ctx) for name, ctx in (("batch", BATCH),
-                                                                 ("fast", FAST))}  # fmt: skip
+    variants = {name: _variant(info, when, ctx) for name, ctx in (("batch", BATCH), ("fast", FAST))}
     starts = sorted(
         _starts(standard).union(*(_starts(v) for v in variants.values() if v is not None))
     )

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_tokenbudget.providers.counts import token_count
 from pytest_tokenbudget.errors import CassetteError, kind_of
+from pytest_tokenbudget.providers.counts import token_count
 
 CONTENT_TYPE = "application/vnd.amazon.eventstream"
 _PRELUDE = struct.Struct(">III")  # total length, headers length, prelude CRC

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from pytest_tokenbudget.providers import bedrock
 from pytest_tokenbudget.errors import CassetteError, SecretError
+from pytest_tokenbudget.providers import bedrock
 
 REDACTED = "REDACTED"
 
@@ -155,7 +155,7 @@ _KEY_SHAPES = (
     (_WORD_START, "ghr_", r"[A-Za-z0-9]{30,}"),
     (_WORD_START, "github_pat_", r"[A-Za-z0-9_]{22,}"),
     (_NOT_MID_BASE64, "eyJ", r"[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-)  # fmt: skip
+)
 _SECRET = re.compile(
     "|".join(f"{start}{re.escape(opening)}{rest}" for start, opening, rest in _KEY_SHAPES)
 )

@@ -35,9 +35,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from pytest_tokenbudget.errors import CassetteError, kind_of
 from pytest_tokenbudget.providers import bedrock
 from pytest_tokenbudget.providers.counts import MAX_TOKEN_COUNT, token_count  # noqa: F401 (re-exported)
-from pytest_tokenbudget.errors import CassetteError, kind_of
 from pytest_tokenbudget.providers.recorders import (
     GZIP_WBITS,
     RAW_DEFLATE_WBITS,
@@ -334,13 +334,26 @@ def add_usage(a: Usage, b: Usage) -> Usage:
     """Two parts of one request: tokens and searches add up, the request's context is the
     first part's that names one."""
     i, o, w5, w1, r = (x + y for x, y in zip(_fields(a), _fields(b)))
-    return Usage(i, o, w5, w1, r, a.web_search_requests + b.web_search_requests,
-                 a.speed or b.speed, a.inference_geo or b.inference_geo)  # fmt: skip
+    return Usage(
+        i,
+        o,
+        w5,
+        w1,
+        r,
+        a.web_search_requests + b.web_search_requests,
+        a.speed or b.speed,
+        a.inference_geo or b.inference_geo,
+    )
 
 
 def _fields(u: Usage) -> tuple[int, int, int, int, int]:
-    return (u.input_tokens, u.output_tokens, u.cache_write_5m_tokens, u.cache_write_1h_tokens,
-            u.cache_read_tokens)  # fmt: skip
+    return (
+        u.input_tokens,
+        u.output_tokens,
+        u.cache_write_5m_tokens,
+        u.cache_write_1h_tokens,
+        u.cache_read_tokens,
+    )
 
 
 def _iterations(value: Any, where: str) -> list[tuple[str, str, Usage]]:
@@ -388,8 +401,11 @@ def anthropic_calls(
     # step's (priced at its model below), so it only stands in when no step answered at all.
     answered = any(step in ANSWERING_STEPS for step, _, _ in steps)
     # What the whole request is billed by (searches, speed, geography) is top-level only.
-    billed = Usage(web_search_requests=top.web_search_requests, speed=top.speed,
-                   inference_geo=top.inference_geo)  # fmt: skip
+    billed = Usage(
+        web_search_requests=top.web_search_requests,
+        speed=top.speed,
+        inference_geo=top.inference_geo,
+    )
     usage = top if not answered else billed
     if first is not None:
         usage = add_usage(usage, steps[first][2])
@@ -402,9 +418,17 @@ def anthropic_calls(
         )
         own = step == EXECUTOR_STEP or KNOWN_ITERATIONS.get(step) == "the call's model"
         priced = model if own else named or model
-        calls.append(Call("anthropic", ITERATION, priced, u, batch=fields.get("batch", False),
-                          streamed=fields.get("streamed", False),
-                          note=ITERATION_NOTE + step))  # fmt: skip
+        calls.append(
+            Call(
+                "anthropic",
+                ITERATION,
+                priced,
+                u,
+                batch=fields.get("batch", False),
+                streamed=fields.get("streamed", False),
+                note=ITERATION_NOTE + step,
+            )
+        )
     return calls
 
 

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.metrics import label, show
 from pytest_tokenbudget.measure.metrics import metric as metric_facts
-from pytest_tokenbudget.report.model import NOT_RUN, BudgetCheck, CaseFigures, EndpointReport, Report, number
+from pytest_tokenbudget.report.model import (
+    NOT_RUN,
+    BudgetCheck,
+    CaseFigures,
+    EndpointReport,
+    Report,
+    number,
+)
 from pytest_tokenbudget.report.table import cases_cell
 
 if TYPE_CHECKING:
@@ -57,11 +64,14 @@ def render_html(report: Report, *, baseline: dict[str, Any] | None = None) -> st
     names = {ep.name for ep in report.endpoints}
     sections = [
         _endpoint(
-            i, ep, base_endpoints.get(ep.name) if baseline is not None else None,
-            gate.get(ep.name), [f for f in findings if f.get("endpoint") == ep.name],
+            i,
+            ep,
+            base_endpoints.get(ep.name) if baseline is not None else None,
+            gate.get(ep.name),
+            [f for f in findings if f.get("endpoint") == ep.name],
         )
         for i, ep in enumerate(report.endpoints)
-    ]  # fmt: skip
+    ]
     stray = [f for f in findings if f.get("endpoint") not in names]
     if stray:
         sections.append(
@@ -175,11 +185,18 @@ def _overview(endpoints: Sequence[EndpointReport]) -> str:
     head = "".join(
         f'<th class="{"num" if n else ""}">{escape(h)}</th>'
         for h, n in (
-            ("endpoint", False), ("status", False), ("calls", True), ("cases", True),
-            ("p95 in", True), ("p95 out", True), ("escalation", True), ("cache hit", True),
-            ("$/request", True), ("$/month", True),
+            ("endpoint", False),
+            ("status", False),
+            ("calls", True),
+            ("cases", True),
+            ("p95 in", True),
+            ("p95 out", True),
+            ("escalation", True),
+            ("cache hit", True),
+            ("$/request", True),
+            ("$/month", True),
         )
-    )  # fmt: skip
+    )
     rows = []
     for i, ep in enumerate(endpoints):
         cells = [fmt.tokens(ep.calls), escape(cases_cell(ep)), *fmt.summary_cells(dict(ep.metrics))]
@@ -431,10 +448,11 @@ def distribution_svg(
     The axis starts at 0 so the gap to the budget reads as the headroom it is.
     """
     marks = [
-        _Mark("budget", "budget", b.limit, f"budget {_budget_label(b)} {fmt.tokens(b.limit)}",
-              b.key)
+        _Mark(
+            "budget", "budget", b.limit, f"budget {_budget_label(b)} {fmt.tokens(b.limit)}", b.key
+        )
         for b in budgets
-    ]  # fmt: skip
+    ]
     if p95 is not None:
         marks.append(_Mark("p95", "p95", p95, f"p95 {fmt.tokens(p95)}"))
     if baseline_p95 is not None:
@@ -678,8 +696,13 @@ def cost_svg(
 
 # -- tables -----------------------------------------------------------------------------
 def _cache(cache: Mapping[str, Any]) -> str:
-    keys = (("calls", "calls"), ("prompt_tokens", "prompt tokens"), ("read_tokens", "cache reads"),
-            ("write_5m_tokens", "writes 5 min"), ("write_1h_tokens", "writes 1 h"))  # fmt: skip
+    keys = (
+        ("calls", "calls"),
+        ("prompt_tokens", "prompt tokens"),
+        ("read_tokens", "cache reads"),
+        ("write_5m_tokens", "writes 5 min"),
+        ("write_1h_tokens", "writes 1 h"),
+    )
     head = "<th></th>" + "".join(f'<th class="num">{h}</th>' for _, h in keys)
     head += '<th class="num">hit rate</th>'
     rows = []
@@ -719,9 +742,15 @@ def _findings(findings: Iterable[dict[str, Any]]) -> str:
     return f'<ul class="findings">{"".join(items)}</ul>'
 
 
-CASE_COLUMNS = (("case", "text"), ("calls", "num"), ("input tokens", "num"),
-                ("output tokens", "num"), ("cost", "num"), ("models", "text"),
-                ("escalated", "text"))  # fmt: skip
+CASE_COLUMNS = (
+    ("case", "text"),
+    ("calls", "num"),
+    ("input tokens", "num"),
+    ("output tokens", "num"),
+    ("cost", "num"),
+    ("models", "text"),
+    ("escalated", "text"),
+)
 
 
 def _cases(ep: EndpointReport) -> str:

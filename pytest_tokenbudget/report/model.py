@@ -17,14 +17,20 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_tokenbudget.measure.accounting import UnmeasuredCase, cause_lines, fix_command, fix_what, headline
 from pytest_tokenbudget.files.atomic import write_together
+from pytest_tokenbudget.measure.accounting import (
+    UnmeasuredCase,
+    cause_lines,
+    fix_command,
+    fix_what,
+    headline,
+)
 from pytest_tokenbudget.measure.metrics import MONEY_DIGITS, RATE_DIGITS, USD, label, number  # noqa: F401 (re-exported)
 from pytest_tokenbudget.measure.metrics import metric as facts
-from pytest_tokenbudget.report.reader import FAIL, NOT_RUN, PASS, SCHEMA, VERSION
-from pytest_tokenbudget.providers.scrub import refuse_if_secret
 from pytest_tokenbudget.measure.stats import EndpointStats
 from pytest_tokenbudget.measure.verdicts import Verdict
+from pytest_tokenbudget.providers.scrub import refuse_if_secret
+from pytest_tokenbudget.report.reader import FAIL, NOT_RUN, PASS, SCHEMA, VERSION
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.report.diff import Diff, EndpointDiff
@@ -49,7 +55,9 @@ class EndpointResult:
     line: int | None = None
     max_regression_pct: float | None = None
     cache: dict[str, Any] | None = None  # recorded and predicted cache figures
-    recorders: list[str] = field(default_factory=list)  # who served its calls (capture/recording.py)
+    recorders: list[str] = field(
+        default_factory=list
+    )  # who served its calls (capture/recording.py)
     unmeasured: list[UnmeasuredCase] = field(default_factory=list)  # cases that cannot count
     cases_run: int = 0  # cases that ran, measured or not
     reprice: dict[str, Any] | None = None  # --token-budget-reprice (measure/reprice.py); no verdict
@@ -360,8 +368,9 @@ def _judged(ep: EndpointReport) -> EndpointReport:
         if b.ok is False:
             failures.append(Failure(BUDGET, budget_message(b), ep.name, b.key, b.line))
     for r in ep.regressions or ():
-        failures.append(Failure(REGRESSION, regression_message(r), ep.name, r.key or r.metric,
-                                r.line))  # fmt: skip
+        failures.append(
+            Failure(REGRESSION, regression_message(r), ep.name, r.key or r.metric, r.line)
+        )
     status = ep.status
     if status != NOT_RUN:
         status = FAIL if failures or status == FAIL else PASS
@@ -474,8 +483,13 @@ def report_json(report: Report) -> dict[str, Any]:
 
 
 def _failure_json(f: Failure) -> dict[str, Any]:
-    return {"endpoint": f.endpoint, "kind": f.kind, "message": f.message, "key": f.key,
-            "line": f.line}  # fmt: skip
+    return {
+        "endpoint": f.endpoint,
+        "kind": f.kind,
+        "message": f.message,
+        "key": f.key,
+        "line": f.line,
+    }
 
 
 def endpoint_json(ep: EndpointReport) -> dict[str, Any]:
@@ -537,10 +551,19 @@ def endpoint_json(ep: EndpointReport) -> dict[str, Any]:
     out["problems"] = list(ep.all_problems)
     if ep.regressions is not None:
         out["regressions"] = [
-            {"metric": r.metric, "key": r.key, "line": r.line, "base": r.base, "head": r.head,
-             "delta": r.delta, "pct": r.pct, "gate_pct": r.gate_pct, "drivers": list(r.drivers)}
+            {
+                "metric": r.metric,
+                "key": r.key,
+                "line": r.line,
+                "base": r.base,
+                "head": r.head,
+                "delta": r.delta,
+                "pct": r.pct,
+                "gate_pct": r.gate_pct,
+                "drivers": list(r.drivers),
+            }
             for r in ep.regressions
-        ]  # fmt: skip
+        ]
     return out
 
 

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.config.budgets import Config
-    from pytest_tokenbudget.report.model import UpdateVerdict
     from pytest_tokenbudget.measure.samples import CaseRun
+    from pytest_tokenbudget.report.model import UpdateVerdict
 
 DEFAULT_MARGIN_PCT = 10.0
 RATE_PLACES = 2  # allowed_escalation_rate: 0.15
@@ -146,9 +146,14 @@ def _propose(name: str, budget: dict[str, Any], margin_pct: float) -> Change:
     if unit == "rate":
         value = min(max(value, Fraction(0)), Fraction(1))
     return Change(
-        endpoint=name, key=key, metric=budget["metric"], old=budget["limit"],
-        new=_plain(value), measured=actual, line=int(budget.get("line") or 0),
-    )  # fmt: skip
+        endpoint=name,
+        key=key,
+        metric=budget["metric"],
+        old=budget["limit"],
+        new=_plain(value),
+        measured=actual,
+        line=int(budget.get("line") or 0),
+    )
 
 
 def _tighter(change: Change) -> bool:
@@ -285,9 +290,9 @@ def rewrite(path: Path, changes: list[Change]) -> Written:
     """Apply the changes to the file; every other value, comment and blank line stays."""
     from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
-    from pytest_tokenbudget.files.atomic import write_atomic
     from pytest_tokenbudget.config.budgets import BUDGET_KEYS
     from pytest_tokenbudget.errors import ConfigError
+    from pytest_tokenbudget.files.atomic import write_atomic
 
     text = path.read_text(encoding="utf-8-sig")
     doc = _yaml(text).load(text)
@@ -334,9 +339,7 @@ def rewrite(path: Path, changes: list[Change]) -> Written:
     new = out.getvalue()
     _same_data_but(text, new, applied, path)
     reloaded = yaml.load(new)["endpoints"]
-    applied = [
-        replace(c, line=reloaded[c.endpoint].lc.key(c.key)[0] + 1) for c in applied
-    ]  # fmt: skip
+    applied = [replace(c, line=reloaded[c.endpoint].lc.key(c.key)[0] + 1) for c in applied]
     others = _other_edits(text, new, applied)
     if others:
         notes.append(

@@ -279,62 +279,131 @@ def _object(fields: dict[str, Check], *, required: tuple[str, ...] = ()) -> Chec
 
 _VALUE = _nullable(_number)
 _BUDGET = _object(
-    {"key": _text, "metric": _text, "limit": _number, "actual": _VALUE,
-     "ok": _nullable(_flag), "line": _nullable(_line), "drivers": _list(_text), "note": _text},
+    {
+        "key": _text,
+        "metric": _text,
+        "limit": _number,
+        "actual": _VALUE,
+        "ok": _nullable(_flag),
+        "line": _nullable(_line),
+        "drivers": _list(_text),
+        "note": _text,
+    },
     required=("key", "metric", "limit"),
-)  # fmt: skip
+)
 _CASE = _object(
-    {"calls": _count, "input_tokens": _VALUE, "output_tokens": _VALUE, "cost_usd": _VALUE,
-     "escalated": _flag, "models": _list(_text)}
-)  # fmt: skip
+    {
+        "calls": _count,
+        "input_tokens": _VALUE,
+        "output_tokens": _VALUE,
+        "cost_usd": _VALUE,
+        "escalated": _flag,
+        "models": _list(_text),
+    }
+)
 _REGRESSION = _object(
-    {"metric": _text, "key": _nullable(_text), "line": _nullable(_line), "base": _VALUE,
-     "head": _VALUE, "delta": _VALUE, "pct": _VALUE, "gate_pct": _percent,
-     "drivers": _list(_text)},
+    {
+        "metric": _text,
+        "key": _nullable(_text),
+        "line": _nullable(_line),
+        "base": _VALUE,
+        "head": _VALUE,
+        "delta": _VALUE,
+        "pct": _VALUE,
+        "gate_pct": _percent,
+        "drivers": _list(_text),
+    },
     required=("metric",),
-)  # fmt: skip
+)
 _UNMEASURED = _object(
     {"case": _text, "test": _text, "kind": _text, "message": _text}, required=("case",)
 )
 _CACHE = _object(
-    {"recorded": _nullable(_map(_VALUE)), "predicted": _nullable(_map(_VALUE)),
-     "min_cache_hit_rate_checks": _text, "note": _text}
-)  # fmt: skip
+    {
+        "recorded": _nullable(_map(_VALUE)),
+        "predicted": _nullable(_map(_VALUE)),
+        "min_cache_hit_rate_checks": _text,
+        "note": _text,
+    }
+)
 _REPRICE = _object(
-    {"model": _text, "cost_per_request_usd": _VALUE, "monthly_cost_usd": _VALUE,
-     "input_tokens_p95": _VALUE, "input_exact": _flag, "output": _text},
+    {
+        "model": _text,
+        "cost_per_request_usd": _VALUE,
+        "monthly_cost_usd": _VALUE,
+        "input_tokens_p95": _VALUE,
+        "input_exact": _flag,
+        "output": _text,
+    },
     required=("model",),
-)  # fmt: skip
+)
 _ENDPOINT = _object(
     {
-        "status": _one_of(PASS, FAIL, NOT_RUN), "headline": _nullable(_text),
-        "line": _nullable(_line), "max_regression_pct": _nullable(_percent),
-        "calls": _count, "cases": _count, "complete": _flag,
-        "unmeasured_cases": _list(_UNMEASURED), "no_call_cases": _list(_text),
-        "cases_without_calls": _text, "metrics": _map(_VALUE),
-        "partial_metrics": _nullable(_map(_VALUE)), "budgets": _list(_BUDGET),
-        "per_case": _map(_CASE), "models": _map(_count), "price_sources": _map(_text),
-        "unpriced_models": _map(_list(_text)), "recounted_calls": _count,
-        "cache": _nullable(_CACHE), "recorders": _list(_text), "warnings": _list(_text),
-        "problems": _list(_text), "regressions": _nullable(_list(_REGRESSION)),
+        "status": _one_of(PASS, FAIL, NOT_RUN),
+        "headline": _nullable(_text),
+        "line": _nullable(_line),
+        "max_regression_pct": _nullable(_percent),
+        "calls": _count,
+        "cases": _count,
+        "complete": _flag,
+        "unmeasured_cases": _list(_UNMEASURED),
+        "no_call_cases": _list(_text),
+        "cases_without_calls": _text,
+        "metrics": _map(_VALUE),
+        "partial_metrics": _nullable(_map(_VALUE)),
+        "budgets": _list(_BUDGET),
+        "per_case": _map(_CASE),
+        "models": _map(_count),
+        "price_sources": _map(_text),
+        "unpriced_models": _map(_list(_text)),
+        "recounted_calls": _count,
+        "cache": _nullable(_CACHE),
+        "recorders": _list(_text),
+        "warnings": _list(_text),
+        "problems": _list(_text),
+        "regressions": _nullable(_list(_REGRESSION)),
         "reprice": _nullable(_REPRICE),
     }
-)  # fmt: skip
+)
 _FINDING = _object(
-    {"code": _text, "level": _one_of("error", "warning", "note"), "endpoint": _text,
-     "where": _text, "message": _text, "fix": _nullable(_text), "cases": _list(_text)},
+    {
+        "code": _text,
+        "level": _one_of("error", "warning", "note"),
+        "endpoint": _text,
+        "where": _text,
+        "message": _text,
+        "fix": _nullable(_text),
+        "cases": _list(_text),
+    },
     required=("code", "level", "endpoint", "where", "message", "fix", "cases"),
-)  # fmt: skip
+)
 _REPORT = _object(
     {
-        "config": _text, "percentile_method": _text, "status": _text, "headline": _text,
-        "prices": _object({"table_date": _text, "source": _text, "as_of": _text,
-                           "label": _text, "overrides_note": _text}),
-        "failures": _list(_object({"endpoint": _nullable(_text), "kind": _text,
-                                   "message": _text, "key": _nullable(_text),
-                                   "line": _nullable(_line)})),
-        "fixes": _list(_object({"what": _text, "command": _text},
-                               required=("what", "command"))),
+        "config": _text,
+        "percentile_method": _text,
+        "status": _text,
+        "headline": _text,
+        "prices": _object(
+            {
+                "table_date": _text,
+                "source": _text,
+                "as_of": _text,
+                "label": _text,
+                "overrides_note": _text,
+            }
+        ),
+        "failures": _list(
+            _object(
+                {
+                    "endpoint": _nullable(_text),
+                    "kind": _text,
+                    "message": _text,
+                    "key": _nullable(_text),
+                    "line": _nullable(_line),
+                }
+            )
+        ),
+        "fixes": _list(_object({"what": _text, "command": _text}, required=("what", "command"))),
         "endpoints": _map(_ENDPOINT),
         "totals": _object({"calls": _count, "cost_usd": _VALUE, "monthly_cost_usd": _VALUE}),
         "findings": _list(_FINDING),
@@ -343,4 +412,4 @@ _REPORT = _object(
         "diff": _anything,  # this run's comparison; nothing reads it back
     },
     required=("endpoints",),
-)  # fmt: skip
+)

@@ -15,9 +15,17 @@ from pytest_tokenbudget.plain_text import one_line, safe_line, safe_lines
 from pytest_tokenbudget.report.model import CASES, FAIL, NOT_RUN, PROBLEM, EndpointReport, Report
 
 COLUMNS = (
-    ("endpoint", "<"), ("calls", ">"), ("cases", ">"), ("p95 in", ">"), ("p95 out", ">"),
-    ("escalation", ">"), ("cache hit", ">"), ("$/request", ">"), ("$/month", ">"), ("status", "<"),
-)  # fmt: skip
+    ("endpoint", "<"),
+    ("calls", ">"),
+    ("cases", ">"),
+    ("p95 in", ">"),
+    ("p95 out", ">"),
+    ("escalation", ">"),
+    ("cache hit", ">"),
+    ("$/request", ">"),
+    ("$/month", ">"),
+    ("status", "<"),
+)
 NAMED_IN_VERDICT = 3  # failed endpoints the verdict line names
 
 
