@@ -18,7 +18,7 @@ How the cassettes are made, so that they are exactly what the plugin writes:
 
 * A template project of a few cases is recorded for real, with
   ``pytest --token-budget --token-budget-record=once``, through the real
-  ``anthropic`` SDK against the loopback emulator in ``tests/emulator.py``.
+  ``anthropic`` SDK against the loopback emulator in ``tests/support/emulator.py``.
 * Every other cassette is that template adapted per case: the request body is
   the SDK's body for that case (compact JSON, as the SDK sends it) and the
   response is what the emulator answers to it (same code: ``usage_for`` and
@@ -299,7 +299,7 @@ WORDS = [
 # -- cases -------------------------------------------------------------------------------------
 def make_cases(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
-    models, weights = zip(*MODELS)
+    models, weights = zip(*MODELS, strict=True)
     cases = []
     width = max(5, len(str(n)))
     for i in range(n):
@@ -360,7 +360,7 @@ def write_project(
 
 def record(directory: Path) -> None:
     """Record the project's missing cassettes for real: the SDK against the loopback emulator."""
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO / "tests" / "support"))
     from emulator import Emulator
 
     with Emulator() as emu:
@@ -409,7 +409,7 @@ class Synthesizer:
     """Adapts the recorded template interaction to any case, as the emulator would answer it."""
 
     def __init__(self, template: dict) -> None:
-        sys.path.insert(0, str(REPO / "tests"))
+        sys.path.insert(0, str(REPO / "tests" / "support"))
         import hashlib
 
         from emulator import Emulator

@@ -57,7 +57,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import generate
+import generate  # noqa: E402 (a sibling script, found through the sys.path line above)
 
 PY = sys.executable
 BASE_ARGS = ["-p", "no:cacheprovider", "-q"]
@@ -197,7 +197,7 @@ def run_pytest(
 def pair_ratio(a: dict, b: dict, key: str = "walls_s") -> float:
     """Median over rounds of a/b, each round's a against the same round's b (they ran back to
     back, so a burst of load on the machine hits both)."""
-    return statistics.median(x / y for x, y in zip(a[key], b[key]))
+    return statistics.median(x / y for x, y in zip(a[key], b[key], strict=True))
 
 
 Variant = tuple  # (name, cwd, args, expected passes[, extra env])
@@ -681,7 +681,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"(pip install --target {site} --no-deps cassetter)"
             )
         cassetter_env = {"PYTHONPATH": f"{HERE}{os.pathsep}{site}"}
-    log = lambda msg: print(msg, file=sys.stderr, flush=True)
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
 
     res: dict = {
         "machine": machine(args.cassetter),
