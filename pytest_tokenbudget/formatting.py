@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 
 Number = Fraction | int | float | None
@@ -26,6 +27,16 @@ def usd(value: Number) -> str:
     if abs(v) < 100:
         return f"${v:,.4f}" if abs(v) < 1 else f"${v:,.2f}"
     return f"${v:,.0f}"
+
+
+def nice_ceiling(value: Fraction | float) -> int:
+    """Round up to 2 significant digits, as a person writes a limit: 3,310 -> 3,400; 87 -> 87;
+    0.4 -> 1 (`tokenbudget analyze`'s suggestions, `--token-budget-update`'s token budgets)."""
+    if value <= 0:
+        return 0
+    digits = max(math.floor(math.log10(value)) - 1, 0)
+    step = 10**digits
+    return int(math.ceil(value / step) * step)
 
 
 def metric(name: str, value: Number) -> str:

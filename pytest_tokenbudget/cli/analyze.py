@@ -32,6 +32,7 @@ from urllib.parse import unquote, urlsplit
 
 from pytest_tokenbudget.config.budgets import MAX_ENDPOINT_NAME_LENGTH
 from pytest_tokenbudget.errors import CassetteError
+from pytest_tokenbudget.formatting import nice_ceiling
 from pytest_tokenbudget.measure.samples import SAMPLE_KINDS, Sample
 from pytest_tokenbudget.measure.stats import EndpointStats, endpoint_stats
 from pytest_tokenbudget.plain_text import one_line
@@ -84,15 +85,6 @@ class Analysis:
 
 
 # -- reading ----------------------------------------------------------------------------
-def nice_ceiling(value: float) -> int:
-    """Round up to 2 significant digits: 3,310 -> 3,400; 87 -> 87; 0.4 -> 1."""
-    if value <= 0:
-        return 0
-    digits = max(math.floor(math.log10(value)) - 1, 0)
-    step = 10**digits
-    return int(math.ceil(value / step) * step)
-
-
 def cassette_files(directory: Path) -> list[Path]:
     """Every file under DIR a recorder may have written; hidden and package folders left out."""
     found = []

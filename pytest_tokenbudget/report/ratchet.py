@@ -22,6 +22,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_tokenbudget.formatting import nice_ceiling
+
 if TYPE_CHECKING:
     from pytest_tokenbudget.config.budgets import Config
     from pytest_tokenbudget.measure.samples import CaseRun
@@ -164,10 +166,8 @@ def _tighter(change: Change) -> bool:
 def _round(value: Fraction, unit: str, *, up: bool) -> Fraction:
     """A number a person would write: 3,400 tokens, 0.15, $0.0018."""
     if unit == "tokens":
-        from pytest_tokenbudget.cli.analyze import nice_ceiling
-
         if up:
-            return Fraction(nice_ceiling(value))  # type: ignore[arg-type]
+            return Fraction(nice_ceiling(value))
         return _significant(value, 2, up=False, whole=True)
     if unit == "rate":
         step = Fraction(1, 10**RATE_PLACES)
