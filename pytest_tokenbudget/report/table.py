@@ -12,6 +12,7 @@ from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.accounting import cause_lines
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.plain_text import one_line, safe_line, safe_lines
+from pytest_tokenbudget.report.findings import terminal_lines
 from pytest_tokenbudget.report.model import CASES, FAIL, NOT_RUN, PROBLEM, EndpointReport, Report
 
 COLUMNS = (
@@ -72,8 +73,6 @@ def render_findings(report: Report) -> list[str]:
         lines.append(f"fix: {fix.what}:")
         lines.append(f"  {fix.command}")
     if report.diff is not None:  # growth in the warn band: below the gate, worth a look
-        from pytest_tokenbudget.ci.annotations import terminal_lines
-
         lines += terminal_lines(report.diff, config)
     for ep in report.endpoints:
         if ep.status == NOT_RUN:
