@@ -11,6 +11,7 @@ is printed with the token masked.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import ipaddress
 import json
@@ -402,10 +403,8 @@ class GitHub:
         where = f"{self.repo} pull request #{self.pr}"
         if 300 <= err.code < 400:
             target = err.headers.get("Location") or ""
-            try:
+            with contextlib.suppress(ValueError):  # not a URL: said to be elsewhere
                 target = urllib.parse.urljoin(url, target) if target else ""
-            except ValueError:
-                pass  # not a URL: said to be elsewhere
             if not target:
                 to, hint = "without a Location", ""
             elif self._same_origin(target):
@@ -520,7 +519,9 @@ def pr_number(event_path: str | None) -> int:
 
 
 # -- command line ----------------------------------------------------------------------
-def add_comment_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_comment_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register `tokenbudget comment` on the `tokenbudget` command's subparsers."""
     parser = subparsers.add_parser(
         "comment",
@@ -623,8 +624,8 @@ def _comment(args: argparse.Namespace) -> Outcome:
     )
     refuse_if_secret(body, path=str(body_path))
     client = GitHub(token, api=api, repo=repo, pr=pr)
-    run = getattr(args, "run", None)
-    sha = getattr(args, "sha", None)
+    run: tuple[int, int] | None = getattr(args, "run", None)
+    sha: str | None = getattr(args, "sha", None)
     stamp = RunStamp(*run, sha or env.get("GITHUB_SHA", "")) if run else RunStamp.from_env(env)
     if stamp is not None and sha:
         stamp = RunStamp(stamp.run_id, stamp.attempt, sha)

@@ -310,7 +310,7 @@ def _yaml_str(text: str) -> str:
 
     def dump(**style: Any) -> str:
         # a one-item flow sequence: the emitter quotes for the strictest context, flow
-        out = yaml.safe_dump([text], default_flow_style=True, width=math.inf, **style)
+        out: str = yaml.safe_dump([text], default_flow_style=True, width=math.inf, **style)
         return out.strip()[1:-1]
 
     out = dump(allow_unicode=True)
@@ -552,7 +552,9 @@ def formats_by_endpoint(
 
 
 # -- command ----------------------------------------------------------------------------
-def add_analyze_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_analyze_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "analyze",
         help="propose budgets from existing cassettes",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.plain_text import one_line, safe_json
@@ -20,8 +19,8 @@ from pytest_tokenbudget.report.diff import (
     EXIT_OK,
     compare,
     diff_json,
-    load_report,
 )
+from pytest_tokenbudget.report.reader import load_report
 
 
 def _percent(text: str) -> float:
@@ -34,7 +33,9 @@ def _percent(text: str) -> float:
     return value
 
 
-def add_diff_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_diff_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register `tokenbudget diff BASE HEAD` on the `tokenbudget` command's subparsers."""
     parser = subparsers.add_parser(
         "diff",

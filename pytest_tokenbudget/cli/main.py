@@ -13,7 +13,6 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from pytest_tokenbudget import __version__
 from pytest_tokenbudget.errors import TokenBudgetError
@@ -22,7 +21,9 @@ EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 
 # -- check ----------------------------------------------------------------------------------
-def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_check_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register `tokenbudget check [--config PATH]`."""
     parser = subparsers.add_parser(
         "check",
@@ -50,7 +51,8 @@ def add_check_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from pytest_tokenbudget.config.budgets import load_config, notes, problems_error
+    from pytest_tokenbudget.config.budgets import load_config, notes
+    from pytest_tokenbudget.files.yaml_source import problems_error
     from pytest_tokenbudget.pricing.prices import PriceBook, configured_models, model_problems
 
     config = load_config(args.config)
@@ -78,7 +80,9 @@ def _count(n: int, noun: str) -> str:
 
 
 # -- wiring ---------------------------------------------------------------------------------
-def _registrars() -> list[Callable[[Any], argparse.ArgumentParser]]:
+def _registrars() -> list[
+    Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], argparse.ArgumentParser]
+]:
     """Every subcommand's `add_*_parser`, in the order `--help` lists them."""
     from pytest_tokenbudget.ci.comment import add_comment_parser
     from pytest_tokenbudget.cli.analyze import add_analyze_parser

@@ -19,7 +19,9 @@ from pytest_tokenbudget.errors import PricingError
 HEADERS = ("input", "output", "write 5m", "write 1h", "read")
 
 
-def add_prices_parser(subparsers: Any) -> argparse.ArgumentParser:
+def add_prices_parser(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> argparse.ArgumentParser:
     """Register `tokenbudget prices [MODEL...] [--config PATH]`."""
     parser = subparsers.add_parser(
         "prices",

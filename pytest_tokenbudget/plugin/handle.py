@@ -12,9 +12,9 @@ from pytest_tokenbudget.capture.case_ids import cassette_path
 from pytest_tokenbudget.capture.recording import OWN_RECORDER, Capture, Miss, Recorder, is_cassette
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.measure.samples import CaseRun
+from pytest_tokenbudget.providers.recorders import Exchange
 from pytest_tokenbudget.providers.usage import (
     Call,
-    Exchange,
     Usage,
     is_api_route,
     parse_exchange,
@@ -125,6 +125,7 @@ def open_case(
 
     With a driver (another recorder's cassette), only observe what that recorder serves.
     """
+    assert run.options.cassettes is not None  # set by pytest_configure
     path = cassette_path(run.options.cassettes, endpoint, case_id)
     mode = "all" if path.exists() else "once"
     capture = Capture(

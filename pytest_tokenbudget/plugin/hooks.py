@@ -8,7 +8,7 @@ how to run them.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -181,8 +181,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         return
     config.option.token_budget = True
-    from pytest_tokenbudget.config.budgets import load_config, problems_error
+    from pytest_tokenbudget.config.budgets import load_config
     from pytest_tokenbudget.errors import TokenBudgetError
+    from pytest_tokenbudget.files.yaml_source import problems_error
     from pytest_tokenbudget.measure.run import BudgetRun
     from pytest_tokenbudget.pricing.prices import model_problems
 
@@ -202,7 +203,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"pytest-tokenbudget: {err}") from None
     baseline = config.getoption("token_budget_baseline")
     if baseline:
-        from pytest_tokenbudget.report.diff import load_report
+        from pytest_tokenbudget.report.reader import load_report
 
         try:
             config.stash[BASELINE_KEY] = load_report(Path(config.invocation_params.dir, baseline))
@@ -232,7 +233,14 @@ def pytest_configure(config: pytest.Config) -> None:
         for variable, value in placeholders.items():
             if not os.environ.get(variable):
                 os.environ[variable] = value
-                config.add_cleanup(lambda v=variable: os.environ.pop(v, None))
+                config.add_cleanup(_unsetter(variable))
+
+
+def _unsetter(variable: str) -> Callable[[], None]:
+    def unset() -> None:
+        os.environ.pop(variable, None)
+
+    return unset
 
 
 def _check_reprice(model: str, budget_config: Any, config: pytest.Config) -> None:
@@ -301,7 +309,7 @@ def _options(config: pytest.Config) -> Options:
     path, cassette_dir = _paths(config)
     return Options(
         config_path=path,
-        cassettes=cassette_dir,  # type: ignore[arg-type]
+        cassettes=cassette_dir,
         report_dir=Path(config.invocation_params.dir, config.getoption("token_budget_report")),
         record_mode=config.getoption("token_budget_record"),
         count=config.getoption("token_budget_count"),

@@ -9,6 +9,7 @@ count_tokens (free, cached in token_counts.json).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ import pytest
 from pytest_tokenbudget.errors import CassetteError
 
 if TYPE_CHECKING:
+    from pytest_tokenbudget.capture.counting import CountCache
     from pytest_tokenbudget.measure.run import BudgetRun
 
 PROGRESS_ABOVE = 5  # show a progress line when counting more than a handful
@@ -94,13 +96,19 @@ def count_request(run: BudgetRun, request: dict[str, Any]) -> int:
         counter_client,
     )
 
-    if not run.can_count_online and run.counts.get(count_key(counted_request(request))) is None:
+    counts = _count_cache(run)
+    if not run.can_count_online and counts.get(count_key(counted_request(request))) is None:
         raise CassetteError(
-            f"no recording and no cached count for this request case ({run.counts.path}): "
+            f"no recording and no cached count for this request case ({counts.path}): "
             "count it (free) with ANTHROPIC_API_KEY=... pytest --token-budget, or record it with "
             "--token-budget-record=once"
         )
-    return count_sync(run.counts, request, counter_client()).input_tokens
+    return count_sync(counts, request, counter_client()).input_tokens
+
+
+def _count_cache(run: BudgetRun) -> CountCache:
+    assert run.counts is not None  # the plugin's run always has one (pytest_configure)
+    return run.counts
 
 
 def make_items(
@@ -137,11 +145,12 @@ def precount(
 
     if not run.can_count_online:
         return
+    counts = _count_cache(run)
     pending = []
     for item in items:
         if isinstance(item, RequestCaseItem):
             request = item.case["request"]
-            if run.counts.get(count_key(counted_request(request))) is None:
+            if counts.get(count_key(counted_request(request))) is None:
                 pending.append(request)
     if not pending:
         return
@@ -152,14 +161,12 @@ def precount(
     send = counter_client()
 
     def one(request: dict[str, Any]) -> None:
-        count_sync(run.counts, request, send)
+        count_sync(counts, request, send)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for future in [pool.submit(one, r) for r in pending]:
-            try:
+            with contextlib.suppress(CassetteError):  # the item that needs the count says it
                 future.result()
-            except CassetteError:
-                pass  # the item that needs this count reports it
             done += 1
             if total > PROGRESS_ABOVE:
                 progress(f"token budget: counted {done}/{total} request cases", done == total)

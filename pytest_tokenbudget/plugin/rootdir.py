@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 PATH_OPTIONS = (
     "--token-budget-baseline",
@@ -64,7 +65,8 @@ def rootdir_without_values(
     try:
         from _pytest.config.findpaths import determine_setup
 
-        wanted = {
+        # Keyword arguments, filtered by the signature of the pytest at hand: typed by it.
+        wanted: dict[str, Any] = {
             "inifile": inifile,
             "override_ini": override_ini,
             "args": list(args),
