@@ -6,7 +6,7 @@ UsageError or the command line's exit code — renders it once, without a traceb
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 
@@ -17,7 +17,7 @@ class TokenBudgetError(Exception):
         self,
         message: str,
         *,
-        path: str | Path | None = None,
+        path: str | os.PathLike[str] | None = None,
         line: int | None = None,
         key: str | None = None,
     ) -> None:

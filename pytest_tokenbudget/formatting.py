@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from fractions import Fraction
 
 Number = Fraction | int | float | None
@@ -58,6 +59,6 @@ SUMMARY_METRICS = (
 )
 
 
-def summary_cells(metrics: dict) -> list[str]:
+def summary_cells(metrics: Mapping[str, Number]) -> list[str]:
     """p95 in, p95 out, escalation, cache hit, $/request, $/month, as they read."""
     return [metric(name, metrics.get(name)) for name in SUMMARY_METRICS]

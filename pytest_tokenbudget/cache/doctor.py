@@ -218,7 +218,8 @@ class PromptSeen(NamedTuple):
     blocks: tuple[PromptBlock, ...]
     whole_input_tokens: int
     test_id: str = ""
-    index: int = 0  # the call's place among its test's exchanges
+    # the call's place among its test's exchanges (`index` would shadow tuple.index)
+    call_index: int = 0
     kinds: tuple[str, ...] = ()  # each block's type, for the lookback window
     recorded: tuple[int, int, int] | None = None  # (read, 5m, 1h) as recorded; None: stale
 
@@ -460,7 +461,7 @@ class Doctor:
                     [[b.path, b.key, b.chars, b.ttl, b.kind] for b in p.blocks],
                     p.whole_input_tokens,
                     p.test_id,
-                    p.index,
+                    p.call_index,
                     list(p.kinds),
                     list(p.recorded) if p.recorded is not None else None,
                 ]
@@ -507,7 +508,9 @@ class Doctor:
             self._add_variant(tuple(group), tuple(keys), _Variant.from_wire(variant))
 
 
-def _prefix_only(request: dict[str, Any], blocks: list[PromptBlock], points: list[int]) -> dict:
+def _prefix_only(
+    request: dict[str, Any], blocks: list[PromptBlock], points: list[int]
+) -> dict[str, Any]:
     """The request cut after its last breakpoint's block: what the cache key covers.
 
     A top-level cache_control (automatic caching) is kept: it is where the breakpoint is.
@@ -538,8 +541,9 @@ def _masked_digest(prefix: dict[str, Any], memo: dict[Any, Any]) -> str:
     differ only in those. Each distinct part is masked once (`memo`, as in cache/prompt.py):
     an agent's prefix repeats its history, cases share their system prompt, and masking
     is regular expressions over it."""
-    parts = [(k, v) for k, v in prefix.items() if k != "messages"]
-    parts += list(enumerate(prefix.get("messages") or []))
+    # keys of the request, then each message by its place
+    parts: list[tuple[str | int, Any]] = [(k, v) for k, v in prefix.items() if k != "messages"]
+    parts += enumerate(prefix.get("messages") or [])
     digests = []
     for key, value in parts:
         seen = memo.get(("masked", key))
@@ -552,7 +556,7 @@ def _masked_digest(prefix: dict[str, Any], memo: dict[Any, Any]) -> str:
 
 def in_test_order(prompts: Iterable[PromptSeen]) -> list[PromptSeen]:
     """By test id, then by the call's place in its test: as a serial run sees them."""
-    return sorted(prompts, key=lambda p: (p.test_id, p.index))
+    return sorted(prompts, key=lambda p: (p.test_id, p.call_index))
 
 
 def _never_read(prompts: Iterable[PromptSeen]) -> list[CacheFinding]:

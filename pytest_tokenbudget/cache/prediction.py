@@ -53,13 +53,13 @@ class CacheTotals:
 
 def recorded_totals(prompts: Sequence[PromptSeen]) -> CacheTotals:
     """What the recording says, for the calls whose recording still matches the prompt."""
-    known = [p for p in prompts if p.recorded is not None]
+    known = [(p.whole_input_tokens, p.recorded) for p in prompts if p.recorded is not None]
     return CacheTotals(
         calls=len(known),
-        prompt_tokens=sum(p.whole_input_tokens for p in known),
-        read_tokens=sum(p.recorded[0] for p in known),  # type: ignore[index]
-        write_5m_tokens=sum(p.recorded[1] for p in known),  # type: ignore[index]
-        write_1h_tokens=sum(p.recorded[2] for p in known),  # type: ignore[index]
+        prompt_tokens=sum(whole for whole, _ in known),
+        read_tokens=sum(read for _, (read, _, _) in known),
+        write_5m_tokens=sum(write_5m for _, (_, write_5m, _) in known),
+        write_1h_tokens=sum(write_1h for _, (_, _, write_1h) in known),
     )
 
 

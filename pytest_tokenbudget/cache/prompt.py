@@ -80,6 +80,7 @@ def _message(i: int, message: Any) -> list[PromptBlock]:
 
 
 # One per endpoint: a part of the prompt at its place -> (that part, what was derived from it).
+# What is derived depends on the key (blocks here, a masked digest in the doctor): Any.
 Memo = dict[Any, tuple[Any, Any]]
 
 
@@ -92,7 +93,8 @@ def _part(
     # equal to the one at the same place in the previous request has the same blocks (==
     # is C-speed; a 1 where there was a True would pass, and no prompt differs only so).
     if seen is not None and seen[0] == value:
-        return seen[1]
+        blocks: list[PromptBlock] = seen[1]
+        return blocks
     made = build(value)
     if memo is not None:
         memo[key] = (value, made)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,7 @@ def retry_delay(headers: Any, attempt: int) -> float:
                 return min(max(float(value) * scale, 0.0), MAX_WAIT_SECONDS)
             except ValueError:
                 pass
-    return min(0.5 * 2**attempt, MAX_WAIT_SECONDS)
+    return min(0.5 * 2.0**attempt, MAX_WAIT_SECONDS)
 
 
 @dataclass
@@ -196,7 +196,7 @@ def count_sync(
 async def count_async(
     cache: CountCache,
     body: dict[str, Any],
-    send: Callable[[dict[str, Any]], Any],
+    send: Callable[[dict[str, Any]], Awaitable[tuple[int, Any, bytes]]],
 ) -> CountResult:
     import asyncio
 

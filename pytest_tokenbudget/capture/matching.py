@@ -21,7 +21,7 @@ def request_key(request: Any) -> tuple[str, str, str, str]:
     loopback emulator replays for code that targets the real API. Cached on the
     request object: vcrpy compares each request with every recorded one.
     """
-    cached = getattr(request, _KEY_ATTR, None)
+    cached: tuple[str, str, str, str] | None = getattr(request, _KEY_ATTR, None)
     if cached is not None:
         return cached
     parts = urlsplit(request.uri)

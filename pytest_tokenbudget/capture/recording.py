@@ -25,7 +25,7 @@ import functools
 import inspect
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from pytest_tokenbudget.cache.volatile import Span, volatile_spans
 from pytest_tokenbudget.capture.counting import (
     COUNTED_FIELDS,
     CountCache,
+    CountResult,
     count_async,
     count_key,
     count_sync,
@@ -54,12 +55,17 @@ from pytest_tokenbudget.providers.scrub import (
     scrub_message,
     scrub_url,
 )
-from pytest_tokenbudget.providers.usage import Exchange, is_api_route
+from pytest_tokenbudget.providers.recorders import Exchange
+from pytest_tokenbudget.providers.usage import is_api_route
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from typing_extensions import Self
+
+# httpx's transport methods, patched on the class: (transport, request) -> response.
+SyncHandler = Callable[[Any, Any], Any]
+AsyncHandler = Callable[[Any, Any], Awaitable[Any]]
 
 OWN_RECORDER = "pytest-tokenbudget"
 VCRPY = "vcrpy"  # a cassette no plugin we know of opened: the team's own vcr.use_cassette
@@ -117,7 +123,7 @@ def _scrub_request(request: Any) -> Any:
     return Request(request.method, scrub_url(request.uri), body or request.body, headers)
 
 
-def _scrub_response(response: dict) -> dict:
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     body = response.get("body", {}).get("string")
     raw = body.encode("utf-8") if isinstance(body, str) else body
     if not isinstance(raw, bytes):
@@ -163,7 +169,9 @@ def _persister(
                 raise unreadable(err, path) from None
 
         @staticmethod
-        def save_cassette(cassette_path: str, cassette_dict: dict, serializer: Any) -> None:
+        def save_cassette(
+            cassette_path: str, cassette_dict: dict[str, Any], serializer: Any
+        ) -> None:
             if scrub_hook is not None:
                 cassette_dict = _run_scrub_hook(cassette_dict, scrub_hook)
             text = serialize(cassette_dict, serializer)
@@ -179,7 +187,7 @@ def _persister(
     return AtomicPersister
 
 
-def _refuse_secrets(cassette_dict: dict, text: str, path: str) -> None:
+def _refuse_secrets(cassette_dict: dict[str, Any], text: str, path: str) -> None:
     """The last gate: the cassette's text, then every body in it as it decodes (binary ones
     are stored as base64 in the YAML, where no text scan sees a key)."""
     refuse_if_secret(text, path=path)
@@ -204,7 +212,9 @@ def _refuse_secrets(cassette_dict: dict, text: str, path: str) -> None:
             )
 
 
-def _run_scrub_hook(cassette_dict: dict, hook: Callable[[dict[str, Any]], None]) -> dict:
+def _run_scrub_hook(
+    cassette_dict: dict[str, Any], hook: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     """Let plugins scrub each interaction, as plain dicts, before it is serialized."""
     from vcr.request import Request
 
@@ -394,7 +404,7 @@ class Capture:
         self.log.served_by.append(name)
 
     # -- transports -------------------------------------------------------------
-    def _patch(self, cls: type, name: str, replacement: Callable) -> None:
+    def _patch(self, cls: type, name: str, replacement: object) -> None:
         """Set a class attribute until the capture closes (mock.patch.object's job, at a
         third of its cost: this runs for every case)."""
         own = name in vars(cls)
@@ -423,7 +433,7 @@ class Capture:
                 wrapper = self._wrap_async(inner, httpx) if is_async else self._wrap(inner, httpx)
                 self._patch(cls, name, wrapper)
 
-    def _wrap(self, inner: Callable, httpx: Any) -> Callable:
+    def _wrap(self, inner: SyncHandler, httpx: Any) -> SyncHandler:
         capture = self
         unrecorded = _unrecorded_errors(self._replaying)
         network = inspect.unwrap(inner)  # the real transport, under vcrpy's patch
@@ -438,16 +448,15 @@ class Capture:
             if mocked and not capture._replaying:  # a mock's answer is never recorded
                 return capture._served_by_mock(httpx, request, network(transport, request))
             counted = None
-            if capture.counter is not None and _is_messages(request):
+            counter = capture.counter
+            if counter is not None and _is_messages(request):
 
-                def send(fields: dict) -> tuple[int, Any, bytes]:
+                def send(fields: dict[str, Any]) -> tuple[int, Any, bytes]:
                     response = network(transport, _count_request(httpx, request, fields))
                     return response.status_code, response.headers, response.read()
 
                 try:
-                    counted = capture._count(
-                        request, lambda body: count_sync(capture.counter, body, send)
-                    )
+                    counted = capture._count(request, lambda body: count_sync(counter, body, send))
                 except CassetteError as err:
                     return capture._fail(httpx, request, str(err))
             recounted = False
@@ -476,7 +485,7 @@ class Capture:
 
         return handle_request
 
-    def _wrap_async(self, inner: Callable, httpx: Any) -> Callable:
+    def _wrap_async(self, inner: AsyncHandler, httpx: Any) -> AsyncHandler:
         capture = self
         unrecorded = _unrecorded_errors(self._replaying)
         network = inspect.unwrap(inner)
@@ -492,15 +501,16 @@ class Capture:
                 answer = await network(transport, request)
                 return await capture._served_by_mock_async(httpx, request, answer)
             counted = None
-            if capture.counter is not None and _is_messages(request):
+            counter = capture.counter
+            if counter is not None and _is_messages(request):
 
-                async def send(fields: dict) -> tuple[int, Any, bytes]:
+                async def send(fields: dict[str, Any]) -> tuple[int, Any, bytes]:
                     response = await network(transport, _count_request(httpx, request, fields))
                     return response.status_code, response.headers, await response.aread()
 
                 try:
-                    body = capture._count_body(request)
-                    counted = (await count_async(capture.counter, body, send)).input_tokens
+                    sent = capture._count_body(request)
+                    counted = (await count_async(counter, sent, send)).input_tokens
                 except CassetteError as err:
                     return capture._fail(httpx, request, str(err))
             recounted = False
@@ -565,9 +575,9 @@ class Capture:
         return response
 
     # -- counting -----------------------------------------------------------------
-    def _count_body(self, request: Any) -> dict:
+    def _count_body(self, request: Any) -> dict[str, Any]:
         try:
-            body = json.loads(_sent_body(request))
+            body: dict[str, Any] = json.loads(_sent_body(request))
         except ValueError:
             raise CassetteError("count mode: the Messages request body is not JSON") from None
         if not self.can_count_online:
@@ -580,7 +590,7 @@ class Capture:
                 )
         return body
 
-    def _count(self, request: Any, count: Callable[[dict], Any]) -> int:
+    def _count(self, request: Any, count: Callable[[dict[str, Any]], CountResult]) -> int:
         return count(self._count_body(request)).input_tokens
 
     def _unmatched(
@@ -844,7 +854,7 @@ def _is_messages(request: Any) -> bool:
     return _is_messages_url(request.method, str(request.url))
 
 
-def _count_request(httpx: Any, request: Any, fields: dict) -> Any:
+def _count_request(httpx: Any, request: Any, fields: dict[str, Any]) -> Any:
     """A count_tokens request with the original's credentials and API version headers."""
     keep = {"authorization", "x-api-key", "anthropic-version", "anthropic-beta", "user-agent"}
     headers = {k: v for k, v in request.headers.items() if k.lower() in keep}

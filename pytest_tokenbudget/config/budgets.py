@@ -18,7 +18,7 @@ from typing import Any
 
 from pytest_tokenbudget.config.schema_proof import proven_valid
 from pytest_tokenbudget.errors import ConfigError
-from pytest_tokenbudget.files.yaml_source import (  # re-exported: the config's readers and problems
+from pytest_tokenbudget.files.yaml_source import (
     Lines,
     Problem,
     bad_case_id,
@@ -264,7 +264,7 @@ def _message(err: Any, at: tuple[Any, ...]) -> str:
             if str(key) in ENDPOINT_KEYS:
                 return f"{key} goes under an endpoint name, not directly under `endpoints:`"
             return f"an endpoint is a mapping of {budgets}, got {describe_value(instance)}"
-        types = value if isinstance(value, list) else [value]
+        types: list[str] = value if isinstance(value, list) else [value]
         expected = " or ".join(_WORDS.get(t, t) for t in types)
         return f"expected {expected}, got {describe_value(instance)}"
     if validator in ("minimum", "maximum"):
@@ -295,7 +295,8 @@ def _message(err: Any, at: tuple[Any, ...]) -> str:
         return "must not be empty"
     if key == "id" and validator in ("pattern", "maxLength"):
         return bad_case_id(instance)
-    return err.message
+    message: str = err.message  # jsonschema's own words, for what has none of ours
+    return message
 
 
 def _key_name(at: tuple[Any, ...]) -> str:
@@ -353,7 +354,8 @@ def load_config(path: str | Path) -> Config:
         *_nan_problems(data, lines, shown),
         *_name_problems(data, lines, shown),
     ]
-    defaults = data.get("defaults") if isinstance(data.get("defaults"), dict) else {}
+    given_defaults = data.get("defaults")
+    defaults: dict[str, Any] = given_defaults if isinstance(given_defaults, dict) else {}
     endpoints: dict[str, Endpoint] = {}
     raw_endpoints = data.get("endpoints")
     for name, raw in raw_endpoints.items() if isinstance(raw_endpoints, dict) else ():

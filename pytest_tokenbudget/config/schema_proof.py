@@ -21,11 +21,16 @@ _ANNOTATIONS = frozenset(
 )
 
 
+Schema = dict[str, Any]
+# A keyword's check: the instance's value, the keyword's rule, the schema holding it, the root.
+_Keyword = Callable[[Any, Any, Schema, Schema], None]
+
+
 class _NotProven(Exception):
     pass
 
 
-def proven_valid(instance: Any, schema: dict[str, Any]) -> bool:
+def proven_valid(instance: Any, schema: Schema) -> bool:
     """True only when `instance` is valid against `schema` (draft 2020-12)."""
     try:
         _check(instance, schema, schema)
@@ -34,7 +39,7 @@ def proven_valid(instance: Any, schema: dict[str, Any]) -> bool:
     return True
 
 
-def _check(value: Any, schema: Any, root: dict[str, Any]) -> None:
+def _check(value: Any, schema: Any, root: Schema) -> None:
     if schema is True:
         return
     if not isinstance(schema, dict):
@@ -68,13 +73,13 @@ _TYPES: dict[str, Callable[[Any], bool]] = {
 }
 
 
-def _type(value: Any, rule: Any, _schema: dict, _root: dict) -> None:
+def _type(value: Any, rule: Any, _schema: Schema, _root: Schema) -> None:
     names = [rule] if isinstance(rule, str) else rule
     _require(isinstance(names, list) and all(n in _TYPES for n in names))
     _require(any(_TYPES[n](value) for n in names))
 
 
-def _ref(value: Any, rule: Any, _schema: dict, root: dict) -> None:
+def _ref(value: Any, rule: Any, _schema: Schema, root: Schema) -> None:
     _require(isinstance(rule, str) and rule.startswith("#/"))
     target: Any = root
     for part in rule[2:].split("/"):
@@ -84,7 +89,7 @@ def _ref(value: Any, rule: Any, _schema: dict, root: dict) -> None:
     _check(value, target, root)
 
 
-def _properties(value: Any, rule: Any, _schema: dict, root: dict) -> None:
+def _properties(value: Any, rule: Any, _schema: Schema, root: Schema) -> None:
     _require(isinstance(rule, dict))
     if isinstance(value, dict):
         for key, sub in rule.items():
@@ -92,7 +97,7 @@ def _properties(value: Any, rule: Any, _schema: dict, root: dict) -> None:
                 _check(value[key], sub, root)
 
 
-def _additional(value: Any, rule: Any, schema: dict, root: dict) -> None:
+def _additional(value: Any, rule: Any, schema: Schema, root: Schema) -> None:
     if not isinstance(value, dict):
         return
     named = schema.get("properties", {})
@@ -102,25 +107,25 @@ def _additional(value: Any, rule: Any, schema: dict, root: dict) -> None:
             _check(item, rule, root)
 
 
-def _required(value: Any, rule: Any, _schema: dict, _root: dict) -> None:
+def _required(value: Any, rule: Any, _schema: Schema, _root: Schema) -> None:
     if isinstance(value, dict):
         _require(all(key in value for key in rule))
 
 
-def _property_names(value: Any, rule: Any, _schema: dict, root: dict) -> None:
+def _property_names(value: Any, rule: Any, _schema: Schema, root: Schema) -> None:
     if isinstance(value, dict):
         for key in value:
             _check(key, rule, root)
 
 
-def _items(value: Any, rule: Any, _schema: dict, root: dict) -> None:
+def _items(value: Any, rule: Any, _schema: Schema, root: Schema) -> None:
     _require(isinstance(rule, (dict, bool)))
     if isinstance(value, list):
         for item in value:
             _check(item, rule, root)
 
 
-def _unique(value: Any, rule: Any, _schema: dict, _root: dict) -> None:
+def _unique(value: Any, rule: Any, _schema: Schema, _root: Schema) -> None:
     if rule and isinstance(value, list):
         # strings only: jsonschema's equality (1 vs True vs 1.0) is its own to judge
         _require(all(isinstance(v, str) for v in value) and len(set(value)) == len(value))
@@ -132,29 +137,29 @@ def _one_of_these(value: Any, allowed: list[Any]) -> None:
     _require(isinstance(value, (str, int, type(None))))
 
 
-def _enum(value: Any, rule: Any, _schema: dict, _root: dict) -> None:
+def _enum(value: Any, rule: Any, _schema: Schema, _root: Schema) -> None:
     _require(isinstance(rule, list))
     _one_of_these(value, rule)
 
 
-def _const(value: Any, rule: Any, _schema: dict, _root: dict) -> None:
+def _const(value: Any, rule: Any, _schema: Schema, _root: Schema) -> None:
     _one_of_these(value, [rule])
 
 
-def _bound(test: Callable[[Any, Any], bool], applies: Callable[[Any], bool]) -> Callable:
-    def check(value: Any, rule: Any, _schema: dict, _root: dict) -> None:
+def _bound(test: Callable[[Any, Any], bool], applies: Callable[[Any], bool]) -> _Keyword:
+    def check(value: Any, rule: Any, _schema: Schema, _root: Schema) -> None:
         if applies(value):
             _require(_number(rule) and test(value, rule))
 
     return check
 
 
-def _pattern(value: Any, rule: Any, _schema: dict, _root: dict) -> None:
+def _pattern(value: Any, rule: Any, _schema: Schema, _root: Schema) -> None:
     if isinstance(value, str):
         _require(re.search(rule, value) is not None)  # jsonschema searches, too
 
 
-_KEYWORDS: dict[str, Callable[[Any, Any, dict, dict], None]] = {
+_KEYWORDS: dict[str, _Keyword] = {
     "type": _type,
     "$ref": _ref,
     "properties": _properties,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from pytest_tokenbudget.errors import PricingError
 from pytest_tokenbudget.pricing import source as price_source
@@ -28,7 +28,8 @@ from pytest_tokenbudget.providers.bedrock import bedrock_model
 from pytest_tokenbudget.providers.usage import Usage, context_fields
 
 if TYPE_CHECKING:
-    from pytest_tokenbudget.config.budgets import Config, Problem
+    from pytest_tokenbudget.config.budgets import Config
+    from pytest_tokenbudget.files.yaml_source import Problem
 
 _TABLE = Path(__file__).with_name("prices.json")
 # A dated snapshot or the moving alias of a model: `-20250929` (Anthropic), `-2024-08-06`
@@ -163,9 +164,40 @@ def _price(model: str, rates: Mapping[str, Any], source: str, search: Fraction |
     )
 
 
+class DataResidency(TypedDict):
+    date: str
+    multiplier: float
+    source: str
+    exempt: list[str]  # models that pay no premium
+
+
+class LongContext(TypedDict):
+    date: str
+    source: str
+    models: list[str]
+    above: int  # prompt tokens past which every token is billed at the band's rates
+    multipliers: dict[str, float]  # rate field -> times the model's own rate
+
+
+class FirstPricedIn(TypedDict):
+    models: dict[str, str]  # model -> the genai-prices release that first prices it
+    fast_mode: str
+
+
+class PriceAdditions(TypedDict):
+    """prices.json as shipped (its notes left out: prose for the reader)."""
+
+    schema: str
+    data_residency: DataResidency
+    long_context: LongContext
+    first_priced_in: FirstPricedIn
+    aliases: dict[str, str]
+
+
 @lru_cache(maxsize=1)
-def shipped_table() -> dict:
-    return json.loads(_TABLE.read_text(encoding="utf-8"))
+def shipped_table() -> PriceAdditions:
+    table: PriceAdditions = json.loads(_TABLE.read_text(encoding="utf-8"))
+    return table
 
 
 def source_name() -> str:
@@ -539,7 +571,8 @@ def model_problems(
     models the user declares a hook prices (`tokenbudget check --hook-priced`, which runs
     no hooks).
     """
-    from pytest_tokenbudget.config.budgets import Problem, _key_name, line_of
+    from pytest_tokenbudget.config.budgets import _key_name
+    from pytest_tokenbudget.files.yaml_source import Problem, line_of
 
     book = PriceBook(config.pricing, fallback=hook)
     declared = set(hook_priced)

@@ -72,6 +72,9 @@ def is_event_stream(body: bytes) -> bool:
     """True when body starts with a valid event-stream prelude (its CRC checks out)."""
     if len(body) < _MIN_FRAME:
         return False
+    total: int
+    headers_length: int
+    prelude_crc: int
     total, headers_length, prelude_crc = _PRELUDE.unpack_from(body, 0)
     return _crc(body[:8]) == prelude_crc and _MIN_FRAME + headers_length <= total <= _MAX_FRAME
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tokenbudget.providers.usage import Call, Exchange, parse_provider
+from pytest_tokenbudget.providers.recorders import Exchange
+from pytest_tokenbudget.providers.usage import Call, parse_provider
 
 
 class AnthropicParser:

@@ -203,7 +203,8 @@ def _is_stream(headers: Mapping[str, Any], body: bytes) -> bool:
 def _sse_events(body: bytes) -> Iterator[tuple[str, dict[str, Any]]]:
     """(event name, JSON payload) of each server-sent event; [DONE] and non-JSON skipped."""
     text = body.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
-    name, data = "", []
+    name = ""
+    data: list[str] = []
 
     def dispatch() -> tuple[str, dict[str, Any]] | None:
         payload = "\n".join(data)
