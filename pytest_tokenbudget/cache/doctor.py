@@ -202,7 +202,7 @@ def _spans(before: VolatileValues, after: VolatileValues) -> list[Span]:
     spans = []
     for path, (cached, now) in after.items():
         was = before.get(path, (False, ()))[1]
-        for (_, old), (offset, new) in zip(was, now):
+        for (_, old), (offset, new) in zip(was, now, strict=False):
             if old != new:
                 spans.append(Span(path, offset, old, new, cached))
     return spans

@@ -104,7 +104,7 @@ def volatile_spans(before: Any, after: Any) -> list[Span] | None:
         index = block_of(path, blocks)
         cached = index is not None and index <= last
         pattern = volatile_pattern()
-        pairs = zip(pattern.finditer(old[path]), pattern.finditer(text))
+        pairs = zip(pattern.finditer(old[path]), pattern.finditer(text), strict=False)
         for was, now in pairs:
             if was.group() != now.group():
                 spans.append(Span(path, now.start(), was.group(), now.group(), cached))

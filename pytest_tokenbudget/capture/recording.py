@@ -46,6 +46,7 @@ from pytest_tokenbudget.capture.network import blocked, is_loopback, refused
 from pytest_tokenbudget.errors import CassetteError, SecretError
 from pytest_tokenbudget.files.atomic import write_atomic
 from pytest_tokenbudget.modes import RECORD_MODES
+from pytest_tokenbudget.providers.recorders import Exchange
 from pytest_tokenbudget.providers.scrub import (
     REQUEST_HEADERS,
     RESPONSE_HEADERS,
@@ -55,7 +56,6 @@ from pytest_tokenbudget.providers.scrub import (
     scrub_message,
     scrub_url,
 )
-from pytest_tokenbudget.providers.recorders import Exchange
 from pytest_tokenbudget.providers.usage import is_api_route
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def _refuse_secrets(cassette_dict: dict[str, Any], text: str, path: str) -> None
     are stored as base64 in the YAML, where no text scan sees a key)."""
     refuse_if_secret(text, path=path)
     lines = [n for n, line in enumerate(text.splitlines(), 1) if line.startswith("- request:")]
-    pairs = zip(cassette_dict["requests"], cassette_dict["responses"])
+    pairs = zip(cassette_dict["requests"], cassette_dict["responses"], strict=True)
     for index, (request, response) in enumerate(pairs):
         line = lines[index] if index < len(lines) else None
         refuse_if_body_secret(
@@ -219,7 +219,9 @@ def _run_scrub_hook(
     from vcr.request import Request
 
     requests, responses = [], []
-    for request, response in zip(cassette_dict["requests"], cassette_dict["responses"]):
+    for request, response in zip(
+        cassette_dict["requests"], cassette_dict["responses"], strict=True
+    ):
         interaction = {"request": request._to_dict(), "response": response}
         hook(interaction)
         r = interaction["request"]

@@ -22,7 +22,7 @@ def _load(body: bytes | None) -> Any:
 
 
 def _first_difference(a: str, b: str) -> str:
-    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
     start = max(0, i - 20)
     return f"at character {i}: {a[start : start + SNIPPET]!r} → {b[start : start + SNIPPET]!r}"
 
@@ -58,7 +58,7 @@ def describe_change(recorded: Any, sent: Any) -> list[str]:
             if len(old) != len(new):
                 lines.append(f"messages: {len(old)} recorded, {len(new)} sent")
             else:
-                index = next(i for i, (x, y) in enumerate(zip(old, new)) if x != y)
+                index = next(i for i, (x, y) in enumerate(zip(old, new, strict=True)) if x != y)
                 lines.append(f"messages[{index}] changed")
         elif isinstance(old, (str, int, float, bool)) and isinstance(new, (str, int, float, bool)):
             lines.append(f"{key}: {old!r} → {new!r}")

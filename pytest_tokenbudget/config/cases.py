@@ -52,7 +52,7 @@ def load_cases(
     config = str(config_path)
     if isinstance(spec, list):
         lines = list(item_lines) if item_lines is not None else [line] * len(spec)
-        items = [(config, case_line, case) for case_line, case in zip(lines, spec)]
+        items = [(config, case_line, case) for case_line, case in zip(lines, spec, strict=True)]
         return _checked(items, empty=Problem(config, line, "cases", _EMPTY)), None
     if not isinstance(spec, (str, Path)) or not str(spec):
         raise ConfigError(

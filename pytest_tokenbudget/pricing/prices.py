@@ -127,7 +127,7 @@ class Price:
             usage.cache_write_1h_tokens,
             usage.cache_read_tokens,
         )
-        total = sum((t * r for t, r in zip(tokens, rates)), Fraction(0)) / _MILLION
+        total = sum((t * r for t, r in zip(tokens, rates, strict=True)), Fraction(0)) / _MILLION
         if usage.web_search_requests:
             if self.web_search is None:
                 raise PricingError(unpriced_search_message(self.model), key="pricing")
@@ -246,7 +246,7 @@ def _long_context(
     def banded(table: tuple[Rates, ...] | None) -> tuple[Rates, ...] | None:
         if table is None:
             return None
-        above = tuple(r * m for r, m in zip(table[0], scale))
+        above = tuple(r * m for r, m in zip(table[0], scale, strict=True))
         return (table[0], (above[0], above[1], above[2], above[3], above[4]))
 
     added = replace(

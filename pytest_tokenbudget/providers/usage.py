@@ -334,7 +334,7 @@ def _label(value: Any, where: str) -> str:
 def add_usage(a: Usage, b: Usage) -> Usage:
     """Two parts of one request: tokens and searches add up, the request's context is the
     first part's that names one."""
-    i, o, w5, w1, r = (x + y for x, y in zip(_fields(a), _fields(b)))
+    i, o, w5, w1, r = (x + y for x, y in zip(_fields(a), _fields(b), strict=True))
     return Usage(
         i,
         o,
