@@ -4,12 +4,30 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from pytest_tokenbudget.plugin.handle import CaseCapture
+    from pytest_tokenbudget.capture.recording import Capture, Miss
 
 SNIPPET = 60
+
+
+class MissedCase(Protocol):
+    """What the message reads of a case whose requests had no recording (the plugin's
+    CaseCapture): its endpoint and case, its capture (for the cassette's path), its misses."""
+
+    @property
+    def endpoint(self) -> str: ...
+
+    @property
+    def case_id(self) -> str: ...
+
+    @property
+    def capture(self) -> Capture | None: ...
+
+    @property
+    def misses(self) -> Sequence[Miss]: ...
 
 
 def _load(body: bytes | None) -> Any:
@@ -71,7 +89,7 @@ def describe_change(recorded: Any, sent: Any) -> list[str]:
     return lines or ["only formatting differs"]
 
 
-def describe_misses(state: CaseCapture, nodeid: str) -> str:
+def describe_misses(state: MissedCase, nodeid: str) -> str:
     capture = state.capture
     assert capture is not None
     out = [
