@@ -19,6 +19,8 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 PATH_OPTIONS = (
     "--token-budget-baseline",
     "--token-budget-config",
@@ -100,3 +102,22 @@ def rootdir_message(
         f"for a test path, and your project's ini options and token_budgets.yml would be "
         f"missed. Write the option with '=': {detached.joined}"
     )
+
+
+def check_rootdir(config: pytest.Config) -> None:
+    """A UsageError when one of our detached option values moved pytest's rootdir."""
+    params, option = config.invocation_params, config.option
+    if not detached_path_values(params.args, params.dir):
+        return  # the common case: nothing to re-derive, so every run stays cheap
+    expected = rootdir_without_values(  # `pytest --help` parses no positional args
+        args=getattr(option, "file_or_dir", None) or [],
+        inifile=getattr(option, "inifilename", None),
+        override_ini=getattr(option, "override_ini", None),
+        rootdir_arg=getattr(option, "rootdir", None) or None,
+        invocation_dir=params.dir,
+    )
+    detached = misplaced_rootdir(params.args, params.dir, config.rootpath, expected)
+    if detached is not None and expected is not None:
+        raise pytest.UsageError(
+            rootdir_message(detached, config.rootpath, config.inipath, expected)
+        )
