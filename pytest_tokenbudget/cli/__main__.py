@@ -2,6 +2,6 @@
 
 import sys
 
-from pytest_tokenbudget.cli.main import main
+from pytest_tokenbudget.cli.program import main
 
 sys.exit(main())

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
+from pytest_tokenbudget.cli.command import ExitCode
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.plain_text import one_line, safe_json
-from pytest_tokenbudget.report.diff import (
-    EXIT_BAD_INPUT,
-    EXIT_FAIL,
-    EXIT_OK,
-    compare,
-    diff_json,
-)
+from pytest_tokenbudget.report.diff import compare, diff_json
 from pytest_tokenbudget.report.reader import load_report
+
+if TYPE_CHECKING:
+    from pytest_tokenbudget.cli.command import Subparsers
 
 
 def _percent(text: str) -> float:
@@ -33,9 +32,7 @@ def _percent(text: str) -> float:
     return value
 
 
-def add_diff_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Register `tokenbudget diff BASE HEAD` on the `tokenbudget` command's subparsers."""
     parser = subparsers.add_parser(
         "diff",
@@ -74,17 +71,16 @@ def add_diff_parser(
         help="token_budgets.yml as a path from the repository root, for annotations "
         "(default: the head report's config)",
     )
-    parser.set_defaults(func=cmd_diff)
     return parser
 
 
-def cmd_diff(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     try:
         base = load_report(args.base)
         head = load_report(args.head)
     except TokenBudgetError as err:
-        print(f"tokenbudget diff: {one_line(err)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        # either file may be a fork's artifact: what it makes us say stays on one line
+        raise TokenBudgetError(one_line(err)) from None
     diff = compare(base, head, max_regression_pct=args.max_regression, warn_pct=args.warn)
     config = args.config or diff.config or "token_budgets.yml"
     if args.format == "json":
@@ -104,4 +100,4 @@ def cmd_diff(args: argparse.Namespace) -> int:
         from pytest_tokenbudget.report.markdown import render_diff_markdown
 
         sys.stdout.write(render_diff_markdown(diff))
-    return EXIT_FAIL if diff.failed else EXIT_OK
+    return ExitCode.FAILED if diff.failed else ExitCode.OK

@@ -12,16 +12,19 @@ import argparse
 import sys
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pytest_tokenbudget.errors import PricingError
+from pytest_tokenbudget.cli.command import ExitCode
+from pytest_tokenbudget.errors import ConfigError, PricingError
+
+if TYPE_CHECKING:
+    from pytest_tokenbudget.cli.command import Subparsers
+    from pytest_tokenbudget.pricing.prices import PriceBook, Rates
 
 HEADERS = ("input", "output", "write 5m", "write 1h", "read")
 
 
-def add_prices_parser(
-    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
-) -> argparse.ArgumentParser:
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """Register `tokenbudget prices [MODEL...] [--config PATH]`."""
     parser = subparsers.add_parser(
         "prices",
@@ -39,7 +42,6 @@ def add_prices_parser(
         metavar="PATH",
         help="its `pricing:` overrides win (default: token_budgets.yml, when it exists)",
     )
-    parser.set_defaults(func=cmd_prices)
     return parser
 
 
@@ -57,11 +59,12 @@ def decimal(value: Fraction) -> str:
     return f"{text[:-digits]}.{text[-digits:]}".rstrip("0").rstrip(".")
 
 
-def _row(label: str, rates: Any) -> str:
+def _row(label: str, rates: Rates | None) -> str:
+    assert rates is not None  # asked only for the contexts the price lists
     return f"  {label:<32}" + "".join(f"{decimal(r):>10}" for r in rates)
 
 
-def describe_model(model: str, book: Any) -> list[str]:
+def describe_model(model: str, book: PriceBook) -> list[str]:
     """The lines `tokenbudget prices` prints for one model (PricingError when unpriced)."""
     from pytest_tokenbudget.pricing import source as price_source
     from pytest_tokenbudget.pricing.prices import OVERRIDE_SOURCE
@@ -110,7 +113,7 @@ def describe_model(model: str, book: Any) -> list[str]:
     return lines
 
 
-def cmd_prices(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> ExitCode:
     from pytest_tokenbudget.config.budgets import load_config
     from pytest_tokenbudget.pricing.prices import PriceBook, configured_models
 
@@ -122,21 +125,17 @@ def cmd_prices(args: argparse.Namespace) -> int:
         if not models:
             models = list(dict.fromkeys(m for _, m in configured_models(config)))
     if not models:
-        print(
-            f"tokenbudget prices: name a model, or run where {args.config} names some",
-            file=sys.stderr,
-        )
-        return 2
+        raise ConfigError(f"name a model, or run where {args.config} names some")
     book = PriceBook(overrides)
     failed = False
     for index, model in enumerate(models):
         try:
             lines = describe_model(model, book)
-        except PricingError as err:
+        except PricingError as err:  # said, and the other models still shown
             print(f"tokenbudget prices: {err.message}", file=sys.stderr)
             failed = True
             continue
         if index:
             print()
         print("\n".join(lines))
-    return 2 if failed else 0
+    return ExitCode.BAD_INPUT if failed else ExitCode.OK
