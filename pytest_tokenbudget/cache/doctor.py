@@ -13,23 +13,19 @@ the call's place in its test), so a parallel run finds exactly what a serial one
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from pytest_tokenbudget.cache.prefixes import Variant, masked_digest, prefix_only, variant_spans
 from pytest_tokenbudget.cache.prompt import (
     MAX_BREAKPOINTS,
     Memo,
     PromptBlock,
-    block_of,
     breakpoints,
     prompt_blocks,
-    string_leaves,
 )
-from pytest_tokenbudget.cache.volatile import Span, masked, volatile_pattern
+from pytest_tokenbudget.cache.volatile import Span
 
 FIX_MOVE = "move the value after the last breakpoint, e.g. into the user turn"
 CODES = {
@@ -134,80 +130,6 @@ class RawFinding(NamedTuple):
     finding: CacheFinding
 
 
-VolatileValues = dict[str, tuple[bool, tuple[tuple[int, str], ...]]]
-
-
-@dataclass
-class _Variant:
-    """One distinct prefix among the requests that differ only in volatile values.
-
-    Its request is kept only while it is the only variant of its group; once there are two
-    it is reduced to its volatile values (path -> in the cached prefix?, (offset, value)...),
-    all that comparing two variants needs (volatile.volatile_spans, from both sides)."""
-
-    first: tuple[str, int, str]  # (test id, index, case id) of its earliest call
-    cases: dict[str, None]  # every case it was seen in (an ordered set)
-    request: dict[str, Any] | None
-    values: VolatileValues | None = None
-    last: str = ""  # its last breakpoint's path
-
-    def volatile(self) -> VolatileValues:
-        """Its volatile values; from here on the request is no longer kept."""
-        if self.values is None:
-            self.values, self.last = _volatile_values(self.request or {})
-            self.request = None
-        return self.values
-
-    def to_wire(self) -> list[Any]:
-        values = (
-            None
-            if self.values is None
-            else [[p, c, [list(m) for m in v]] for p, (c, v) in self.values.items()]
-        )
-        return [list(self.first), list(self.cases), self.request, values, self.last]
-
-    @classmethod
-    def from_wire(cls, data: list[Any]) -> _Variant:
-        first, cases, request, values, last = data
-        return cls(
-            (first[0], first[1], first[2]),
-            dict.fromkeys(cases),
-            request,
-            None
-            if values is None
-            else {p: (c, tuple((m[0], m[1]) for m in v)) for p, c, v in values},
-            last,
-        )
-
-
-def _volatile_values(prefix: dict[str, Any]) -> tuple[VolatileValues, str]:
-    """Every volatile value of the prefix by path, as volatile_spans finds them; and the
-    path of its last breakpoint."""
-    blocks = prompt_blocks(prefix)
-    points = breakpoints(blocks)
-    last = points[-1] if points else -1
-    pattern = volatile_pattern()
-    out: VolatileValues = {}
-    for path, text in string_leaves(prefix):
-        found = tuple((m.start(), m.group()) for m in pattern.finditer(text))
-        if found:
-            index = block_of(path, blocks)
-            out[path] = (index is not None and index <= last, found)
-    return out, blocks[last].path if points else "none"
-
-
-def _spans(before: VolatileValues, after: VolatileValues) -> list[Span]:
-    """The values by which two variants of one prefix differ (they are equal once masked,
-    so each string has as many volatile values on both sides)."""
-    spans = []
-    for path, (cached, now) in after.items():
-        was = before.get(path, (False, ()))[1]
-        for (_, old), (offset, new) in zip(was, now, strict=False):
-            if old != new:
-                spans.append(Span(path, offset, old, new, cached))
-    return spans
-
-
 class PromptSeen(NamedTuple):
     """What the doctor keeps of one Messages call: its blocks, for comparing prefixes.
     One per call, kept to the end of the run: immutable, with no list of its own."""
@@ -232,7 +154,7 @@ class Doctor:
     prompts: list[PromptSeen] = field(default_factory=list)
     # per (endpoint, model, masked prefix): its distinct prefixes, by their blocks' keys.
     # The one first in test order is what the others are compared with (findings()).
-    _variants: dict[tuple[str, str, str], dict[tuple[str, ...], _Variant]] = field(
+    _variants: dict[tuple[str, str, str], dict[tuple[str, ...], Variant]] = field(
         default_factory=dict
     )
     # per endpoint: the prompt parts seen last and what was derived from them (prompt.Memo).
@@ -371,17 +293,17 @@ class Doctor:
     ) -> None:
         """Group the prefix with those equal to it once masked; compared in findings()."""
         keys = tuple(b.key for b in blocks[: points[-1] + 1])
-        prefix = _prefix_only(request, blocks, points)
-        group = (endpoint, model, _masked_digest(prefix, {} if memo is None else memo))
+        prefix = prefix_only(request, blocks, points)
+        group = (endpoint, model, masked_digest(prefix, {} if memo is None else memo))
         seen = self._variants.get(group, {}).get(keys)
         if seen is None:
-            self._add_variant(group, keys, _Variant(first, {first[2]: None}, prefix))
+            self._add_variant(group, keys, Variant(first, {first[2]: None}, prefix))
         else:  # the usual case: a prefix seen before (only one object less per call)
             seen.cases[first[2]] = None
             seen.first = min(seen.first, first)
 
     def _add_variant(
-        self, group: tuple[str, str, str], keys: tuple[str, ...], variant: _Variant
+        self, group: tuple[str, str, str], keys: tuple[str, ...], variant: Variant
     ) -> None:
         variants = self._variants.setdefault(group, {})
         seen = variants.get(keys)
@@ -404,7 +326,7 @@ class Doctor:
             reference, others = ordered[0], ordered[1:]
             first_case = reference.first[2]
             for variant in others:
-                spans = _spans(reference.volatile(), variant.volatile())
+                spans = variant_spans(reference.volatile(), variant.volatile())
                 cached = [s for s in spans if s.in_cached_prefix]
                 found = span_findings(
                     endpoint,
@@ -505,53 +427,7 @@ class Doctor:
                 )
             )
         for group, keys, variant in data.get("variants", []):
-            self._add_variant(tuple(group), tuple(keys), _Variant.from_wire(variant))
-
-
-def _prefix_only(
-    request: dict[str, Any], blocks: list[PromptBlock], points: list[int]
-) -> dict[str, Any]:
-    """The request cut after its last breakpoint's block: what the cache key covers.
-
-    A top-level cache_control (automatic caching) is kept: it is where the breakpoint is.
-    """
-    last = blocks[points[-1]].path
-    cut: dict[str, Any] = {"model": request.get("model")}
-    for key in ("tools", "system", "cache_control"):
-        if key in request:
-            cut[key] = request[key]
-    found = _MESSAGE_BLOCK.fullmatch(last)
-    if found:
-        i = int(found["message"])
-        messages = list(request["messages"][: i + 1])
-        if found["part"] is not None:  # a content list: up to the breakpoint's part
-            messages[i] = {
-                **messages[i],
-                "content": messages[i]["content"][: int(found["part"]) + 1],
-            }
-        cut["messages"] = messages
-    return cut
-
-
-_MESSAGE_BLOCK = re.compile(r"messages\[(?P<message>\d+)\]\.content(?:\[(?P<part>\d+)\])?")
-
-
-def _masked_digest(prefix: dict[str, Any], memo: dict[Any, Any]) -> str:
-    """A digest of the prefix with its volatile values masked: equal for requests that
-    differ only in those. Each distinct part is masked once (`memo`, as in cache/prompt.py):
-    an agent's prefix repeats its history, cases share their system prompt, and masking
-    is regular expressions over it."""
-    # keys of the request, then each message by its place
-    parts: list[tuple[str | int, Any]] = [(k, v) for k, v in prefix.items() if k != "messages"]
-    parts += enumerate(prefix.get("messages") or [])
-    digests = []
-    for key, value in parts:
-        seen = memo.get(("masked", key))
-        if seen is None or seen[0] != value:
-            text = json.dumps([key, masked(value)], sort_keys=True)
-            seen = memo[("masked", key)] = (value, hashlib.sha256(text.encode()).hexdigest())
-        digests.append(seen[1])
-    return hashlib.sha256(" ".join(digests).encode()).hexdigest()
+            self._add_variant(tuple(group), tuple(keys), Variant.from_wire(variant))
 
 
 def in_test_order(prompts: Iterable[PromptSeen]) -> list[PromptSeen]:
