@@ -5,7 +5,7 @@ Costs are computed with exact fractions from the decimal rates, so a report's
 dollars are the rates times the tokens, not a float's approximation of them.
 A request is priced by what it was: its prompt's length (long-context bands), batch,
 fast mode, data residency, and the server tools it used (web searches).
-prices.json holds only what the library does not model (pricing/source.py reads it).
+prices.json holds only what the library does not model (pricing/additions.py reads it).
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ import shlex
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 from pytest_tokenbudget.errors import PricingError
 from pytest_tokenbudget.pricing import source as price_source
+from pytest_tokenbudget.pricing.additions import shipped_table
 from pytest_tokenbudget.pricing.cache_rules import cache_rules
 from pytest_tokenbudget.providers.bedrock import bedrock_model
 from pytest_tokenbudget.providers.usage import Usage, context_fields
@@ -31,7 +30,6 @@ if TYPE_CHECKING:
     from pytest_tokenbudget.config.budgets import Config
     from pytest_tokenbudget.files.yaml_source import Problem
 
-_TABLE = Path(__file__).with_name("prices.json")
 # A dated snapshot or the moving alias of a model: `-20250929` (Anthropic), `-2024-08-06`
 # (OpenAI), `@20250929` (Vertex AI), `-latest`. Each is priced as the model it names.
 # Bedrock ids (`us.anthropic.claude-sonnet-4-5-20250929-v1:0`) name the model they run.
@@ -162,42 +160,6 @@ def _price(model: str, rates: Mapping[str, Any], source: str, search: Fraction |
         source=source,
         web_search=search,
     )
-
-
-class DataResidency(TypedDict):
-    date: str
-    multiplier: float
-    source: str
-    exempt: list[str]  # models that pay no premium
-
-
-class LongContext(TypedDict):
-    date: str
-    source: str
-    models: list[str]
-    above: int  # prompt tokens past which every token is billed at the band's rates
-    multipliers: dict[str, float]  # rate field -> times the model's own rate
-
-
-class FirstPricedIn(TypedDict):
-    models: dict[str, str]  # model -> the genai-prices release that first prices it
-    fast_mode: str
-
-
-class PriceAdditions(TypedDict):
-    """prices.json as shipped (its notes left out: prose for the reader)."""
-
-    schema: str
-    data_residency: DataResidency
-    long_context: LongContext
-    first_priced_in: FirstPricedIn
-    aliases: dict[str, str]
-
-
-@lru_cache(maxsize=1)
-def shipped_table() -> PriceAdditions:
-    table: PriceAdditions = json.loads(_TABLE.read_text(encoding="utf-8"))
-    return table
 
 
 def source_name() -> str:
