@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
+from paths import REPO
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pytest itself needs tomli before 3.11
     import tomli as tomllib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = REPO
 CONSTRAINTS = ROOT / "constraints" / "oldest.txt"
 
 

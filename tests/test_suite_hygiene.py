@@ -29,10 +29,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from paths import CASSETTES, REPO, TESTS
 
-REPO = Path(__file__).resolve().parents[1]
-TESTS = REPO / "tests"
-CASSETTES = TESTS / "data" / "cassettes"
 ALLOW = "hygiene: allow"
 
 _OUTSIDE_ROOTS = ("work", "home", "root", "Users", "mnt", "opt", "srv", "tmp", "var", "private")
@@ -44,6 +42,7 @@ _ABSOLUTE = re.compile(
     r"|~[/\\]"
     r"|[A-Za-z]:[\\/])"
 )
+
 _PATH_CALLS = {"Path", "PurePath", "PosixPath", "pathlib.Path", "pathlib.PurePath"}
 _SAME_PLACE = {"os.path.abspath", "os.path.realpath", "os.path.normpath", "os.fspath", "str"}
 _SAME_PLACE_METHODS = {"resolve", "absolute", "expanduser"}

@@ -1,4 +1,4 @@
-"""Re-record the example's cassettes against the loopback emulator (tests/emulator.py).
+"""Re-record the example's cassettes against the loopback emulator (tests/support/emulator.py).
 
 The committed cassettes were made this way, not against the real API: the emulator
 answers deterministically and simulates prompt caching, so the example runs offline
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "support"))
 
 from emulator import Emulator  # noqa: E402
 

@@ -1,0 +1,114 @@
+"""A small user project for end-to-end runs: config, cases, app code and a budget test."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from paths import EXAMPLE, REPO
+
+CONFIG = """\
+endpoints:
+  chat:
+    target_model: claude-sonnet-4-6
+    max_input_tokens_p95: {input_p95}
+    max_output_tokens_p95: 600
+    allowed_escalation_rate: 0.5
+    requests_per_day: 1000
+    cases: cases.yml
+"""
+
+CASES = """\
+- id: short
+  question: What is a token?
+- id: medium
+  question: Explain prompt caching in two sentences please, with an example of a cached prefix.
+- id: hard
+  question: Compare three retry strategies for rate limited APIs.
+  escalate: true
+- id: streamed
+  question: Stream me a short answer about budgets.
+  stream: true
+"""
+
+APP = """\
+import anthropic
+
+SYSTEM = "You answer questions about LLM costs. Be brief."
+
+
+def reply(question, *, escalate=False, stream=False):
+    client = anthropic.Anthropic(max_retries=0)
+    kwargs = dict(
+        model="claude-sonnet-4-6",
+        max_tokens=40,
+        system=SYSTEM,
+        messages=[{"role": "user", "content": question}],
+    )
+    if stream:
+        with client.messages.stream(**kwargs) as s:
+            text = "".join(s.text_stream)
+        return text
+    message = client.messages.create(**kwargs)
+    if escalate:
+        kwargs["model"] = "claude-opus-4-7"
+        message = client.messages.create(**kwargs)
+    return message.content[0].text
+"""
+
+TEST = """\
+import pytest
+from app import reply
+
+
+@pytest.mark.token_budget("chat")
+def test_chat(budget_case):
+    assert reply(
+        budget_case["question"],
+        escalate=budget_case.get("escalate", False),
+        stream=budget_case.get("stream", False),
+    )
+"""
+
+
+# One model, no escalation: for tests whose recordings carry usage of their own shape.
+PLAIN_APP = """\
+import anthropic
+
+
+def reply(question, *, stream=False):
+    client = anthropic.Anthropic(max_retries=0)
+    kwargs = dict(model="claude-sonnet-4-6", max_tokens=40,
+                  messages=[{"role": "user", "content": question}])
+    if stream:
+        with client.messages.stream(**kwargs) as s:
+            return "".join(s.text_stream)
+    return client.messages.create(**kwargs).content[0].text
+"""
+
+
+def record(project):
+    return project.runpytest(
+        "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
+    )
+
+
+def report_of(project):
+    return json.loads((project.path / ".token-budget" / "report.json").read_text())
+
+
+ROOT = REPO
+
+
+def copy_example(directory: Path) -> str:
+    """The bundled example as a project of its own in `directory` (app, cases, cassettes,
+    tests, and the root token_budgets.yml with paths made relative to it); returns that
+    config's text."""
+    for name in ("support_bot.py", "policies.md"):
+        shutil.copy(EXAMPLE / name, directory / name)
+    for name in ("cases", "cassettes", "tests"):
+        shutil.copytree(EXAMPLE / name, directory / name)
+    config = (ROOT / "token_budgets.yml").read_text().replace("examples/support_bot/", "")
+    (directory / "token_budgets.yml").write_text(config)
+    return config
