@@ -1,4 +1,4 @@
-// report.html's one script, inlined by html_report.py: sorts the per-case tables.
+// report.html's one script, inlined by report/html.py: sorts the per-case tables.
 // The page reads fully without it; the tables are written sorted by cost.
 "use strict";
 for (const table of document.querySelectorAll("table.sortable")) {

@@ -164,7 +164,7 @@ def test_budget_lines_point_at_their_keys(tmp_path):
         write(
             tmp_path,
             """\
-            # yaml-language-server: $schema=pytest_tokenbudget/config_schema.json
+            # yaml-language-server: $schema=pytest_tokenbudget/config/config_schema.json
 
             endpoints:
               first:
