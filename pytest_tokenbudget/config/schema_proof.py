@@ -5,7 +5,7 @@ Importing jsonschema costs about 90 ms (referencing, attrs, the format checkers)
 the schema for the keywords it uses and answers only "valid" or "not proven": a keyword
 it does not know, a value it is unsure of (a float where an integer goes, a bool in an
 enum) and every violation go to jsonschema, which stays the judge of each error and its
-message. It must never call valid what jsonschema would not: tests/test_schema_proof.py
+message. It must never call valid what jsonschema would not: tests/unit/config/test_schema_proof.py
 checks that on generated documents.
 """
 

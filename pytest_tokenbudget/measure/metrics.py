@@ -4,7 +4,7 @@ One table, read by everything that judges or shows a metric: budget verdicts, th
 regression gate and `tokenbudget diff` (which way is worse), the ratchet (which way
 a budget tightens, how it rounds), the terminal, Markdown and HTML (what a person
 reads). A metric the plugin computes and this table misses is a bug the tests catch
-(tests/test_metric_facts.py), never a silent "lower is better".
+(tests/unit/measure/test_metric_facts.py), never a silent "lower is better".
 """
 
 from __future__ import annotations
