@@ -1,6 +1,6 @@
 """The end of a run: every verdict into one Report, then everything rendered from it.
 
-The order is the point. The measurement and its budgets (measure/run.py), the regression
+The order is the point. The measurement and its budgets (report/build.py), the regression
 gate (report/diff.py) and the budget update (report/ratchet.py) each give their verdict first; only
 then is the Report rendered, once each: report.json, report.md (and the job summary),
 report.html, annotations, the terminal summary and the exit code. Nothing changes the
@@ -16,17 +16,10 @@ from typing import Any
 
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.measure.run import BudgetRun
+from pytest_tokenbudget.report.build import report_of, with_gate, with_notes, with_update
 from pytest_tokenbudget.report.html import render_html
 from pytest_tokenbudget.report.markdown import cap_markdown, render_markdown
-from pytest_tokenbudget.report.model import (
-    FAIL,
-    Report,
-    UpdateVerdict,
-    with_gate,
-    with_notes,
-    with_update,
-    write_report,
-)
+from pytest_tokenbudget.report.model import FAIL, Report, UpdateVerdict, write_report
 from pytest_tokenbudget.report.table import (
     render_cache_findings,
     render_findings,
@@ -63,7 +56,7 @@ def conclude(
     update: Callable[[dict[str, Any]], UpdateVerdict] | None = None,
 ) -> Conclusion:
     """Judge, then render and write; the lines are the terminal summary."""
-    report = run.report()
+    report = report_of(run)
     if baseline is not None:
         from pytest_tokenbudget.report.diff import compare
 

@@ -11,7 +11,7 @@ read it and never reach back into measurement; the per-call figures report.html 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -21,46 +21,21 @@ from pytest_tokenbudget.files.atomic import write_together
 from pytest_tokenbudget.measure.accounting import (
     UnmeasuredCase,
     cause_lines,
-    fix_command,
-    fix_what,
     headline,
 )
 from pytest_tokenbudget.measure.metrics import MONEY_DIGITS, RATE_DIGITS, USD, label, number  # noqa: F401 (re-exported)
 from pytest_tokenbudget.measure.metrics import metric as facts
-from pytest_tokenbudget.measure.stats import EndpointStats
-from pytest_tokenbudget.measure.verdicts import Verdict
 from pytest_tokenbudget.providers.scrub import refuse_if_secret
 from pytest_tokenbudget.report.reader import FAIL, NOT_RUN, PASS, SCHEMA, VERSION
 
 if TYPE_CHECKING:
-    from pytest_tokenbudget.report.diff import Diff, EndpointDiff
+    from pytest_tokenbudget.report.diff import Diff
 
 PERCENTILE_METHOD = "nearest-rank over calls"
 
 Value = int | float | None
 # Kinds of failure, in the order an endpoint's headline picks them (worst first: _judged).
 CASES, PROBLEM, BUDGET, REGRESSION, UPDATE = "cases", "problem", "budget", "regression", "update"
-
-
-@dataclass
-class EndpointResult:
-    """One endpoint as measured and judged against its budgets (measure/run.py fills it)."""
-
-    name: str
-    status: str  # pass | fail | not-run
-    stats: EndpointStats | None
-    verdicts: list[Verdict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # failures that are not budgets
-    line: int | None = None
-    max_regression_pct: float | None = None
-    cache: dict[str, Any] | None = None  # recorded and predicted cache figures
-    recorders: list[str] = field(
-        default_factory=list
-    )  # who served its calls (capture/recording.py)
-    unmeasured: list[UnmeasuredCase] = field(default_factory=list)  # cases that cannot count
-    cases_run: int = 0  # cases that ran, measured or not
-    reprice: dict[str, Any] | None = None  # --token-budget-reprice (measure/reprice.py); no verdict
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -256,107 +231,7 @@ class Report:
         return report_json(self)
 
 
-# -- building it -------------------------------------------------------------------------
-def build_report(
-    results: Iterable[EndpointResult],
-    *,
-    config_path: str,
-    price_table_date: str,
-    findings: Iterable[Mapping[str, Any]] = (),
-    prices: Mapping[str, str] | None = None,
-) -> Report:
-    """The report of the measurement and the budgets; the gate and the update join later
-    (`with_gate`, `with_update`), each giving a new Report with its verdicts in."""
-    results = list(results)
-    endpoints = tuple(endpoint_report(r) for r in results)
-    unmeasured = [c for ep in endpoints for c in ep.unmeasured]
-    command = fix_command(unmeasured)
-    fixes = (Fix(fix_what(unmeasured), command),) if command else ()
-    return Report(
-        config=config_path,
-        table_date=price_table_date,
-        endpoints=endpoints,
-        totals=_totals(results, endpoints),
-        findings=tuple(findings),
-        fixes=fixes,
-        prices=dict(prices or {}),
-    )
-
-
-def endpoint_report(result: EndpointResult) -> EndpointReport:
-    ep = EndpointReport(
-        name=result.name,
-        status=NOT_RUN if result.status == NOT_RUN else PASS,  # the failures decide
-        line=result.line,
-        max_regression_pct=result.max_regression_pct,
-        cache=result.cache,
-        recorders=tuple(result.recorders),
-        warnings=tuple(result.warnings),
-        unmeasured=tuple(result.unmeasured),
-        cases=result.cases_run,
-        problems=tuple(result.problems),
-        reprice=result.reprice,
-    )
-    stats = result.stats
-    if stats is None:
-        return _judged(ep)
-    incomplete = bool(result.unmeasured)
-    metrics = {k: number(k, v) for k, v in stats.metrics.items()}
-    partial = None
-    if incomplete:  # not the endpoint's values, and no projection from them
-        partial = {**metrics, "monthly_cost_usd": None}
-        metrics = dict.fromkeys(metrics)
-    extra: dict[str, Any] = {}  # measurement facts only report.json shows
-    if getattr(stats, "iterations", None):  # usage.iterations per type (measure/stats.py)
-        extra["iterations"] = {k: v.to_dict(number) for k, v in stats.iterations.items()}
-    return _judged(
-        replace(
-            ep,
-            measured=True,
-            calls=stats.calls,
-            metrics=metrics,
-            partial_metrics=partial,
-            budgets=tuple(_check(v, result, incomplete) for v in result.verdicts),
-            per_case={
-                case_id: CaseFigures(
-                    c.calls,
-                    c.input_tokens,
-                    c.output_tokens,
-                    number("cost_usd", c.cost),
-                    c.escalated,
-                    tuple(sorted(c.models)),
-                )
-                for case_id, c in stats.per_case.items()
-            },
-            no_call_cases=tuple(stats.no_call_cases),
-            cases_without_calls=stats.cases_without_calls,
-            models=dict(stats.models),
-            price_sources=dict(stats.price_sources),
-            unpriced_models={m: tuple(cases) for m, cases in stats.unpriced.items()},
-            recounted_calls=stats.recounted_calls,
-            extra=extra,
-            charts=Charts(
-                tuple(stats.prompt_tokens),
-                tuple(stats.output_tokens),
-                stats.tier_costs,
-                stats.requests,
-                tuple(stats.unpriced),
-            ),
-        )
-    )
-
-
-def _check(v: Verdict, result: EndpointResult, incomplete: bool) -> BudgetCheck:
-    if incomplete:
-        n, ran = len(result.unmeasured), result.cases_run
-        note = f"not checked: {n} of {ran} cases not measured"
-        return BudgetCheck(v.key, v.metric, v.limit, None, None, v.line, note=note)
-    return BudgetCheck(
-        v.key, v.metric, v.limit, number(v.metric, v.actual), v.ok, v.line, v.drivers, v.note
-    )
-
-
-def _judged(ep: EndpointReport) -> EndpointReport:
+def judged(ep: EndpointReport) -> EndpointReport:
     """The endpoint's failures, worst first, and the status they give it."""
     failures: list[Failure] = []
     if ep.unmeasured:
@@ -391,62 +266,6 @@ def regression_message(r: Regression) -> str:
         f"{m.label} {m.show(r.base)} → {m.show(r.head)} ({change}) is past the "
         f"{r.gate_pct:g}% regression gate"
     )
-
-
-def _totals(results: list[EndpointResult], endpoints: tuple[EndpointReport, ...]) -> Totals:
-    measured = [r.stats for r in results if r.stats is not None]
-    # A model with no price, or a case not measured, makes every total that would include
-    # it unknown, not smaller.
-    unknown = any(s.unpriced for s in measured) or any(ep.unmeasured for ep in endpoints)
-    monthly = [  # exact: the stats keep Fractions until they are written
-        Fraction(m) for s in measured if (m := s.metrics.get("monthly_cost_usd")) is not None
-    ]
-    cost = sum((s.cost_total for s in measured if s.cost_total is not None), Fraction(0))
-    return Totals(
-        calls=sum(s.calls for s in measured),
-        cost_usd=None if unknown else number("cost_usd", cost),
-        monthly_cost_usd=number("monthly_cost_usd", sum(monthly, Fraction(0)))
-        if monthly and not unknown
-        else None,
-    )
-
-
-def with_gate(report: Report, diff: Diff) -> Report:
-    """The report with the baseline comparison in: each endpoint's regressions."""
-    by_name = {e.name: e for e in diff.endpoints}
-    endpoints = tuple(
-        _judged(replace(ep, regressions=_regressions(by_name.get(ep.name))))
-        if ep.status != NOT_RUN
-        else ep
-        for ep in report.endpoints
-    )
-    return replace(report, endpoints=endpoints, diff=diff)
-
-
-def _regressions(e: EndpointDiff | None) -> tuple[Regression, ...]:
-    if e is None or e.max_regression_pct is None:
-        return ()
-    out = []
-    for m in e.metrics:
-        if m.status != "regression":
-            continue
-        key = m.budget.key if m.budget is not None else None
-        line = m.budget.line if m.budget is not None and m.budget.line else e.line
-        drivers = tuple(d.case_id for d in m.drivers)
-        out.append(
-            Regression(
-                m.metric, m.base, m.head, m.delta, m.pct, e.max_regression_pct, key, line, drivers
-            )
-        )
-    return tuple(out)
-
-
-def with_update(report: Report, update: UpdateVerdict) -> Report:
-    return replace(report, update=update)
-
-
-def with_notes(report: Report, *notes: str) -> Report:
-    return replace(report, notes=report.notes + notes)
 
 
 # -- report.json -------------------------------------------------------------------------
@@ -671,7 +490,7 @@ def _endpoint_from_json(name: str, ep: Mapping[str, Any]) -> EndpointReport:
             for r in regressions
         ),
     )
-    return _judged(report)
+    return judged(report)
 
 
 # -- the files -----------------------------------------------------------------------------
