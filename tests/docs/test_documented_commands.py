@@ -58,7 +58,7 @@ BASH_BLOCKS = {
     ("docs/getting-started.md", 0): "installs: test_readme_setup_in_a_fresh_copy installs so",
     ("docs/getting-started.md", 1): "test_docs_command_blocks",
     ("docs/getting-started.md", 2): "test_docs_command_blocks",
-    ("docs/getting-started.md", 3): "integration/test_adoption.py::test_the_getting_started_commands",
+    ("docs/getting-started.md", 3): "test_adoption.py::test_the_getting_started_commands",
     ("docs/security.md", 0): "test_docs_command_blocks",
     # benchmarks, run by hand (minutes each, and cassetter must not share the venv)
     ("docs/performance.md", 0): "by hand",

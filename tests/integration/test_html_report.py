@@ -5,6 +5,7 @@ line, no console errors, sortable cases, a screenshot that is not blank, in ligh
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -24,14 +25,18 @@ import yaml
 from paths import DATA, REPO
 from project_files import copy_example
 
-from pytest_tokenbudget.measure.evaluation import EndpointResult
 from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.providers.usage import Usage
-from pytest_tokenbudget.report.build import build_report
 from pytest_tokenbudget.report.html import distribution_svg, nice_step, render_html
-from pytest_tokenbudget.report.model import BudgetCheck, EndpointReport, Report
+from pytest_tokenbudget.report.model import (
+    BudgetCheck,
+    EndpointReport,
+    EndpointResult,
+    Report,
+    build_report,
+)
 
 ROOT = REPO
 EXAMPLE = ROOT / "examples" / "support_bot"
@@ -437,10 +442,8 @@ class Browser:
         return found
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(EOFError, OSError, TimeoutError):
             self.call("Browser.close")
-        except (EOFError, OSError, TimeoutError):
-            pass
         try:
             self.process.wait(timeout=20)
         except subprocess.TimeoutExpired:
@@ -489,7 +492,7 @@ def png_pixels(data: bytes) -> tuple[int, int, list[bytes]]:
             for i in range(bpp, stride):
                 line[i] = (line[i] + line[i - bpp]) & 0xFF
         elif kind == 2:
-            line = bytearray((a + b) & 0xFF for a, b in zip(line, previous))
+            line = bytearray((a + b) & 0xFF for a, b in zip(line, previous, strict=True))
         elif kind == 3:
             for i in range(stride):
                 left = line[i - bpp] if i >= bpp else 0

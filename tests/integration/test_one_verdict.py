@@ -45,7 +45,7 @@ def _stale_cassette(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -
 
 def _negative_usage(project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     cassette = project.path / "cassettes" / "chat" / "short.yaml"
-    text, n = re.subn(r'"input_tokens": ?\d+', '"input_tokens": -5', cassette.read_text(), 1)
+    text, n = re.subn(r'"input_tokens": ?\d+', '"input_tokens": -5', cassette.read_text(), count=1)
     assert n == 1
     cassette.write_text(text)
     return []

@@ -121,7 +121,7 @@ def assert_only_values_changed(old: str, new: str) -> dict[int, tuple[str, str, 
     old_lines, new_lines = old.splitlines(), new.splitlines()
     assert len(new_lines) == len(old_lines)
     changed = {}
-    for number, (before, after) in enumerate(zip(old_lines, new_lines), start=1):
+    for number, (before, after) in enumerate(zip(old_lines, new_lines, strict=True), start=1):
         if before == after:
             continue
         was, now = LINE.match(before), LINE.match(after)

@@ -676,7 +676,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (RequestError, AttributeError, TypeError) as err:  # malformed shapes, too
             served.status = 400
             return self._error(served, str(err) or "invalid request")
-        served.status, served.usage = 200, answer["usage"] if "usage" in answer else answer
+        served.status, served.usage = 200, answer.get("usage", answer)
         if answer.get("type") == "message" and request.get("stream"):
             served.stream = True
             return self._send_stream(answer, served)

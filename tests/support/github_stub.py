@@ -13,6 +13,7 @@ log of every request.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -290,7 +291,6 @@ class GitHubStub:
         for name, value in (headers or {}).items():
             h.send_header(name, value)
         h.end_headers()
-        try:
+        # the client may stop reading: what a bounded client does
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             raw(h.wfile) if callable(raw) else h.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client stopped reading: what a bounded client does

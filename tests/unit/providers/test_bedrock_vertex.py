@@ -240,7 +240,10 @@ def expected_from(served, endpoint: str, cases: int, requests_per_day: int) -> d
             + u["cache_creation_input_tokens"] * rate["w5"]
             + u["cache_read_input_tokens"] * rate["r"]
         ) / 10**6
-    rank = lambda values, p: values[math.ceil(p * len(values) / 100) - 1]
+
+    def rank(values, p):
+        return values[math.ceil(p * len(values) / 100) - 1]
+
     reads = sum(s.usage["cache_read_input_tokens"] for s in calls)
     return {
         "calls": len(calls),

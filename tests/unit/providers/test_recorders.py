@@ -363,7 +363,7 @@ def test_real_bedrock_file(name):
     ]
     assert found == expected
     assert read_raw(raw(f"{BEDROCK}/{name}")) == [t[3:7] for per in expected for t in per]
-    for exchange, calls in zip(exchanges, expected):
+    for exchange, calls in zip(exchanges, expected, strict=True):
         for call in calls:  # the model is the id in the URL, unquoted
             assert call[2] == unquote(exchange.url.split("/model/")[1].rsplit("/", 1)[0])
 
