@@ -25,18 +25,14 @@ import yaml
 from paths import DATA, REPO
 from project_files import copy_example
 
+from pytest_tokenbudget.measure.evaluation import EndpointResult
 from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.providers.usage import Usage
+from pytest_tokenbudget.report.build import build_report
 from pytest_tokenbudget.report.html import distribution_svg, nice_step, render_html
-from pytest_tokenbudget.report.model import (
-    BudgetCheck,
-    EndpointReport,
-    EndpointResult,
-    Report,
-    build_report,
-)
+from pytest_tokenbudget.report.model import BudgetCheck, EndpointReport, Report
 
 ROOT = REPO
 EXAMPLE = ROOT / "examples" / "support_bot"

@@ -37,6 +37,7 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     from pytest_tokenbudget.measure.run import BudgetRun, Options
     from pytest_tokenbudget.measure.samples import CaseRun
     from pytest_tokenbudget.providers.usage import Call, Usage
+    from pytest_tokenbudget.report.build import report_of
 
     path = tmp_path / "token_budgets.yml"
     path.write_text("endpoints:\n  ep:\n    max_input_tokens_p95: 100\n    requests_per_day: 10\n")
@@ -56,7 +57,7 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     controller = BudgetRun(load_config(path), options)
     for worker in workers[::-1]:  # in any order
         controller.merge_wire(json.loads(json.dumps(worker.to_wire())))
-    assert controller.report().to_json() == serial.report().to_json()
+    assert report_of(controller).to_json() == report_of(serial).to_json()
 
 
 # -- prompt-cache findings: the same whatever order the workers finish in ------------------

@@ -12,7 +12,7 @@ from reports import BASE, budget, report
 
 from pytest_tokenbudget.config.budgets import BUDGET_KEYS
 from pytest_tokenbudget.measure import metrics
-from pytest_tokenbudget.measure.run import cache_note
+from pytest_tokenbudget.measure.evaluation import cache_note
 from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook

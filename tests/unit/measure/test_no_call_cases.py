@@ -20,11 +20,13 @@ from paths import DOCS
 
 from pytest_tokenbudget.config.budgets import load_config, schema_path
 from pytest_tokenbudget.errors import ConfigError
-from pytest_tokenbudget.measure.run import NAMED_CASES, BudgetRun, Options
+from pytest_tokenbudget.measure.evaluation import NAMED_CASES
+from pytest_tokenbudget.measure.run import BudgetRun, Options
 from pytest_tokenbudget.measure.samples import CaseRun, Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.providers.usage import Usage
+from pytest_tokenbudget.report.build import report_of
 from pytest_tokenbudget.report.html import render_html
 from pytest_tokenbudget.report.markdown import render_markdown
 from pytest_tokenbudget.report.table import render_findings
@@ -281,7 +283,7 @@ def _run(tmp_path, setting: str = "", *, no_call: int = 2, calling: int = 2) -> 
 
 @pytest.mark.parametrize("setting, requests", [("", 2), ("    cases_without_calls: count\n", 4)])
 def test_the_denominator_of_every_per_case_metric(tmp_path, setting, requests):
-    ep = _run(tmp_path, setting).report().to_json()["endpoints"]["chat"]
+    ep = report_of(_run(tmp_path, setting)).to_json()["endpoints"]["chat"]
     total = Fraction(1000 * 5 + 100 * 25 + 1000 * 3 + 100 * 15, 10**6)  # Opus c0, Sonnet c1
     assert ep["no_call_cases"] == ["z00", "z01"]
     assert ep["metrics"]["cost_per_request_usd"] == float(round(total / requests, 9))
@@ -291,7 +293,7 @@ def test_the_denominator_of_every_per_case_metric(tmp_path, setting, requests):
 
 
 def test_without_any_case_without_calls_nothing_is_said(tmp_path):
-    report = _run(tmp_path, no_call=0).report()
+    report = report_of(_run(tmp_path, no_call=0))
     ep = report.to_json()["endpoints"]["chat"]
     assert ep["no_call_cases"] == [] and ep["cases_without_calls"] == "exclude"
     assert not any("no API call" in w for w in ep["warnings"])
@@ -299,7 +301,7 @@ def test_without_any_case_without_calls_nothing_is_said(tmp_path):
 
 
 def test_a_long_list_is_cut_in_the_text_and_whole_in_report_json(tmp_path):
-    report = _run(tmp_path, no_call=NAMED_CASES + 5).report()
+    report = report_of(_run(tmp_path, no_call=NAMED_CASES + 5))
     ep = report.to_json()["endpoints"]["chat"]
     assert len(ep["no_call_cases"]) == NAMED_CASES + 5
     (warning,) = [w for w in ep["warnings"] if "no API call" in w]
@@ -312,7 +314,7 @@ def test_a_long_list_is_cut_in_the_text_and_whole_in_report_json(tmp_path):
 
 def test_an_endpoint_with_no_call_at_all_still_fails(tmp_path):
     """The existing rule stands: tests ran, nothing was captured: the capture is broken."""
-    ep = _run(tmp_path, calling=0).report().to_json()["endpoints"]["chat"]
+    ep = report_of(_run(tmp_path, calling=0)).to_json()["endpoints"]["chat"]
     assert ep["status"] == "fail"
     assert any("captured no API call" in p for p in ep["problems"])
     assert ep["no_call_cases"] == ["z00", "z01"]
@@ -324,7 +326,7 @@ def test_an_endpoint_with_no_call_at_all_still_fails(tmp_path):
 def test_case_ids_in_the_markdown_note_are_escaped(tmp_path):
     run = _run(tmp_path, no_call=0)
     run.case_runs.append(CaseRun("chat", "a*b_[x]", "t::evil"))
-    md = render_markdown(run.report())
+    md = render_markdown(report_of(run))
     assert "a\\*b\\_\\[x\\]" in md and "a*b_[x]" not in md
 
 

@@ -15,6 +15,7 @@ from pytest_tokenbudget.measure.run import BudgetRun, Options
 from pytest_tokenbudget.measure.samples import CaseRun, Sample
 from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.providers.usage import Usage
+from pytest_tokenbudget.report.build import report_of
 from pytest_tokenbudget.report.markdown import render_markdown
 from pytest_tokenbudget.report.table import render_findings, render_table, render_verdict
 
@@ -65,7 +66,7 @@ def report(tmp_path, monkeypatch):
         Sample("summarize", "doc_1", "t::doc_1", 0, "acme|<proxy>", Usage(40000, 500))
     )
     run.case_runs.append(CaseRun("summarize", "doc_1", "t::doc_1"))
-    return run.report()
+    return report_of(run)
 
 
 def check(name: str, text: str) -> None:
