@@ -1,20 +1,21 @@
 """The findings of a run in CI: GitHub workflow commands and job summary, GitLab Code Quality.
 
 Both take the run's `Report` (every failure: cases not measured, problems, broken
-budgets and, with a baseline, the comparison's regressions and warn-band growth), a
-report.json document (read as a Report), or a `Diff` alone (`tokenbudget diff`); what
-is wrong and on which line of token_budgets.yml is report/findings.py's.
+budgets and, with a baseline, the comparison's regressions and warn-band growth) or a
+`Diff` alone (`tokenbudget diff`); what is wrong and on which line of token_budgets.yml
+is report/findings.py's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from pytest_tokenbudget.plain_text import one_line
 from pytest_tokenbudget.report.findings import Finding, Source, findings, line_number
-from pytest_tokenbudget.report.model import Report
+from pytest_tokenbudget.report.model import PromptCacheFinding, Report
 
 MAX_PER_KIND = 10  # GitHub shows at most 10 error and 10 warning annotations per step
 MAX_DESCRIPTION = 2000  # characters of a GitLab finding's description; the rest is in the report
@@ -43,7 +44,7 @@ def escape_property(text: str) -> str:
 def github_annotations(
     report_or_diff: Source,
     config_path: str,
-    cache_findings: list[dict[str, Any]] | None = None,
+    cache_findings: Sequence[PromptCacheFinding] | None = None,
 ) -> list[str]:
     """`::error`/`::warning` workflow commands on the budget lines of config_path.
 
@@ -52,8 +53,8 @@ def github_annotations(
     broken min_cache_hit_rate also names the prompt-cache finding that explains it.
     """
     if cache_findings is None and isinstance(report_or_diff, Report):
-        cache_findings = [dict(f) for f in report_or_diff.findings]
-    found = [_with_cause(f, cache_findings or []) for f in findings(report_or_diff)]
+        cache_findings = report_or_diff.findings
+    found = [_with_cause(f, cache_findings or ()) for f in findings(report_or_diff)]
     lines: list[str] = []
     left: dict[str, int] = {}
     for severity in ("error", "warning"):
@@ -83,16 +84,14 @@ def github_annotations(
     return lines
 
 
-def _with_cause(finding: Finding, cache_findings: list[dict[str, Any]]) -> Finding:
+def _with_cause(finding: Finding, cache_findings: Sequence[PromptCacheFinding]) -> Finding:
     if finding.key != "min_cache_hit_rate" or finding.severity != "error":
         return finding
-    causes = [
-        c for c in cache_findings if c["endpoint"] == finding.endpoint and c["level"] == "error"
-    ]
+    causes = [c for c in cache_findings if c.endpoint == finding.endpoint and c.level == "error"]
     if not causes:
         return finding
     cause = causes[0]
-    message = f"{finding.message}. Prompt cache: {cause['message']}. Fix: {cause['fix']}"
+    message = f"{finding.message}. Prompt cache: {cause.message}. Fix: {cause.fix}"
     return Finding(
         finding.kind, finding.severity, finding.endpoint, finding.key, finding.line, message
     )

@@ -16,6 +16,7 @@ from pytest_tokenbudget.cli.command import ExitCode
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.plain_text import one_line, safe_json
 from pytest_tokenbudget.report.diff import compare, diff_json
+from pytest_tokenbudget.report.json_io import report_from_json
 from pytest_tokenbudget.report.reader import load_report
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> ExitCode:
     try:
-        base = load_report(args.base)
-        head = load_report(args.head)
+        base = report_from_json(load_report(args.base))
+        head = report_from_json(load_report(args.head))
     except TokenBudgetError as err:
         # either file may be a fork's artifact: what it makes us say stays on one line
         raise TokenBudgetError(one_line(err)) from None

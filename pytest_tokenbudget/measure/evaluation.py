@@ -9,21 +9,33 @@ the prompt-cache findings the config asks to see. report/build.py turns them int
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Any
 
 from pytest_tokenbudget.cache.doctor import CacheFinding
+from pytest_tokenbudget.cache.prediction import CacheTotals
 from pytest_tokenbudget.errors import PricingError
 from pytest_tokenbudget.formatting import rate as fmt_rate
 from pytest_tokenbudget.measure.accounting import UnmeasuredCase, unmeasured
 from pytest_tokenbudget.measure.metrics import number
+from pytest_tokenbudget.measure.reprice import Repricing, reprice_figures
 from pytest_tokenbudget.measure.run import BudgetRun
 from pytest_tokenbudget.measure.samples import CaseRun, CaseSamples, in_test_order
 from pytest_tokenbudget.measure.stats import EndpointStats, endpoint_stats_of
 from pytest_tokenbudget.measure.verdicts import Verdict, judge
 from pytest_tokenbudget.pricing.prices import PriceBook, unpriced_call_message
+
+
+@dataclass(frozen=True)
+class EndpointCache:
+    """An endpoint's prompt-cache reads and writes: as recorded, and as predicted for the
+    prompts sent now (cache/prediction.py)."""
+
+    recorded: CacheTotals
+    predicted: CacheTotals
+    checks: str  # which of the two min_cache_hit_rate checks: recorded | predicted
+    note: str = ""  # why their hit rates differ, when they do by 5 points or more
 
 
 @dataclass
@@ -38,13 +50,13 @@ class EndpointResult:
     problems: list[str] = field(default_factory=list)  # failures that are not budgets
     line: int | None = None
     max_regression_pct: float | None = None
-    cache: dict[str, Any] | None = None  # recorded and predicted cache figures
+    cache: EndpointCache | None = None  # recorded and predicted cache figures
     recorders: list[str] = field(
         default_factory=list
     )  # who served its calls (capture/recording.py)
     unmeasured: list[UnmeasuredCase] = field(default_factory=list)  # cases that cannot count
     cases_run: int = 0  # cases that ran, measured or not
-    reprice: dict[str, Any] | None = None  # --token-budget-reprice (measure/reprice.py); no verdict
+    reprice: Repricing | None = None  # --token-budget-reprice (measure/reprice.py); no verdict
 
 
 @dataclass(frozen=True)
@@ -132,7 +144,10 @@ def _evaluate(
             unmeasured=lost,
             cases_run=len(case_ids) + len(lost),
         )
-    cache = _cache_figures(run, name, stats, lost_tests)
+    cache = _cache_figures(run, name, lost_tests)
+    if cache is not None:  # the prediction is also a metric, that a budget may check
+        predicted = cache.predicted.hit_rate
+        stats = replace(stats, metrics={**stats.metrics, "predicted_cache_hit_rate": predicted})
     budgets = ep.budgets
     if run.options.count:  # nothing recorded tells what the cache does for new prompts
         budgets = tuple(
@@ -154,7 +169,7 @@ def _evaluate(
         checked = any(b.key == "min_cache_hit_rate" for b in budgets)
         note = cache_note(cache, ep.requests_per_day, checked=checked)
         if note:
-            cache["note"] = note
+            result.cache = replace(cache, note=note)
             result.warnings.append(note)
     # sorted: a parallel run reports as a serial one
     result.recorders = sorted({name for run in ran for name in run.recorders})
@@ -210,11 +225,7 @@ def _evaluate(
     return result
 
 
-def _repriced(
-    run: BudgetRun, name: str, case_ids: list[str], book: PriceBook
-) -> dict[str, Any] | None:
-    from pytest_tokenbudget.measure.reprice import reprice_figures
-
+def _repriced(run: BudgetRun, name: str, case_ids: list[str], book: PriceBook) -> Repricing | None:
     assert run.options.reprice is not None
     mine = in_test_order([p for p in run.reprice_parts if p.endpoint == name])
     return reprice_figures(
@@ -227,11 +238,9 @@ def _repriced(
     )
 
 
-def _cache_figures(
-    run: BudgetRun, name: str, stats: Any, lost_tests: set[str]
-) -> dict[str, Any] | None:
-    """Recorded and predicted cache reads and writes; the prediction is also a metric.
-    Over the cases measured whole, as every other figure."""
+def _cache_figures(run: BudgetRun, name: str, lost_tests: set[str]) -> EndpointCache | None:
+    """Recorded and predicted cache reads and writes, over the cases measured whole, as
+    every other figure."""
     from pytest_tokenbudget.cache.prediction import predict, recorded_totals
 
     prompts = [p for p in run.doctor.prompts if p.endpoint == name and p.test_id not in lost_tests]
@@ -242,16 +251,8 @@ def _cache_figures(
         minimum=run.cache_minimum,
         requests_per_day=run.config.endpoints[name].requests_per_day,
     )
-    stats.metrics["predicted_cache_hit_rate"] = predicted.hit_rate
-
-    def rate(value: Any) -> Any:
-        return number("cache_hit_rate", value)
-
-    return {
-        "recorded": recorded_totals(prompts).to_dict(rate),
-        "predicted": predicted.to_dict(rate),
-        "min_cache_hit_rate_checks": "predicted" if run.options.count else "recorded",
-    }
+    checks = "predicted" if run.options.count else "recorded"
+    return EndpointCache(recorded_totals(prompts), predicted, checks)
 
 
 CACHE_TTL_SECONDS = 300  # the default (5-minute) prompt-cache lifetime; 1 h when written so
@@ -259,22 +260,24 @@ AGREE_PP = Fraction(5, 100)  # recorded and predicted hit rates this close need 
 
 
 def cache_note(
-    cache: Mapping[str, Any], requests_per_day: float | None, *, checked: bool = False
+    cache: EndpointCache, requests_per_day: float | None, *, checked: bool = False
 ) -> str:
     """Why the recorded and predicted cache-hit rates differ, when they do by 5 points or
-    more: the table shows the recorded one, and a budget may check the other."""
-    recorded, predicted = cache.get("recorded") or {}, cache.get("predicted") or {}
-    rec, pred = recorded.get("hit_rate"), predicted.get("hit_rate")
+    more: the table shows the recorded one, and a budget may check the other. The rates
+    are compared and shown as the report writes them (rounded: measure/metrics.number)."""
+    recorded, predicted = cache.recorded, cache.predicted
+    rec = number("cache_hit_rate", recorded.hit_rate)
+    pred = number("cache_hit_rate", predicted.hit_rate)
     if rec is None or pred is None or abs(Fraction(str(rec)) - Fraction(str(pred))) < AGREE_PP:
         return ""
     why = []
-    changed = predicted.get("calls", 0) - recorded.get("calls", 0)
+    changed = predicted.calls - recorded.calls
     if changed > 0:
         why.append(
-            f"{changed} of {predicted['calls']} calls no longer match the prompt they were "
+            f"{changed} of {predicted.calls} calls no longer match the prompt they were "
             "recorded with, so the recorded rate leaves them out"
         )
-    ttl = 3600 if recorded.get("write_1h_tokens") else CACHE_TTL_SECONDS
+    ttl = 3600 if recorded.write_1h_tokens else CACHE_TTL_SECONDS
     gap = 86_400 / requests_per_day if requests_per_day else 0.0
     if pred < rec and gap > ttl:
         why.append(
@@ -294,11 +297,10 @@ def cache_note(
             "the recording is what the API answered when each case was recorded; the "
             "prediction simulates the cache for the prompts as sent now, in test order"
         )
-    which = cache.get("min_cache_hit_rate_checks", "recorded")
     return (
         f"cache-hit rate recorded {fmt_rate(rec)}, predicted {fmt_rate(pred)}: "
         + "; ".join(why)
-        + (f" (min_cache_hit_rate checks the {which} rate)" if checked else "")
+        + (f" (min_cache_hit_rate checks the {cache.checks} rate)" if checked else "")
     )
 
 

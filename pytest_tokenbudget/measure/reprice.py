@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pytest_tokenbudget.capture.counting import (
@@ -24,7 +24,9 @@ from pytest_tokenbudget.capture.counting import (
 )
 from pytest_tokenbudget.errors import CassetteError, PricingError
 from pytest_tokenbudget.measure.samples import SAMPLE_KINDS, CaseSamples, Row
-from pytest_tokenbudget.providers.usage import Call, Exchange, with_count
+from pytest_tokenbudget.measure.stats import MetricValue, endpoint_stats_of
+from pytest_tokenbudget.providers.recorders import Exchange
+from pytest_tokenbudget.providers.usage import Call, with_count
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.config.budgets import Endpoint
@@ -143,6 +145,18 @@ def _sender(run: RepriceRun) -> Send:
     return run.reprice_send
 
 
+@dataclass(frozen=True)
+class Repricing:
+    """What an endpoint's recorded traffic would cost on another model (exact figures)."""
+
+    model: str
+    cost_per_request: MetricValue  # None: something in it has no price at the model
+    monthly_cost: MetricValue
+    projected: bool  # the endpoint sets requests_per_day: a monthly figure is reported
+    input_tokens_p95: MetricValue
+    input_exact: bool  # every call's input counted for the model, none estimated
+
+
 def reprice_figures(
     name: str,
     parts: Iterable[CaseSamples],
@@ -151,11 +165,8 @@ def reprice_figures(
     model: str,
     endpoint: Endpoint,
     book: PriceBook,
-) -> dict[str, Any] | None:
-    """report.json's `endpoints.<name>.reprice`; None when the endpoint made no call."""
-    from pytest_tokenbudget.measure.metrics import number
-    from pytest_tokenbudget.measure.stats import endpoint_stats_of
-
+) -> Repricing | None:
+    """The endpoint's calls priced at MODEL; None when the endpoint made no call."""
     parts = list(parts)
     stats = endpoint_stats_of(
         name,
@@ -169,32 +180,12 @@ def reprice_figures(
     )
     if not stats.calls:
         return None
-    out: dict[str, Any] = {
-        "model": model,
-        "cost_per_request_usd": number(
-            "cost_per_request_usd", stats.metrics["cost_per_request_usd"]
-        ),
-    }
-    if endpoint.requests_per_day is not None:
-        out["monthly_cost_usd"] = number("monthly_cost_usd", stats.metrics["monthly_cost_usd"])
-    out["input_tokens_p95"] = stats.metrics["input_tokens_p95"]
-    out["input_exact"] = stats.recounted_calls == stats.calls
-    out["output"] = OUTPUT
-    return out
-
-
-def reprice_line(name: str, reprice: dict[str, Any]) -> str:
-    """`chat_reply on claude-haiku-4-5: $0.0012/request, $72/month (input estimated: same
-    tokens; output as recorded)`, as plain text (each renderer escapes it for its sink)."""
-    from pytest_tokenbudget import formatting as fmt
-
-    figures = [f"{fmt.usd(reprice.get('cost_per_request_usd'))}/request"]
-    if reprice.get("monthly_cost_usd") is not None:
-        figures.append(f"{fmt.usd(reprice['monthly_cost_usd'])}/month")
-    model = reprice.get("model", "?")
-    source = (
-        f"input counted for {model}"
-        if reprice.get("input_exact")
-        else "input estimated: same tokens"
+    metrics = stats.metrics
+    return Repricing(
+        model=model,
+        cost_per_request=metrics["cost_per_request_usd"],
+        monthly_cost=metrics["monthly_cost_usd"],
+        projected=endpoint.requests_per_day is not None,
+        input_tokens_p95=metrics["input_tokens_p95"],
+        input_exact=stats.recounted_calls == stats.calls,
     )
-    return f"{name} on {model}: {', '.join(figures)} ({source}; output {reprice.get('output', OUTPUT)})"

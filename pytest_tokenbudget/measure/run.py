@@ -24,7 +24,8 @@ from pytest_tokenbudget.measure.samples import (
     Sample,
     case_samples,
 )
-from pytest_tokenbudget.providers.usage import Call, Exchange, parse_exchange
+from pytest_tokenbudget.providers.recorders import Exchange
+from pytest_tokenbudget.providers.usage import Call, parse_exchange
 
 
 @dataclass
@@ -164,7 +165,8 @@ class BudgetRun:
     def merge_wire(self, data: dict[str, Any]) -> None:
         self.parts.extend(CaseSamples.from_wire(s) for s in data["samples"])
         self.case_runs.extend(CaseRun.from_dict(c) for c in data["case_runs"])
-        self._worker_counts.append(tuple(data.get("counts", (0, 0))))  # type: ignore[arg-type]
+        sent, cached = data.get("counts", (0, 0))
+        self._worker_counts.append((sent, cached))
         self.doctor.merge_wire(data.get("doctor", {}))
         self.recordings.update(data.get("recordings", {}))
         self.reprice_parts.extend(CaseSamples.from_wire(s) for s in data.get("reprice", ()))

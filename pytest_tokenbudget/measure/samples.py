@@ -253,7 +253,7 @@ class CaseSamples:
     @classmethod
     def from_wire(cls, data: Any) -> CaseSamples:
         endpoint, case_id, test_id, first_index, rows = data
-        return cls(endpoint, case_id, test_id, [tuple(r) for r in rows], first_index)  # type: ignore[misc]
+        return cls(endpoint, case_id, test_id, [tuple(r) for r in rows], first_index)
 
 
 def case_samples(samples: Iterable[Sample]) -> list[CaseSamples]:

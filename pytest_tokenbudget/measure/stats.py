@@ -31,6 +31,8 @@ from pytest_tokenbudget.pricing.prices import (
 from pytest_tokenbudget.providers.usage import Usage, context_fields, iteration_type
 
 PERCENTILES = (50, 90, 95, 99)
+# A metric's value: token counts as ints, rates and dollars exact; None when not measurable.
+MetricValue = Fraction | int | None
 DAYS_PER_MONTH = 30
 # How a case that made no API call counts in the per-case metrics (escalation_rate,
 # cost_per_request_usd, monthly_cost_usd): left out of them, or as a $0 request.
@@ -88,7 +90,7 @@ class EndpointStats:
     name: str
     calls: int
     cases: int
-    metrics: dict[str, float | int | None]
+    metrics: dict[str, MetricValue]
     cost_total: Fraction | None  # None when a call's model has no price
     per_case: dict[str, CaseStats]
     prompt_tokens: list[int]  # per call, in sample order (for drivers of budgets)
@@ -157,7 +159,7 @@ def endpoint_stats(
     )
 
 
-def percentiles(values: Sequence[int], label: str, metrics: dict) -> None:
+def percentiles(values: Sequence[int], label: str, metrics: dict[str, MetricValue]) -> None:
     """Nearest-rank percentiles and the maximum, from the count of each value (the same
     numbers as sorting every value, without sorting them)."""
     if not values:
@@ -278,11 +280,11 @@ def endpoint_stats_of(
         for (model, is_batch, context), sums in part.groups.items():
             key = (cid, model, is_batch or batch, context, 0)
             g = grouped.get(key)  # the part's own list, read only: a sum is a new list
-            grouped[key] = sums if g is None else [a + b for a, b in zip(g, sums)]
+            grouped[key] = sums if g is None else [a + b for a, b in zip(g, sums, strict=True)]
         for (step, model, is_batch), sums in part.iterations.items():
             key3 = (step, model, is_batch or batch)
             g = steps.get(key3)
-            steps[key3] = sums if g is None else [a + b for a, b in zip(g, sums)]
+            steps[key3] = sums if g is None else [a + b for a, b in zip(g, sums, strict=True)]
 
     prices: dict[str, Price | None] = {}
     for _, model, _, _, _ in grouped:
@@ -303,7 +305,7 @@ def endpoint_stats_of(
                 key = (part.case_id, model, is_batch or batch, context, price.band(i + w5 + w1 + r))
                 g = grouped.get(key)
                 row = (i, o, w5, w1, r, web)
-                grouped[key] = row if g is None else [a + b for a, b in zip(g, row)]
+                grouped[key] = row if g is None else [a + b for a, b in zip(g, row, strict=True)]
     rate_sets: dict[RateKey, tuple[Fraction, ...]] = {}
     unpriced_sets: dict[RateKey, str] = {}
     searched = {(m, b, c, n) for (_, m, b, c, n), t in grouped.items() if t[5]}
@@ -350,11 +352,11 @@ def endpoint_stats_of(
         elif case_id in case_sums:
             case.cost = Fraction(case_sums[case_id], denominator)
     tier_costs = {
-        model: {tier: Fraction(n, denominator) for tier, n in zip(COST_TIERS, sums)}
+        model: {tier: Fraction(n, denominator) for tier, n in zip(COST_TIERS, sums, strict=True)}
         for model, sums in tier_sums.items()
     }
     iterations: dict[str, IterationStats] = {}
-    for (step, model, is_batch), (n, n_calls, i, o, w5, w1, r) in sorted(steps.items()):
+    for (step, model, _batch), (n, n_calls, i, o, w5, w1, r) in sorted(steps.items()):
         it = iterations.setdefault(step, IterationStats())
         it.calls += n_calls
         it.iterations += n
@@ -392,7 +394,7 @@ def endpoint_stats_of(
     # The per-case metrics are over the requests: every case that ran, or (the default) only
     # those that made a call, since a test a mock answered is no $0 request of the app.
     requests = cases if cases_without_calls == "count" else cases - len(no_call_cases)
-    metrics: dict[str, float | int | None] = {}
+    metrics: dict[str, MetricValue] = {}
     percentiles(prompt, "input_tokens", metrics)
     percentiles(output, "output_tokens", metrics)
     has_escalation_rule = escalation_models is not None or target_model is not None

@@ -29,6 +29,7 @@ class BudgetLike(Protocol):
 class Verdict:
     key: str
     metric: str
+    kind: str  # "max": actual <= limit; "min": actual >= limit (the budget's own)
     limit: float
     actual: Fraction | float | None  # exact (a Fraction) from stats; int for token counts
     ok: bool | None  # None: could not be evaluated (see note)
@@ -44,14 +45,21 @@ def judge(stats: EndpointStats, budgets: Iterable[BudgetLike]) -> list[Verdict]:
         if actual is None:
             verdicts.append(
                 Verdict(
-                    b.key, b.metric, b.limit, None, None, b.line, note=_why_missing(b.metric, stats)
+                    b.key,
+                    b.metric,
+                    b.kind,
+                    b.limit,
+                    None,
+                    None,
+                    b.line,
+                    note=_why_missing(b.metric, stats),
                 )
             )
             continue
         limit = Fraction(str(b.limit))
         ok = actual <= limit if b.kind == "max" else actual >= limit
         drivers = () if ok else _drivers(stats, b.metric, limit)
-        verdicts.append(Verdict(b.key, b.metric, b.limit, actual, ok, b.line, drivers))
+        verdicts.append(Verdict(b.key, b.metric, b.kind, b.limit, actual, ok, b.line, drivers))
     return verdicts
 
 
@@ -72,9 +80,9 @@ def _drivers(stats: EndpointStats, metric: str, limit: Fraction) -> tuple[str, .
     cases = stats.per_case
     if metric.startswith(("input_tokens", "output_tokens")):
         if metric.startswith("input"):
-            pairs = zip(stats.call_cases, stats.prompt_tokens)
+            pairs = zip(stats.call_cases, stats.prompt_tokens, strict=True)
         else:
-            pairs = zip(stats.output_cases, stats.output_tokens)
+            pairs = zip(stats.output_cases, stats.output_tokens, strict=True)
         worst: dict[str, int] = {}
         for case_id, value in pairs:
             if value > limit:

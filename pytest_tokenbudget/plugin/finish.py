@@ -18,8 +18,10 @@ from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.measure.run import BudgetRun
 from pytest_tokenbudget.report.build import report_of, with_gate, with_notes, with_update
 from pytest_tokenbudget.report.html import render_html
+from pytest_tokenbudget.report.json_io import report_from_json, report_json, write_report
 from pytest_tokenbudget.report.markdown import cap_markdown, render_markdown
-from pytest_tokenbudget.report.model import FAIL, Report, UpdateVerdict, write_report
+from pytest_tokenbudget.report.model import Report, UpdateVerdict
+from pytest_tokenbudget.report.reader import FAIL
 from pytest_tokenbudget.report.table import (
     render_cache_findings,
     render_findings,
@@ -53,23 +55,24 @@ def conclude(
     report_hook: Callable[[dict[str, Any]], list[str | None]],
     github: bool,
     display: Callable[[Path], str],
-    update: Callable[[dict[str, Any]], UpdateVerdict] | None = None,
+    update: Callable[[Report], UpdateVerdict] | None = None,
 ) -> Conclusion:
-    """Judge, then render and write; the lines are the terminal summary."""
+    """Judge, then render and write; the lines are the terminal summary. `baseline` is a
+    checked report.json (report/reader.load_report)."""
     report = report_of(run)
-    if baseline is not None:
+    base = report_from_json(baseline) if baseline is not None else None
+    if base is not None:
         from pytest_tokenbudget.report.diff import compare
 
-        diff = compare(baseline, report.to_json(), max_regression_pct=max_regression_pct)
-        report = with_gate(report, diff)
+        report = with_gate(report, compare(base, report, max_regression_pct=max_regression_pct))
     elif max_regression_pct is not None:
         report = with_notes(
             report, "--token-budget-max-regression needs --token-budget-baseline; not checked"
         )
     if update is not None:  # reads the budgets as judged, writes token_budgets.yml
-        report = with_update(report, update(report.to_json()))
-    # Every verdict is in: from here on the report is only rendered.
-    data = report.to_json()
+        report = with_update(report, update(report))
+    # Every verdict is in: from here on the report is only rendered, report.json once.
+    data = report_json(report)
     sections = [s for s in report_hook(data) if s]
     markdown = cap_markdown("\n".join([render_markdown(report), *sections]))
     lines = render_table(report) + [""] + render_findings(report) + render_cache_findings(report)
@@ -84,7 +87,7 @@ def conclude(
         lines.append(f"count_tokens: {sent} requests sent, {cached} answered from the count cache")
     written = True
     try:
-        html = render_html(report, baseline=baseline)
+        html = render_html(report, baseline=base)
         json_path, _ = write_report(run.options.report_dir, data, markdown, html=html)
         lines.append(f"report: {display(json_path)}")
     except (TokenBudgetError, OSError) as err:

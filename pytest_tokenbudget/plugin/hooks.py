@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from pytest_tokenbudget.measure.run import BudgetRun
     from pytest_tokenbudget.plugin.finish import Conclusion
     from pytest_tokenbudget.plugin.handle import TokenBudget
-    from pytest_tokenbudget.report.model import UpdateVerdict
+    from pytest_tokenbudget.report.model import Report, UpdateVerdict
 
 MARKER_HELP = (
     "token_budget(endpoint): measure this test's Anthropic API calls against the budgets "
@@ -178,7 +178,7 @@ def _conclude(config: pytest.Config, run: BudgetRun) -> Conclusion:
     if config.getoption("token_budget_update"):
         from pytest_tokenbudget.report.ratchet import update_budgets
 
-        def update(report: dict[str, Any]) -> UpdateVerdict:
+        def update(report: Report) -> UpdateVerdict:
             return update_budgets(
                 report,
                 run.config,

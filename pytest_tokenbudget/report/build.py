@@ -13,23 +13,30 @@ from dataclasses import replace
 from fractions import Fraction
 from typing import Any
 
+from pytest_tokenbudget.cache.doctor import CacheFinding
+from pytest_tokenbudget.cache.prediction import CacheTotals
 from pytest_tokenbudget.measure.accounting import fix_command, fix_what
-from pytest_tokenbudget.measure.evaluation import EndpointResult, evaluate
+from pytest_tokenbudget.measure.evaluation import EndpointCache, EndpointResult, evaluate
 from pytest_tokenbudget.measure.metrics import number
+from pytest_tokenbudget.measure.reprice import OUTPUT, Repricing
 from pytest_tokenbudget.measure.run import BudgetRun
 from pytest_tokenbudget.measure.verdicts import Verdict
 from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.report.diff import Diff, EndpointDiff
 from pytest_tokenbudget.report.model import (
     BudgetCheck,
+    CacheFigures,
     CaseFigures,
     Charts,
     EndpointReport,
     Fix,
+    PromptCacheFinding,
     Regression,
     Report,
+    Reprice,
     Totals,
     UpdateVerdict,
+    Value,
     judged,
 )
 from pytest_tokenbudget.report.reader import NOT_RUN, PASS
@@ -44,7 +51,7 @@ def report_of(run: BudgetRun) -> Report:
         evaluation.results,
         config_path=run.config.path.name,
         price_table_date=prices["label"],
-        findings=[f.to_dict() for f in evaluation.findings],
+        findings=evaluation.findings,
         prices=prices,
     )
 
@@ -54,7 +61,7 @@ def build_report(
     *,
     config_path: str,
     price_table_date: str,
-    findings: Iterable[Mapping[str, Any]] = (),
+    findings: Iterable[CacheFinding] = (),
     prices: Mapping[str, str] | None = None,
 ) -> Report:
     """The report of the measurement and the budgets; the gate and the update join later
@@ -69,9 +76,9 @@ def build_report(
         table_date=price_table_date,
         endpoints=endpoints,
         totals=_totals(results, endpoints),
-        findings=tuple(findings),
+        findings=tuple(_finding(f) for f in findings),
         fixes=fixes,
-        prices=dict(prices or {}),
+        prices=dict(prices or {"table_date": price_table_date}),
     )
 
 
@@ -81,13 +88,13 @@ def endpoint_report(result: EndpointResult) -> EndpointReport:
         status=NOT_RUN if result.status == NOT_RUN else PASS,  # the failures decide
         line=result.line,
         max_regression_pct=result.max_regression_pct,
-        cache=result.cache,
+        cache=_cache(result.cache),
         recorders=tuple(result.recorders),
         warnings=tuple(result.warnings),
         unmeasured=tuple(result.unmeasured),
         cases=result.cases_run,
         problems=tuple(result.problems),
-        reprice=result.reprice,
+        reprice=_reprice(result.reprice),
     )
     stats = result.stats
     if stats is None:
@@ -99,7 +106,7 @@ def endpoint_report(result: EndpointResult) -> EndpointReport:
         partial = {**metrics, "monthly_cost_usd": None}
         metrics = dict.fromkeys(metrics)
     extra: dict[str, Any] = {}  # measurement facts only report.json shows
-    if getattr(stats, "iterations", None):  # usage.iterations per type (measure/stats.py)
+    if stats.iterations:  # usage.iterations per type (measure/stats.py)
         extra["iterations"] = {k: v.to_dict(number) for k, v in stats.iterations.items()}
     return judged(
         replace(
@@ -142,10 +149,42 @@ def _check(v: Verdict, result: EndpointResult, incomplete: bool) -> BudgetCheck:
     if incomplete:
         n, ran = len(result.unmeasured), result.cases_run
         note = f"not checked: {n} of {ran} cases not measured"
-        return BudgetCheck(v.key, v.metric, v.limit, None, None, v.line, note=note)
-    return BudgetCheck(
-        v.key, v.metric, v.limit, number(v.metric, v.actual), v.ok, v.line, v.drivers, v.note
+        return BudgetCheck(v.key, v.metric, v.kind, v.limit, None, None, v.line, note=note)
+    actual = number(v.metric, v.actual)
+    return BudgetCheck(v.key, v.metric, v.kind, v.limit, actual, v.ok, v.line, v.drivers, v.note)
+
+
+def _cache(cache: EndpointCache | None) -> CacheFigures | None:
+    if cache is None:
+        return None
+    return CacheFigures(
+        recorded=_cache_totals(cache.recorded),
+        predicted=_cache_totals(cache.predicted),
+        checks=cache.checks,
+        note=cache.note,
     )
+
+
+def _cache_totals(totals: CacheTotals) -> dict[str, Value]:
+    return totals.to_dict(lambda rate: number("cache_hit_rate", rate))
+
+
+def _reprice(r: Repricing | None) -> Reprice | None:
+    if r is None:
+        return None
+    return Reprice(
+        model=r.model,
+        cost_per_request_usd=number("cost_per_request_usd", r.cost_per_request),
+        monthly_cost_usd=number("monthly_cost_usd", r.monthly_cost),
+        projected=r.projected,
+        input_tokens_p95=number("input_tokens_p95", r.input_tokens_p95),
+        input_exact=r.input_exact,
+        output=OUTPUT,
+    )
+
+
+def _finding(f: CacheFinding) -> PromptCacheFinding:
+    return PromptCacheFinding(f.code, f.level, f.endpoint, f.where, f.message, f.fix, f.cases)
 
 
 def _totals(results: list[EndpointResult], endpoints: tuple[EndpointReport, ...]) -> Totals:

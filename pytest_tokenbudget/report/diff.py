@@ -1,25 +1,26 @@
-"""Baseline comparison: two report.json dicts in, one `Diff` out.
+"""Baseline comparison: two typed reports in, one `Diff` out.
 
-Pure data and no pytest, so `tokenbudget diff`, the pytest run and the PR
-comment all agree. The reports come in checked (report/reader.py: a baseline may be a
-fork's, so every value read here has its type checked there). Growth is judged in
-each metric's own direction (measure/metrics.py: tokens and dollars are worse higher,
-cache-hit rates worse lower); a metric whose direction this version does not know is
-shown, never gated.
+Pure data and no pytest, so `tokenbudget diff`, the pytest run and the PR comment all
+agree. A report read from a file comes in checked (report/reader.py: a baseline may be a
+fork's, so every value read here has its type checked there) and typed
+(report/json_io.report_from_json). Growth is judged in each metric's own direction
+(measure/metrics.py: tokens and dollars are worse higher, cache-hit rates worse lower); a
+metric whose direction this version does not know is shown, never gated. A budget keeps
+its own kind (min or max), as the report states it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from pytest_tokenbudget.measure.metrics import metric as metric_facts
 from pytest_tokenbudget.measure.metrics import number
-
-# The readers live in report_file; diff.load_report and diff.check_report are theirs.
-from pytest_tokenbudget.report.reader import LOAD_NOTES, check_report, load_report  # noqa: F401
+from pytest_tokenbudget.report.model import CaseFigures, EndpointReport, Report
+from pytest_tokenbudget.report.reader import FAIL
+from pytest_tokenbudget.report.reader import NOT_RUN as HEAD_NOT_RUN
 
 DIFF_SCHEMA = "pytest-tokenbudget/diff"
 DIFF_VERSION = 1
@@ -128,8 +129,8 @@ class Diff:
 
 # -- comparing -------------------------------------------------------------------------
 def compare(
-    base: dict[str, Any],
-    head: dict[str, Any],
+    base: Report,
+    head: Report,
     *,
     max_regression_pct: float | None,
     warn_pct: float | None = None,
@@ -137,19 +138,19 @@ def compare(
     """Every metric of every endpoint, base against head, with a status for each.
 
     A metric is `regression` when it grew (got worse) by more than the gate —
-    the endpoint's own `max_regression_pct` when report.json carries one, else
+    the endpoint's own `max_regression_pct` when the report carries one, else
     max_regression_pct — and `warn` when it grew by more than warn_pct, or by
     more than half the gate. `budget` (the head breaks a budget) wins over both.
     """
-    base_eps: dict[str, Any] = base.get("endpoints", {})
-    head_eps: dict[str, Any] = head.get("endpoints", {})
+    base_eps = {ep.name: ep for ep in base.endpoints}
+    head_eps = {ep.name: ep for ep in head.endpoints}
     names = list(head_eps) + [n for n in base_eps if n not in head_eps]
     endpoints = tuple(
         _compare_endpoint(n, base_eps.get(n), head_eps.get(n), max_regression_pct, warn_pct)
         for n in names
     )
-    notes = [*base.get(LOAD_NOTES, []), *head.get(LOAD_NOTES, [])]
-    base_table, head_table = _priced_with(base), _priced_with(head)
+    notes = [*base.load_notes, *head.load_notes]
+    base_table, head_table = base.priced_with, head.priced_with
     if base_table and head_table and base_table != head_table:
         notes.append(
             f"baseline priced with {base_table}, head with {head_table}: "
@@ -159,30 +160,22 @@ def compare(
         notes.extend(_dated_price_note(base, head, base_table))
     return Diff(
         endpoints=endpoints,
-        monthly_base=(base.get("totals") or {}).get("monthly_cost_usd"),
-        monthly_head=(head.get("totals") or {}).get("monthly_cost_usd"),
+        monthly_base=base.totals.monthly_cost_usd,
+        monthly_head=head.totals.monthly_cost_usd,
         max_regression_pct=max_regression_pct,
         warn_pct=warn_pct,
         notes=tuple(notes),
-        config=head.get("config"),
-        percentile_method=head.get("percentile_method"),
+        config=head.config,
+        percentile_method=head.percentile_method,
         price_table=head_table,
     )
-
-
-def _priced_with(report: dict[str, Any]) -> str | None:
-    """The price source a report names (`genai-prices 0.2.5`), or an older report's table."""
-    prices = report.get("prices") or {}
-    if prices.get("source"):
-        return str(prices["source"])
-    return f"the table of {prices['table_date']}" if prices.get("table_date") else None
 
 
 # At most this many of a report's models are looked up for a dated price change.
 _DATED_MODELS = 200
 
 
-def _dated_price_note(base: dict[str, Any], head: dict[str, Any], source: str) -> list[str]:
+def _dated_price_note(base: Report, head: Report, source: str) -> list[str]:
     """A note when both reports were priced with the same library but on different days
     (`as_of`) and its rates for a model they price changed between those days (the library
     dates some prices): the dollar deltas then include that change. Asked of the installed
@@ -191,7 +184,7 @@ def _dated_price_note(base: dict[str, Any], head: dict[str, Any], source: str) -
 
     from pytest_tokenbudget.pricing import source as price_source
 
-    days = [str((r.get("prices") or {}).get("as_of") or "") for r in (base, head)]
+    days = [str(r.prices.get("as_of") or "") for r in (base, head)]
     if not all(days) or days[0] == days[1]:
         return []
     note = f"baseline priced on {days[0]}, head on {days[1]} (both with {source})"
@@ -206,9 +199,8 @@ def _dated_price_note(base: dict[str, Any], head: dict[str, Any], source: str) -
         {
             model
             for r in (base, head)
-            for ep in (r.get("endpoints") or {}).values()
-            if isinstance(ep, dict)
-            for model, priced in (ep.get("price_sources") or {}).items()
+            for ep in r.endpoints
+            for model, priced in ep.price_sources.items()
             if str(priced).startswith(source)  # from the library, not `pricing:`
         }
     )[:_DATED_MODELS]
@@ -223,16 +215,18 @@ def _dated_price_note(base: dict[str, Any], head: dict[str, Any], source: str) -
 
 def _compare_endpoint(
     name: str,
-    base: dict[str, Any] | None,
-    head: dict[str, Any] | None,
+    base: EndpointReport | None,
+    head: EndpointReport | None,
     max_regression_pct: float | None,
     warn_pct: float | None,
 ) -> EndpointDiff:
-    own_gate = (head or {}).get("max_regression_pct", (base or {}).get("max_regression_pct"))
+    own_gate = head.max_regression_pct if head is not None else None
+    if own_gate is None and base is not None:
+        own_gate = base.max_regression_pct
     gate = own_gate if own_gate is not None else max_regression_pct
     warn = warn_pct if warn_pct is not None else (gate / 2 if gate is not None else None)
-    base_metrics: dict[str, Value] = (base or {}).get("metrics") or {}
-    head_metrics: dict[str, Value] = (head or {}).get("metrics") or {}
+    base_metrics: Mapping[str, Value] = base.metrics if base is not None else {}
+    head_metrics: Mapping[str, Value] = head.metrics if head is not None else {}
     budgets = _budgets(head)
     order = list(head_metrics) + [m for m in base_metrics if m not in head_metrics]
     order += [m for m in budgets if m not in order]
@@ -244,8 +238,8 @@ def _compare_endpoint(
             budgets.get(m),
             gate,
             warn,
-            (base or {}).get("per_case") or {},
-            (head or {}).get("per_case") or {},
+            base.per_case if base is not None else {},
+            head.per_case if head is not None else {},
         )
         for m in order
     )
@@ -253,55 +247,54 @@ def _compare_endpoint(
         change = REMOVED
     elif base is None:
         change = ADDED
-    elif head.get("status") == "not-run":
+    elif head.status == HEAD_NOT_RUN:
         change = NOT_RUN
     else:
         change = CHANGED if any(m.changed for m in metrics) else UNCHANGED
+    either = head if head is not None else base
     return EndpointDiff(
         name=name,
         change=change,
-        base_status=(base or {}).get("status"),
-        head_status=(head or {}).get("status"),
-        line=(head or base or {}).get("line"),
+        base_status=base.status if base is not None else None,
+        head_status=head.status if head is not None else None,
+        line=either.line if either is not None else None,
         max_regression_pct=gate,
         warn_pct=warn,
         metrics=metrics,
-        problems=tuple((head or {}).get("problems", [])),
-        warnings=tuple((head or {}).get("warnings", [])),
+        problems=head.all_problems if head is not None else (),
+        warnings=head.warnings if head is not None else (),
         failed=_head_failed(head),
     )
 
 
-def _head_failed(head: dict[str, Any] | None) -> bool:
+def _head_failed(head: EndpointReport | None) -> bool:
     """The head endpoint failed its own run, for a reason this comparison does not judge
     again: a regression past the gate of that run is not one (this comparison has its own)."""
-    if head is None or head.get("status") != "fail":
+    if head is None or head.status != FAIL:
         return False
     gate_only = (
-        bool(head.get("regressions"))
-        and not head.get("problems")
-        and head.get("complete", True)
-        and all(b.get("ok") is not False for b in head.get("budgets", []))
+        bool(head.regressions)
+        and not head.all_problems
+        and head.complete
+        and all(b.ok is not False for b in head.budgets)
     )
     return not gate_only
 
 
-def _budgets(endpoint: dict[str, Any] | None) -> dict[str, BudgetRef]:
+def _budgets(endpoint: EndpointReport | None) -> dict[str, BudgetRef]:
     """The budget on each metric; a broken one wins if a metric somehow has two."""
     out: dict[str, BudgetRef] = {}
-    for b in (endpoint or {}).get("budgets", []):
-        facts = metric_facts(b["metric"])
-        higher = facts.higher_is_better if facts.better else b["key"].startswith("min_")
+    for b in endpoint.budgets if endpoint is not None else ():
         ref = BudgetRef(
-            key=b["key"],
-            limit=b["limit"],
-            kind="min" if higher else "max",
-            ok=b.get("ok"),
-            line=b.get("line"),
-            drivers=tuple(b.get("drivers", [])),
+            key=b.key,
+            limit=b.limit,
+            kind=b.kind,
+            ok=b.ok,
+            line=b.line,
+            drivers=b.drivers,
         )
-        if b["metric"] not in out or ref.ok is False:
-            out[b["metric"]] = ref
+        if b.metric not in out or ref.ok is False:
+            out[b.metric] = ref
     return out
 
 
@@ -312,8 +305,8 @@ def _compare_metric(
     budget: BudgetRef | None,
     gate: float | None,
     warn: float | None,
-    base_cases: dict[str, Any],
-    head_cases: dict[str, Any],
+    base_cases: Mapping[str, CaseFigures],
+    head_cases: Mapping[str, CaseFigures],
 ) -> MetricDiff:
     trend = _trend(metric, base, head)
     growth = _growth(metric, base, head)  # % in the bad direction
@@ -394,7 +387,7 @@ def _case_field(metric: str) -> str:
 
 
 def _drivers(
-    metric: str, base_cases: dict[str, Any], head_cases: dict[str, Any]
+    metric: str, base_cases: Mapping[str, CaseFigures], head_cases: Mapping[str, CaseFigures]
 ) -> tuple[CaseDelta, ...]:
     """The cases that contribute most to the growth, biggest first."""
     field = _case_field(metric)
@@ -402,17 +395,17 @@ def _drivers(
     escalation = metric == "escalation_rate"
     for case_id, case in head_cases.items():
         before = base_cases.get(case_id)
-        if escalation and (not case.get("escalated") or (before or {}).get("escalated")):
+        if escalation and (not case.escalated or (before is not None and before.escalated)):
             continue  # only the cases that newly escalate drive the escalation rate
-        head_value = case.get(field) or 0
-        base_value = (before or {}).get(field) or 0
+        head_value = getattr(case, field) or 0
+        base_value = (getattr(before, field) if before is not None else None) or 0
         delta = _delta(field, base_value, head_value)
         if delta is not None and (delta > 0 or escalation):
             deltas.append(
                 CaseDelta(
                     case_id,
                     field,
-                    base_value if before else None,
+                    base_value if before is not None else None,
                     head_value,
                     delta,
                     before is None,

@@ -11,13 +11,12 @@ key of its metric, or on the endpoint's line when it has no budget.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.accounting import cause_lines, fix_command
 from pytest_tokenbudget.plain_text import safe_line
 from pytest_tokenbudget.report.diff import BUDGET, REGRESSION, WARN, Diff
-from pytest_tokenbudget.report.model import CASES, PROBLEM, UPDATE, Report, report_from_json
+from pytest_tokenbudget.report.model import CASES, PROBLEM, UPDATE, Report
 
 MAX_LINE = 10**7  # a line number past this is not one of token_budgets.yml's
 
@@ -32,14 +31,13 @@ class Finding:
     message: str
 
 
-Source = Report | dict[str, Any] | Diff
+Source = Report | Diff  # a run's report, or a comparison alone (`tokenbudget diff`)
 
 
 def findings(source: Source) -> list[Finding]:
     if isinstance(source, Diff):
         return _diff_findings(source)
-    report = source if isinstance(source, Report) else report_from_json(source)
-    return _report_findings(report)
+    return _report_findings(source)
 
 
 def _report_findings(report: Report) -> list[Finding]:

@@ -21,16 +21,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pytest_tokenbudget import formatting as fmt
-from pytest_tokenbudget.measure.metrics import label, show
+from pytest_tokenbudget.measure.metrics import label, number, show
 from pytest_tokenbudget.measure.metrics import metric as metric_facts
 from pytest_tokenbudget.report.model import (
-    NOT_RUN,
     BudgetCheck,
+    CacheFigures,
     CaseFigures,
     EndpointReport,
+    PromptCacheFinding,
     Report,
-    number,
+    Value,
 )
+from pytest_tokenbudget.report.reader import NOT_RUN
 from pytest_tokenbudget.report.table import cases_cell
 
 if TYPE_CHECKING:
@@ -55,24 +57,24 @@ COST_CHART_WIDTH = 760
 ALL_MODELS = "all models"
 
 
-def render_html(report: Report, *, baseline: dict[str, Any] | None = None) -> str:
+def render_html(report: Report, *, baseline: Report | None = None) -> str:
     style = (_HERE / "html_report.css").read_text(encoding="utf-8")
     script = (_HERE / "html_report.js").read_text(encoding="utf-8")
-    base_endpoints = (baseline or {}).get("endpoints", {})
+    base_endpoints = {ep.name: ep for ep in baseline.endpoints} if baseline is not None else {}
     gate = {e.name: e for e in report.diff.endpoints} if report.diff is not None else {}
-    findings = [dict(f) for f in report.findings]
+    findings = report.findings
     names = {ep.name for ep in report.endpoints}
     sections = [
         _endpoint(
             i,
             ep,
-            base_endpoints.get(ep.name) if baseline is not None else None,
+            base_endpoints.get(ep.name),
             gate.get(ep.name),
-            [f for f in findings if f.get("endpoint") == ep.name],
+            [f for f in findings if f.endpoint == ep.name],
         )
         for i, ep in enumerate(report.endpoints)
     ]
-    stray = [f for f in findings if f.get("endpoint") not in names]
+    stray = [f for f in findings if f.endpoint not in names]
     if stray:
         sections.append(
             f"<section><h2>Other prompt-cache findings</h2>{_findings(stray)}</section>"
@@ -120,7 +122,7 @@ def _badge(status: str) -> str:
     )
 
 
-def _header(report: Report, baseline: dict[str, Any] | None) -> str:
+def _header(report: Report, baseline: Report | None) -> str:
     totals = report.totals
     monthly = (
         f"projected {fmt.usd(totals.monthly_cost_usd)} a month"
@@ -212,9 +214,9 @@ def _overview(endpoints: Sequence[EndpointReport]) -> str:
 def _endpoint(
     index: int,
     ep: EndpointReport,
-    base: dict[str, Any] | None,
+    base: EndpointReport | None,
     gate: EndpointDiff | None,
-    findings: list[dict[str, Any]],
+    findings: list[PromptCacheFinding],
 ) -> str:
     line = f' <span class="muted">line {ep.line} of the config</span>' if ep.line else ""
     out = [
@@ -238,7 +240,7 @@ def _endpoint(
     elif not ep.measured or ep.charts is None:
         out.append('<p class="note">No statistics: see the problems above.</p>')
     else:
-        base_metrics = (base or {}).get("metrics", {})
+        base_metrics: Mapping[str, Value] = base.metrics if base is not None else {}
         if gate is not None:
             out.append(_gate(gate, ep))
         out.append(_budgets(ep, base_metrics if base is not None else None))
@@ -332,7 +334,7 @@ def _text(text: str) -> str:
     return escape(lines[0]) + "<pre><code>" + escape("\n".join(lines[1:])) + "</code></pre>"
 
 
-def _budgets(ep: EndpointReport, base_metrics: dict[str, Any] | None) -> str:
+def _budgets(ep: EndpointReport, base_metrics: Mapping[str, Value] | None) -> str:
     if not ep.budgets:
         return ""
     titles = ["limit", "actual"] + (["baseline"] if base_metrics is not None else [])
@@ -363,7 +365,7 @@ def nice_step(raw: float) -> float:
     """1, 2 or 5 times a power of ten: the step a person would put on an axis."""
     if raw <= 0:
         return 1.0
-    power = 10 ** math.floor(math.log10(raw))
+    power: float = 10 ** math.floor(math.log10(raw))  # int ** int: an int from 1 up
     for mult in (1, 2, 5, 10):
         if raw <= mult * power * (1 + 1e-9):
             return mult * power
@@ -660,7 +662,7 @@ def cost_svg(
         out.append(
             f'<text class="axis" x="{tx}" y="{base_y + 16}" text-anchor="middle">{dollars}</text>'
         )
-    for r, ((model, tiers), total) in enumerate(zip(rows, totals)):
+    for r, ((model, tiers), total) in enumerate(zip(rows, totals, strict=True)):
         y = top + r * row_h
         n = calls.get(model, sum(calls.values()) if model == ALL_MODELS else 0)
         name = f"{model} · {n:,} call{'s' if n != 1 else ''} · {fmt.usd(total)} per request"
@@ -695,7 +697,7 @@ def cost_svg(
 
 
 # -- tables -----------------------------------------------------------------------------
-def _cache(cache: Mapping[str, Any]) -> str:
+def _cache(cache: CacheFigures) -> str:
     keys = (
         ("calls", "calls"),
         ("prompt_tokens", "prompt tokens"),
@@ -706,19 +708,16 @@ def _cache(cache: Mapping[str, Any]) -> str:
     head = "<th></th>" + "".join(f'<th class="num">{h}</th>' for _, h in keys)
     head += '<th class="num">hit rate</th>'
     rows = []
-    for kind in ("recorded", "predicted"):
-        figures = cache.get(kind)
+    for kind, figures in (("recorded", cache.recorded), ("predicted", cache.predicted)):
         if not figures:
             continue
         cells = "".join(f'<td class="num">{fmt.tokens(figures.get(k))}</td>' for k, _ in keys)
         hit_rate = fmt.rate(figures.get("hit_rate"))
         rows.append(f'<tr><td>{kind}</td>{cells}<td class="num">{hit_rate}</td></tr>')
-    checks = cache.get("min_cache_hit_rate_checks")
+    checks = cache.checks
     note = f"min_cache_hit_rate checks the {escape(checks)} figures." if checks else ""
     why = (  # recorded and predicted differ: never without saying why
-        f'<p class="note" data-role="cache-note">{escape(cache["note"])}.</p>'
-        if cache.get("note")
-        else ""
+        f'<p class="note" data-role="cache-note">{escape(cache.note)}.</p>' if cache.note else ""
     )
     return (
         "<h3>Prompt cache</h3>"
@@ -727,15 +726,15 @@ def _cache(cache: Mapping[str, Any]) -> str:
     )
 
 
-def _findings(findings: Iterable[dict[str, Any]]) -> str:
+def _findings(findings: Iterable[PromptCacheFinding]) -> str:
     items = []
     for f in findings:
-        level, code, where = (escape(str(f.get(k, ""))) for k in ("level", "code", "where"))
-        cases = ", ".join(escape(str(c)) for c in f.get("cases", []))
+        level, code, where = escape(f.level), escape(f.code), escape(f.where)
+        cases = ", ".join(escape(c) for c in f.cases)
         items.append(
             f'<li data-code="{code}"><span class="badge level-{level}">{level}</span> '
-            f"<code>{code}</code> at <code>{where}</code>: {escape(str(f.get('message', '')))}"
-            + (f"<br>Fix: {escape(str(f['fix']))}" if f.get("fix") else "")
+            f"<code>{code}</code> at <code>{where}</code>: {escape(f.message)}"
+            + (f"<br>Fix: {escape(f.fix)}" if f.fix else "")
             + (f'<br><span class="muted">cases: {cases}</span>' if cases else "")
             + "</li>"
         )

@@ -9,13 +9,14 @@ new table cell or a new line.
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Sequence
 
 from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.metrics import METRICS, label, show
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.plain_text import controls_shown, one_line
-from pytest_tokenbudget.report.model import Report
+from pytest_tokenbudget.report.diff import CaseDelta, Diff, EndpointDiff, MetricDiff, Value
+from pytest_tokenbudget.report.model import PromptCacheFinding, Report
 from pytest_tokenbudget.report.table import cases_cell
 
 MARKER = "<!-- pytest-tokenbudget -->"
@@ -69,7 +70,7 @@ def render_markdown(report: Report) -> str:
     out += _failures(report)
     if report.diff is not None:
         out += _reprice_section(report)
-        out += _diff_body(report.diff, [dict(f) for f in report.findings], _report_notes(report))
+        out += _diff_body(report.diff, report.findings, _report_notes(report))
         return cap_markdown("\n".join(out))
     out += [
         "| Endpoint | Status | Calls | Cases | p95 in | p95 out | Escalation | Cache hit | $/request | $/month |",
@@ -92,7 +93,7 @@ def render_markdown(report: Report) -> str:
                 f"(line {b.line})" + (f" — driven by {drivers}" if drivers else "")
             )
     out += _reprice_section(report)
-    out += cache_section([dict(f) for f in report.findings])
+    out += cache_section(report.findings)
     notes = _report_notes(report)
     if notes:
         out += ["", "### Notes", ""] + notes
@@ -182,7 +183,7 @@ def metric_label(metric: str) -> str:
     return label(metric) if metric in METRICS else escape(label(metric))
 
 
-def _signed(metric: str, delta: Any) -> str:
+def _signed(metric: str, delta: Value) -> str:
     return facts(metric).show_delta(delta)
 
 
@@ -192,7 +193,7 @@ def _signed_pct(pct: float, *, short: bool = False) -> str:
     return f"{pct:+.1f}%"
 
 
-def _change(metric: str, m: Any) -> str:
+def _change(metric: str, m: MetricDiff) -> str:
     if m.delta is None:
         return "—"
     if m.delta == 0:
@@ -203,13 +204,13 @@ def _change(metric: str, m: Any) -> str:
     return f"{text} (from 0)"
 
 
-def _budget_cell(metric: str, m: Any) -> str:
+def _budget_cell(metric: str, m: MetricDiff) -> str:
     if m.budget is None:
         return "—"
     return ("≥ " if m.budget.kind == "min" else "≤ ") + fmt.metric(metric, m.budget.limit)
 
 
-def _status_cell(endpoint: Any, m: Any) -> str:
+def _status_cell(endpoint: EndpointDiff, m: MetricDiff) -> str:
     if m.status != "ok" or endpoint.change not in CHANGE_STATUS:
         if m.status == "ok" and m.trend == "better":
             return "✅ better"
@@ -217,7 +218,7 @@ def _status_cell(endpoint: Any, m: Any) -> str:
     return CHANGE_STATUS[endpoint.change]
 
 
-def _shown(endpoint: Any, m: Any) -> bool:
+def _shown(endpoint: EndpointDiff, m: MetricDiff) -> bool:
     """Rows in the open table: anything that changed or needs attention."""
     if m.status != "ok" or m.changed:
         return True
@@ -228,7 +229,7 @@ def _shown(endpoint: Any, m: Any) -> bool:
     return False
 
 
-def _table(rows: list[tuple[Any, Any]]) -> list[str]:
+def _table(rows: list[tuple[EndpointDiff, MetricDiff]]) -> list[str]:
     out = [
         "| Endpoint | Metric | Budget | Base | Head | Change | Status |",
         "|---|---|--:|--:|--:|--:|---|",
@@ -245,7 +246,7 @@ def _table(rows: list[tuple[Any, Any]]) -> list[str]:
     return out
 
 
-def _headline(diff: Any) -> str:
+def _headline(diff: Diff) -> str:
     base, head = diff.monthly_base, diff.monthly_head
     if base is None and head is None:
         return "Projected monthly cost: not projected (set `requests_per_day` on an endpoint)"
@@ -267,7 +268,7 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" + ("" if n == 1 else "s")
 
 
-def _diff_counts(diff: Any) -> list[str]:
+def _diff_counts(diff: Diff) -> list[str]:
     """What the comparison found: broken budgets, regressions past the gate, warnings."""
     broken = len(diff.with_status("budget"))
     regressions = len(diff.with_status("regression"))
@@ -282,7 +283,7 @@ def _diff_counts(diff: Any) -> list[str]:
     return parts
 
 
-def _verdict(diff: Any) -> str:
+def _verdict(diff: Diff) -> str:
     parts = _diff_counts(diff)
     failing = [e for e in diff.endpoints if e.failed]
     if failing and not diff.with_status("budget"):
@@ -293,7 +294,7 @@ def _verdict(diff: Any) -> str:
     return f"✅ **All {_plural(len(measured), 'endpoint')} within budget**, no regression"
 
 
-def _driver(metric: str, d: Any) -> str:
+def _driver(metric: str, d: CaseDelta) -> str:
     what = _FIELDS[d.field]
     change = _signed(d.field, d.delta) + f" {what}"
     if metric == "escalation_rate":
@@ -304,7 +305,7 @@ def _driver(metric: str, d: Any) -> str:
     return f"{escape(d.case_id)}: {change} ({before} → {after})"
 
 
-def _drivers_section(diff: Any) -> list[str]:
+def _drivers_section(diff: Diff) -> list[str]:
     """One line per endpoint and set of cases: p95, p99 and max usually share their drivers."""
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for endpoint, m in diff.rows():
@@ -324,7 +325,7 @@ def _drivers_section(diff: Any) -> list[str]:
     return (["", "#### What drives it", ""] + out) if out else []
 
 
-def _gate_note(diff: Any) -> str:
+def _gate_note(diff: Diff) -> str:
     gates = {e.max_regression_pct for e in diff.endpoints if e.max_regression_pct is not None}
     warns = {e.warn_pct for e in diff.endpoints if e.warn_pct is not None}
     if not gates and not warns:
@@ -339,7 +340,7 @@ def _gate_note(diff: Any) -> str:
     return text + ". "
 
 
-def _folded_summary(folded: list[tuple[Any, Any]]) -> str:
+def _folded_summary(folded: list[tuple[EndpointDiff, MetricDiff]]) -> str:
     if all(m.trend == "same" for _, m in folded):
         return _plural(len(folded), "unchanged metric")
     return _plural(len(folded), "more metric") + " (unchanged or not measured on both sides)"
@@ -349,25 +350,25 @@ CACHE_LEVEL = {"error": "❌", "warning": "⚠️", "note": "ℹ️"}
 MAX_CACHE_FINDINGS = 20
 
 
-def cache_section(findings: list[dict[str, Any]], heading: str = "###") -> list[str]:
+def cache_section(findings: Sequence[PromptCacheFinding], heading: str = "###") -> list[str]:
     """The prompt-cache findings: what breaks caching, where, and the fix in one sentence."""
     if not findings:
         return []
     out = ["", f"{heading} Prompt cache", ""]
     for f in findings[:MAX_CACHE_FINDINGS]:
-        cases = ", ".join(code(c) for c in f["cases"][:5])
-        more = f" and {len(f['cases']) - 5} more" if len(f["cases"]) > 5 else ""
-        fix = f" **Fix:** {escape(f['fix'])}." if f.get("fix") else ""
+        cases = ", ".join(code(c) for c in f.cases[:5])
+        more = f" and {len(f.cases) - 5} more" if len(f.cases) > 5 else ""
+        fix = f" **Fix:** {escape(f.fix)}." if f.fix else ""
         out.append(
-            f"- {CACHE_LEVEL.get(f['level'], '')} **{escape(f['endpoint'])}** {code(f['where'])} "
-            f"({escape(f['code'])}): {escape(f['message'])}.{fix} Cases: {cases}{more}"
+            f"- {CACHE_LEVEL.get(f.level, '')} **{escape(f.endpoint)}** {code(f.where)} "
+            f"({escape(f.code)}): {escape(f.message)}.{fix} Cases: {cases}{more}"
         )
     if len(findings) > MAX_CACHE_FINDINGS:
         out.append(f"- … {len(findings) - MAX_CACHE_FINDINGS} more in report.json (`findings`)")
     return out
 
 
-def render_diff_markdown(diff: Any, findings: list[dict[str, Any]] | None = None) -> str:
+def render_diff_markdown(diff: Diff, findings: Sequence[PromptCacheFinding] = ()) -> str:
     """The PR comment of `tokenbudget diff`: headline, changed rows, what drives them;
     unchanged rows folded away."""
     notes = [
@@ -376,10 +377,10 @@ def render_diff_markdown(diff: Any, findings: list[dict[str, Any]] | None = None
         for text in (*e.problems, *e.warnings)
     ]
     out = [MARKER, "## Token budget", _headline(diff), "", _verdict(diff), ""]
-    return cap_markdown("\n".join(out + _diff_body(diff, findings or [], notes)))
+    return cap_markdown("\n".join(out + _diff_body(diff, findings, notes)))
 
 
-def _diff_body(diff: Any, findings: list[dict[str, Any]], notes: list[str]) -> list[str]:
+def _diff_body(diff: Diff, findings: Sequence[PromptCacheFinding], notes: list[str]) -> list[str]:
     rows = list(diff.rows())
     shown = [(e, m) for e, m in rows if _shown(e, m)]
     folded = [(e, m) for e, m in rows if not _shown(e, m)]

@@ -1,32 +1,26 @@
-"""The report: every verdict of one run in one typed structure, and report.json from it.
+"""The report: every verdict of one run in one typed structure.
 
-Built once, after every verdict is in: budgets, the cases that could not be measured,
-other problems, the regression gate and `--token-budget-update`. The terminal,
-report.json, report.md, report.html, annotations, the job summary and the exit code are
-all rendered from the one `Report`, so none of them can tell another story. Renderers
-read it and never reach back into measurement; the per-call figures report.html draws
-(`Charts`) travel in it for that reason, though report.json leaves them out.
+Built once (report/build.py), after every verdict is in: budgets, the cases that could
+not be measured, other problems, the regression gate and `--token-budget-update`. The
+terminal, report.json (report/json_io.py), report.md, report.html, annotations, the job
+summary and the exit code are all rendered from the one `Report`, so none of them can
+tell another story. Renderers read it and never reach back into measurement; the
+per-call figures report.html draws (`Charts`) travel in it for that reason, though
+report.json leaves them out. Every figure in it is as report.json writes it (rounded
+once, by measure/metrics.number).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_tokenbudget.files.atomic import write_together
-from pytest_tokenbudget.measure.accounting import (
-    UnmeasuredCase,
-    cause_lines,
-    headline,
-)
-from pytest_tokenbudget.measure.metrics import MONEY_DIGITS, RATE_DIGITS, USD, label, number  # noqa: F401 (re-exported)
+from pytest_tokenbudget.measure.accounting import UnmeasuredCase, cause_lines, headline
+from pytest_tokenbudget.measure.metrics import label
 from pytest_tokenbudget.measure.metrics import metric as facts
-from pytest_tokenbudget.providers.scrub import refuse_if_secret
-from pytest_tokenbudget.report.reader import FAIL, NOT_RUN, PASS, SCHEMA, VERSION
+from pytest_tokenbudget.report.reader import FAIL, NOT_RUN, PASS
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.report.diff import Diff
@@ -34,7 +28,7 @@ if TYPE_CHECKING:
 PERCENTILE_METHOD = "nearest-rank over calls"
 
 Value = int | float | None
-# Kinds of failure, in the order an endpoint's headline picks them (worst first: _judged).
+# Kinds of failure, in the order an endpoint's headline picks them (worst first: judged).
 CASES, PROBLEM, BUDGET, REGRESSION, UPDATE = "cases", "problem", "budget", "regression", "update"
 
 
@@ -43,16 +37,13 @@ CASES, PROBLEM, BUDGET, REGRESSION, UPDATE = "cases", "problem", "budget", "regr
 class BudgetCheck:
     key: str
     metric: str
+    kind: str  # "max": actual <= limit; "min": actual >= limit (the budget's, as configured)
     limit: float
     actual: Value
     ok: bool | None  # None: not checked (see note)
     line: int | None
     drivers: tuple[str, ...] = ()  # the cases to look at first when it breaks
     note: str = ""
-
-    @property
-    def kind(self) -> str:
-        return "min" if facts(self.metric).higher_is_better else "max"
 
 
 @dataclass(frozen=True)
@@ -111,6 +102,45 @@ class Charts:
 
 
 @dataclass(frozen=True)
+class CacheFigures:
+    """An endpoint's prompt-cache reads and writes, as recorded and as predicted for the
+    prompts sent now (each: calls, prompt_tokens, read_tokens, write_5m_tokens,
+    write_1h_tokens, hit_rate)."""
+
+    recorded: Mapping[str, Value] | None
+    predicted: Mapping[str, Value] | None
+    checks: str  # which of the two min_cache_hit_rate checks: recorded | predicted
+    note: str = ""  # why their hit rates differ, when they do
+
+
+@dataclass(frozen=True)
+class Reprice:
+    """--token-budget-reprice: what the endpoint's traffic would cost on another model.
+    Informational only, never a verdict."""
+
+    model: str
+    cost_per_request_usd: Value
+    monthly_cost_usd: Value
+    projected: bool  # requests_per_day is set: a monthly figure is part of it
+    input_tokens_p95: Value
+    input_exact: bool  # the input was counted for the model, not estimated
+    output: str  # how output tokens are taken: as recorded
+
+
+@dataclass(frozen=True)
+class PromptCacheFinding:
+    """What breaks prompt caching (cache/doctor.py), where, and the fix."""
+
+    code: str
+    level: str  # error | warning | note
+    endpoint: str
+    where: str  # the path in the request: "system[0].text"
+    message: str
+    fix: str | None
+    cases: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class EndpointReport:
     name: str
     status: str  # pass | fail | not-run
@@ -132,7 +162,7 @@ class EndpointReport:
     unpriced_models: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     recounted_calls: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)  # facts only report.json shows
-    cache: Mapping[str, Any] | None = None
+    cache: CacheFigures | None = None
     recorders: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()  # failures that are not budgets nor unmeasured cases
@@ -140,7 +170,7 @@ class EndpointReport:
     regressions: tuple[Regression, ...] | None = None  # None: no regression gate applied
     failures: tuple[Failure, ...] = ()  # worst first: failures[0] is the headline
     charts: Charts | None = None
-    reprice: Mapping[str, Any] | None = None  # --token-budget-reprice: informational only
+    reprice: Reprice | None = None
 
     @property
     def complete(self) -> bool:
@@ -179,14 +209,16 @@ class Report:
     endpoints: tuple[EndpointReport, ...]
     totals: Totals = Totals()
     percentile_method: str = PERCENTILE_METHOD
-    findings: tuple[Mapping[str, Any], ...] = ()  # prompt-cache findings (cache_doctor)
+    findings: tuple[PromptCacheFinding, ...] = ()
     fixes: tuple[Fix, ...] = ()
     diff: Diff | None = None  # against --token-budget-baseline
     update: UpdateVerdict | None = None  # --token-budget-update
     notes: tuple[str, ...] = ()  # about the run itself (a gate asked for without a baseline)
     overrides_note: str = ""
-    # the price source: source (library and version), as_of (the day priced), label
+    # the price source as report.json states it: source (library and version), as_of (the
+    # day priced), label; an older report's table_date
     prices: Mapping[str, str] = field(default_factory=dict)
+    load_notes: tuple[str, ...] = ()  # what reading it from a file found (report/reader.py)
 
     @property
     def failures(self) -> tuple[Failure, ...]:
@@ -227,8 +259,14 @@ class Report:
             text += ", no regression"
         return text
 
-    def to_json(self) -> dict[str, Any]:
-        return report_json(self)
+    @property
+    def priced_with(self) -> str | None:
+        """What priced it, as a comparison names it: the library and its version
+        (`genai-prices 0.2.5`), or an older report's price table."""
+        if self.prices.get("source"):
+            return self.prices["source"]
+        table = self.prices.get("table_date")
+        return f"the table of {table}" if table else None
 
 
 def judged(ep: EndpointReport) -> EndpointReport:
@@ -266,247 +304,3 @@ def regression_message(r: Regression) -> str:
         f"{m.label} {m.show(r.base)} → {m.show(r.head)} ({change}) is past the "
         f"{r.gate_pct:g}% regression gate"
     )
-
-
-# -- report.json -------------------------------------------------------------------------
-def report_json(report: Report) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "schema": SCHEMA,
-        "version": VERSION,
-        "config": report.config,
-        "percentile_method": report.percentile_method,
-        "prices": dict(report.prices) or {"table_date": report.table_date},
-        "status": report.status,
-        "headline": report.headline,
-        "failures": [_failure_json(f) for f in report.failures],
-        "fixes": [{"what": f.what, "command": f.command} for f in report.fixes],
-    }
-    if report.overrides_note:
-        out["prices"]["overrides_note"] = report.overrides_note
-    out["endpoints"] = {ep.name: endpoint_json(ep) for ep in report.endpoints}
-    out["totals"] = {
-        "calls": report.totals.calls,
-        "cost_usd": report.totals.cost_usd,
-        "monthly_cost_usd": report.totals.monthly_cost_usd,
-    }
-    out["findings"] = [dict(f) for f in report.findings]
-    if report.update is not None:
-        out["update"] = {"status": PASS if report.update.ok else FAIL, "error": report.update.error}
-    if report.notes:
-        out["notes"] = list(report.notes)
-    if report.diff is not None:
-        from pytest_tokenbudget.report.diff import diff_json
-
-        out["diff"] = diff_json(report.diff)
-    return out
-
-
-def _failure_json(f: Failure) -> dict[str, Any]:
-    return {
-        "endpoint": f.endpoint,
-        "kind": f.kind,
-        "message": f.message,
-        "key": f.key,
-        "line": f.line,
-    }
-
-
-def endpoint_json(ep: EndpointReport) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": ep.status, "headline": ep.headline, "line": ep.line}
-    if ep.max_regression_pct is not None:
-        out["max_regression_pct"] = ep.max_regression_pct
-    out["calls"] = ep.calls
-    out["cases"] = ep.cases
-    out["complete"] = ep.complete
-    out["unmeasured_cases"] = [
-        {"case": c.case, "test": c.test, "kind": c.kind, "message": c.message}
-        for c in ep.unmeasured
-    ]
-    if not ep.measured:
-        out.update(no_call_cases=[], metrics={}, budgets=[], per_case={})
-    else:
-        # cases that ran and made no API call, and whether the per-case metrics count them
-        out["no_call_cases"] = list(ep.no_call_cases)
-        out["cases_without_calls"] = ep.cases_without_calls
-        out["metrics"] = dict(ep.metrics)
-        if ep.partial_metrics is not None:
-            out["partial_metrics"] = dict(ep.partial_metrics)
-        out["budgets"] = [
-            {
-                "key": b.key,
-                "metric": b.metric,
-                "limit": b.limit,
-                "actual": b.actual,
-                "ok": b.ok,
-                "line": b.line,
-                "drivers": list(b.drivers),
-                **({"note": b.note} if b.note else {}),
-            }
-            for b in ep.budgets
-        ]
-        out["per_case"] = {
-            case_id: {
-                "calls": c.calls,
-                "input_tokens": c.input_tokens,
-                "output_tokens": c.output_tokens,
-                "cost_usd": c.cost_usd,
-                "escalated": c.escalated,
-                "models": list(c.models),
-            }
-            for case_id, c in ep.per_case.items()
-        }
-        out["models"] = dict(ep.models)
-        out["price_sources"] = dict(ep.price_sources)
-        if ep.unpriced_models:  # model -> cases that called it; its dollars are not counted
-            out["unpriced_models"] = {m: list(c) for m, c in ep.unpriced_models.items()}
-        out["recounted_calls"] = ep.recounted_calls
-        out.update(ep.extra)
-        if ep.reprice is not None:
-            out["reprice"] = dict(ep.reprice)
-    if ep.cache is not None:
-        out["cache"] = dict(ep.cache)
-    out["recorders"] = list(ep.recorders)
-    out["warnings"] = list(ep.warnings)
-    out["problems"] = list(ep.all_problems)
-    if ep.regressions is not None:
-        out["regressions"] = [
-            {
-                "metric": r.metric,
-                "key": r.key,
-                "line": r.line,
-                "base": r.base,
-                "head": r.head,
-                "delta": r.delta,
-                "pct": r.pct,
-                "gate_pct": r.gate_pct,
-                "drivers": list(r.drivers),
-            }
-            for r in ep.regressions
-        ]
-    return out
-
-
-# -- reading report.json back --------------------------------------------------------------
-def report_from_json(data: Mapping[str, Any]) -> Report:
-    """A report.json (this version's or an older one) as the typed report, for renderers
-    that start from a file. Per-call charts are not in the file: they stay empty."""
-    endpoints = tuple(
-        _endpoint_from_json(name, ep) for name, ep in (data.get("endpoints") or {}).items()
-    )
-    totals = data.get("totals") or {}
-    prices = data.get("prices") or {}
-    update = data.get("update")
-    return Report(
-        config=str(data.get("config", "token_budgets.yml")),
-        table_date=str(prices.get("label") or prices.get("table_date", "?")),
-        prices={k: str(v) for k, v in prices.items() if k in ("source", "as_of", "label")},
-        endpoints=endpoints,
-        totals=Totals(
-            totals.get("calls", sum(ep.calls for ep in endpoints)),
-            totals.get("cost_usd"),
-            totals.get("monthly_cost_usd"),
-        ),
-        percentile_method=str(data.get("percentile_method", PERCENTILE_METHOD)),
-        findings=tuple(data.get("findings") or ()),
-        fixes=tuple(Fix(f["what"], f["command"]) for f in data.get("fixes") or ()),
-        update=UpdateVerdict(update.get("status") != FAIL, update.get("error", ""))
-        if isinstance(update, dict)
-        else None,
-        notes=tuple(data.get("notes") or ()),
-        overrides_note=str(prices.get("overrides_note", "")),
-    )
-
-
-def _endpoint_from_json(name: str, ep: Mapping[str, Any]) -> EndpointReport:
-    def listed(key: str) -> tuple[Any, ...]:
-        return tuple(ep.get(key) or ())
-
-    regressions = ep.get("regressions")
-    unmeasured = tuple(
-        UnmeasuredCase(u["case"], u.get("test", ""), u.get("kind", "error"), u.get("message", ""))
-        for u in ep.get("unmeasured_cases") or ()
-    )
-    causes = cause_lines(unmeasured)
-    report = EndpointReport(
-        name=name,
-        status=str(ep.get("status", PASS)),
-        line=ep.get("line"),
-        max_regression_pct=ep.get("max_regression_pct"),
-        measured=bool(ep.get("metrics") or ep.get("per_case") or ep.get("budgets")),
-        calls=int(ep.get("calls") or 0),
-        cases=int(ep.get("cases") or 0),
-        metrics=dict(ep.get("metrics") or {}),
-        partial_metrics=ep.get("partial_metrics"),
-        budgets=tuple(
-            BudgetCheck(
-                b["key"],
-                b["metric"],
-                b.get("limit"),
-                b.get("actual"),
-                b.get("ok"),
-                b.get("line"),
-                tuple(b.get("drivers") or ()),
-                b.get("note", ""),
-            )
-            for b in ep.get("budgets") or ()
-        ),
-        per_case={
-            case_id: CaseFigures(
-                c.get("calls", 0),
-                c.get("input_tokens", 0),
-                c.get("output_tokens", 0),
-                c.get("cost_usd"),
-                bool(c.get("escalated")),
-                tuple(c.get("models") or ()),
-            )
-            for case_id, c in (ep.get("per_case") or {}).items()
-        },
-        no_call_cases=listed("no_call_cases"),
-        cases_without_calls=str(ep.get("cases_without_calls", "exclude")),
-        models=dict(ep.get("models") or {}),
-        price_sources=dict(ep.get("price_sources") or {}),
-        unpriced_models={m: tuple(c) for m, c in (ep.get("unpriced_models") or {}).items()},
-        recounted_calls=int(ep.get("recounted_calls") or 0),
-        cache=ep.get("cache"),
-        reprice=ep.get("reprice"),
-        recorders=listed("recorders"),
-        warnings=listed("warnings"),
-        problems=tuple(p for p in listed("problems") if p not in causes),
-        unmeasured=unmeasured,
-        regressions=None
-        if regressions is None
-        else tuple(
-            Regression(
-                r["metric"],
-                r.get("base"),
-                r.get("head"),
-                r.get("delta"),
-                r.get("pct"),
-                r.get("gate_pct", 0),
-                r.get("key"),
-                r.get("line"),
-                tuple(r.get("drivers") or ()),
-            )
-            for r in regressions
-        ),
-    )
-    return judged(report)
-
-
-# -- the files -----------------------------------------------------------------------------
-def write_report(
-    directory: Path, report: Mapping[str, Any], markdown: str, *, html: str | None = None
-) -> tuple[Path, Path]:
-    """Every file is scanned for secrets before any is written; then all are replaced as
-    one set (atomic.write_together), so the folder holds one run's report, never report.json
-    of one run beside report.md of another. Other files in the folder are left alone; a
-    report.html of an older run is removed when this run writes none."""
-    text = json.dumps(report, indent=2, sort_keys=False) + "\n"
-    json_path = directory / "report.json"
-    md_path = directory / "report.md"
-    files = [(json_path, text), (md_path, markdown), (directory / "report.html", html)]
-    for path, content in files:
-        if content is not None:
-            refuse_if_secret(content, path=str(path))
-    write_together(files)
-    return json_path, md_path

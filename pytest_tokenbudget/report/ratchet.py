@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_tokenbudget.formatting import nice_ceiling
+from pytest_tokenbudget.measure.metrics import MONEY_DIGITS, RATE_DIGITS
+from pytest_tokenbudget.measure.metrics import metric as metric_facts
+from pytest_tokenbudget.report.model import BudgetCheck, EndpointReport, Report, UpdateVerdict
+from pytest_tokenbudget.report.reader import NOT_RUN
 
 if TYPE_CHECKING:
-    from pytest_tokenbudget.config.budgets import Config
+    from pytest_tokenbudget.config.budgets import Config, Endpoint
     from pytest_tokenbudget.measure.samples import CaseRun
-    from pytest_tokenbudget.report.model import UpdateVerdict
 
 DEFAULT_MARGIN_PCT = 10.0
 RATE_PLACES = 2  # allowed_escalation_rate: 0.15
@@ -43,6 +46,7 @@ class Change:
     endpoint: str
     key: str
     metric: str
+    kind: str  # "max" tightens downwards, "min" upwards
     old: int | float  # the limit this run checked
     new: int | float  # what is written
     measured: int | float
@@ -61,7 +65,7 @@ class Plan:
 
 
 def plan_update(
-    report: dict[str, Any],
+    report: Report,
     config: Config,
     case_runs: Iterable[CaseRun],
     *,
@@ -71,19 +75,20 @@ def plan_update(
     """What to write, endpoint by endpoint; nothing is read from or written to disk."""
     plan = Plan()
     runs = list(case_runs)
-    for name, ep in report["endpoints"].items():
+    for ep in report.endpoints:
+        name = ep.name
         endpoint = config.endpoints.get(name)
         if endpoint is None:
             continue
-        why = _not_measured(name, ep, endpoint, runs)
+        why = _not_measured(ep, endpoint, runs)
         if why:
             plan.skipped.append((name, why))
             continue
-        for budget in ep.get("budgets", []):
-            if budget.get("ok") is None or budget.get("actual") is None:
+        for budget in ep.budgets:
+            if budget.ok is None or budget.actual is None:
                 continue  # not measurable in this run: the report says why
             change = _propose(name, budget, margin_pct)
-            if budget["ok"] is False:
+            if budget.ok is False:
                 if loosen:
                     plan.changes.append(replace(change, loosened=True))
                 else:
@@ -95,13 +100,13 @@ def plan_update(
     return plan
 
 
-def _not_measured(name: str, ep: dict[str, Any], endpoint: Any, runs: list[CaseRun]) -> str:
+def _not_measured(ep: EndpointReport, endpoint: Endpoint, runs: list[CaseRun]) -> str:
     """Why an endpoint's figures are not a full measurement, or ''."""
-    if ep.get("status") == "not-run":
+    if ep.status == NOT_RUN:
         return "not run (deselected)"
-    if ep.get("problems"):
+    if ep.all_problems:
         return "its run has problems (see above)"
-    mine = [r for r in runs if r.endpoint == name]
+    mine = [r for r in runs if r.endpoint == ep.name]
     failed = sorted({r.case_id for r in mine if r.outcome == "failed"})
     if failed:
         return f"a test failed (cases: {', '.join(failed[:5])}): its calls may be incomplete"
@@ -113,7 +118,7 @@ def _not_measured(name: str, ep: dict[str, Any], endpoint: Any, runs: list[CaseR
             f"{len(configured) - len(missing)} of its {len(configured)} cases ran "
             "(the others were deselected): run it whole to update it"
         )
-    calls = ep.get("calls", 0)
+    calls = ep.calls
     if calls < endpoint.min_samples:
         return (
             f"{calls} call{'s' if calls != 1 else ''}, below min_samples ({endpoint.min_samples})"
@@ -121,21 +126,11 @@ def _not_measured(name: str, ep: dict[str, Any], endpoint: Any, runs: list[CaseR
     return ""
 
 
-def _limits_from_above(metric: str) -> bool:
-    """A budget on a metric where lower is better is a maximum (it tightens downwards)."""
-    from pytest_tokenbudget.measure.metrics import metric as metric_facts
-
-    return not metric_facts(metric).higher_is_better
-
-
-def _propose(name: str, budget: dict[str, Any], margin_pct: float) -> Change:
+def _propose(name: str, budget: BudgetCheck, margin_pct: float) -> Change:
     """measured ± margin, rounded away from the measurement (never past it)."""
-    from pytest_tokenbudget.measure.metrics import metric as metric_facts
-    from pytest_tokenbudget.report.model import MONEY_DIGITS, RATE_DIGITS
-
-    key, actual = budget["key"], budget["actual"]
-    unit, up = metric_facts(budget["metric"]).unit, _limits_from_above(budget["metric"])
-    measured = Fraction(str(actual))
+    assert budget.actual is not None  # plan_update proposes only for measured budgets
+    unit, up = metric_facts(budget.metric).unit, budget.kind == "max"
+    measured = Fraction(str(budget.actual))
     margin = Fraction(str(margin_pct)) / 100
     # The report rounds rates and dollars: the exact figure is within half a unit of it.
     digits = {"tokens": None, "rate": RATE_DIGITS, "usd": MONEY_DIGITS}[unit]
@@ -149,18 +144,19 @@ def _propose(name: str, budget: dict[str, Any], margin_pct: float) -> Change:
         value = min(max(value, Fraction(0)), Fraction(1))
     return Change(
         endpoint=name,
-        key=key,
-        metric=budget["metric"],
-        old=budget["limit"],
+        key=budget.key,
+        metric=budget.metric,
+        kind=budget.kind,
+        old=budget.limit,
         new=_plain(value),
-        measured=actual,
-        line=int(budget.get("line") or 0),
+        measured=budget.actual,
+        line=budget.line or 0,
     )
 
 
 def _tighter(change: Change) -> bool:
     new, old = Fraction(str(change.new)), Fraction(str(change.old))
-    return new < old if _limits_from_above(change.metric) else new > old
+    return new < old if change.kind == "max" else new > old
 
 
 def _round(value: Fraction, unit: str, *, up: bool) -> Fraction:
@@ -391,7 +387,7 @@ def _other_edits(old: str, new: str, changes: list[Change]) -> int:
 
 # -- the end of the run ------------------------------------------------------------------
 def update_budgets(
-    report: dict[str, Any],
+    report: Report,
     config: Config,
     case_runs: Iterable[CaseRun],
     *,
@@ -402,7 +398,6 @@ def update_budgets(
     """Plan, rewrite, and say what changed (old → new, per key, with file:line). Not ok
     when the file should have changed and could not be written: that fails the run."""
     from pytest_tokenbudget.errors import TokenBudgetError
-    from pytest_tokenbudget.report.model import UpdateVerdict
 
     margin = DEFAULT_MARGIN_PCT if margin_pct is None else margin_pct
     plan = plan_update(report, config, case_runs, margin_pct=margin, loosen=loosen)

@@ -13,7 +13,8 @@ from pytest_tokenbudget.measure.accounting import cause_lines
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.plain_text import one_line, safe_line, safe_lines
 from pytest_tokenbudget.report.findings import terminal_lines
-from pytest_tokenbudget.report.model import CASES, FAIL, NOT_RUN, PROBLEM, EndpointReport, Report
+from pytest_tokenbudget.report.model import CASES, PROBLEM, EndpointReport, Report, Reprice
+from pytest_tokenbudget.report.reader import FAIL, NOT_RUN
 
 COLUMNS = (
     ("endpoint", "<"),
@@ -54,7 +55,7 @@ def render_table(report: Report) -> list[str]:
     for index, row in enumerate(rows):
         cells = [
             cell.ljust(w) if align == "<" else cell.rjust(w)
-            for cell, w, (_, align) in zip(row, widths, COLUMNS)
+            for cell, w, (_, align) in zip(row, widths, COLUMNS, strict=True)
         ]
         lines.append(safe_line("  ".join(cells).rstrip()))
         if index == 0:
@@ -99,13 +100,24 @@ def render_findings(report: Report) -> list[str]:
 def reprice_lines(report: Report) -> list[str]:
     """--token-budget-reprice: one line per endpoint, then the tokenizer caveat when an
     input figure is estimated (plain text: each renderer makes it safe for its sink)."""
-    from pytest_tokenbudget.measure.reprice import TOKENIZER_CAVEAT, reprice_line
+    from pytest_tokenbudget.measure.reprice import TOKENIZER_CAVEAT
 
     repriced = [(ep.name, ep.reprice) for ep in report.endpoints if ep.reprice]
-    lines = [reprice_line(name, dict(r)) for name, r in repriced]
-    if any(not r.get("input_exact") for _, r in repriced):
+    lines = [reprice_line(name, r) for name, r in repriced]
+    if any(not r.input_exact for _, r in repriced):
         lines.append(f"note: {TOKENIZER_CAVEAT}")
     return lines
+
+
+def reprice_line(name: str, reprice: Reprice) -> str:
+    """`chat_reply on claude-haiku-4-5: $0.0012/request, $72/month (input estimated: same
+    tokens; output as recorded)`, as plain text (each renderer escapes it for its sink)."""
+    figures = [f"{fmt.usd(reprice.cost_per_request_usd)}/request"]
+    if reprice.monthly_cost_usd is not None:
+        figures.append(f"{fmt.usd(reprice.monthly_cost_usd)}/month")
+    model = reprice.model
+    source = f"input counted for {model}" if reprice.input_exact else "input estimated: same tokens"
+    return f"{name} on {model}: {', '.join(figures)} ({source}; output {reprice.output})"
 
 
 def _failure_lines(ep: EndpointReport, config: str) -> list[str]:
@@ -160,10 +172,9 @@ def render_cache_findings(report: Report) -> list[str]:
     """One line per prompt-cache finding, under the budgets."""
     lines = []
     for f in report.findings:
-        cases = ", ".join(f["cases"][:5]) + (" ..." if len(f["cases"]) > 5 else "")
-        fix = f" Fix: {f['fix']}." if f["fix"] else ""
+        cases = ", ".join(f.cases[:5]) + (" ..." if len(f.cases) > 5 else "")
+        fix = f" Fix: {f.fix}." if f.fix else ""
         lines.append(
-            f"{f['level']} {f['code']} {f['endpoint']} {f['where']}: {f['message']} "
-            f"(cases: {cases}).{fix}"
+            f"{f.level} {f.code} {f.endpoint} {f.where}: {f.message} (cases: {cases}).{fix}"
         )
     return safe_lines(lines)

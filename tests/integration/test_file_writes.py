@@ -17,7 +17,7 @@ from conftest import FAKE_KEY
 from project_files import copy_example
 
 from pytest_tokenbudget.files.atomic import write_atomic
-from pytest_tokenbudget.report.model import write_report
+from pytest_tokenbudget.report.json_io import write_report
 
 RUN = ("--token-budget", "-p", "no:cacheprovider")
 LOOSE = ("    max_input_tokens_p95: 1300\n", "    max_input_tokens_p95: 8000\n")

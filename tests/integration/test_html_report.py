@@ -292,7 +292,7 @@ def test_a_broken_budget_is_marked_with_its_driving_cases():
     ]
     report = _report_of(samples, [s.case_id for s in samples])
     broken = BudgetCheck(
-        "max_input_tokens_p95", "input_tokens_p95", 250, 400, False, 4, ("q3", "q2")
+        "max_input_tokens_p95", "input_tokens_p95", "max", 250, 400, False, 4, ("q3", "q2")
     )
     (faq,) = report.endpoints
     page = render_html(replace(report, endpoints=(replace(faq, budgets=(broken,)),)))
@@ -307,7 +307,7 @@ def test_a_broken_budget_is_marked_with_its_driving_cases():
 
 def test_histogram_puts_each_call_in_one_bar_and_marks_the_calls_over_budget():
     values = [100, 120, 125, 900, 1500]
-    budget = BudgetCheck("max_input_tokens_p95", "input_tokens_p95", 1000, None, None, None)
+    budget = BudgetCheck("max_input_tokens_p95", "input_tokens_p95", "max", 1000, None, None, None)
     svg = distribution_svg(values, endpoint="e", side="input", budgets=[budget], p95=1500)
     counts = [int(n) for n in re.findall(r'data-count="(\d+)"', svg)]
     assert sum(counts) == len(values)

@@ -20,6 +20,8 @@ from project_files import copy_example
 
 from pytest_tokenbudget import cli
 from pytest_tokenbudget.config.budgets import BUDGET_KEYS
+from pytest_tokenbudget.report.json_io import report_from_json
+from pytest_tokenbudget.report.model import Report
 from pytest_tokenbudget.report.ratchet import (
     Change,
     Plan,
@@ -372,12 +374,10 @@ class _Config:
         self.endpoints = endpoints
 
 
-def _report(*budgets: dict[str, Any], calls: int = 30) -> dict[str, Any]:
-    return {
-        "endpoints": {
-            "ep": {"status": "pass", "calls": calls, "problems": [], "budgets": list(budgets)}
-        }
-    }
+def _report(*budgets: dict[str, Any], calls: int = 30) -> Report:
+    """A run's report of one endpoint, as its report.json would read."""
+    ep = {"status": "pass", "calls": calls, "problems": [], "budgets": list(budgets)}
+    return report_from_json({"endpoints": {"ep": ep}})
 
 
 def _budget(key: str, limit: float, actual: float, ok: bool = True) -> dict[str, Any]:
@@ -426,7 +426,9 @@ def test_numbers_are_written_as_plain_decimals():
 
 
 def test_the_summary_names_file_line_key_and_both_values():
-    change = Change("ep", "max_input_tokens_p95", "input_tokens_p95", 8000, 1300, 1172, line=13)
+    change = Change(
+        "ep", "max_input_tokens_p95", "input_tokens_p95", "max", 8000, 1300, 1172, line=13
+    )
     lines = render(Plan(), Written([change], []), shown="token_budgets.yml", margin_pct=10)
     assert lines == [
         "",

@@ -142,8 +142,8 @@ def test_the_option_changes_no_verdict(project, recording_env):
 
 def test_a_report_reader_type_checks_reprice_and_renders_it_escaped():
     from pytest_tokenbudget.errors import ReportError
+    from pytest_tokenbudget.report.json_io import report_from_json
     from pytest_tokenbudget.report.markdown import render_markdown
-    from pytest_tokenbudget.report.model import report_from_json
     from pytest_tokenbudget.report.reader import check_report
 
     reprice = {

@@ -38,6 +38,7 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     from pytest_tokenbudget.measure.samples import CaseRun
     from pytest_tokenbudget.providers.usage import Call, Usage
     from pytest_tokenbudget.report.build import report_of
+    from pytest_tokenbudget.report.json_io import report_json
 
     path = tmp_path / "token_budgets.yml"
     path.write_text("endpoints:\n  ep:\n    max_input_tokens_p95: 100\n    requests_per_day: 10\n")
@@ -57,7 +58,7 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
     controller = BudgetRun(load_config(path), options)
     for worker in workers[::-1]:  # in any order
         controller.merge_wire(json.loads(json.dumps(worker.to_wire())))
-    assert report_of(controller).to_json() == report_of(serial).to_json()
+    assert report_json(report_of(controller)) == report_json(report_of(serial))
 
 
 # -- prompt-cache findings: the same whatever order the workers finish in ------------------

@@ -6,6 +6,14 @@ from __future__ import annotations
 
 import markdown as md_lib
 
+from pytest_tokenbudget.report.diff import compare
+from pytest_tokenbudget.report.json_io import report_from_json
+
+
+def compared(base, head, **gates):
+    """report/diff.compare of two report.json documents, each read as the typed report."""
+    return compare(report_from_json(base), report_from_json(head), **gates)
+
 
 def report(endpoints, monthly, table="2026-11-01", version=1):
     return {

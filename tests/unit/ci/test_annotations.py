@@ -6,7 +6,7 @@ import copy
 import hashlib
 import json
 
-from reports import BASE, HEAD, budget, report
+from reports import BASE, HEAD, budget, compared, report
 
 from pytest_tokenbudget.ci.annotations import (
     append_step_summary,
@@ -15,7 +15,7 @@ from pytest_tokenbudget.ci.annotations import (
     github_annotations,
     gitlab_code_quality,
 )
-from pytest_tokenbudget.report.diff import compare
+from pytest_tokenbudget.report.json_io import report_from_json
 
 
 def broken_report(n_endpoints=1, name="chat"):
@@ -38,7 +38,7 @@ def broken_report(n_endpoints=1, name="chat"):
                 budget("max_output_tokens_p95", "output_tokens_p95", 600, 100, 6 + i),
             ],
         }
-    return report(endpoints, None)
+    return report_from_json(report(endpoints, None))
 
 
 def test_broken_budget_is_an_error_on_its_line():
@@ -53,7 +53,7 @@ def test_broken_budget_is_an_error_on_its_line():
 
 
 def test_diff_regressions_are_errors_and_warn_band_is_a_warning():
-    lines = github_annotations(compare(BASE, HEAD, max_regression_pct=10), "app/token_budgets.yml")
+    lines = github_annotations(compared(BASE, HEAD, max_regression_pct=10), "app/token_budgets.yml")
     assert lines == [
         (
             "::error file=app/token_budgets.yml,line=5,title=Token budget%3A chat max_input_tokens_p95"
@@ -77,7 +77,7 @@ def test_diff_regressions_are_errors_and_warn_band_is_a_warning():
 def test_broken_budget_in_a_diff():
     head = copy.deepcopy(HEAD)
     head["endpoints"]["chat"]["budgets"][0].update(limit=1100, ok=False)
-    lines = github_annotations(compare(BASE, head, max_regression_pct=None), "token_budgets.yml")
+    lines = github_annotations(compared(BASE, head, max_regression_pct=None), "token_budgets.yml")
     assert lines == [
         (
             "::error file=token_budgets.yml,line=5,title=Token budget%3A chat max_input_tokens_p95"
@@ -117,7 +117,7 @@ def test_step_summary_is_appended_only_in_actions(tmp_path, monkeypatch):
 
 
 def test_gitlab_code_quality():
-    issues = gitlab_code_quality(compare(BASE, HEAD, max_regression_pct=10), "token_budgets.yml")
+    issues = gitlab_code_quality(compared(BASE, HEAD, max_regression_pct=10), "token_budgets.yml")
     json.dumps(issues)
     assert [(i["check_name"], i["severity"], i["location"]) for i in issues] == [
         (

@@ -8,16 +8,17 @@ import copy
 import json
 
 from project_files import copy_example
-from reports import BASE, budget, report
+from reports import BASE, budget, compared, report
 
+from pytest_tokenbudget.cache.prediction import CacheTotals
 from pytest_tokenbudget.config.budgets import BUDGET_KEYS
 from pytest_tokenbudget.measure import metrics
-from pytest_tokenbudget.measure.evaluation import cache_note
+from pytest_tokenbudget.measure.evaluation import EndpointCache, cache_note
 from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.providers.usage import Usage
-from pytest_tokenbudget.report.diff import compare
+from pytest_tokenbudget.report.json_io import report_from_json
 from pytest_tokenbudget.report.markdown import metric_label, render_diff_markdown
 from pytest_tokenbudget.report.ratchet import plan_update
 
@@ -55,7 +56,7 @@ def test_an_unknown_metric_is_shown_but_never_gated():
     assert facts.better is None and facts.label == "reasoning_tokens_p95"
     base = report({"chat": {"status": "pass", "metrics": {"reasoning_tokens_p95": 10}}}, None)
     head = report({"chat": {"status": "pass", "metrics": {"reasoning_tokens_p95": 90}}}, None)
-    diff = compare(base, head, max_regression_pct=10)
+    diff = compared(base, head, max_regression_pct=10)
     (row,) = diff.endpoints[0].metrics
     assert (row.trend, row.status, row.changed) == ("changed", "ok", True)
     assert not diff.failed
@@ -66,12 +67,12 @@ def test_predicted_cache_hit_rate_rising_is_better_not_a_regression():
     base["endpoints"]["chat"]["metrics"]["predicted_cache_hit_rate"] = 0.5
     head = copy.deepcopy(BASE)
     head["endpoints"]["chat"]["metrics"]["predicted_cache_hit_rate"] = 0.9
-    diff = compare(base, head, max_regression_pct=10)
+    diff = compared(base, head, max_regression_pct=10)
     row = next(m for _, m in diff.rows() if m.metric == "predicted_cache_hit_rate")
     assert (row.trend, row.status) == ("better", "ok")
     assert not diff.failed
     # and falling is the regression
-    worse = compare(head, base, max_regression_pct=10)
+    worse = compared(head, base, max_regression_pct=10)
     row = next(m for _, m in worse.rows() if m.metric == "predicted_cache_hit_rate")
     assert (row.trend, row.status) == ("worse", "regression")
     text = render_diff_markdown(worse)
@@ -101,7 +102,8 @@ def test_the_ratchet_tightens_a_predicted_minimum_upwards():
             {**budget("max_input_tokens_p95", "input_tokens_p95", 9000, 3310, 4)},
         ],
     }
-    plan = plan_update({"endpoints": {"ep": ep}}, Config(), [], margin_pct=10, loosen=False)  # type: ignore[arg-type]
+    report = report_from_json({"endpoints": {"ep": ep}})
+    plan = plan_update(report, Config(), [], margin_pct=10, loosen=False)  # type: ignore[arg-type]
     assert [(c.key, c.new) for c in plan.changes] == [
         ("min_cache_hit_rate", 0.72),
         ("max_input_tokens_p95", 3700),
@@ -110,11 +112,12 @@ def test_the_ratchet_tightens_a_predicted_minimum_upwards():
 
 # -- recorded and predicted cache figures ----------------------------------------------------
 def _cache(recorded: float, predicted: float, *, calls: int = 10, predicted_calls: int = 10):
-    return {
-        "recorded": {"calls": calls, "hit_rate": recorded, "write_1h_tokens": 0},
-        "predicted": {"calls": predicted_calls, "hit_rate": predicted},
-        "min_cache_hit_rate_checks": "recorded",
-    }
+    """Cache figures whose hit rates are `recorded` and `predicted` (of 1,000 prompt tokens)."""
+
+    def totals(n: int, rate: float) -> CacheTotals:
+        return CacheTotals(n, 1000, round(rate * 1000), 0, 0)
+
+    return EndpointCache(totals(calls, recorded), totals(predicted_calls, predicted), "recorded")
 
 
 def test_cache_rates_that_agree_need_no_note():

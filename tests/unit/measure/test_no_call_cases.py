@@ -28,6 +28,7 @@ from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.providers.usage import Usage
 from pytest_tokenbudget.report.build import report_of
 from pytest_tokenbudget.report.html import render_html
+from pytest_tokenbudget.report.json_io import report_json
 from pytest_tokenbudget.report.markdown import render_markdown
 from pytest_tokenbudget.report.table import render_findings
 
@@ -283,7 +284,7 @@ def _run(tmp_path, setting: str = "", *, no_call: int = 2, calling: int = 2) -> 
 
 @pytest.mark.parametrize("setting, requests", [("", 2), ("    cases_without_calls: count\n", 4)])
 def test_the_denominator_of_every_per_case_metric(tmp_path, setting, requests):
-    ep = report_of(_run(tmp_path, setting)).to_json()["endpoints"]["chat"]
+    ep = report_json(report_of(_run(tmp_path, setting)))["endpoints"]["chat"]
     total = Fraction(1000 * 5 + 100 * 25 + 1000 * 3 + 100 * 15, 10**6)  # Opus c0, Sonnet c1
     assert ep["no_call_cases"] == ["z00", "z01"]
     assert ep["metrics"]["cost_per_request_usd"] == float(round(total / requests, 9))
@@ -294,7 +295,7 @@ def test_the_denominator_of_every_per_case_metric(tmp_path, setting, requests):
 
 def test_without_any_case_without_calls_nothing_is_said(tmp_path):
     report = report_of(_run(tmp_path, no_call=0))
-    ep = report.to_json()["endpoints"]["chat"]
+    ep = report_json(report)["endpoints"]["chat"]
     assert ep["no_call_cases"] == [] and ep["cases_without_calls"] == "exclude"
     assert not any("no API call" in w for w in ep["warnings"])
     assert not any("no API call" in line for line in render_findings(report))
@@ -302,7 +303,7 @@ def test_without_any_case_without_calls_nothing_is_said(tmp_path):
 
 def test_a_long_list_is_cut_in_the_text_and_whole_in_report_json(tmp_path):
     report = report_of(_run(tmp_path, no_call=NAMED_CASES + 5))
-    ep = report.to_json()["endpoints"]["chat"]
+    ep = report_json(report)["endpoints"]["chat"]
     assert len(ep["no_call_cases"]) == NAMED_CASES + 5
     (warning,) = [w for w in ep["warnings"] if "no API call" in w]
     assert f"in {NAMED_CASES + 5} of {NAMED_CASES + 7} cases" in warning
@@ -314,7 +315,7 @@ def test_a_long_list_is_cut_in_the_text_and_whole_in_report_json(tmp_path):
 
 def test_an_endpoint_with_no_call_at_all_still_fails(tmp_path):
     """The existing rule stands: tests ran, nothing was captured: the capture is broken."""
-    ep = report_of(_run(tmp_path, calling=0)).to_json()["endpoints"]["chat"]
+    ep = report_json(report_of(_run(tmp_path, calling=0)))["endpoints"]["chat"]
     assert ep["status"] == "fail"
     assert any("captured no API call" in p for p in ep["problems"])
     assert ep["no_call_cases"] == ["z00", "z01"]

@@ -163,7 +163,7 @@ def test_any_text_as_cassette_parses_or_names_the_file(tmp_path, text):
     )
 )
 def test_any_baseline_loads_or_names_the_file(tmp_path, data):
-    from pytest_tokenbudget.report.diff import load_report
+    from pytest_tokenbudget.report.reader import load_report
 
     path = tmp_path / "report.json"
     path.write_text(json.dumps(data))
