@@ -39,12 +39,6 @@ DAYS_PER_MONTH = 30
 CASES_WITHOUT_CALLS = ("exclude", "count")
 
 
-def nearest_rank(sorted_values: Sequence[int], pct: int) -> int:
-    """Nearest-rank percentile: the smallest value with at least pct% of values at or below it."""
-    rank = -(-pct * len(sorted_values) // 100)  # ceil without floats
-    return sorted_values[max(rank, 1) - 1]
-
-
 @dataclass(slots=True)
 class CaseStats:
     calls: int = 0

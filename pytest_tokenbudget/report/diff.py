@@ -25,7 +25,6 @@ from pytest_tokenbudget.report.reader import NOT_RUN as HEAD_NOT_RUN
 DIFF_SCHEMA = "pytest-tokenbudget/diff"
 DIFF_VERSION = 1
 TOP_DRIVERS = 3
-EXIT_OK, EXIT_FAIL, EXIT_BAD_INPUT = 0, 1, 2
 
 # status of one metric, worst last
 OK, WARN, REGRESSION, BUDGET = "ok", "warn", "regression", "budget"
@@ -473,6 +472,3 @@ def diff_json(diff: Diff) -> dict[str, Any]:
             for e in diff.endpoints
         },
     }
-
-
-# -- command line ----------------------------------------------------------------------

@@ -4,7 +4,7 @@ import pytest
 
 from pytest_tokenbudget.errors import PricingError
 from pytest_tokenbudget.measure.samples import Sample
-from pytest_tokenbudget.measure.stats import endpoint_stats, nearest_rank
+from pytest_tokenbudget.measure.stats import endpoint_stats, percentiles
 from pytest_tokenbudget.pricing.prices import PriceBook, source_name
 from pytest_tokenbudget.providers.usage import Usage
 
@@ -21,8 +21,18 @@ from pytest_tokenbudget.providers.usage import Usage
         (3, 50, 2),
     ],
 )
-def test_nearest_rank(n, pct, expected):
-    assert nearest_rank(list(range(1, n + 1)), pct) == expected
+def test_percentiles_are_nearest_rank(n, pct, expected):
+    metrics = {}
+    percentiles(list(range(n, 0, -1)), "v", metrics)  # in no order: stats counts each value
+    assert metrics[f"v_p{pct}"] == expected
+    assert metrics["v_max"] == n
+
+
+def nearest_rank(sorted_values: list[int], pct: int) -> int:
+    """The reference the figures are checked against: the smallest value with at least pct%
+    of the values at or below it, read off the sorted values."""
+    rank = -(-pct * len(sorted_values) // 100)  # ceil without floats
+    return sorted_values[max(rank, 1) - 1]
 
 
 def sample(case, model, **usage):
