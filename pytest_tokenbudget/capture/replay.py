@@ -319,7 +319,7 @@ def _headers(raw: Any) -> dict[str, list[str | bytes]]:
 def _check_decoding(headers: dict[str, Any], body: bytes) -> None:
     """A compressed body (hand-edited or another recorder's: vcrpy records decoded) must
     decode, within recorders.MAX_DECODED_BODY: httpx would decode it in the app, unbounded."""
-    from pytest_tokenbudget.providers.usage import decode_body
+    from pytest_tokenbudget.providers.bodies import decode_body
 
     try:
         decode_body(headers, body)

@@ -1,7 +1,7 @@
 """What the files under `tokenbudget analyze DIR` hold: each one's calls with usage, or why none.
 
 Every recorder's files are read (providers/recorders.py: vcrpy, pydantic-ai, Ruby VCR, R vcr,
-batch results) and their calls parsed (providers/usage.py). A file that cannot be used is a
+batch results) and their calls parsed (providers/exchanges.py). A file that cannot be used is a
 `Skipped` with the reason, written on one line whatever its name holds.
 """
 
@@ -19,8 +19,10 @@ from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.measure.samples import SAMPLE_KINDS
 from pytest_tokenbudget.plain_text import one_line
 from pytest_tokenbudget.providers import bedrock
+from pytest_tokenbudget.providers.bodies import decode_body
+from pytest_tokenbudget.providers.exchanges import PROVIDERS, parse_provider
 from pytest_tokenbudget.providers.recorders import Exchange, NotACassetteError, read_recording
-from pytest_tokenbudget.providers.usage import PROVIDERS, Call, Usage, decode_body, parse_provider
+from pytest_tokenbudget.providers.usage import Call, Usage
 
 SUFFIXES = frozenset({".yaml", ".yml", ".json", ".jsonl", ".ndjson"})
 _UNSEARCHED = frozenset({"__pycache__", "node_modules", "site-packages"})

@@ -119,9 +119,9 @@ def _row(call: Call, model: str, counted: int | None) -> Row:
 def _count_for(run: RepriceRun, model: str, exchange: Exchange) -> int | None:
     """count_tokens of the request with `model` replaced: kept in token_counts.json, else
     (count mode with a key) asked; None when neither, or when it cannot be counted."""
-    from pytest_tokenbudget.capture.recording import _is_messages_url
+    from pytest_tokenbudget.capture.transport import is_messages_url
 
-    if run.counts is None or not _is_messages_url(exchange.method, exchange.url):
+    if run.counts is None or not is_messages_url(exchange.method, exchange.url):
         return None
     try:
         body = json.loads(exchange.request_body)

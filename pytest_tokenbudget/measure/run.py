@@ -24,8 +24,9 @@ from pytest_tokenbudget.measure.samples import (
     Sample,
     case_samples,
 )
+from pytest_tokenbudget.providers.exchanges import parse_exchange
 from pytest_tokenbudget.providers.recorders import Exchange
-from pytest_tokenbudget.providers.usage import Call, parse_exchange
+from pytest_tokenbudget.providers.usage import Call
 
 
 @dataclass

@@ -9,18 +9,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pytest_tokenbudget.capture.case_ids import cassette_path
-from pytest_tokenbudget.capture.recording import OWN_RECORDER, Capture, Miss, Recorder, is_cassette
+from pytest_tokenbudget.capture.recording import OWN_RECORDER, Capture, Miss, Recorder
+from pytest_tokenbudget.capture.vcrpy_cassettes import is_cassette
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.measure.samples import CaseRun
+from pytest_tokenbudget.providers.anthropic import usage_from_api
+from pytest_tokenbudget.providers.exchanges import is_api_route, parse_exchange
 from pytest_tokenbudget.providers.recorders import Exchange
-from pytest_tokenbudget.providers.usage import (
-    Call,
-    Usage,
-    is_api_route,
-    parse_exchange,
-    usage_from_api,
-    with_count,
-)
+from pytest_tokenbudget.providers.usage import Call, Usage, with_count
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.measure.run import BudgetRun

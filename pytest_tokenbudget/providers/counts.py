@@ -1,6 +1,6 @@
 """A token count as the API reports it: a whole number, at least 0, below any forgery.
 
-Below providers/usage.py and providers/bedrock.py, which both read counts from recorded answers.
+Below providers/anthropic.py, openai.py and bedrock.py, which read counts from recorded answers.
 """
 
 from __future__ import annotations

@@ -1,15 +1,16 @@
 """The built-in usage parsers, implemented on the public parse_usage hook.
 
 They run last (trylast), so a team's conftest can take over any exchange. The
-Anthropic one also reads Claude on Amazon Bedrock and Vertex AI (providers/usage.py).
+Anthropic one also reads Claude on Amazon Bedrock and Vertex AI (providers/anthropic.py).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from pytest_tokenbudget.providers.exchanges import parse_provider
 from pytest_tokenbudget.providers.recorders import Exchange
-from pytest_tokenbudget.providers.usage import Call, parse_provider
+from pytest_tokenbudget.providers.usage import Call
 
 
 class AnthropicParser:

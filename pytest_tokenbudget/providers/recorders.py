@@ -6,15 +6,15 @@ pytest-vcr; YAML or JSON), pydantic-ai's serialisers (``parsed_body``; cassetter
 batch results file (JSONL, one request per line). Out: a ``Recording``: which format it
 was, one ``Exchange`` per interaction (bodies as bytes, as the recorder stored them,
 possibly still compressed) and the line each interaction starts on. Nothing here reads
-token usage: providers/usage.py parses each exchange.
+token usage: providers/exchanges.py parses each exchange.
 
 A file is read as untrusted input: a regular file of at most CASSETTE_MAX_BYTES, its YAML
 aliases and depth bounded (yaml_source.check_bounds), JSON nested too deep refused, and a
-compressed body (R vcr's ``raw_gzip``, or any body providers/usage.py decodes) inflated to at most
+compressed body (R vcr's ``raw_gzip``, or any body providers/bodies.py decodes) inflated to at most
 MAX_DECODED_BODY bytes: each is one CassetteError naming the file.
 
-Stdlib only at import (yaml is imported when a file is read): providers/usage.py imports this
-module, and every pytest run imports providers/usage.py.
+Stdlib only at import (yaml is imported when a file is read): providers/exchanges.py imports
+this module, and every pytest run imports providers/exchanges.py.
 """
 
 from __future__ import annotations
@@ -467,7 +467,9 @@ _OPENAI_URLS = {"chat.completion": "/v1/chat/completions", "response": "/v1/resp
 def _batch_line(item: Any, line: str, batch: str) -> Exchange | None:
     if not isinstance(item, dict):
         return None
-    if isinstance(item.get("result"), dict):  # Anthropic: providers/usage.py reads the line as is
+    if isinstance(
+        item.get("result"), dict
+    ):  # Anthropic: providers/anthropic.py reads the line as is
         url = f"/v1/messages/batches/{batch}/results"
         return Exchange("GET", url, b"", 200, {}, line.encode("utf-8"))
     response = item.get("response")

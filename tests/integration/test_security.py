@@ -74,7 +74,7 @@ def test_a_surviving_secret_refuses_the_write(tmp_path):
     from vcr.request import Request
     from vcr.serializers import yamlserializer
 
-    from pytest_tokenbudget.capture.recording import _persister
+    from pytest_tokenbudget.capture.vcrpy_cassettes import _persister
     from pytest_tokenbudget.errors import SecretError
 
     path = tmp_path / "c.yaml"

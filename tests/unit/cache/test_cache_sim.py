@@ -38,7 +38,8 @@ from pytest_tokenbudget.cache.simulation import (
     estimate_cumulative,
     minimum_cacheable,
 )
-from pytest_tokenbudget.providers.usage import Usage, load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.exchanges import load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.usage import Usage
 
 ROOT = REPO
 SONNET = "claude-sonnet-4-6"  # minimum 1024

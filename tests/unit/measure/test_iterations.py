@@ -28,13 +28,9 @@ from pytest_tokenbudget.cli.analyze import analyze, group
 from pytest_tokenbudget.measure.samples import Sample, case_samples
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
-from pytest_tokenbudget.providers.usage import (
-    ITERATION,
-    Exchange,
-    Usage,
-    load_cassette_file,
-    parse_exchange,
-)
+from pytest_tokenbudget.providers.exchanges import load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.recorders import Exchange
+from pytest_tokenbudget.providers.usage import ITERATION, Usage
 
 FOLDER = paths.CASSETTES / "pydantic-ai-iterations"
 CASSETTES = FOLDER / "test_anthropic"

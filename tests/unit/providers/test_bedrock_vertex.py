@@ -22,8 +22,9 @@ from emulator import Emulator, event_stream_frame
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.pricing.prices import PriceBook, source_name
 from pytest_tokenbudget.providers import bedrock
+from pytest_tokenbudget.providers.exchanges import parse_exchange
+from pytest_tokenbudget.providers.recorders import Exchange
 from pytest_tokenbudget.providers.scrub import scrub_bytes, scrub_text
-from pytest_tokenbudget.providers.usage import Exchange, parse_exchange
 
 ACCESS_KEY_ID = "AKIA" + "EMULATORKEY1" + "2345"  # key-id shaped: scrubbing is really tested
 SECRET_ACCESS_KEY = "emulatorSecretAccessKey/" + "s3cr3t" * 3

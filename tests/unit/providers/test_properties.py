@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from pytest_tokenbudget.config.budgets import BUDGET_KEYS, load_config
 from pytest_tokenbudget.errors import TokenBudgetError
-from pytest_tokenbudget.providers.usage import load_cassette_file
+from pytest_tokenbudget.providers.exchanges import load_cassette_file
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

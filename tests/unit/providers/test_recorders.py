@@ -20,12 +20,12 @@ import yaml
 from paths import CASSETTES
 
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.providers.recorders import NotACassetteError, read_recording
-from pytest_tokenbudget.providers.usage import (
+from pytest_tokenbudget.providers.exchanges import (
     exchanges_from_cassette,
     load_cassette_file,
     parse_exchange,
 )
+from pytest_tokenbudget.providers.recorders import NotACassetteError, read_recording
 
 THINKING_STREAM = "test_anthropic_model_thinking_part_redacted_stream"
 FORMAT_DIRS = ("vcr-ruby", "vcr-r", "pydantic-ai-parsed-body", "pydantic-ai-cassetter")

@@ -10,14 +10,14 @@ import pytest
 from paths import CASSETTES
 
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.providers.usage import (
-    Exchange,
-    Usage,
-    decode_body,
+from pytest_tokenbudget.providers.bodies import decode_body
+from pytest_tokenbudget.providers.exchanges import (
     exchanges_from_cassette,
     load_cassette_file,
     parse_exchange,
 )
+from pytest_tokenbudget.providers.recorders import Exchange
+from pytest_tokenbudget.providers.usage import Usage
 
 MESSAGES = "https://api.anthropic.com/v1/messages"
 CHAT = "https://api.openai.com/v1/chat/completions"
