@@ -115,7 +115,7 @@ def test_a_billion_laughs_cases_file_is_refused_within_seconds(tmp_path):
 
 
 def test_anchors_and_aliases_that_repeat_little_still_read(tmp_path, capsys):
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     (tmp_path / "token_budgets.yml").write_text(
         "defaults: &base\n  max_input_tokens_p95: 100\n"
@@ -296,7 +296,7 @@ def test_an_endpoint_name_that_cannot_name_a_folder_is_an_error(tmp_path, name, 
 
 
 def test_an_endpoint_name_of_100_characters_is_fine(tmp_path, capsys):
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     path = tmp_path / "token_budgets.yml"
     path.write_text("endpoints:\n  " + "a" * 100 + ":\n    max_input_tokens_p95: 10\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_tokenbudget.cli.main import main
+from pytest_tokenbudget.cli import main
 from pytest_tokenbudget.pricing.prices import source_name
 
 CONFIG = """\
@@ -122,7 +122,7 @@ def test_help_lists_the_commands(capsys):
 
 def test_importing_the_cli_stays_light():
     code = (
-        "import sys, pytest_tokenbudget.cli.main as cli; cli.build_parser(); "
+        "import sys, pytest_tokenbudget.cli.program as cli; cli.build_parser(); "
         "print(sorted(m for m in ('jsonschema', 'yaml', 'anthropic', 'vcr') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from project_files import CASES, CONFIG, ROOT
 
-from pytest_tokenbudget.cli.main import main
+from pytest_tokenbudget.cli import main
 
 FUZZ = settings(
     max_examples=40,
@@ -73,7 +73,7 @@ HOSTILE_TEXT = [
 ]
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+    for p, c in zip("abcdefgh", "bcdefghi")
 )
 
 

@@ -21,6 +21,9 @@ LIGHT = (
     "plugin.stash",
     "hookspec",
     "plugin.rootdir",
+    "plugin.options",
+    "plugin.paths",  # with a marked test: where its cassette would be
+    "plugin.item_cases",  # with a marked test: whether only the plugin can serve it
 )  # an inert run
 
 

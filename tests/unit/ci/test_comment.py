@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import pytest
@@ -18,14 +17,9 @@ from github_stub import (
     without_proxies,
 )
 
-from pytest_tokenbudget.ci.comment import (
-    RunStamp,
-    _next_link,
-    add_comment_parser,
-    api_url,
-    pr_number,
-    stamped,
-)
+from pytest_tokenbudget.ci.comment import RunStamp, pr_number, stamped
+from pytest_tokenbudget.ci.github import _next_link, api_url
+from pytest_tokenbudget.cli import main
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.report.markdown import MARKER
 
@@ -67,10 +61,7 @@ def env(github, monkeypatch, tmp_path):
 
 
 def run(*argv):
-    parser = argparse.ArgumentParser(prog="tokenbudget")
-    add_comment_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["comment", *argv])
-    return args.func(args)
+    return main(["comment", *argv])
 
 
 def ours(github):

@@ -27,8 +27,9 @@ import pytest
 import yaml
 from paths import CASSETTES, DATA
 
-from pytest_tokenbudget.cli.analyze import endpoint_name, nice_ceiling
-from pytest_tokenbudget.cli.main import main
+from pytest_tokenbudget.cli import main
+from pytest_tokenbudget.cli.budget_proposal import endpoint_name
+from pytest_tokenbudget.formatting import nice_ceiling
 
 EXAMPLE = paths.EXAMPLE / "cassettes"
 # The hand-written table prices came from before genai-prices: the models used here kept

@@ -21,7 +21,7 @@ from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.pricing.prices import PriceBook, source_name, unpriced_call_message
-from pytest_tokenbudget.providers.exchanges import load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.usage import load_cassette_file, parse_exchange
 
 MESSAGES = "https://api.anthropic.com/v1/messages"
 BATCH_RESULTS = "https://api.anthropic.com/v1/messages/batches/msgbatch_01/results"
@@ -228,7 +228,7 @@ def test_the_web_search_advice_says_what_a_pricing_entry_drops():
 
 
 def test_a_pricing_entry_may_give_the_web_search_fee(tmp_path, capsys):
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
     from pytest_tokenbudget.config.budgets import load_config
 
     path = tmp_path / "token_budgets.yml"
@@ -362,7 +362,7 @@ def test_long_context_scales_cache_writes_and_reads_and_stops_at_200k(tmp_path):
 
 
 def test_prices_command_shows_the_added_long_context_band_and_its_source(capsys):
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
     assert main(["prices", model, "--config", "absent.yml"]) == 0
@@ -407,7 +407,7 @@ def test_a_bedrock_foundation_model_arn_takes_the_regional_price():
 
 
 def parse_usage(usage: dict):
-    from pytest_tokenbudget.providers.anthropic import usage_from_api
+    from pytest_tokenbudget.providers.usage import usage_from_api
 
     return usage_from_api(usage, "usage")
 
@@ -432,7 +432,7 @@ def test_a_typo_in_a_bedrock_vertex_or_dated_id_is_an_unknown_model(typo):
 
 
 def test_tokenbudget_check_flags_platform_typos(tmp_path, capsys):
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     path = tmp_path / "token_budgets.yml"
     path.write_text(
@@ -539,7 +539,7 @@ def test_real_cassettes_are_priced_as_the_old_table_priced_them():
 
 # -- tokenbudget prices ------------------------------------------------------------------------
 def test_prices_command_shows_each_rate_set_and_its_source(capsys):
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     assert main(["prices", "claude-haiku-5-5", "--config", "absent.yml"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -561,7 +561,7 @@ def test_prices_command_shows_each_rate_set_and_its_source(capsys):
 
 
 def test_prices_command_names_a_pricing_override_and_fails_on_an_unknown_model(tmp_path, capsys):
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     config = tmp_path / "token_budgets.yml"
     config.write_text(

@@ -18,7 +18,7 @@ from paths import DATA
 from vcr.request import Request
 from vcr.serializers import yamlserializer
 
-from pytest_tokenbudget.capture.vcrpy_cassettes import _persister, _scrub_request, _scrub_response
+from pytest_tokenbudget.capture.recording import _persister, _scrub_request, _scrub_response
 from pytest_tokenbudget.errors import SecretError
 from pytest_tokenbudget.providers import bedrock, scrub
 from pytest_tokenbudget.providers.scrub import (
@@ -217,7 +217,7 @@ def test_a_key_split_across_streamed_deltas_is_refused():
 
 def test_a_case_id_holding_a_key_is_refused(tmp_path, monkeypatch, capsys):
     """A case id names a committed cassette file and appears in every report."""
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     (tmp_path / "token_budgets.yml").write_text(
         "endpoints:\n  chat:\n    max_input_tokens_p95: 100\n    cases: cases.yml\n"
@@ -509,7 +509,7 @@ def test_an_endpoint_named_risk_assessment_is_reported_and_commented(
     anchored at a word start, no report was written and the comment body was refused."""
     from github_stub import TOKEN, GitHubStub, without_proxies
 
-    from pytest_tokenbudget.cli.main import main
+    from pytest_tokenbudget.cli import main
 
     name = "risk-assessment-summary"
     pytester.makefile(".yml", token_budgets=BUDGETS.replace("  e:", f"  {name}:"))
