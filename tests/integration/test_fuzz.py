@@ -73,7 +73,7 @@ HOSTILE_TEXT = [
 ]
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
     f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n"
-    for p, c in zip("abcdefgh", "bcdefghi")
+    for p, c in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
 

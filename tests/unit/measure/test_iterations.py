@@ -29,13 +29,9 @@ from pytest_tokenbudget.cli.cassette_scan import analyze
 from pytest_tokenbudget.measure.samples import Sample, case_samples
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
-from pytest_tokenbudget.providers.usage import (
-    ITERATION,
-    Exchange,
-    Usage,
-    load_cassette_file,
-    parse_exchange,
-)
+from pytest_tokenbudget.providers.exchanges import load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.recorders import Exchange
+from pytest_tokenbudget.providers.usage import ITERATION, Usage
 
 FOLDER = paths.CASSETTES / "pydantic-ai-iterations"
 CASSETTES = FOLDER / "test_anthropic"
@@ -53,7 +49,9 @@ RATES = {
     "claude-fable-5": ("10", "50", "12.50", "20", "1"),
 }
 PRICING = {  # `pricing:` entries for the models the shipped table does not know
-    model: dict(zip(("input", "output", "cache_write_5m", "cache_write_1h", "cache_read"), r))
+    model: dict(
+        zip(("input", "output", "cache_write_5m", "cache_write_1h", "cache_read"), r, strict=True)
+    )
     for model, r in RATES.items()
     if model in ("claude-sonnet-5", "claude-fable-5")
 }
@@ -106,7 +104,7 @@ def billed(model: str, usage: dict) -> tuple[int, int, Fraction]:
         )
         prompt += counts[0] + counts[2] + counts[3] + counts[4]
         output += counts[1]
-        cost += sum(n * r for n, r in zip(counts, rate)) / 1_000_000
+        cost += sum(n * r for n, r in zip(counts, rate, strict=True)) / 1_000_000
     return prompt, output, cost
 
 
@@ -233,7 +231,7 @@ def test_an_unpriced_advisor_model_is_never_priced_at_zero():
     renamed = ["acme-advisor-9" if c.model == "claude-fable-5" else c.model for c in calls]
     samples = [
         Sample("ep", "c", "t", i, model, c.usage, note=c.note)
-        for i, (c, model) in enumerate(zip(calls, renamed))
+        for i, (c, model) in enumerate(zip(calls, renamed, strict=True))
     ]
     book = PriceBook({"claude-sonnet-5": PRICING["claude-sonnet-5"]})
     stats = endpoint_stats("ep", samples, ["c"], book=book, strict=False)

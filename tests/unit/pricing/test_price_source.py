@@ -21,7 +21,7 @@ from pytest_tokenbudget.measure.samples import Sample
 from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.pricing.prices import PriceBook, source_name, unpriced_call_message
-from pytest_tokenbudget.providers.usage import load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.exchanges import load_cassette_file, parse_exchange
 
 MESSAGES = "https://api.anthropic.com/v1/messages"
 BATCH_RESULTS = "https://api.anthropic.com/v1/messages/batches/msgbatch_01/results"
@@ -407,7 +407,7 @@ def test_a_bedrock_foundation_model_arn_takes_the_regional_price():
 
 
 def parse_usage(usage: dict):
-    from pytest_tokenbudget.providers.usage import usage_from_api
+    from pytest_tokenbudget.providers.anthropic import usage_from_api
 
     return usage_from_api(usage, "usage")
 

@@ -19,12 +19,9 @@ from project_files import PLAIN_APP
 from pytest_tokenbudget.capture.counting import CACHE_SCHEMA, CountCache, count_sync
 from pytest_tokenbudget.cli.cassette_scan import analyze
 from pytest_tokenbudget.errors import CassetteError
-from pytest_tokenbudget.providers.usage import (
-    Exchange,
-    load_cassette_file,
-    parse_exchange,
-    token_count,
-)
+from pytest_tokenbudget.providers.counts import token_count
+from pytest_tokenbudget.providers.exchanges import load_cassette_file, parse_exchange
+from pytest_tokenbudget.providers.recorders import Exchange
 
 MESSAGES = "https://api.anthropic.com/v1/messages"
 CHAT = "https://api.openai.com/v1/chat/completions"

@@ -18,7 +18,7 @@ from paths import DATA
 from vcr.request import Request
 from vcr.serializers import yamlserializer
 
-from pytest_tokenbudget.capture.recording import _persister, _scrub_request, _scrub_response
+from pytest_tokenbudget.capture.vcrpy_cassettes import _persister, _scrub_request, _scrub_response
 from pytest_tokenbudget.errors import SecretError
 from pytest_tokenbudget.providers import bedrock, scrub
 from pytest_tokenbudget.providers.scrub import (

@@ -12,11 +12,12 @@ import os
 
 import pytest
 from paths import SNAPSHOTS
-from reports import BASE, HEAD, case, report, to_html
+from reports import BASE, HEAD, case, compared, report, to_html
 
 from pytest_tokenbudget.cli import main
 from pytest_tokenbudget.errors import ReportError
-from pytest_tokenbudget.report.diff import compare, diff_json, load_report
+from pytest_tokenbudget.report.diff import diff_json
+from pytest_tokenbudget.report.json_io import report_from_json
 from pytest_tokenbudget.report.markdown import (
     MARKER,
     MAX_COMMENT_CHARS,
@@ -24,7 +25,7 @@ from pytest_tokenbudget.report.markdown import (
     render_diff_markdown,
     render_markdown,
 )
-from pytest_tokenbudget.report.model import report_from_json
+from pytest_tokenbudget.report.reader import load_report
 
 
 def metric(diff, endpoint, name):
@@ -34,7 +35,7 @@ def metric(diff, endpoint, name):
 
 # -- compare ---------------------------------------------------------------------------
 def test_deltas_absolute_and_percent():
-    diff = compare(BASE, HEAD, max_regression_pct=10)
+    diff = compared(BASE, HEAD, max_regression_pct=10)
     m = metric(diff, "chat", "input_tokens_p95")
     assert (m.base, m.head, m.delta, m.pct) == (1000, 1120, 120, 12.0)
     m = metric(diff, "chat", "output_tokens_p95")
@@ -54,7 +55,7 @@ def test_deltas_absolute_and_percent():
 
 
 def test_regression_gate_and_warn_band():
-    diff = compare(BASE, HEAD, max_regression_pct=10)
+    diff = compared(BASE, HEAD, max_regression_pct=10)
     status = {m.metric: m.status for m in diff.endpoints[0].metrics}
     assert status == {
         "input_tokens_p95": "regression",  # +12% > 10%
@@ -69,14 +70,14 @@ def test_regression_gate_and_warn_band():
 
 
 def test_explicit_warn_pct_and_no_gate():
-    diff = compare(BASE, HEAD, max_regression_pct=50, warn_pct=3)
+    diff = compared(BASE, HEAD, max_regression_pct=50, warn_pct=3)
     status = {m.metric: m.status for m in diff.endpoints[0].metrics}
     assert status["input_tokens_p95"] == "warn"
     assert status["cost_per_request_usd"] == "warn"  # 5% > 3%
     assert status["escalation_rate"] == "ok"
     assert not diff.failed
 
-    ungated = compare(BASE, HEAD, max_regression_pct=None)
+    ungated = compared(BASE, HEAD, max_regression_pct=None)
     assert {m.status for _, m in ungated.rows()} == {"ok"}
     assert not ungated.failed
 
@@ -84,7 +85,7 @@ def test_explicit_warn_pct_and_no_gate():
 def test_endpoint_override_of_the_gate():
     head = copy.deepcopy(HEAD)
     head["endpoints"]["chat"]["max_regression_pct"] = 20
-    diff = compare(BASE, head, max_regression_pct=10)
+    diff = compared(BASE, head, max_regression_pct=10)
     chat = diff.endpoints[0]
     assert (chat.max_regression_pct, chat.warn_pct) == (20, 10)
     assert metric(diff, "chat", "input_tokens_p95").status == "warn"  # 12% > 10% = half of 20%
@@ -95,7 +96,7 @@ def test_cache_hit_rate_lower_is_worse():
     head = copy.deepcopy(HEAD)
     head["endpoints"]["chat"]["metrics"]["cache_hit_rate"] = 0.9  # better
     head["endpoints"]["chat"]["metrics"]["input_tokens_p95"] = 900  # better (-10%)
-    diff = compare(BASE, head, max_regression_pct=1)
+    diff = compared(BASE, head, max_regression_pct=1)
     cache = metric(diff, "chat", "cache_hit_rate")
     assert (cache.trend, cache.status, cache.pct) == ("better", "ok", 12.5)
     tokens = metric(diff, "chat", "input_tokens_p95")
@@ -105,7 +106,7 @@ def test_cache_hit_rate_lower_is_worse():
 def test_broken_budget_wins_and_drivers_are_the_top_three_cases_by_growth():
     head = copy.deepcopy(HEAD)
     head["endpoints"]["chat"]["budgets"][0].update(limit=1100, ok=False)
-    diff = compare(BASE, head, max_regression_pct=10)
+    diff = compared(BASE, head, max_regression_pct=10)
     m = metric(diff, "chat", "input_tokens_p95")
     assert m.status == "budget"
     assert m.budget.key == "max_input_tokens_p95" and m.budget.line == 5
@@ -128,13 +129,13 @@ def test_escalation_from_zero_is_a_regression_driven_by_the_newly_escalated_case
     base["endpoints"]["chat"]["metrics"]["escalation_rate"] = 0.0
     head["endpoints"]["chat"]["metrics"]["escalation_rate"] = 0.2
     head["endpoints"]["chat"]["per_case"]["c"] = case(850, 100, 0.0045, escalated=True)
-    m = metric(compare(base, head, max_regression_pct=10), "chat", "escalation_rate")
+    m = metric(compared(base, head, max_regression_pct=10), "chat", "escalation_rate")
     assert (m.delta, m.pct, m.status) == (0.2, None, "regression")
     assert [(d.case_id, d.delta) for d in m.drivers] == [("c", 0.003)]
 
 
 def test_added_removed_and_not_run_endpoints():
-    diff = compare(BASE, HEAD, max_regression_pct=10)
+    diff = compared(BASE, HEAD, max_regression_pct=10)
     change = {e.name: e.change for e in diff.endpoints}
     assert change == {"chat": "changed", "summarize": "added", "legacy": "removed"}
     legacy = metric(diff, "legacy", "monthly_cost_usd")
@@ -144,7 +145,7 @@ def test_added_removed_and_not_run_endpoints():
 
     head = copy.deepcopy(HEAD)
     head["endpoints"]["chat"] = {"status": "not-run", "line": 3, "metrics": {}, "budgets": []}
-    diff = compare(BASE, head, max_regression_pct=10)
+    diff = compared(BASE, head, max_regression_pct=10)
     assert diff.endpoints[0].change == "not-run"
     assert not diff.failed
 
@@ -152,7 +153,7 @@ def test_added_removed_and_not_run_endpoints():
 def test_price_table_change_is_a_note_not_an_error():
     head = copy.deepcopy(HEAD)
     head["prices"]["table_date"] = "2026-12-01"
-    diff = compare(BASE, head, max_regression_pct=None)
+    diff = compared(BASE, head, max_regression_pct=None)
     assert diff.notes == (
         (
             "baseline priced with the table of 2026-11-01, head with the table of 2026-12-01: "
@@ -164,7 +165,7 @@ def test_price_table_change_is_a_note_not_an_error():
 def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
     head = copy.deepcopy(HEAD)
     head["prices"] = {"source": "genai-prices 0.2.5", "as_of": "2026-12-07"}
-    assert compare(BASE, head, max_regression_pct=None).notes == (
+    assert compared(BASE, head, max_regression_pct=None).notes == (
         (
             "baseline priced with the table of 2026-11-01, head with genai-prices 0.2.5: "
             "dollar deltas include price changes"
@@ -172,7 +173,7 @@ def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
     )
     base = copy.deepcopy(head)
     base["prices"]["source"] = "genai-prices 0.2.3"
-    assert compare(base, head, max_regression_pct=None).notes == (
+    assert compared(base, head, max_regression_pct=None).notes == (
         (
             "baseline priced with genai-prices 0.2.3, head with genai-prices 0.2.5: "
             "dollar deltas include price changes"
@@ -183,7 +184,7 @@ def test_a_baseline_priced_with_another_price_source_version_gets_a_note():
 
     head["prices"] = {"source": source_name(), "as_of": "2026-12-07"}
     base["prices"] = {"source": source_name(), "as_of": "2026-11-20"}
-    assert compare(base, head, max_regression_pct=None).notes == ()
+    assert compared(base, head, max_regression_pct=None).notes == ()
 
 
 def test_a_baseline_priced_on_another_day_gets_a_note_when_the_rates_changed():
@@ -195,7 +196,7 @@ def test_a_baseline_priced_on_another_day_gets_a_note_when_the_rates_changed():
     head["endpoints"]["chat"]["price_sources"] = {"claude-sonnet-4-6": source_name()}
     base = copy.deepcopy(head)
     base["prices"]["as_of"] = "2026-03-01"
-    (note,) = compare(base, head, max_regression_pct=None).notes
+    (note,) = compared(base, head, max_regression_pct=None).notes
     assert note.startswith(
         f"baseline priced on 2026-03-01, head on 2026-03-20 (both with {source_name()}): "
     )
@@ -203,14 +204,14 @@ def test_a_baseline_priced_on_another_day_gets_a_note_when_the_rates_changed():
     # the same rates on both days: no note
     base["prices"]["as_of"] = "2026-04-01"
     head["prices"]["as_of"] = "2026-05-01"
-    assert compare(base, head, max_regression_pct=None).notes == ()
+    assert compared(base, head, max_regression_pct=None).notes == ()
 
 
 def test_head_endpoint_failure_fails_the_diff():
     head = copy.deepcopy(HEAD)
     head["endpoints"]["summarize"]["status"] = "fail"
     head["endpoints"]["summarize"]["problems"] = ["its tests ran but captured no API call"]
-    assert compare(BASE, head, max_regression_pct=None).failed
+    assert compared(BASE, head, max_regression_pct=None).failed
 
 
 # -- loading baselines -----------------------------------------------------------------
@@ -289,7 +290,7 @@ def test_missing_baseline_and_directory(tmp_path):
 
 def test_older_version_is_read_with_a_note(tmp_path):
     path = write(tmp_path, "base.json", json.dumps({**BASE, "version": 0}))
-    diff = compare(load_report(path), HEAD, max_regression_pct=None)
+    diff = compared(load_report(path), HEAD, max_regression_pct=None)
     assert diff.notes == (
         (
             "base.json is report version 0, read as version 1: values added since then are "
@@ -300,7 +301,7 @@ def test_older_version_is_read_with_a_note(tmp_path):
 
 # -- the comment -----------------------------------------------------------------------
 def test_comment_headline_rows_and_folded_rest():
-    text = render_diff_markdown(compare(BASE, HEAD, max_regression_pct=10))
+    text = render_diff_markdown(compared(BASE, HEAD, max_regression_pct=10))
     assert text.startswith(MARKER + "\n")
     assert "Projected monthly cost **+$32.00 (+26%)**: $124 → $156" in text
     assert (
@@ -322,7 +323,7 @@ def test_comment_headline_rows_and_folded_rest():
 
 
 def test_no_change_headline():
-    text = render_diff_markdown(compare(BASE, BASE, max_regression_pct=10))
+    text = render_diff_markdown(compared(BASE, BASE, max_regression_pct=10))
     assert "Projected monthly cost: **no change** ($124)" in text
     assert "No metric changed against the baseline." in text
     assert "✅ **All 2 endpoints within budget**, no regression" in text
@@ -332,7 +333,7 @@ def test_user_text_is_escaped_and_renders_as_a_table():
     head = copy.deepcopy(HEAD)
     head["endpoints"]["chat"]["per_case"]["<img src=x>|*x*"] = case(5000, 1, 0.01)
     head["endpoints"]["my_*bold*"] = head["endpoints"].pop("summarize")
-    text = render_diff_markdown(compare(BASE, head, max_regression_pct=10))
+    text = render_diff_markdown(compared(BASE, head, max_regression_pct=10))
     assert "\\<img src=x\\>\\|\\*x\\*" in text
     assert "my\\_\\*bold\\*" in text
     html = to_html(text)
@@ -348,7 +349,7 @@ def test_comment_is_capped_below_githubs_limit():
         endpoints[f"endpoint_{i}"] = ep
     base_eps = {name: copy.deepcopy(BASE["endpoints"]["chat"]) for name in endpoints}
     text = render_diff_markdown(
-        compare(report(base_eps, 1.0), report(endpoints, 2.0), max_regression_pct=10)
+        compared(report(base_eps, 1.0), report(endpoints, 2.0), max_regression_pct=10)
     )
     assert len(text) <= MAX_COMMENT_CHARS
     assert "cut at 60,000 characters" in text
@@ -372,7 +373,7 @@ def test_snapshot_of_the_comment():
     head["prices"]["table_date"] = "2026-12-01"
     head["endpoints"]["chat"]["budgets"][0].update(limit=1100, ok=False, drivers=["b", "e"])
     head["endpoints"]["chat"]["status"] = "fail"
-    text = render_diff_markdown(compare(BASE, head, max_regression_pct=10))
+    text = render_diff_markdown(compared(BASE, head, max_regression_pct=10))
     path = SNAPSHOTS / "diff_comment.md"
     if os.environ.get("TOKENBUDGET_UPDATE_SNAPSHOTS"):
         path.write_text(text, encoding="utf-8")

@@ -20,7 +20,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from project_files import APP
-from reports import BASE, HEAD, budget, case, to_html
+from reports import BASE, HEAD, budget, case, compared, to_html
 
 from pytest_tokenbudget.ci.annotations import github_annotations, gitlab_code_quality
 from pytest_tokenbudget.cli import main
@@ -28,10 +28,10 @@ from pytest_tokenbudget.cli.budget_proposal import yaml_scalar
 from pytest_tokenbudget.errors import ReportError
 from pytest_tokenbudget.plain_text import one_line, safe_line
 from pytest_tokenbudget.report import reader as report_file
-from pytest_tokenbudget.report.diff import check_report, compare, load_report
 from pytest_tokenbudget.report.html import render_html
+from pytest_tokenbudget.report.json_io import report_from_json
 from pytest_tokenbudget.report.markdown import MARKER, render_markdown
-from pytest_tokenbudget.report.model import report_from_json
+from pytest_tokenbudget.report.reader import check_report, load_report
 from pytest_tokenbudget.report.table import render_findings, render_table, render_verdict
 
 INJECTION = "\n::add-mask::hunter2\r::error file=x.py::forged\x1b[2K ##[stop-commands]tok"
@@ -347,7 +347,7 @@ def test_github_format_prints_only_our_commands(tmp_path, capsys, monkeypatch):
 
 
 def test_a_line_that_is_not_a_line_number_is_left_out_of_the_command():
-    """compare() takes dicts: one that skipped load_report still cannot steer a command."""
+    """A report read without load_report's checks still cannot steer a command."""
     head = _with(
         ("endpoints", "chat", "budgets", 0),
         budget(
@@ -355,7 +355,7 @@ def test_a_line_that_is_not_a_line_number_is_left_out_of_the_command():
         ),
     )
     head["endpoints"]["chat"]["line"] = 2.5
-    diff = compare(BASE, head, max_regression_pct=10)
+    diff = compared(BASE, head, max_regression_pct=10)
     lines = github_annotations(diff, "token_budgets.yml")
     assert [re.findall(r",line=(\d+),", line) for line in lines] == [[], ["7"], []]
     _no_command_injected("\n".join(lines))
@@ -466,7 +466,7 @@ def test_html_escapes_a_script_in_every_name():
             "cases": [EVIL],
         }
     ]
-    page = render_html(report_from_json(head), baseline=_hostile_base())
+    page = render_html(report_from_json(head), baseline=report_from_json(_hostile_base()))
     assert page.count("<script") == 1 and page.count("</script>") == 1  # ours, at the end
     assert "<img" not in page and 'onerror="' not in page
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
