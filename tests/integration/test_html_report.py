@@ -31,7 +31,8 @@ from pytest_tokenbudget.measure.stats import endpoint_stats
 from pytest_tokenbudget.pricing.prices import PriceBook
 from pytest_tokenbudget.providers.usage import Usage
 from pytest_tokenbudget.report.build import build_report
-from pytest_tokenbudget.report.html import distribution_svg, nice_step, render_html
+from pytest_tokenbudget.report.html import render_html
+from pytest_tokenbudget.report.html_charts import distribution_svg, nice_step
 from pytest_tokenbudget.report.model import BudgetCheck, EndpointReport, Report
 
 ROOT = REPO
