@@ -21,7 +21,7 @@ from pytest_tokenbudget.errors import ReportError, kind_of
 from pytest_tokenbudget.files.input_files import REPORT_MAX_BYTES, read_bounded_text
 from pytest_tokenbudget.plain_text import key_path, one_line
 
-# The file's identity and an endpoint's statuses (report/model.py builds the report with them).
+# The file's identity and an endpoint's statuses (report/build.py and json_io.py write them).
 SCHEMA = "pytest-tokenbudget/report"
 VERSION = 1
 PASS, FAIL, NOT_RUN = "pass", "fail", "not-run"
