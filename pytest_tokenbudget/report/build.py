@@ -22,7 +22,7 @@ from pytest_tokenbudget.measure.reprice import OUTPUT, Repricing
 from pytest_tokenbudget.measure.run import BudgetRun
 from pytest_tokenbudget.measure.verdicts import Verdict
 from pytest_tokenbudget.pricing import source as price_source
-from pytest_tokenbudget.report.diff import Diff, EndpointDiff
+from pytest_tokenbudget.report.diff_model import Diff, EndpointDiff
 from pytest_tokenbudget.report.model import (
     BudgetCheck,
     CacheFigures,

@@ -11,119 +11,36 @@ its own kind (min or max), as the report states it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from fractions import Fraction
+from collections.abc import Mapping
 from typing import Any
 
 from pytest_tokenbudget.measure.metrics import metric as metric_facts
-from pytest_tokenbudget.measure.metrics import number
+from pytest_tokenbudget.report.diff_model import (
+    ADDED,
+    BUDGET,
+    CHANGED,
+    DIFF_SCHEMA,
+    DIFF_VERSION,
+    NOT_RUN,
+    OK,
+    REGRESSION,
+    REMOVED,
+    TOP_DRIVERS,
+    UNCHANGED,
+    WARN,
+    BudgetRef,
+    CaseDelta,
+    Diff,
+    EndpointDiff,
+    MetricDiff,
+    Value,
+    delta_of,
+    exact,
+    pct_of,
+)
 from pytest_tokenbudget.report.model import CaseFigures, EndpointReport, Report
 from pytest_tokenbudget.report.reader import FAIL
 from pytest_tokenbudget.report.reader import NOT_RUN as HEAD_NOT_RUN
-
-DIFF_SCHEMA = "pytest-tokenbudget/diff"
-DIFF_VERSION = 1
-TOP_DRIVERS = 3
-
-# status of one metric, worst last
-OK, WARN, REGRESSION, BUDGET = "ok", "warn", "regression", "budget"
-# change of one endpoint
-CHANGED, UNCHANGED, ADDED, REMOVED, NOT_RUN = "changed", "unchanged", "added", "removed", "not-run"
-
-Value = int | float | None
-
-
-@dataclass(frozen=True)
-class BudgetRef:
-    """The head's budget on a metric, as report.json states it."""
-
-    key: str
-    limit: float
-    kind: str  # "max" | "min"
-    ok: bool | None
-    line: int | None
-    drivers: tuple[str, ...] = ()  # the head report's own drivers (worst cases)
-
-
-@dataclass(frozen=True)
-class CaseDelta:
-    """How much one case moved the quantity behind a metric."""
-
-    case_id: str
-    field: str  # input_tokens | output_tokens | cost_usd
-    base: Value
-    head: Value
-    delta: Value
-    new: bool = False  # the case is not in the baseline
-
-
-@dataclass(frozen=True)
-class MetricDiff:
-    metric: str
-    base: Value
-    head: Value
-    delta: Value  # head - base; None when either side is missing
-    pct: float | None  # delta over base, in %; None when base is 0 or missing
-    trend: str  # worse | better | same | changed (direction unknown) | n/a
-    status: str  # ok | warn | regression | budget
-    budget: BudgetRef | None = None
-    drivers: tuple[CaseDelta, ...] = ()
-
-    @property
-    def changed(self) -> bool:
-        return self.trend in ("worse", "better", "changed")
-
-
-@dataclass(frozen=True)
-class EndpointDiff:
-    name: str
-    change: str  # changed | unchanged | added | removed | not-run
-    base_status: str | None
-    head_status: str | None
-    line: int | None
-    max_regression_pct: float | None  # the gate applied here: endpoint override or global
-    warn_pct: float | None
-    metrics: tuple[MetricDiff, ...]
-    problems: tuple[str, ...] = ()  # the head's non-budget failures
-    warnings: tuple[str, ...] = ()
-    failed: bool = False  # the head failed in its own run, beyond its own regression gate
-
-
-@dataclass(frozen=True)
-class Diff:
-    endpoints: tuple[EndpointDiff, ...]
-    monthly_base: Value
-    monthly_head: Value
-    max_regression_pct: float | None
-    warn_pct: float | None
-    notes: tuple[str, ...] = ()
-    config: str | None = None  # the head's token_budgets.yml, for annotations
-    percentile_method: str | None = None
-    price_table: str | None = None
-
-    @property
-    def monthly_delta(self) -> Value:
-        if self.monthly_base is None or self.monthly_head is None:
-            return None
-        return _delta("monthly_cost_usd", self.monthly_base, self.monthly_head)
-
-    @property
-    def monthly_pct(self) -> float | None:
-        return _pct(self.monthly_base, self.monthly_head)
-
-    def rows(self) -> Iterator[tuple[EndpointDiff, MetricDiff]]:
-        for endpoint in self.endpoints:
-            for metric in endpoint.metrics:
-                yield endpoint, metric
-
-    def with_status(self, *statuses: str) -> list[tuple[EndpointDiff, MetricDiff]]:
-        return [(e, m) for e, m in self.rows() if m.status in statuses]
-
-    @property
-    def failed(self) -> bool:
-        """A broken budget, a tripped regression gate, or a head endpoint that failed."""
-        return bool(self.with_status(BUDGET, REGRESSION)) or any(e.failed for e in self.endpoints)
 
 
 # -- comparing -------------------------------------------------------------------------
@@ -324,30 +241,13 @@ def _compare_metric(
         metric=metric,
         base=base,
         head=head,
-        delta=_delta(metric, base, head) if base is not None and head is not None else None,
-        pct=_pct(base, head),
+        delta=delta_of(metric, base, head) if base is not None and head is not None else None,
+        pct=pct_of(base, head),
         trend=trend,
         status=status,
         budget=budget,
         drivers=drivers,
     )
-
-
-def _exact(value: float) -> Fraction:
-    """JSON numbers as the decimals they were written as, so 0.11 - 0.1 is exactly 0.01."""
-    return Fraction(value) if isinstance(value, int) else Fraction(repr(float(value)))
-
-
-def _delta(metric: str, base: float, head: float) -> int | float | None:
-    if isinstance(base, int) and isinstance(head, int):
-        return head - base
-    return number(metric, _exact(head) - _exact(base))
-
-
-def _pct(base: Value, head: Value) -> float | None:
-    if base is None or head is None or base == 0:
-        return None
-    return round(float((_exact(head) - _exact(base)) / abs(_exact(base)) * 100), 2)
 
 
 def _trend(metric: str, base: Value, head: Value) -> str:
@@ -366,14 +266,14 @@ def _growth(metric: str, base: Value, head: Value) -> float | None:
     facts = metric_facts(metric)
     if base is None or head is None or facts.better is None:
         return None
-    worse = _exact(head) - _exact(base)
+    worse = exact(head) - exact(base)
     if facts.higher_is_better:
         worse = -worse
     if worse == 0:
         return 0.0
     if base == 0:
         return float("inf") if worse > 0 else float("-inf")
-    return float(worse / abs(_exact(base)) * 100)
+    return float(worse / abs(exact(base)) * 100)
 
 
 def _case_field(metric: str) -> str:
@@ -398,7 +298,7 @@ def _drivers(
             continue  # only the cases that newly escalate drive the escalation rate
         head_value = getattr(case, field) or 0
         base_value = (getattr(before, field) if before is not None else None) or 0
-        delta = _delta(field, base_value, head_value)
+        delta = delta_of(field, base_value, head_value)
         if delta is not None and (delta > 0 or escalation):
             deltas.append(
                 CaseDelta(
@@ -410,7 +310,7 @@ def _drivers(
                     before is None,
                 )
             )
-    deltas.sort(key=lambda d: (-_exact(d.delta or 0), d.case_id))
+    deltas.sort(key=lambda d: (-exact(d.delta or 0), d.case_id))
     return tuple(deltas[:TOP_DRIVERS])
 
 

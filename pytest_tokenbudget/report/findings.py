@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.accounting import cause_lines, fix_command
 from pytest_tokenbudget.plain_text import safe_line
-from pytest_tokenbudget.report.diff import BUDGET, REGRESSION, WARN, Diff
+from pytest_tokenbudget.report.diff_model import BUDGET, REGRESSION, WARN, Diff
 from pytest_tokenbudget.report.model import CASES, PROBLEM, UPDATE, Report
 
 MAX_LINE = 10**7  # a line number past this is not one of token_budgets.yml's

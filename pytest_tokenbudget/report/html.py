@@ -34,7 +34,7 @@ from pytest_tokenbudget.report.reader import NOT_RUN
 from pytest_tokenbudget.report.table import cases_cell
 
 if TYPE_CHECKING:
-    from pytest_tokenbudget.report.diff import EndpointDiff
+    from pytest_tokenbudget.report.diff_model import EndpointDiff
 
 _HERE = Path(__file__).parent
 STATUS = {"pass": "pass", "fail": "fail", "not-run": "not run"}

@@ -15,7 +15,7 @@ from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.metrics import METRICS, label, show
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.plain_text import controls_shown, one_line
-from pytest_tokenbudget.report.diff import CaseDelta, Diff, EndpointDiff, MetricDiff, Value
+from pytest_tokenbudget.report.diff_model import CaseDelta, Diff, EndpointDiff, MetricDiff, Value
 from pytest_tokenbudget.report.model import PromptCacheFinding, Report
 from pytest_tokenbudget.report.table import cases_cell
 

@@ -23,7 +23,7 @@ from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.report.reader import FAIL, NOT_RUN, PASS
 
 if TYPE_CHECKING:
-    from pytest_tokenbudget.report.diff import Diff
+    from pytest_tokenbudget.report.diff_model import Diff
 
 PERCENTILE_METHOD = "nearest-rank over calls"
 
