@@ -1,4 +1,9 @@
+"""Fixtures every test may use: the loopback emulator, a recording machine and a CI one, a
+small project; and the bytecode cache the suite's own pytest and tokenbudget processes share."""
+
 from __future__ import annotations
+
+import os
 
 # pytester's in-process runs drop modules first imported inside them; PyYAML's C
 # extension cannot be imported twice, so keep the heavy modules loaded out here.
@@ -12,6 +17,27 @@ from project_files import APP, CASES, CONFIG, TEST
 pytest_plugins = ["pytester"]
 
 FAKE_KEY = "sk-ant-api03-" + "k3yMaterial" * 6  # key-shaped, so scrubbing is really tested
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bytecode_cache(tmp_path_factory):
+    """With PYTHONDONTWRITEBYTECODE set, every pytest the suite starts (a few hundred) compiled
+    its modules again and re-rewrote the asserts of ~220 plugin modules (the plugins' whole
+    distributions: hypothesis, anyio, respx, ...), a quarter of its CPU. The processes started
+    here share one cache under the session's temp folder instead, never beside the sources."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as env:
+        env.delenv("PYTHONDONTWRITEBYTECODE")
+        if not os.environ.get("PYTHONPYCACHEPREFIX"):
+            session = tmp_path_factory.getbasetemp()
+            if os.environ.get("PYTEST_XDIST_WORKER"):  # the workers' folders share a parent
+                session = session.parent
+            cache = session / "pycache"
+            cache.mkdir(exist_ok=True)
+            env.setenv("PYTHONPYCACHEPREFIX", str(cache))
+        yield
 
 
 @pytest.fixture
