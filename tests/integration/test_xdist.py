@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from project_files import record
 
 from pytest_tokenbudget.cache.doctor import Doctor
@@ -12,7 +13,7 @@ def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatc
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     report = project.path / ".token-budget" / "report.json"
 
-    serial = project.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider")
+    serial = project.runpytest("--token-budget", "-p", "no:cacheprovider")  # in process
     serial.assert_outcomes(passed=4)
     serial_text = report.read_text()
     report.unlink()
@@ -168,11 +169,12 @@ def test_parallel_cache_findings_are_the_serial_ones(pytester, recording_env):
     config = {"endpoints": {"faq": {"max_input_tokens_p95": 100000, "cases": cases}}}
     pytester.makefile(".yml", token_budgets=yaml.safe_dump(config, sort_keys=False))
     report = pytester.path / ".token-budget" / "report.json"
-    runs = []
-    for workers in ((), ("-n", "2")):
-        result = pytester.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider", *workers)
+
+    def findings(result: pytest.RunResult) -> list[dict]:
         result.assert_outcomes(passed=6)
-        runs.append(json.loads(report.read_text())["findings"])
-    serial = runs[0]
+        return json.loads(report.read_text())["findings"]
+
+    serial = findings(pytester.runpytest("--token-budget", "-p", "no:cacheprovider"))  # in process
     assert {f["code"] for f in serial} >= {"prefix-below-minimum", "volatile-prefix"}
-    assert runs[1] == serial
+    parallel = pytester.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider", "-n", "2")
+    assert findings(parallel) == serial
