@@ -19,6 +19,18 @@ pytest_plugins = ["pytester"]
 FAKE_KEY = "sk-ant-api03-" + "k3yMaterial" * 6  # key-shaped, so scrubbing is really tested
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under -n, idle workers steal queued tests (unless --dist says otherwise). With -n's
+    default (load) the first worker kept its first chunk, the docs' and integration tests
+    of several minutes, while the other ran the rest and then waited for it."""
+    if any(arg.startswith(("--dist", "-d")) for arg in config.invocation_params.args):
+        return None
+    from xdist.scheduler import WorkStealingScheduling
+
+    return WorkStealingScheduling(config, log)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def bytecode_cache(tmp_path_factory):
     """With PYTHONDONTWRITEBYTECODE set, every pytest the suite starts (a few hundred) compiled
