@@ -12,11 +12,28 @@ import pytest
 import vcr  # noqa: F401
 import yaml  # noqa: F401
 from emulator import Emulator
+from paths import TESTS
 from project_files import APP, CASES, CONFIG, TEST
 
 pytest_plugins = ["pytester"]
 
 FAKE_KEY = "sk-ant-api03-" + "k3yMaterial" * 6  # key-shaped, so scrubbing is really tested
+
+
+# whole pytest runs end to end (pytester, subprocesses, the docs' commands run as written)
+SLOW_FOLDERS = ("docs", "integration")
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items):
+    """Every test under tests/docs and tests/integration is `slow`; a unit test that runs
+    pytest end to end carries the mark itself. `-m "not slow"` is the quick loop."""
+    for item in items:  # the session's items, also those outside tests/
+        if (
+            item.path.is_relative_to(TESTS)
+            and item.path.relative_to(TESTS).parts[0] in SLOW_FOLDERS
+        ):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.hookimpl(optionalhook=True)

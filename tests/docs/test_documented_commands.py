@@ -460,7 +460,7 @@ def test_readme_pull_request_loop(repo, tmp_path, github):
     assert "<!-- pytest-tokenbudget -->" in comment["body"]
 
 
-def test_ci_runs_the_readme_test_command():
+def test_ci_runs_the_readme_test_command(pytestconfig):
     [setup] = [b for b in fenced_blocks(README, "bash") if "pip install -e" in b]
     test_command = shell_commands(setup)[1]
     assert test_command.startswith("python -m pytest tests")
@@ -468,6 +468,10 @@ def test_ci_runs_the_readme_test_command():
     assert test_command in ci_script
     [development] = [b for b in fenced_blocks(README, "bash") if "record_with_emulator" in b]
     assert shell_commands(development)[0].startswith(test_command)
+    # the quick loop is that command leaving out the tests marked slow, a registered marker
+    [quick] = re.findall(r'`(python -m pytest tests -m "not slow" [^`]*)`', README)
+    assert quick.replace('-m "not slow" ', "") == test_command
+    assert any(line.startswith("slow:") for line in pytestconfig.getini("markers"))
 
 
 def test_readme_setup_in_a_fresh_copy(tmp_path):

@@ -58,6 +58,7 @@ def _both_reports(project, monkeypatch) -> tuple[bytes, bytes]:
     return by_engine, report.read_bytes()
 
 
+@pytest.mark.slow
 def test_the_example_replays_to_the_same_report(pytester, ci_env, monkeypatch):
     copy_example(pytester.path)
     pytester.syspathinsert()

@@ -690,6 +690,7 @@ def test_no_budget_that_cannot_fail_is_proposed(capsys, tmp_path):
     ) in out
 
 
+@pytest.mark.slow
 def test_a_reader_that_leaves_early_gets_no_traceback():
     """`tokenbudget analyze DIR | head -1`: the pipe closes while the YAML is printed."""
     reader = subprocess.Popen(

@@ -213,6 +213,7 @@ def _near(schema: Any, depth: int = 0) -> st.SearchStrategy[Any]:
     return st.sampled_from(range(8)).flatmap(lambda i: SCALARS if i == 3 else shaped)
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_near(SCHEMA))
 def test_nothing_jsonschema_refuses_is_ever_proven_valid(doc):
@@ -220,6 +221,7 @@ def test_nothing_jsonschema_refuses_is_ever_proven_valid(doc):
         assert _valid(doc), doc
 
 
+@pytest.mark.slow
 def test_generated_documents_are_often_proven(tmp_path):
     """The property above is not vacuous: the generator gives valid documents too."""
     proven = []
@@ -235,6 +237,7 @@ def test_generated_documents_are_often_proven(tmp_path):
 
 
 # -- the run ------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_run_with_a_valid_budget_file_does_not_import_jsonschema(tmp_path):
     """Loading a valid file leaves jsonschema unimported; a typo still gets its message."""
     good = tmp_path / "good.yml"

@@ -156,6 +156,7 @@ def _mocked(no_call: list[str]) -> list[str]:
     return [c for c in no_call if "test_reply_with_a_mock_client" in c]
 
 
+@pytest.mark.slow
 def test_cases_without_calls_are_named_and_left_out_or_counted_exactly(
     marked_module, recording_env, monkeypatch
 ):
@@ -249,6 +250,7 @@ def test_cases_without_calls_are_named_and_left_out_or_counted_exactly(
     assert _report(pytester)["endpoints"]["chat"]["metrics"] == endpoint["metrics"]
 
 
+@pytest.mark.slow
 def test_a_parallel_run_names_the_same_cases(marked_module, recording_env, monkeypatch):
     """Under xdist the cases without calls come from the workers' case runs."""
     pytest.importorskip("xdist")

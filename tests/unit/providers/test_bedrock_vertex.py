@@ -299,6 +299,7 @@ def _report(project) -> dict:
     return json.loads((project.path / ".token-budget" / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_bedrock_and_vertex_calls_are_measured_priced_scrubbed_and_replayed(
     cloud_project, cloud_env, monkeypatch
 ):

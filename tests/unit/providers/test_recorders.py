@@ -421,6 +421,7 @@ def test_reply():
 """
 
 
+@pytest.mark.slow
 def test_a_converse_call_replayed_by_pytest_recording_is_measured(pytester):
     """The plugin path: boto3's converse, answered by pytest-recording from openllmetry's
     cassette, is measured and priced as the model its inference profile runs."""

@@ -571,6 +571,7 @@ def test_two_calls(budget_case):
 """
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_record_all_keeps_the_previous_cassette(pytester, recording_env, monkeypatch):
     pytester.makefile(
         ".yml",
