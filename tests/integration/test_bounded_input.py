@@ -65,6 +65,15 @@ def pytest_run(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[s
     return run_bounded(command, project, memory=2 * GiB, seconds=120)
 
 
+def pytest_in_process(project: pytest.Pytester) -> subprocess.CompletedProcess[str]:
+    """The same run in this process, for a recording too small to take much memory or time:
+    a subprocess's bound would prove nothing more, and each costs seconds of imports."""
+    result = project.runpytest("--token-budget", "-p", "no:cacheprovider")
+    return subprocess.CompletedProcess(
+        [], int(result.ret), "\n".join(result.outlines), "\n".join(result.errlines)
+    )
+
+
 def one_message(done: subprocess.CompletedProcess[str]) -> str:
     """What a failed command said: no traceback, no INTERNALERROR."""
     text = done.stdout + done.stderr
@@ -404,7 +413,7 @@ def case_problems(project) -> str:
 
 def test_a_well_formed_cassette_replays(replayed):
     short(replayed).write_text(cassette())
-    done, _ = pytest_run(replayed.path)
+    done = pytest_in_process(replayed)
     one_message(done)
     assert done.returncode == 0, done.stdout[-2000:]
     assert report(replayed)["endpoints"]["chat"]["calls"] == 1
@@ -514,7 +523,7 @@ def test_analyze_refuses_a_gzip_bomb_in_an_r_vcr_cassette(tmp_path, bomb):
 )
 def test_a_response_httpx_cannot_build_is_named_not_blamed_on_the_request(replayed, headers, why):
     short(replayed).write_text(cassette(headers=headers))
-    done, _ = pytest_run(replayed.path)
+    done = pytest_in_process(replayed)
     text = one_message(done)
     assert done.returncode == 1
     assert f"{short(replayed)}:2: interaction 0: the recorded response is malformed: {why}" in text
@@ -523,7 +532,7 @@ def test_a_response_httpx_cannot_build_is_named_not_blamed_on_the_request(replay
 
 def test_a_response_body_that_is_no_json_names_the_cassette_and_interaction(replayed):
     short(replayed).write_text(cassette("{string: 'this is not json'}"))
-    done, _ = pytest_run(replayed.path)
+    done = pytest_in_process(replayed)
     one_message(done)
     assert done.returncode == 1
     assert (
@@ -535,7 +544,7 @@ def test_a_response_body_that_is_no_json_names_the_cassette_and_interaction(repl
 def test_a_response_without_usage_names_the_cassette_and_interaction(replayed):
     answer = {k: v for k, v in ANSWER.items() if k != "usage"}
     short(replayed).write_text(cassette("{string: " + json.dumps(json.dumps(answer)) + "}"))
-    done, _ = pytest_run(replayed.path)
+    done = pytest_in_process(replayed)
     one_message(done)
     problems = case_problems(replayed)
     assert f"{short(replayed)}:2: interaction 0: the recorded response is malformed" in problems
