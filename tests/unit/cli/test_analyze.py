@@ -11,6 +11,7 @@ import base64
 import gzip
 import json
 import math
+import os
 import re
 import shutil
 import struct
@@ -692,16 +693,21 @@ def test_no_budget_that_cannot_fail_is_proposed(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_a_reader_that_leaves_early_gets_no_traceback():
-    """`tokenbudget analyze DIR | head -1`: the pipe closes while the YAML is printed."""
-    reader = subprocess.Popen(
-        [sys.executable, "-m", "pytest_tokenbudget.cli", "analyze", str(CASSETTES)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        bufsize=0,
-    )
-    assert reader.stdout is not None and reader.stderr is not None
-    assert reader.stdout.read(1)
-    reader.stdout.close()
-    err = reader.stderr.read().decode()
-    assert reader.wait(timeout=60) == 1
+    """`tokenbudget analyze DIR | head -0`: the reader has gone before the YAML is printed.
+
+    The read end is closed before the command starts, so its first write fails whatever the
+    machine's load (a reader that leaves after one byte raced the command's last write)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        reader = subprocess.run(
+            [sys.executable, "-m", "pytest_tokenbudget.cli", "analyze", str(CASSETTES)],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=60,
+        )
+    finally:
+        os.close(write_end)
+    err = reader.stderr.decode()
+    assert reader.returncode == 1
     assert "Traceback" not in err and "BrokenPipeError" not in err, err
