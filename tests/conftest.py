@@ -3,17 +3,31 @@ small project; and the bytecode cache the suite's own pytest and tokenbudget pro
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 
 # pytester's in-process runs drop modules first imported inside them; PyYAML's C
 # extension cannot be imported twice, so keep the heavy modules loaded out here.
-import anthropic  # noqa: F401
+import anthropic
+import genai_prices.data  # noqa: F401
+import hypothesis  # noqa: F401
 import pytest
 import vcr  # noqa: F401
 import yaml  # noqa: F401
 from emulator import Emulator
 from paths import TESTS
 from project_files import APP, CASES, CONFIG, TEST
+
+import pytest_tokenbudget
+
+# The same for what a run loads lazily, which each in-process run imported again (and
+# re-rewrote the asserts of): the plugin's own modules, hypothesis (its pytest plugin
+# imports it), genai-prices' data and the SDK's HTTP transport, a second of CPU per run.
+for _module in pkgutil.walk_packages(pytest_tokenbudget.__path__, "pytest_tokenbudget."):
+    if not _module.name.endswith(".__main__"):
+        importlib.import_module(_module.name)
+anthropic.Anthropic(api_key="unused", base_url="http://127.0.0.1:9").close()
 
 pytest_plugins = ["pytester"]
 
