@@ -45,10 +45,17 @@ def _options(config: pytest.Config) -> Options:
     from pytest_tokenbudget.measure.run import Options
 
     path, cassette_dir = budget_paths(config)
+    reports = report_dir(config)
+    for name, where in (("config", path), ("cassettes", cassette_dir), ("report", reports)):
+        if where is not None and "\x00" in str(where):  # no file system takes one
+            raise pytest.UsageError(
+                f"pytest-tokenbudget: --token-budget-{name} (or its ini key): "
+                "a path cannot hold a NUL character"
+            )
     return Options(
         config_path=path,
         cassettes=cassette_dir,
-        report_dir=report_dir(config),
+        report_dir=reports,
         record_mode=config.getoption("token_budget_record"),
         count=config.getoption("token_budget_count"),
         reprice=config.getoption("token_budget_reprice"),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from project_files import CASES, CONFIG, ROOT
 
@@ -402,6 +402,8 @@ FLAGS = [
 
 
 @FEW
+@example(flag="--token-budget-report", value="\x00")  # once an INTERNALERROR at the end
+@example(flag="--token-budget-cassettes", value="a\x00b")  # once "no recording" for all
 @given(
     flag=st.sampled_from(FLAGS),
     value=st.one_of(st.sampled_from(HOSTILE_NUMBERS + HOSTILE_TEXT), st.text(max_size=10)),
