@@ -22,7 +22,7 @@ from pytest_tokenbudget.measure.reprice import OUTPUT, Repricing
 from pytest_tokenbudget.measure.run import BudgetRun
 from pytest_tokenbudget.measure.verdicts import Verdict
 from pytest_tokenbudget.pricing import source as price_source
-from pytest_tokenbudget.report.diff_model import Diff, EndpointDiff
+from pytest_tokenbudget.report.diff_model import REGRESSION, Diff, EndpointDiff
 from pytest_tokenbudget.report.model import (
     BudgetCheck,
     CacheFigures,
@@ -222,7 +222,7 @@ def _regressions(e: EndpointDiff | None) -> tuple[Regression, ...]:
         return ()
     out = []
     for m in e.metrics:
-        if m.status != "regression":
+        if m.status != REGRESSION:
             continue
         key = m.budget.key if m.budget is not None else None
         line = m.budget.line if m.budget is not None and m.budget.line else e.line

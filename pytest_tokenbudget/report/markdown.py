@@ -15,7 +15,20 @@ from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.metrics import METRICS, label, show
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.plain_text import controls_shown, one_line
-from pytest_tokenbudget.report.diff_model import CaseDelta, Diff, EndpointDiff, MetricDiff, Value
+from pytest_tokenbudget.report.diff_model import (
+    ADDED,
+    BUDGET,
+    NOT_RUN,
+    OK,
+    REGRESSION,
+    REMOVED,
+    WARN,
+    CaseDelta,
+    Diff,
+    EndpointDiff,
+    MetricDiff,
+    Value,
+)
 from pytest_tokenbudget.report.model import PromptCacheFinding, Report
 from pytest_tokenbudget.report.table import cases_cell
 
@@ -168,12 +181,12 @@ CUT_NOTE = (
     "comparison is the `diff` section of report.json.*"
 )
 DIFF_STATUS = {
-    "ok": "✅ ok",
-    "warn": "⚠️ warn",
-    "regression": "🔺 regression",
-    "budget": "❌ over budget",
+    OK: "✅ ok",
+    WARN: "⚠️ warn",
+    REGRESSION: "🔺 regression",
+    BUDGET: "❌ over budget",
 }
-CHANGE_STATUS = {"added": "🆕 new endpoint", "removed": "➖ removed", "not-run": "⏭ not run"}
+CHANGE_STATUS = {ADDED: "🆕 new endpoint", REMOVED: "➖ removed", NOT_RUN: "⏭ not run"}
 _FIELDS = {"input_tokens": "input tokens", "output_tokens": "output tokens", "cost_usd": "cost"}
 
 
@@ -222,9 +235,9 @@ def _shown(endpoint: EndpointDiff, m: MetricDiff) -> bool:
     """Rows in the open table: anything that changed or needs attention."""
     if m.status != "ok" or m.changed:
         return True
-    if endpoint.change in ("added", "removed"):
+    if endpoint.change in (ADDED, REMOVED):
         return m.budget is not None or m.metric == "monthly_cost_usd"
-    if endpoint.change == "not-run":
+    if endpoint.change == NOT_RUN:
         return m.metric == "monthly_cost_usd"
     return False
 
@@ -270,9 +283,9 @@ def _plural(n: int, word: str) -> str:
 
 def _diff_counts(diff: Diff) -> list[str]:
     """What the comparison found: broken budgets, regressions past the gate, warnings."""
-    broken = len(diff.with_status("budget"))
-    regressions = len(diff.with_status("regression"))
-    warnings = len(diff.with_status("warn"))
+    broken = len(diff.with_status(BUDGET))
+    regressions = len(diff.with_status(REGRESSION))
+    warnings = len(diff.with_status(WARN))
     parts = []
     if broken:
         parts.append(f"❌ **{_plural(broken, 'broken budget')}**")
@@ -286,11 +299,11 @@ def _diff_counts(diff: Diff) -> list[str]:
 def _verdict(diff: Diff) -> str:
     parts = _diff_counts(diff)
     failing = [e for e in diff.endpoints if e.failed]
-    if failing and not diff.with_status("budget"):
+    if failing and not diff.with_status(BUDGET):
         parts.append(f"❌ **{_plural(len(failing), 'endpoint')} failed**")
     if parts:
         return " · ".join(parts)
-    measured = [e for e in diff.endpoints if e.change not in ("removed", "not-run")]
+    measured = [e for e in diff.endpoints if e.change not in (REMOVED, NOT_RUN)]
     return f"✅ **All {_plural(len(measured), 'endpoint')} within budget**, no regression"
 
 
