@@ -60,7 +60,6 @@ SETTING_KEYS = (
 DEFAULTS_KEYS = (*SETTING_KEYS, *BUDGET_KEYS)  # everything an endpoint takes but its cases
 ENDPOINT_KEYS = (*DEFAULTS_KEYS, "cases")
 TOP_KEYS = ("version", "defaults", "pricing", "cache_minimums", "endpoints")
-PRICE_FIELDS = ("input", "output", "cache_write_5m", "cache_write_1h", "cache_read", "web_search")
 
 
 @dataclass(frozen=True)

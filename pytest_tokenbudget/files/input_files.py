@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
 
 from pytest_tokenbudget.errors import TokenBudgetError
 
@@ -92,11 +91,3 @@ def read_bounded_text(
 
 def _too_large(what: str, size: int, limit: int) -> str:
     return f"{what} is too large to read ({size:,} bytes; the limit is {limit:,})"
-
-
-def is_regular_file(path: Path) -> bool:
-    """True for a regular file (through symlinks); False for a FIFO, device or missing path."""
-    try:
-        return stat.S_ISREG(path.stat().st_mode)
-    except OSError:
-        return False
