@@ -276,11 +276,6 @@ def lookup(model: str, on: date | None = None) -> SourceRates | None:
     )
 
 
-def claude_models() -> list[str]:
-    """Every Claude model the library prices on the Claude API, by its id there."""
-    return [m.id for m in _providers()[ANTHROPIC].models]
-
-
 def model_names(provider: str = ANTHROPIC) -> list[str]:
     """The library's model ids of a provider (for suggestions)."""
     found = _providers().get(provider)
