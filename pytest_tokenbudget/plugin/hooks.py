@@ -1,5 +1,5 @@
 """pytest wiring: options, marker, fixtures and hooks. Each hook says when; the modules
-beside it (options, paths, item_cases, start, capturing, finish, exit_status) say what.
+beside it (options, paths, item_cases, start, capturing, exit_status) and finish/ say what.
 
 Without --token-budget the plugin is inert: nothing heavy (anthropic, vcrpy,
 jsonschema) is imported, and marked tests are skipped with a reason that says
@@ -24,8 +24,8 @@ from pytest_tokenbudget.plugin.stash import (
 )
 
 if TYPE_CHECKING:
+    from pytest_tokenbudget.finish.conclusion import Conclusion
     from pytest_tokenbudget.measure.run import BudgetRun
-    from pytest_tokenbudget.plugin.finish import Conclusion
     from pytest_tokenbudget.plugin.handle import TokenBudget
     from pytest_tokenbudget.report.model import Report, UpdateVerdict
 
@@ -169,8 +169,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def _conclude(config: pytest.Config, run: BudgetRun) -> Conclusion:
-    """plugin/finish.py's conclusion, given what it needs of pytest's options and hooks."""
-    from pytest_tokenbudget.plugin.finish import conclude
+    """finish/conclusion.py's conclusion, given what it needs of pytest's options and hooks."""
+    from pytest_tokenbudget.finish.conclusion import conclude
     from pytest_tokenbudget.plugin.paths import display_path
 
     workspace = os.environ.get("GITHUB_WORKSPACE") or str(config.rootpath)
