@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from pytest_tokenbudget.cli.command import Subparsers
 
 GROUPINGS = ("folder", "file", "model")  # --by
+DEFAULT_HEADROOM = 20.0  # --headroom, and what `tokenbudget init --from-cassettes` proposes with
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -45,7 +46,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--headroom",
         type=float,
-        default=20.0,
+        default=DEFAULT_HEADROOM,
         metavar="PCT",
         help="headroom over the measured values (default 20)",
     )
@@ -53,6 +54,32 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> ExitCode:
+    directory: Path = args.directory
+    text, notes = proposal(
+        directory,
+        by=args.by,
+        headroom=args.headroom,
+        header=f"# tokenbudget analyze {directory.as_posix()} --by {args.by}",
+    )
+    sys.stdout.write(text)
+    for note in notes:
+        print(f"# note: {one_line(note)}")
+    return ExitCode.OK
+
+
+def proposal(
+    directory: Path,
+    *,
+    by: str = "folder",
+    headroom: float = DEFAULT_HEADROOM,
+    header: str,
+    command: str = "analyze",
+) -> tuple[str, list[str]]:
+    """The token_budgets.yml proposed from the cassettes under `directory`, and notes on it.
+
+    What was read and skipped is said on stderr (as `tokenbudget COMMAND: ...`); a directory
+    with no usable call is a ConfigError. `tokenbudget init --from-cassettes` writes the same.
+    """
     from pytest_tokenbudget.cli.budget_proposal import (
         endpoint_name,
         formats_by_endpoint,
@@ -61,15 +88,14 @@ def run(args: argparse.Namespace) -> ExitCode:
     )
     from pytest_tokenbudget.cli.cassette_scan import analyze, summary
 
-    directory: Path = args.directory
     if not directory.is_dir():
         raise ConfigError(f"{one_line(directory)}: not a directory")
-    if args.headroom < 0 or not math.isfinite(args.headroom):
+    if headroom < 0 or not math.isfinite(headroom):
         raise ConfigError("--headroom must be 0 or more")
     analysis = analyze(directory)
     err = sys.stderr
     print(
-        f"tokenbudget analyze: {one_line(directory)}: {_count(analysis.files, 'file')} read, "
+        f"tokenbudget {command}: {one_line(directory)}: {_count(analysis.files, 'file')} read, "
         f"{len(analysis.found)} with usage, {len(analysis.skipped)} skipped",
         file=err,
     )
@@ -77,20 +103,17 @@ def run(args: argparse.Namespace) -> ExitCode:
         print(f"  skipped {skipped}", file=err)  # Skipped writes itself on one line
     if not analysis.found:
         raise ConfigError(f"no API calls with usage found under {one_line(directory)}")
-    samples = group(analysis, by=args.by, root=endpoint_name(directory.resolve().name))
+    samples = group(analysis, by=by, root=endpoint_name(directory.resolve().name))
     text, notes = propose(
         samples,
-        headroom_pct=args.headroom,
+        headroom_pct=headroom,
         formats=formats_by_endpoint(samples, analysis),
-        header=[one_line(f"# tokenbudget analyze {directory.as_posix()} --by {args.by}")],
+        header=[one_line(header)],
     )
-    sys.stdout.write(text)
     for cassette in analysis.found:
         if cassette.left_out:
             notes.append(f"{cassette.path.as_posix()}: left out: {summary(cassette.left_out)}")
-    for note in notes:
-        print(f"# note: {one_line(note)}")
-    return ExitCode.OK
+    return text, notes
 
 
 def _count(n: int, noun: str) -> str:

@@ -20,9 +20,9 @@ from pytest_tokenbudget.errors import TokenBudgetError
 
 def _commands() -> list[Command]:
     """Every subcommand, in the order `--help` lists them."""
-    from pytest_tokenbudget.cli import analyze, check, comment, diff, prices
+    from pytest_tokenbudget.cli import analyze, check, comment, diff, init, merge, prices
 
-    return [check, diff, comment, analyze, prices]
+    return [init, check, diff, comment, analyze, prices, merge]
 
 
 def build_parser() -> argparse.ArgumentParser:
