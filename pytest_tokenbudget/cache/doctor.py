@@ -17,6 +17,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
+from pytest_tokenbudget.cache.checklist import (
+    CallSeen,
+    Costing,
+    RequestMemo,
+    call_seen,
+    checklist_findings,
+)
+from pytest_tokenbudget.cache.finding import CODES
+from pytest_tokenbudget.cache.finding import CacheFinding as CacheFinding  # its former home
 from pytest_tokenbudget.cache.prefixes import Variant, masked_digest, prefix_only, variant_spans
 from pytest_tokenbudget.cache.prompt import (
     MAX_BREAKPOINTS,
@@ -26,51 +35,9 @@ from pytest_tokenbudget.cache.prompt import (
     prompt_blocks,
 )
 from pytest_tokenbudget.cache.volatile import Span
+from pytest_tokenbudget.providers.usage import Usage
 
 FIX_MOVE = "move the value after the last breakpoint, e.g. into the user turn"
-CODES = {
-    "volatile-prefix": "error",
-    "volatile-after-breakpoint": "note",
-    "prefix-below-minimum": "error",
-    "too-many-breakpoints": "error",
-    "breakpoint-never-read": "warning",
-}
-
-
-@dataclass(frozen=True)
-class CacheFinding:
-    code: str
-    endpoint: str
-    where: str  # the path in the request: "system[0].text", "tools[3]"
-    message: str  # one line, names the values and the cases
-    fix: str
-    cases: tuple[str, ...] = ()
-
-    @property
-    def level(self) -> str:
-        return CODES[self.code]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "code": self.code,
-            "level": self.level,
-            "endpoint": self.endpoint,
-            "where": self.where,
-            "cases": list(self.cases),
-            "message": self.message,
-            "fix": self.fix,
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CacheFinding:
-        return cls(
-            data["code"],
-            data["endpoint"],
-            data["where"],
-            data["message"],
-            data["fix"],
-            tuple(data["cases"]),
-        )
 
 
 def _quote(value: str) -> str:
@@ -161,6 +128,10 @@ class Doctor:
     # Kept across cases, not only within one: an endpoint's cases share their tools and
     # system prompt, so those are canonicalized and masked once per run, not once per case.
     _memos: dict[str, Memo] = field(default_factory=dict)
+    # what the cost checklist keeps of every call (cache/checklist.py), and per endpoint
+    # its last request's parts
+    calls: list[CallSeen] = field(default_factory=list)
+    _requests: dict[str, RequestMemo] = field(default_factory=dict)
 
     def memo(self, endpoint: str) -> Memo:
         return self._memos.setdefault(endpoint, {})
@@ -179,13 +150,32 @@ class Doctor:
         recorded: tuple[int, int, int] | None = None,
         memo: Memo | None = None,
         may_cache: bool = True,
+        usage: Usage | None = None,
+        called: tuple[str, ...] | None = None,
+        batch: bool = False,
     ) -> None:
         """One Messages call as sent; `known_prefix`: its recorded cache reads + writes;
         `memo`: the endpoint's prompt parts seen so far (prompt.prompt_blocks);
         `may_cache` False: the request has no cache_control anywhere, so it neither writes
-        nor reads the cache, and its prompt is not split (kept with no blocks)."""
+        nor reads the cache, and its prompt is not split (kept with no blocks);
+        `usage`: as billed (None: only counted); `called`: the tools its recorded response
+        called (None: no response), for the cost checklist."""
         from pytest_tokenbudget.cache.simulation import block_kinds
 
+        self.calls.append(
+            call_seen(
+                endpoint,
+                case_id,
+                request,
+                input_tokens=whole_input_tokens,
+                usage=usage if usage is not None else Usage(input_tokens=whole_input_tokens),
+                called=called,
+                batch=batch,
+                test_id=test_id,
+                index=index,
+                memo=self._requests.setdefault(endpoint, RequestMemo()),
+            )
+        )
         if not may_cache:
             model = str(request.get("model", ""))
             self.prompts.append(
@@ -353,12 +343,14 @@ class Doctor:
         found = span_findings(endpoint, case_id, spans, request, against="recorded")
         self.raw.extend(RawFinding((test_id, index), f) for f in found)
 
-    def findings(self) -> list[CacheFinding]:
+    def findings(self, costing: Costing | None = None) -> list[CacheFinding]:
         """One finding per (code, endpoint, place), naming every case it was seen in; its
-        message is the one of the call first in test order, whatever order calls came in."""
+        message is the one of the call first in test order, whatever order calls came in.
+        `costing`: prices and traffic, for the cost checklist's dollars."""
         merged: dict[tuple[str, str, str], CacheFinding] = {}
         raw = sorted([*self.raw, *self._compared()], key=lambda r: r.order)  # stable
-        for finding in [*(r.finding for r in raw), *_never_read(self.prompts)]:
+        found = [*_never_read(self.prompts), *checklist_findings(self.calls, costing)]
+        for finding in [*(r.finding for r in raw), *found]:
             key = (finding.code, finding.endpoint, finding.where)
             seen = merged.get(key)
             if seen is None:
@@ -394,6 +386,7 @@ class Doctor:
                 for group, variants in self._variants.items()
                 for keys, variant in variants.items()
             ],
+            "calls": [call.to_wire() for call in self.calls],
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
@@ -428,6 +421,7 @@ class Doctor:
             )
         for group, keys, variant in data.get("variants", []):
             self._add_variant(tuple(group), tuple(keys), Variant.from_wire(variant))
+        self.calls.extend(CallSeen.from_wire(call) for call in data.get("calls", []))
 
 
 def in_test_order(prompts: Iterable[PromptSeen]) -> list[PromptSeen]:
@@ -544,6 +538,9 @@ def diagnose_case(
             memo=memo,
             # a substring search of the bytes sent, rather than a split of the whole prompt
             may_cache=b"cache_control" in exchange.request_body,
+            usage=call.usage,
+            called=call.tools_called,
+            batch=call.batch,
         )
         if index in volatile:
             doctor.add_replay_spans(

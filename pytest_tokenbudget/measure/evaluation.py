@@ -13,7 +13,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
+from pytest_tokenbudget.cache.checklist import Costing
 from pytest_tokenbudget.cache.doctor import CacheFinding
+from pytest_tokenbudget.cache.finding import CHECKLIST_CODES
 from pytest_tokenbudget.cache.prediction import CacheTotals
 from pytest_tokenbudget.errors import PricingError
 from pytest_tokenbudget.formatting import rate as fmt_rate
@@ -72,10 +74,12 @@ def evaluate(run: BudgetRun) -> Evaluation:
     update judge later, on the report: report/build.py)."""
     results = _results(run)
     endpoints = run.config.endpoints
+    costing = Costing.of(run.config, run.price_hook)  # the cost checklist's dollars
     findings = [
         f
-        for f in run.doctor.findings()
-        if f.endpoint in endpoints and endpoints[f.endpoint].cache_lint != "off"
+        for f in run.doctor.findings(costing)
+        if f.endpoint in endpoints
+        and (endpoints[f.endpoint].cache_lint != "off" or f.code in CHECKLIST_CODES)
     ]
     for result in results:
         errors = [f for f in findings if f.endpoint == result.name and f.level == "error"]

@@ -200,7 +200,20 @@ def messages_calls(
     if not usage_data:  # every Messages answer reports it: a 0 would pass any budget
         raise CassetteError("the Messages response carries no usage: its tokens are unknown")
     named = model if as_called else str(data.get("model") or model)
-    return anthropic_calls("messages", named, usage_data)
+    return anthropic_calls("messages", named, usage_data, tools_called=tools_called(data))
+
+
+def tools_called(message: Mapping[str, Any]) -> tuple[str, ...]:
+    """The names of the tools a response's content calls (`tool_use`, `server_tool_use`,
+    `mcp_tool_use` blocks), in order: the cost checklist's evidence that a tool is used."""
+    content = message.get("content")
+    return tuple(
+        block["name"]
+        for block in (content if isinstance(content, list) else ())
+        if isinstance(block, dict)
+        and str(block.get("type", "")).endswith("tool_use")
+        and isinstance(block.get("name"), str)
+    )
 
 
 def converse_calls(kind: str, headers: Mapping[str, Any], body: bytes, model: str) -> list[Call]:
@@ -238,9 +251,12 @@ def _messages_stream(
     """
     usage: dict[str, Any] = {}
     started = finished = False
+    blocks: list[Any] = []  # each content_block_start's block: the tools it calls
     for name, event in events:
         kind = event_kind(name, event)
-        if kind == "message_start":
+        if kind == "content_block_start":
+            blocks.append(event.get("content_block"))
+        elif kind == "message_start":
             message = as_object(event.get("message"))
             if not as_called:
                 model = str(message.get("model") or model)
@@ -260,7 +276,8 @@ def _messages_stream(
             "tokens are unknown"
         )
     # usage.iterations comes whole in the last message_delta that carries it (it replaces)
-    return anthropic_calls("messages", model, usage, streamed=True)
+    called = tools_called({"content": blocks})
+    return anthropic_calls("messages", model, usage, streamed=True, tools_called=called)
 
 
 def _stream_usage(value: Any, where: str) -> Mapping[str, Any]:

@@ -79,6 +79,9 @@ class Call:
     note: str = ""  # e.g. "stream carried no usage"; ITERATION_NOTE + type for an iteration
     recounted: bool = False  # input tokens re-counted with count_tokens (count mode)
     input_only: bool = False  # counted, never generated: no output tokens measured
+    # the tools the response called (tool_use blocks, server tools included), in order;
+    # None: not read (another provider, or a parser hook's call)
+    tools_called: tuple[str, ...] | None = None
 
     @property
     def iteration(self) -> str:

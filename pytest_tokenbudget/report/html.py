@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pytest_tokenbudget import formatting as fmt
+from pytest_tokenbudget.cache.finding import CHECKLIST_CODES
 from pytest_tokenbudget.measure.metrics import label, show
 from pytest_tokenbudget.measure.metrics import metric as metric_facts
 from pytest_tokenbudget.report.html_charts import costs_figure, distribution_figure
@@ -60,7 +61,7 @@ def render_html(report: Report, *, baseline: Report | None = None) -> str:
     stray = [f for f in findings if f.endpoint not in names]
     if stray:
         sections.append(
-            f"<section><h2>Other prompt-cache findings</h2>{_findings(stray)}</section>"
+            f"<section><h2>Findings of other endpoints</h2>{_findings(stray)}</section>"
         )
     csp = (
         "default-src 'none'; "
@@ -238,8 +239,12 @@ def _endpoint(
         out.append(costs_figure(ep))
         if ep.cache:
             out.append(_cache(ep.cache))
-    if findings:
-        out.append("<h3>Prompt-cache findings</h3>" + _findings(findings))
+    cache = [f for f in findings if f.code not in CHECKLIST_CODES]
+    if cache:
+        out.append("<h3>Prompt-cache findings</h3>" + _findings(cache))
+    checklist = [f for f in findings if f.code in CHECKLIST_CODES]
+    if checklist:
+        out.append("<h3>Cost checklist</h3>" + _findings(checklist))
     if ep.per_case:
         out.append(_cases(ep))
     out.append("</section>")

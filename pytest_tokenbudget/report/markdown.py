@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 
 from pytest_tokenbudget import formatting as fmt
+from pytest_tokenbudget.cache.finding import CHECKLIST_CODES
 from pytest_tokenbudget.measure.metrics import METRICS, label, show
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.plain_text import controls_shown, one_line
@@ -364,10 +365,21 @@ MAX_CACHE_FINDINGS = 20
 
 
 def cache_section(findings: Sequence[PromptCacheFinding], heading: str = "###") -> list[str]:
-    """The prompt-cache findings: what breaks caching, where, and the fix in one sentence."""
+    """The findings, each with where and the fix in one sentence: what breaks prompt
+    caching, then the cost checklist (cache/checklist.py)."""
+    checklist = [f for f in findings if f.code in CHECKLIST_CODES]
+    cache = [f for f in findings if f.code not in CHECKLIST_CODES]
+    return _findings_section("Prompt cache", cache, heading) + _findings_section(
+        "Cost checklist", checklist, heading
+    )
+
+
+def _findings_section(
+    title: str, findings: Sequence[PromptCacheFinding], heading: str
+) -> list[str]:
     if not findings:
         return []
-    out = ["", f"{heading} Prompt cache", ""]
+    out = ["", f"{heading} {title}", ""]
     for f in findings[:MAX_CACHE_FINDINGS]:
         cases = ", ".join(code(c) for c in f.cases[:5])
         more = f" and {len(f.cases) - 5} more" if len(f.cases) > 5 else ""
