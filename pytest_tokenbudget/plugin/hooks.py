@@ -1,5 +1,6 @@
 """pytest wiring: options, marker, fixtures and hooks. Each hook says when; the modules
-beside it (options, paths, item_cases, start, capturing, exit_status) and finish/ say what.
+beside it (options, paths, item_cases, start, capturing, exit_status, sharding) and finish/
+say what.
 
 Without --token-budget the plugin is inert: nothing heavy (anthropic, vcrpy,
 jsonschema) is imported, and marked tests are skipped with a reason that says
@@ -157,6 +158,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.workeroutput["tokenbudget"] = run.to_wire()  # type: ignore[attr-defined]
         return
     if exitstatus == pytest.ExitCode.INTERRUPTED:
+        return
+    if config.getoption("token_budget_shard"):  # part of a run: `tokenbudget merge` judges
+        from pytest_tokenbudget.plugin.sharding import end_shard
+
+        config.stash[SUMMARY_KEY] = end_shard(session, run)
         return
     from pytest_tokenbudget.capture.gc_pause import gc_paused
     from pytest_tokenbudget.plugin.exit_status import fail_session

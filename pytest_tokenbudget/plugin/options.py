@@ -25,6 +25,7 @@ OPTION_DEFAULTS: dict[str, Any] = {
     "token_budget_update": None,
     "token_budget_update_margin": None,
     "token_budget_reprice": None,
+    "token_budget_shard": False,
 }
 
 
@@ -111,6 +112,13 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="MODEL",
         help="also show what each endpoint's recorded traffic would cost on MODEL (input "
         "counted for MODEL in count mode, else assumed the same; output as recorded)",
+    )
+    _add(
+        group,
+        "--token-budget-shard",
+        action="store_true",
+        help="this run is one CI shard of the suite: measure and write shard.json to the report "
+        "folder, without a verdict; `tokenbudget merge` judges all shards as one run",
     )
     parser.addini("token_budget_config", "path of token_budgets.yml, relative to the ini file")
     parser.addini("token_budget_cassettes", "cassette directory, relative to the ini file")

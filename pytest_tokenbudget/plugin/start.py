@@ -2,7 +2,8 @@
 
 Everything that can be wrong before a test runs is a usage error now, never a $0 or a
 missing budget at the end: the budget file, a model nothing prices, an unknown
---token-budget-reprice model, an unreadable baseline, a negative regression limit.
+--token-budget-reprice model, an unreadable baseline, a negative regression limit, a shard
+asked to judge.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ def start_run(config: pytest.Config) -> tuple[BudgetRun, dict[str, Any] | None]:
     from pytest_tokenbudget.capture.counting import CACHE_FILE, CountCache
     from pytest_tokenbudget.measure.run import BudgetRun
 
+    _check_shard(config)
     options = _options(config)
     budget_config = _load_config(config, options.config_path)
     baseline = _load_baseline(config)
@@ -60,6 +62,28 @@ def _options(config: pytest.Config) -> Options:
         count=config.getoption("token_budget_count"),
         reprice=config.getoption("token_budget_reprice"),
     )
+
+
+# The options that judge a whole run: a shard holds part of one, so they belong to the merge.
+SHARD_REFUSES = {
+    "token_budget_baseline": ("--token-budget-baseline", "`tokenbudget merge --baseline`"),
+    "token_budget_max_regression": (
+        "--token-budget-max-regression",
+        "`tokenbudget merge --max-regression`",
+    ),
+    "token_budget_update": ("--token-budget-update", "a run of the whole suite"),
+}
+
+
+def _check_shard(config: pytest.Config) -> None:
+    if not config.getoption("token_budget_shard"):
+        return
+    for dest, (flag, instead) in SHARD_REFUSES.items():
+        if config.getoption(dest) is not None:
+            raise pytest.UsageError(
+                f"pytest-tokenbudget: {flag} judges the whole run, and a --token-budget-shard "
+                f"run measures part of it: use {instead} instead"
+            )
 
 
 def _load_config(config: pytest.Config, path: Path) -> Config:
