@@ -35,7 +35,7 @@ PROJECTED_TURNS = 20  # the conversation length history-unbounded prices
 NAMED = 10  # tools or groups of cases named in one message
 _DIGEST = 16
 # what does not change the answer: left out of the key duplicate requests share
-_NOT_THE_REQUEST = frozenset({"tools", "system", "messages", "stream", "metadata"})
+_NOT_THE_REQUEST = frozenset({"tools", "system", "messages", "stream", "metadata", "cache_control"})
 
 FIX_TOOLS = "send only the tools the endpoint needs; if a case should call one, add that case"
 FIX_HISTORY = (

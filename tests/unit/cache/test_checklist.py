@@ -9,6 +9,7 @@ import re
 from fractions import Fraction
 
 import pytest
+from paths import DOCS
 
 from pytest_tokenbudget.cache.checklist import (
     Costing,
@@ -17,6 +18,7 @@ from pytest_tokenbudget.cache.checklist import (
     checklist_findings,
 )
 from pytest_tokenbudget.cache.doctor import Doctor
+from pytest_tokenbudget.cache.finding import CHECKLIST_CODES
 from pytest_tokenbudget.pricing.prices import Price
 from pytest_tokenbudget.providers.usage import Usage
 
@@ -255,7 +257,9 @@ def test_several_cases_give_one_finding_with_their_mean_growth():
 def test_identical_requests_across_cases_are_named_with_the_savings():
     calls = Calls()
     calls.add("a", request([user("Where is my parcel?")]), 100, output=20)
-    calls.add("b", request([user("Where is my parcel?")], stream=True), 100, output=20)
+    # streamed, and with automatic caching: the same question, the same answer
+    again = request([user("Where is my parcel?")], stream=True, cache_control={"type": "ephemeral"})
+    calls.add("b", again, 100, output=20)
     calls.add("c", request([user("Can I return shoes?")]), 110, output=30)
     calls.add("c", request([user("Can I return shoes?")]), 110, output=30)  # a retry: one case
     [finding] = calls.findings("duplicate-requests")
@@ -325,3 +329,9 @@ def test_findings_do_not_depend_on_how_workers_split_the_calls():
         for worker in merge_order:
             controller.merge_wire(json.loads(json.dumps(worker.to_wire())))
         assert controller.findings(costing) == serial
+
+
+def test_every_code_is_documented_with_its_level():
+    table = (DOCS / "measurement.md").read_text()
+    for code, level in CHECKLIST_CODES.items():
+        assert f"| `{code}` | {level} |" in table
