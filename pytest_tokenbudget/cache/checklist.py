@@ -161,7 +161,8 @@ class RequestMemo:
     tools: tuple[Any, tuple[tuple[str, int], ...], str] | None = None
     system: tuple[Any, _Part] | None = None
     messages: list[Any] = field(default_factory=list)
-    parts: list[_Part] = field(default_factory=list)
+    digests: list[str] = field(default_factory=list)  # each message's
+    sizes: list[int] = field(default_factory=list)  # of the messages up to each, summed
 
 
 def call_seen(
@@ -196,13 +197,19 @@ def call_seen(
     # comparison, then only the new messages serialized
     if before and messages[: len(before)] == before:
         start = len(before)
-    parts = (memo.parts[:start] if start else []) + [_message(m) for m in messages[start:]]
-    memo.messages, memo.parts = list(messages), parts
-    fresh = {name for part in parts[start:] for name in part.called}
+    # slices and joins of what the memo holds: no Python step per message already seen
+    digests, sizes = memo.digests[:start], memo.sizes[:start]
+    total = sizes[-1] if sizes else 0
+    fresh: set[str] = set()
+    for message in messages[start:]:
+        part = _message(message)
+        total += part.size
+        digests.append(part.digest)
+        sizes.append(total)
+        fresh.update(part.called)
+    memo.messages, memo.digests, memo.sizes = list(messages), digests, sizes
     params = {k: v for k, v in request.items() if k not in _NOT_THE_REQUEST}
-    key = _digest(
-        " ".join([_text(params), tools_digest, system_part.digest, *(p.digest for p in parts)])
-    )
+    key = _digest(" ".join([_text(params), tools_digest, system_part.digest, *digests]))
     return CallSeen(
         endpoint,
         case_id,
@@ -215,8 +222,8 @@ def call_seen(
         called is not None,
         tuple(dict.fromkeys([*(called or ()), *sorted(fresh)])),
         sized,
-        sum(size for _, size in sized) + system_part.size + sum(p.size for p in parts),
-        tuple(p.digest for p in parts),
+        sum(size for _, size in sized) + system_part.size + total,
+        tuple(digests),
         key,
     )
 
