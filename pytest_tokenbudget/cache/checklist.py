@@ -65,7 +65,10 @@ class CallSeen(NamedTuple):
     messages: tuple[str, ...]  # a digest of each message (cache_control left out)
     key: str  # a digest of the whole request: equal for identical requests
 
-    def to_wire(self) -> list[Any]:
+    def to_wire(self, before: tuple[str, ...] = ()) -> list[Any]:
+        """As JSON; its messages as how many it shares with `before`'s, and the rest."""
+        n = len(before)
+        shared = n if n <= len(self.messages) and self.messages[:n] == before else 0
         return [
             *self[:6],
             list(dataclasses.astuple(self.usage)),
@@ -74,14 +77,14 @@ class CallSeen(NamedTuple):
             list(self.called),
             [list(t) for t in self.tools],
             self.size,
-            list(self.messages),
+            [shared, list(self.messages[shared:])],
             self.key,
         ]
 
     @classmethod
-    def from_wire(cls, data: list[Any]) -> CallSeen:
+    def from_wire(cls, data: list[Any], before: tuple[str, ...] = ()) -> CallSeen:
         endpoint, case_id, test_id, index, model, tokens, usage, *rest = data
-        batch, answered, called, tools, size, messages, key = rest
+        batch, answered, called, tools, size, (shared, messages), key = rest
         return cls(
             endpoint,
             case_id,
@@ -95,9 +98,29 @@ class CallSeen(NamedTuple):
             tuple(called),
             tuple((name, chars) for name, chars in tools),
             size,
-            tuple(messages),
+            before[:shared] + tuple(messages),
             key,
         )
+
+
+def calls_to_wire(calls: Iterable[CallSeen]) -> list[list[Any]]:
+    """Calls as JSON, each call's messages relative to the call before it: an agent's
+    history crosses from an xdist worker once, not once per call."""
+    out = []
+    before: tuple[str, ...] = ()
+    for call in calls:
+        out.append(call.to_wire(before))
+        before = call.messages
+    return out
+
+
+def calls_from_wire(data: Iterable[list[Any]]) -> list[CallSeen]:
+    out: list[CallSeen] = []
+    before: tuple[str, ...] = ()
+    for item in data:
+        out.append(CallSeen.from_wire(item, before))
+        before = out[-1].messages
+    return out
 
 
 # -- what one request holds -------------------------------------------------------------

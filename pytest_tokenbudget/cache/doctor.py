@@ -22,6 +22,8 @@ from pytest_tokenbudget.cache.checklist import (
     Costing,
     RequestMemo,
     call_seen,
+    calls_from_wire,
+    calls_to_wire,
     checklist_findings,
 )
 from pytest_tokenbudget.cache.finding import CODES
@@ -386,7 +388,7 @@ class Doctor:
                 for group, variants in self._variants.items()
                 for keys, variant in variants.items()
             ],
-            "calls": [call.to_wire() for call in self.calls],
+            "calls": calls_to_wire(self.calls),
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
@@ -421,7 +423,7 @@ class Doctor:
             )
         for group, keys, variant in data.get("variants", []):
             self._add_variant(tuple(group), tuple(keys), Variant.from_wire(variant))
-        self.calls.extend(CallSeen.from_wire(call) for call in data.get("calls", []))
+        self.calls.extend(calls_from_wire(data.get("calls", [])))
 
 
 def in_test_order(prompts: Iterable[PromptSeen]) -> list[PromptSeen]:

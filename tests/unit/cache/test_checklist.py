@@ -15,6 +15,8 @@ from pytest_tokenbudget.cache.checklist import (
     Costing,
     RequestMemo,
     call_seen,
+    calls_from_wire,
+    calls_to_wire,
     checklist_findings,
 )
 from pytest_tokenbudget.cache.doctor import Doctor
@@ -335,3 +337,14 @@ def test_every_code_is_documented_with_its_level():
     table = (DOCS / "measurement.md").read_text()
     for code, level in CHECKLIST_CODES.items():
         assert f"| `{code}` | {level} |" in table
+
+
+def test_calls_cross_from_a_worker_whole_with_each_history_sent_once():
+    calls = Calls()
+    conversation(calls, "full", [120, 170, 220, 270])
+    conversation(calls, "window", [120, 170, 220, 220], window=5)
+    calls.add("a", request([user("Where?")], tools=TOOLS), 300, called=None)
+    wire = json.loads(json.dumps(calls_to_wire(calls.seen)))
+    assert calls_from_wire(wire) == calls.seen
+    # turn 4 of the whole conversation sends its 7 messages; on the wire, the 2 new ones
+    assert [len(item[-2][1]) for item in wire[:4]] == [1, 2, 2, 2]
