@@ -3,6 +3,10 @@
 Counts are free but rate-limited, so they are kept in a disk cache beside the
 cassettes, keyed by a canonical hash of the counted fields: safe to commit, and a
 second run with unchanged prompts makes no API call at all.
+
+Beside each request's own count, the counts of its prefixes (cache/parts.py's
+`count_chain`) give its anatomy exactly: kept in the same cache, by the same key, so a
+replay in CI reads them offline (`part_counts`).
 """
 
 from __future__ import annotations
@@ -11,11 +15,12 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_tokenbudget.cache.parts import count_chain
 from pytest_tokenbudget.errors import CassetteError
 from pytest_tokenbudget.files.atomic import write_atomic
 from pytest_tokenbudget.files.input_files import COUNTS_MAX_BYTES, read_bounded_text
@@ -208,18 +213,85 @@ async def count_async(
     return attempts.result
 
 
+def count_parts_sync(
+    cache: CountCache,
+    body: dict[str, Any],
+    send: Callable[[dict[str, Any]], tuple[int, Any, bytes]],
+    sleep: Callable[[float], None] = time.sleep,
+) -> bool:
+    """Count the prefixes that split a Messages request into its parts (cache/parts.py),
+    those not in the cache yet. False when count_tokens refused one (the anatomy of that
+    request is then estimated): never an error of the case, whose own count is in."""
+    for attempts in _prefix_attempts(cache, body):
+        try:
+            while attempts.result is None:
+                attempts.answer(*send(attempts.counted), sleep=sleep)
+        except CassetteError:
+            return False
+    return True
+
+
+async def count_parts_async(
+    cache: CountCache,
+    body: dict[str, Any],
+    send: Callable[[dict[str, Any]], Awaitable[tuple[int, Any, bytes]]],
+) -> bool:
+    import asyncio
+
+    for attempts in _prefix_attempts(cache, body):
+        try:
+            while attempts.result is None:
+                delay = attempts.answer(*await send(attempts.counted))
+                if delay:
+                    await asyncio.sleep(delay)
+        except CassetteError:
+            return False
+    return True
+
+
+def _prefix_attempts(cache: CountCache, body: dict[str, Any]) -> Iterator[_Attempts]:
+    """One count per prefix of the chain, each made when the one before is in the cache,
+    so a prefix the chain repeats (no tools: P1 is P0) or that cases share (one system
+    prompt) is counted once."""
+    for prefix in count_chain(counted_request(body)) or []:
+        try:
+            attempts = _Attempts(cache, prefix, tally=False)
+        except CassetteError:  # a corrupt cache: the request's own count has said so
+            return
+        yield attempts
+
+
+def part_counts(cache: CountCache, body: dict[str, Any]) -> tuple[int, list[int]] | None:
+    """(the request's count, its prefixes' counts) when the cache holds them all, else None.
+    Read only: nothing is sent, and a request never counted costs one hash."""
+    try:
+        whole = cache.get(count_key(counted_request(body)))
+        if whole is None:
+            return None
+        chain = count_chain(counted_request(body))
+        if chain is None:
+            return None
+        found = [cache.get(count_key(counted_request(prefix))) for prefix in chain]
+    except CassetteError:  # a corrupt cache: the capture says so where it matters
+        return None
+    if any(n is None for n in found):
+        return None
+    return whole, [n for n in found if n is not None]
+
+
 class _Attempts:
     """One count: the cache first, then API answers until a count or the last attempt.
 
     Shared by the sync and async transports, which differ only in how they send and sleep.
     """
 
-    def __init__(self, cache: CountCache, body: dict[str, Any]) -> None:
+    def __init__(self, cache: CountCache, body: dict[str, Any], *, tally: bool = True) -> None:
         self.cache = cache
         self.counted = counted_request(body)
         self.key = count_key(self.counted)
         self.attempt = 0
-        cached = cache.lookup(self.key)
+        # a prefix found in the cache is no request answered from it (`tally` False)
+        cached = cache.lookup(self.key) if tally else cache.get(self.key)
         self.result = CountResult(cached, from_cache=True) if cached is not None else None
 
     def answer(

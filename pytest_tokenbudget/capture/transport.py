@@ -18,7 +18,13 @@ from contextlib import ExitStack
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from pytest_tokenbudget.capture.counting import CountCache, count_async, count_sync
+from pytest_tokenbudget.capture.counting import (
+    CountCache,
+    count_async,
+    count_parts_async,
+    count_parts_sync,
+    count_sync,
+)
 from pytest_tokenbudget.capture.network import blocked, is_loopback, refused
 from pytest_tokenbudget.capture.vcrpy_cassettes import is_cassette
 from pytest_tokenbudget.errors import CassetteError
@@ -38,6 +44,7 @@ class Traffic(Protocol):
 
     closed: bool  # a patch left behind by a later one only passes calls on
     counter: CountCache | None  # count mode: each Messages request's input is counted
+    can_count_online: bool  # count_tokens may be asked: its prefixes are counted too
 
     @property
     def replaying(self) -> bool: ...
@@ -154,6 +161,8 @@ def _sync_handler(capture: Traffic, inner: SyncHandler, httpx: Any) -> SyncHandl
                 counted = count_sync(counter, sent, send).input_tokens
             except CassetteError as err:
                 return capture.fail(httpx, request, str(err))
+            if capture.can_count_online:  # its anatomy, exactly (cache/parts.py)
+                count_parts_sync(counter, sent, send)
         recounted = False
         if capture.replaying:
             response = capture.replay(httpx, request)
@@ -208,6 +217,8 @@ def _async_handler(capture: Traffic, inner: AsyncHandler, httpx: Any) -> AsyncHa
                 counted = (await count_async(counter, sent, send)).input_tokens
             except CassetteError as err:
                 return capture.fail(httpx, request, str(err))
+            if capture.can_count_online:
+                await count_parts_async(counter, sent, send)
         recounted = False
         if capture.replaying:
             response = capture.replay(httpx, request)

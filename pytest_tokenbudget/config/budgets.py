@@ -45,6 +45,9 @@ BUDGET_KEYS.update(
         "min_cache_hit_rate": ("cache_hit_rate", "min"),
         "max_cost_per_request_usd": ("cost_per_request_usd", "max"),
         "monthly_budget_usd": ("monthly_cost_usd", "max"),
+        # parts of the prompt, p95 per call (measure/anatomy.py)
+        "max_system_tokens": ("system_tokens_p95", "max"),
+        "max_tools_tokens": ("tools_tokens_p95", "max"),
     }
 )
 SETTING_KEYS = (

@@ -20,6 +20,7 @@ from pytest_tokenbudget.cache.prediction import CacheTotals
 from pytest_tokenbudget.errors import PricingError
 from pytest_tokenbudget.formatting import rate as fmt_rate
 from pytest_tokenbudget.measure.accounting import UnmeasuredCase, unmeasured
+from pytest_tokenbudget.measure.anatomy import EndpointAnatomy, endpoint_anatomy
 from pytest_tokenbudget.measure.metrics import number
 from pytest_tokenbudget.measure.reprice import Repricing, reprice_figures
 from pytest_tokenbudget.measure.run import BudgetRun
@@ -59,6 +60,7 @@ class EndpointResult:
     unmeasured: list[UnmeasuredCase] = field(default_factory=list)  # cases that cannot count
     cases_run: int = 0  # cases that ran, measured or not
     reprice: Repricing | None = None  # --token-budget-reprice (measure/reprice.py); no verdict
+    anatomy: EndpointAnatomy | None = None  # its calls by part (measure/anatomy.py)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,13 @@ def _evaluate(
     if cache is not None:  # the prediction is also a metric, that a budget may check
         predicted = cache.predicted.hit_rate
         stats = replace(stats, metrics={**stats.metrics, "predicted_cache_hit_rate": predicted})
+    anatomy = endpoint_anatomy(
+        [a for a in run.anatomy if a.endpoint == name and a.test_id not in lost_tests],
+        book=book,
+        batch=ep.batch,
+    )
+    if anatomy is not None:  # the parts a budget may limit (max_system_tokens, ...)
+        stats = replace(stats, metrics={**stats.metrics, **anatomy.metrics()})
     budgets = ep.budgets
     if run.options.count:  # nothing recorded tells what the cache does for new prompts
         budgets = tuple(
@@ -162,12 +171,13 @@ def _evaluate(
         name,
         "pass",
         stats,
-        judge(stats, budgets),
+        judge(stats, budgets, anatomy),
         line=ep.line,
         max_regression_pct=ep.max_regression_pct,
         cache=cache,
         unmeasured=lost,
         cases_run=stats.cases + len(lost),
+        anatomy=anatomy,
     )
     if cache is not None and not lost:
         checked = any(b.key == "min_cache_hit_rate" for b in budgets)

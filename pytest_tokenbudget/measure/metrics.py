@@ -94,6 +94,20 @@ METRICS: dict[str, Metric] = {
             HIGHER,
             "cache reads the simulator predicts for the prompts as sent now, over them",
         ),
+        Metric(
+            "system_tokens_p95",
+            "system prompt tokens p95",
+            TOKENS,
+            LOWER,
+            "nearest-rank p95 of the system prompt's tokens per call (its anatomy)",
+        ),
+        Metric(
+            "tools_tokens_p95",
+            "tool definition tokens p95",
+            TOKENS,
+            LOWER,
+            "nearest-rank p95 of the tool definitions' tokens per call (its anatomy)",
+        ),
         Metric("cost_per_call_usd", "$ per call", USD, LOWER, "mean dollars per API call"),
         Metric(
             "cost_per_request_usd", "$ per request", USD, LOWER, "mean dollars per request (case)"

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from pytest_tokenbudget.cache.doctor import Doctor, diagnose_case
+from pytest_tokenbudget.cache.parts import EstimateMemo
 from pytest_tokenbudget.capture.counting import CountCache
 from pytest_tokenbudget.config.budgets import Config
 from pytest_tokenbudget.measure.accounting import RECORDING_KINDS
+from pytest_tokenbudget.measure.anatomy import CallAnatomy, call_anatomy, response_blocks
 from pytest_tokenbudget.measure.samples import (
     SAMPLE_KINDS,
     CaseRun,
@@ -26,7 +28,7 @@ from pytest_tokenbudget.measure.samples import (
 )
 from pytest_tokenbudget.providers.exchanges import parse_exchange
 from pytest_tokenbudget.providers.recorders import Exchange
-from pytest_tokenbudget.providers.usage import Call
+from pytest_tokenbudget.providers.usage import Call, Usage
 
 
 @dataclass
@@ -59,6 +61,9 @@ class BudgetRun:
     # each test's calls at the --token-budget-reprice model (measure/reprice.py), as `parts`
     reprice_parts: list[CaseSamples] = field(default_factory=list)
     reprice_send: Callable[[dict[str, Any]], tuple[int, Any, bytes]] | None = None
+    # each Anthropic Messages call by part (measure/anatomy.py), as the tests end
+    anatomy: list[CallAnatomy] = field(default_factory=list)
+    _anatomy_memos: dict[str, EstimateMemo] = field(default_factory=dict)  # per endpoint
     _worker_counts: list[tuple[int, int]] = field(default_factory=list)
     _minimums: dict[str, int] = field(default_factory=dict)  # by model: asked per call
 
@@ -135,13 +140,69 @@ class BudgetRun:
         diagnose_case(
             self.doctor, endpoint, case_id, exchanges, dict(volatile), self.cache_minimum, test_id
         )
+        self._anatomize(endpoint, case_id, exchanges, test_id)
+
+    def _anatomize(
+        self,
+        endpoint: str,
+        case_id: str,
+        exchanges: list[tuple[Exchange, list[Call]]],
+        test_id: str,
+    ) -> None:
+        """Each Anthropic Messages call of one case, by part (measure/anatomy.py)."""
+        counts = self._part_counts()
+        memo = self._anatomy_memos.setdefault(endpoint, {})
+        for exchange, calls in exchanges:
+            call = next(
+                (c for c in calls if c.kind == "messages" and c.provider == "anthropic"), None
+            )
+            if call is None:
+                continue
+            try:
+                request = exchange.request_json
+            except RecursionError:  # nested deeper than json can read: no prompt to split
+                continue
+            if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+                continue
+            self.anatomy.append(
+                call_anatomy(
+                    endpoint,
+                    case_id,
+                    test_id,
+                    request,
+                    call,
+                    response_blocks(exchange),
+                    counts=counts,
+                    memo=memo,
+                )
+            )
+
+    def _part_counts(self) -> CountCache | None:
+        """The count cache, when it holds any count: the prefixes that make an anatomy exact."""
+        return self.counts if self.counts is not None and len(self.counts) else None
 
     def diagnose_request(
         self, endpoint: str, case_id: str, request: dict[str, Any], tokens: int, test_id: str
     ) -> None:
         """A request case counted, never sent: the doctor sees it as sent now."""
-        minimum = self.cache_minimum(str(request.get("model", "")))
+        model = str(request.get("model", ""))
+        minimum = self.cache_minimum(model)
         self.doctor.add_call(endpoint, case_id, request, tokens, minimum, test_id=test_id)
+        if isinstance(request.get("messages"), list):
+            call = Call("anthropic", "messages", model, Usage(input_tokens=tokens))
+            self.anatomy.append(
+                call_anatomy(
+                    endpoint,
+                    case_id,
+                    test_id,
+                    request,
+                    call,
+                    None,
+                    counts=self._part_counts(),
+                    memo=self._anatomy_memos.setdefault(endpoint, {}),
+                    output=False,
+                )
+            )
 
     def cache_minimum(self, model: str) -> int:
         """The model's minimum cacheable prompt length: `cache_minimums:`, then the table."""
@@ -161,6 +222,7 @@ class BudgetRun:
             "doctor": self.doctor.to_wire(),
             "recordings": self.recordings,
             "reprice": [p.to_wire() for p in self.reprice_parts],
+            "anatomy": [list(a) for a in self.anatomy],
         }
 
     def merge_wire(self, data: dict[str, Any]) -> None:
@@ -171,3 +233,19 @@ class BudgetRun:
         self.doctor.merge_wire(data.get("doctor", {}))
         self.recordings.update(data.get("recordings", {}))
         self.reprice_parts.extend(CaseSamples.from_wire(s) for s in data.get("reprice", ()))
+        for a in data.get("anatomy", ()):
+            endpoint, case_id, test_id, model, batch, context, billed, tokens, exact, counted = a
+            self.anatomy.append(
+                CallAnatomy(
+                    endpoint,
+                    case_id,
+                    test_id,
+                    model,
+                    batch,
+                    context,
+                    (billed[0], billed[1], billed[2], billed[3], billed[4]),
+                    tuple(tokens),
+                    exact,
+                    counted,
+                )
+            )

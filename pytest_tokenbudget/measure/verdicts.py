@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Protocol
 
+from pytest_tokenbudget.measure.anatomy import PART_METRICS, EndpointAnatomy
 from pytest_tokenbudget.measure.stats import EndpointStats
 
 TOP_DRIVERS = 5
@@ -36,9 +37,13 @@ class Verdict:
     line: int
     drivers: tuple[str, ...] = ()  # case ids that drive the metric, worst first
     note: str = ""
+    estimated: bool = False  # the actual is an estimate (a part of the prompt, not counted)
 
 
-def judge(stats: EndpointStats, budgets: Iterable[BudgetLike]) -> list[Verdict]:
+def judge(
+    stats: EndpointStats, budgets: Iterable[BudgetLike], anatomy: EndpointAnatomy | None = None
+) -> list[Verdict]:
+    """Each budget against its metric; `anatomy` gives the prompt parts' (max_system_tokens)."""
     verdicts = []
     for b in budgets:
         actual = stats.metrics.get(b.metric)
@@ -58,14 +63,27 @@ def judge(stats: EndpointStats, budgets: Iterable[BudgetLike]) -> list[Verdict]:
             continue
         limit = Fraction(str(b.limit))
         ok = actual <= limit if b.kind == "max" else actual >= limit
-        drivers = () if ok else _drivers(stats, b.metric, limit)
-        verdicts.append(Verdict(b.key, b.metric, b.kind, b.limit, actual, ok, b.line, drivers))
+        estimated = anatomy is not None and anatomy.estimated(b.metric)
+        if b.metric in PART_METRICS:
+            drivers = () if ok or anatomy is None else anatomy.drivers(b.metric, limit, TOP_DRIVERS)
+        else:
+            drivers = () if ok else _drivers(stats, b.metric, limit)
+        verdicts.append(
+            Verdict(
+                b.key, b.metric, b.kind, b.limit, actual, ok, b.line, drivers, estimated=estimated
+            )
+        )
     return verdicts
 
 
 def _why_missing(metric: str, stats: EndpointStats) -> str:
     if stats.calls == 0:
         return "no API calls were captured"
+    if metric in PART_METRICS:
+        return (
+            "not measurable: no Anthropic Messages request was captured, so no prompt was "
+            "split into its parts"
+        )
     if stats.unpriced and metric.endswith("_usd"):
         return f"not checked: no price for {', '.join(stats.unpriced)}"
     if metric == "monthly_cost_usd":

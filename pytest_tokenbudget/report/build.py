@@ -16,20 +16,23 @@ from typing import Any
 from pytest_tokenbudget.cache.doctor import CacheFinding
 from pytest_tokenbudget.cache.prediction import CacheTotals
 from pytest_tokenbudget.measure.accounting import fix_command, fix_what
+from pytest_tokenbudget.measure.anatomy import EndpointAnatomy, PartStats
 from pytest_tokenbudget.measure.evaluation import EndpointCache, EndpointResult, evaluate
-from pytest_tokenbudget.measure.metrics import number
+from pytest_tokenbudget.measure.metrics import RATE_DIGITS, number
 from pytest_tokenbudget.measure.reprice import OUTPUT, Repricing
 from pytest_tokenbudget.measure.run import BudgetRun
 from pytest_tokenbudget.measure.verdicts import Verdict
 from pytest_tokenbudget.pricing import source as price_source
 from pytest_tokenbudget.report.diff_model import REGRESSION, Diff, EndpointDiff
 from pytest_tokenbudget.report.model import (
+    Anatomy,
     BudgetCheck,
     CacheFigures,
     CaseFigures,
     Charts,
     EndpointReport,
     Fix,
+    PartFigures,
     PromptCacheFinding,
     Regression,
     Report,
@@ -141,7 +144,35 @@ def endpoint_report(result: EndpointResult) -> EndpointReport:
                 stats.requests,
                 tuple(stats.unpriced),
             ),
+            anatomy=None if incomplete else _anatomy(result.anatomy, stats.cost_total),
         )
+    )
+
+
+MEAN_DIGITS = 2  # tokens per call, on average
+
+
+def _anatomy(anatomy: EndpointAnatomy | None, cost_total: Fraction | None) -> Anatomy | None:
+    """The endpoint's calls by part, each figure rounded as report.json writes it; a part's
+    dollars as its share of the endpoint's whole cost."""
+    if anatomy is None:
+        return None
+
+    def part(p: PartStats) -> PartFigures:
+        share = p.cost / cost_total if p.cost is not None and cost_total else None
+        mean = p.mean if p.mean.denominator == 1 else round(p.mean, MEAN_DIGITS)
+        return PartFigures(
+            mean=int(mean) if mean.denominator == 1 else float(mean),
+            p95=p.p95,
+            cost_share=float(round(share, RATE_DIGITS)) if share is not None else None,
+            exact=p.exact,
+        )
+
+    return Anatomy(
+        calls=anatomy.calls,
+        counted_calls=anatomy.counted_calls,
+        input={name: part(p) for name, p in anatomy.input.items()},
+        output={name: part(p) for name, p in anatomy.output.items()},
     )
 
 
@@ -151,7 +182,9 @@ def _check(v: Verdict, result: EndpointResult, incomplete: bool) -> BudgetCheck:
         note = f"not checked: {n} of {ran} cases not measured"
         return BudgetCheck(v.key, v.metric, v.kind, v.limit, None, None, v.line, note=note)
     actual = number(v.metric, v.actual)
-    return BudgetCheck(v.key, v.metric, v.kind, v.limit, actual, v.ok, v.line, v.drivers, v.note)
+    return BudgetCheck(
+        v.key, v.metric, v.kind, v.limit, actual, v.ok, v.line, v.drivers, v.note, v.estimated
+    )
 
 
 def _cache(cache: EndpointCache | None) -> CacheFigures | None:

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pytest_tokenbudget.measure.metrics import metric as metric_facts
+from pytest_tokenbudget.measure.metrics import number
 from pytest_tokenbudget.report.diff_model import (
     ADDED,
     BUDGET,
@@ -33,12 +34,19 @@ from pytest_tokenbudget.report.diff_model import (
     Diff,
     EndpointDiff,
     MetricDiff,
+    PartDiff,
     Value,
     delta_of,
     exact,
     pct_of,
 )
-from pytest_tokenbudget.report.model import CaseFigures, EndpointReport, Report
+from pytest_tokenbudget.report.model import (
+    Anatomy,
+    CaseFigures,
+    EndpointReport,
+    PartFigures,
+    Report,
+)
 from pytest_tokenbudget.report.reader import FAIL
 from pytest_tokenbudget.report.reader import NOT_RUN as HEAD_NOT_RUN
 
@@ -66,6 +74,7 @@ def compare(
         for n in names
     )
     notes = [*base.load_notes, *head.load_notes]
+    notes += _anatomy_notes(base_eps, head_eps)
     base_table, head_table = base.priced_with, head.priced_with
     if base_table and head_table and base_table != head_table:
         notes.append(
@@ -180,7 +189,84 @@ def _compare_endpoint(
         problems=head.all_problems if head is not None else (),
         warnings=head.warnings if head is not None else (),
         failed=_head_failed(head),
+        anatomy=_compare_anatomy(base, head),
     )
+
+
+def _compare_anatomy(
+    base: EndpointReport | None, head: EndpointReport | None
+) -> tuple[PartDiff, ...]:
+    """Each part's change in tokens per call, and in dollars a month where both sides
+    project a monthly cost (the part's cost share of it)."""
+    sides = [ep.anatomy if ep is not None else None for ep in (base, head)]
+    if sides[0] is None and sides[1] is None:
+        return ()
+    monthly = [_monthly(ep) for ep in (base, head)]
+    out = []
+    for side in ("input", "output"):
+        figures = [_figures(a, side) for a in sides]
+        for part in list(figures[1]) + [p for p in figures[0] if p not in figures[1]]:
+            b, h = figures[0].get(part), figures[1].get(part)
+            dollars = [_dollars(f, m) for f, m in zip((b, h), monthly, strict=True)]
+            out.append(
+                PartDiff(
+                    side=side,
+                    part=part,
+                    base_mean=b.mean if b else None,
+                    head_mean=h.mean if h else None,
+                    delta_mean=_delta(b.mean if b else None, h.mean if h else None),
+                    base_p95=b.p95 if b else None,
+                    head_p95=h.p95 if h else None,
+                    delta_p95=_delta(b.p95 if b else None, h.p95 if h else None),
+                    delta_monthly_usd=_delta(*dollars, money=True),
+                    exact=bool(b and h and b.exact and h.exact),
+                )
+            )
+    return tuple(out)
+
+
+def _figures(anatomy: Anatomy | None, side: str) -> Mapping[str, PartFigures]:
+    if anatomy is None:
+        return {}
+    return anatomy.input if side == "input" else anatomy.output
+
+
+def _monthly(ep: EndpointReport | None) -> Value:
+    return ep.metrics.get("monthly_cost_usd") if ep is not None else None
+
+
+def _dollars(figures: PartFigures | None, monthly: Value) -> Value:
+    if figures is None or figures.cost_share is None or monthly is None:
+        return None
+    return number("monthly_cost_usd", exact(figures.cost_share) * exact(monthly))
+
+
+def _delta(base: Value, head: Value, *, money: bool = False) -> Value:
+    if base is None or head is None:
+        return None
+    if isinstance(base, int) and isinstance(head, int):
+        return head - base
+    return number("monthly_cost_usd" if money else "tokens_mean", exact(head) - exact(base))
+
+
+def _anatomy_notes(
+    base: Mapping[str, EndpointReport], head: Mapping[str, EndpointReport]
+) -> list[str]:
+    """A note where one report counted an endpoint's parts and the other estimated them:
+    the request's framing is in `latest_turn` when counted, in `unattributed` when not."""
+    notes = []
+    for name, ep in head.items():
+        before = base.get(name)
+        a, b = ep.anatomy, before.anatomy if before is not None else None
+        if a is None or b is None:
+            continue
+        if (a.counted_calls == a.calls) != (b.counted_calls == b.calls):
+            counted = "head" if a.counted_calls == a.calls else "baseline"
+            notes.append(
+                f"{name}: the {counted}'s prompt parts were counted, the other's estimated: "
+                "their difference includes the estimate's error"
+            )
+    return notes
 
 
 def _head_failed(head: EndpointReport | None) -> bool:
@@ -368,7 +454,24 @@ def diff_json(diff: Diff) -> dict[str, Any]:
                     }
                     for m in e.metrics
                 },
+                **({"anatomy": _anatomy_json(e.anatomy)} if e.anatomy else {}),
             }
             for e in diff.endpoints
         },
     }
+
+
+def _anatomy_json(parts: tuple[PartDiff, ...]) -> dict[str, Any]:
+    out: dict[str, dict[str, Any]] = {"input": {}, "output": {}}
+    for p in parts:
+        out[p.side][p.part] = {
+            "base_mean": p.base_mean,
+            "head_mean": p.head_mean,
+            "delta_mean": p.delta_mean,
+            "base_p95": p.base_p95,
+            "head_p95": p.head_p95,
+            "delta_p95": p.delta_p95,
+            "delta_monthly_usd": p.delta_monthly_usd,
+            "exact": p.exact,
+        }
+    return out

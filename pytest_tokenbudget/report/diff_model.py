@@ -68,6 +68,24 @@ class MetricDiff:
 
 
 @dataclass(frozen=True)
+class PartDiff:
+    """How one part of the calls' prompts or answers moved (report.model.Anatomy)."""
+
+    side: str  # input | output
+    part: str  # tools, system, ..., unattributed; text, thinking, tool_use, unattributed
+    base_mean: Value  # tokens per call
+    head_mean: Value
+    delta_mean: Value  # head - base; None when either side lacks the part
+    base_p95: Value
+    head_p95: Value
+    delta_p95: Value
+    # the part's share of the cost times the monthly projection, head less base; None when
+    # either side has no projection (requests_per_day) or no dollar figure
+    delta_monthly_usd: Value
+    exact: bool  # both sides' figures were counted; else at least one is estimated
+
+
+@dataclass(frozen=True)
 class EndpointDiff:
     name: str
     change: str  # changed | unchanged | added | removed | not-run
@@ -80,6 +98,7 @@ class EndpointDiff:
     problems: tuple[str, ...] = ()  # the head's non-budget failures
     warnings: tuple[str, ...] = ()
     failed: bool = False  # the head failed in its own run, beyond its own regression gate
+    anatomy: tuple[PartDiff, ...] = ()  # when either side has one
 
 
 @dataclass(frozen=True)

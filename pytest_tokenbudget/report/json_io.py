@@ -20,12 +20,14 @@ from pytest_tokenbudget.measure.reprice import OUTPUT
 from pytest_tokenbudget.providers.scrub import refuse_if_secret
 from pytest_tokenbudget.report.model import (
     PERCENTILE_METHOD,
+    Anatomy,
     BudgetCheck,
     CacheFigures,
     CaseFigures,
     EndpointReport,
     Failure,
     Fix,
+    PartFigures,
     PromptCacheFinding,
     Regression,
     Report,
@@ -122,6 +124,7 @@ def endpoint_json(ep: EndpointReport) -> dict[str, Any]:
                 "line": b.line,
                 "drivers": list(b.drivers),
                 **({"note": b.note} if b.note else {}),
+                **({"estimated": True} if b.estimated else {}),
             }
             for b in ep.budgets
         ]
@@ -144,6 +147,8 @@ def endpoint_json(ep: EndpointReport) -> dict[str, Any]:
         out.update(ep.extra)
         if ep.reprice is not None:
             out["reprice"] = _reprice_json(ep.reprice)
+        if ep.anatomy is not None:
+            out["anatomy"] = _anatomy_json(ep.anatomy)
     if ep.cache is not None:
         out["cache"] = _cache_json(ep.cache)
     out["recorders"] = list(ep.recorders)
@@ -176,6 +181,21 @@ def _cache_json(cache: CacheFigures) -> dict[str, Any]:
     if cache.note:
         out["note"] = cache.note
     return out
+
+
+def _anatomy_json(a: Anatomy) -> dict[str, Any]:
+    def parts(figures: Mapping[str, PartFigures]) -> dict[str, Any]:
+        return {
+            name: {"mean": p.mean, "p95": p.p95, "cost_share": p.cost_share, "exact": p.exact}
+            for name, p in figures.items()
+        }
+
+    return {
+        "calls": a.calls,
+        "counted_calls": a.counted_calls,
+        "input": parts(a.input),
+        "output": parts(a.output),
+    }
 
 
 def _reprice_json(r: Reprice) -> dict[str, Any]:
@@ -264,6 +284,7 @@ def _endpoint_from_json(name: str, ep: Mapping[str, Any]) -> EndpointReport:
                 b.get("line"),
                 tuple(b.get("drivers") or ()),
                 b.get("note", ""),
+                bool(b.get("estimated")),
             )
             for b in ep.get("budgets") or ()
         ),
@@ -286,6 +307,7 @@ def _endpoint_from_json(name: str, ep: Mapping[str, Any]) -> EndpointReport:
         recounted_calls=int(ep.get("recounted_calls") or 0),
         cache=_cache_from_json(ep.get("cache")),
         reprice=_reprice_from_json(ep.get("reprice")),
+        anatomy=_anatomy_from_json(ep.get("anatomy")),
         recorders=listed("recorders"),
         warnings=listed("warnings"),
         problems=tuple(p for p in listed("problems") if p not in causes),
@@ -326,6 +348,27 @@ def _cache_from_json(cache: Mapping[str, Any] | None) -> CacheFigures | None:
         predicted=cache.get("predicted"),
         checks=str(cache.get("min_cache_hit_rate_checks", "")),
         note=str(cache.get("note", "")),
+    )
+
+
+def _anatomy_from_json(a: Mapping[str, Any] | None) -> Anatomy | None:
+    """An endpoint's anatomy; None in a report from before there was one."""
+    if a is None:
+        return None
+
+    def parts(figures: Mapping[str, Any] | None) -> dict[str, PartFigures]:
+        return {
+            name: PartFigures(
+                p.get("mean"), p.get("p95"), p.get("cost_share"), bool(p.get("exact"))
+            )
+            for name, p in (figures or {}).items()
+        }
+
+    return Anatomy(
+        calls=int(a.get("calls") or 0),
+        counted_calls=int(a.get("counted_calls") or 0),
+        input=parts(a.get("input")),
+        output=parts(a.get("output")),
     )
 
 

@@ -18,6 +18,7 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from pytest_tokenbudget.measure.accounting import UnmeasuredCase, cause_lines, headline
+from pytest_tokenbudget.measure.anatomy import PART_METRICS
 from pytest_tokenbudget.measure.metrics import label
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.report.reader import FAIL, NOT_RUN, PASS
@@ -44,6 +45,7 @@ class BudgetCheck:
     line: int | None
     drivers: tuple[str, ...] = ()  # the cases to look at first when it breaks
     note: str = ""
+    estimated: bool = False  # the actual is an estimate (a prompt part that was not counted)
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,30 @@ class PromptCacheFinding:
 
 
 @dataclass(frozen=True)
+class PartFigures:
+    """One part of the calls' prompts or answers (measure/anatomy.py)."""
+
+    mean: Value  # tokens per call
+    p95: Value  # tokens per call, nearest rank
+    cost_share: Value  # of the endpoint's cost; None when a dollar figure is unknown
+    exact: bool  # every call's figure was counted; else estimated
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    """Where an endpoint's tokens go: its calls' input and output by part."""
+
+    calls: int  # calls whose prompt was split (Anthropic Messages requests)
+    counted_calls: int  # of them, split by counted prefixes (exact)
+    input: Mapping[str, PartFigures]  # tools, system, ..., latest_turn, unattributed
+    output: Mapping[str, PartFigures]  # text, thinking, tool_use, unattributed; {}: none measured
+
+    def estimated(self, side: str, part: str) -> bool:
+        figures = (self.input if side == "input" else self.output).get(part)
+        return figures is not None and not figures.exact
+
+
+@dataclass(frozen=True)
 class EndpointReport:
     name: str
     status: str  # pass | fail | not-run
@@ -171,6 +197,7 @@ class EndpointReport:
     failures: tuple[Failure, ...] = ()  # worst first: failures[0] is the headline
     charts: Charts | None = None
     reprice: Reprice | None = None
+    anatomy: Anatomy | None = None  # absent when no call was split, or a case not measured
 
     @property
     def complete(self) -> bool:
@@ -281,9 +308,10 @@ def judged(ep: EndpointReport) -> EndpointReport:
         if b.ok is False:
             failures.append(Failure(BUDGET, budget_message(b), ep.name, b.key, b.line))
     for r in ep.regressions or ():
-        failures.append(
-            Failure(REGRESSION, regression_message(r), ep.name, r.key or r.metric, r.line)
-        )
+        part = PART_METRICS.get(r.metric)
+        estimated = bool(part and ep.anatomy and ep.anatomy.estimated("input", part))
+        message = regression_message(r, estimated=estimated)
+        failures.append(Failure(REGRESSION, message, ep.name, r.key or r.metric, r.line))
     status = ep.status
     if status != NOT_RUN:
         status = FAIL if failures or status == FAIL else PASS
@@ -291,16 +319,17 @@ def judged(ep: EndpointReport) -> EndpointReport:
 
 
 def budget_message(b: BudgetCheck) -> str:
+    estimated = " (estimated)" if b.estimated else ""
     return (
-        f"{label(b.metric)} {facts(b.metric).show(b.actual)} breaks {b.key} "
+        f"{label(b.metric)} {facts(b.metric).show(b.actual)}{estimated} breaks {b.key} "
         f"({facts(b.metric).show(b.limit)})"
     )
 
 
-def regression_message(r: Regression) -> str:
+def regression_message(r: Regression, *, estimated: bool = False) -> str:
     m = facts(r.metric)
     change = f"{r.pct:+.1f}%" if r.pct is not None else "from 0"
     return (
-        f"{m.label} {m.show(r.base)} → {m.show(r.head)} ({change}) is past the "
-        f"{r.gate_pct:g}% regression gate"
+        f"{m.label} {m.show(r.base)} → {m.show(r.head)} ({change}"
+        f"{', estimated' if estimated else ''}) is past the {r.gate_pct:g}% regression gate"
     )

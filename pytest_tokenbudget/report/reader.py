@@ -288,6 +288,7 @@ _BUDGET = _object(
         "line": _nullable(_line),
         "drivers": _list(_text),
         "note": _text,
+        "estimated": _flag,
     },
     required=("key", "metric", "limit"),
 )
@@ -337,6 +338,10 @@ _REPRICE = _object(
     },
     required=("model",),
 )
+_PART = _object({"mean": _VALUE, "p95": _VALUE, "cost_share": _VALUE, "exact": _flag})
+_ANATOMY = _object(
+    {"calls": _count, "counted_calls": _count, "input": _map(_PART), "output": _map(_PART)}
+)
 _ENDPOINT = _object(
     {
         "status": _one_of(PASS, FAIL, NOT_RUN),
@@ -363,6 +368,7 @@ _ENDPOINT = _object(
         "problems": _list(_text),
         "regressions": _nullable(_list(_REGRESSION)),
         "reprice": _nullable(_REPRICE),
+        "anatomy": _nullable(_ANATOMY),  # absent from reports before it was measured
     }
 )
 _FINDING = _object(

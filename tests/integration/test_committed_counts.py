@@ -9,6 +9,8 @@ import math
 import pytest
 from project_files import APP, record, report_of
 
+from pytest_tokenbudget.cache.parts import PLACEHOLDER
+
 EDITED_APP = APP.replace(
     "Be brief.", "Be brief. Always cite the pricing page and say which model you are."
 )
@@ -28,7 +30,12 @@ def test_replay_measures_a_changed_prompt_by_its_committed_count(
     project.makepyfile(app=EDITED_APP)
     start = len(emulator.served)
     project.runpytest("--token-budget", "--token-budget-count").assert_outcomes(passed=4)
-    counts = [s.usage["input_tokens"] for s in emulator.served[start:]]
+    # the requests' own counts; the prefixes that split them into parts end with PLACEHOLDER
+    counts = [
+        s.usage["input_tokens"]
+        for s in emulator.served[start:]
+        if s.request["messages"][-1] != PLACEHOLDER
+    ]
     assert (project.path / "cassettes" / "token_counts.json").is_file()  # to commit
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")  # nothing listens

@@ -7,10 +7,19 @@ import math
 
 from project_files import APP, record, report_of
 
+from pytest_tokenbudget.cache.parts import PLACEHOLDER
+from pytest_tokenbudget.capture.counting import count_key, counted_request
+
 EDITED_APP = APP.replace(
     "Be brief.", "Be brief. Always cite the pricing page and say which model you are."
 )
 COUNT = ("--token-budget", "--token-budget-count", "-p", "no:cacheprovider")
+
+
+def whole_requests(served):
+    """The counts of the requests themselves, not of the prefixes that split them into
+    parts (each of those ends with cache/parts.PLACEHOLDER)."""
+    return [s for s in served if s.request["messages"][-1] != PLACEHOLDER]
 
 
 def p95(values):
@@ -30,7 +39,7 @@ def test_prompt_edit_is_recounted_exactly_without_generation(project, recording_
     result.assert_outcomes(passed=4)
     new = emulator.served[start:]
     assert {s.path for s in new} == {"/v1/messages/count_tokens"}  # no generation call
-    counts = [s.usage["input_tokens"] for s in new]
+    counts = [s.usage["input_tokens"] for s in whole_requests(new)]
     assert len(counts) == 5
     endpoint = report_of(project)["endpoints"]["chat"]
     assert endpoint["metrics"]["input_tokens_p95"] == p95(counts)
@@ -41,9 +50,14 @@ def test_prompt_edit_is_recounted_exactly_without_generation(project, recording_
     )
     assert endpoint["recounted_calls"] == 5
     assert any("re-counted" in w for w in endpoint["warnings"])
-    result.stdout.fnmatch_lines(["count_tokens: 5 requests sent, 0 answered from the count cache"])
+    result.stdout.fnmatch_lines(
+        [f"count_tokens: {len(new)} requests sent, 0 answered from the count cache"]
+    )
     cache = json.loads((project.path / "cassettes" / "token_counts.json").read_text())
-    assert sorted(e["input_tokens"] for e in cache["counts"].values()) == sorted(counts)
+    assert len(cache["counts"]) == len(new)  # each request sent is kept, prefixes too
+    for s in whole_requests(new):
+        kept = cache["counts"][count_key(counted_request(s.request))]
+        assert kept["input_tokens"] == s.usage["input_tokens"]
 
     # the same suite again: no API call at all
     again_start = len(emulator.served)
@@ -93,7 +107,8 @@ def test_rate_limited_counts_are_retried_honouring_retry_after(project, recordin
     result = project.runpytest(*COUNT)
     result.assert_outcomes(passed=4)
     statuses = [s.status for s in emulator.served[start:]]
-    assert statuses[:2] == [429, 429] and statuses.count(200) == 5
+    assert statuses[:2] == [429, 429]
+    assert [s.status for s in whole_requests(emulator.served[start:])] == [429, 429] + [200] * 5
 
 
 def test_count_fixture_is_recorded_and_replayed(pytester, recording_env, monkeypatch):

@@ -24,6 +24,14 @@ longest unexpired one, restarting its lifetime at the TTL it was written with. T
 up to the last breakpoint is written, each segment at the TTL of the breakpoint that
 ends it: "5m" (default, 300 s) or "1h" (3600 s), measured on the injected clock.
 
+Anatomy (`Emulator.anatomy`): each part of a prompt (tools, system, history,
+tool_results, documents, latest_turn), from these block counts, as count_tokens' prefixes
+split it (docs/report.md#anatomy): a message's 3 tokens go with the first of its parts in
+the order history (an earlier turn's blocks, or a tool result's envelope), documents,
+latest_turn; a tool result's content is tool_results. `strict_turns` (off by default)
+refuses, as the API does, a request with no message, and a tool call whose result is not
+in the next message (or a result with no call before it).
+
 Replies are "Echo: " plus the words of the last user text, cut to max_tokens tokens
 (stop_reason "max_tokens" when cut); ids are `msg_emu_` + sha256 of the request.
 
@@ -157,6 +165,53 @@ def _content_tokens(block: Any) -> int:
     if kind == "image":
         return IMAGE_TOKENS
     return tokens(json.dumps(_without_cache_control(block), sort_keys=True))
+
+
+ANATOMY_PARTS = ("tools", "system", "history", "tool_results", "documents", "latest_turn")
+
+
+def _emptied(block: dict) -> dict:
+    """A tool result without what the tool returned (its content)."""
+    content = block.get("content")
+    if block.get("type") == "tool_result" or content is None:
+        return {k: v for k, v in block.items() if k != "content"}
+    if isinstance(content, (list, str)):
+        return {**block, "content": type(content)()}
+    return block
+
+
+def _check_turns(messages: Any) -> None:
+    """What the API refuses about turns: none at all, a tool call whose result is not in
+    the next message, a tool result with no call just before it."""
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("messages: at least one message is required")
+
+    def ids(message: Any, kind: str, field: str) -> set[str]:
+        content = message.get("content") if isinstance(message, dict) else None
+        return {
+            str(b.get(field))
+            for b in (content if isinstance(content, list) else [])
+            if isinstance(b, dict) and b.get("type") == kind
+        }
+
+    for i, message in enumerate(messages):
+        calls = ids(message, "tool_use", "id")
+        after = (
+            ids(messages[i + 1], "tool_result", "tool_use_id") if i + 1 < len(messages) else None
+        )
+        if calls and after is not None and not calls <= after:
+            missing = ", ".join(sorted(calls - after))
+            raise RequestError(
+                f"messages.{i}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {missing}"
+            )
+        results = ids(message, "tool_result", "tool_use_id")
+        before = ids(messages[i - 1], "tool_use", "id") if i else set()
+        if not results <= before:
+            raise RequestError(
+                f"messages.{i}: unexpected `tool_use_id` found in `tool_result` blocks: "
+                f"{', '.join(sorted(results - before))}"
+            )
 
 
 def _canonical(section: str, obj: Any) -> str:
@@ -319,6 +374,7 @@ class Emulator:
         # the request and the answer's usage; a list it returns becomes `usage.iterations`
         # (in a stream, in the final message_delta only, as the API sends it).
         self.iterations: Callable[[dict, dict], list[dict] | None] | None = None
+        self.strict_turns = False  # refuse what the API refuses about turns (see above)
 
     # -- lifecycle ---------------------------------------------------------------------
     def __enter__(self) -> Emulator:
@@ -351,6 +407,42 @@ class Emulator:
     def count(self, request: dict) -> int:
         """The whole prompt, as count_tokens answers it (no cache split)."""
         return sum(b.tokens for b in prompt_blocks(request))
+
+    def anatomy(self, request: dict) -> dict[str, int]:
+        """Each part's tokens, from this emulator's own count of each block (see the module's
+        docstring); they add up to `count(request)`."""
+        parts = dict.fromkeys(ANATOMY_PARTS, 0)
+        blocks = prompt_blocks(request)
+        parts["tools"] = sum(b.tokens for b in blocks if b.kind == "tool")
+        parts["system"] = sum(b.tokens for b in blocks if b.kind == "system")
+        messages = request.get("messages") or []
+        users = [i for i, m in enumerate(messages) if m.get("role") == "user"]
+        newest = users[-1] if users else len(messages)
+        for i, message in enumerate(messages):
+            content = message.get("content", "")
+            items = [content] if isinstance(content, str) else content
+            if i > newest:  # a prefill after the newest user turn is part of it
+                parts["latest_turn"] += MESSAGE_OVERHEAD + sum(map(_content_tokens, items))
+                continue
+            own = "history" if i < newest else "latest_turn"
+            kinds = set()
+            for block in items:
+                kind = block.get("type") if isinstance(block, dict) else "text"
+                if str(kind).endswith("tool_result"):
+                    envelope = _content_tokens(_emptied(block))
+                    parts["history"] += envelope
+                    parts["tool_results"] += _content_tokens(block) - envelope
+                    kinds.add("history")
+                elif kind in ("document", "image", "search_result"):
+                    parts["documents"] += _content_tokens(block)
+                    kinds.add("documents")
+                else:
+                    parts[own] += _content_tokens(block)
+                    kinds.add(own)
+            first = next((p for p in ("history", "documents") if p in kinds), "latest_turn")
+            parts[first] += MESSAGE_OVERHEAD
+        assert sum(parts.values()) == self.count(request)
+        return parts
 
     # -- the model ---------------------------------------------------------------------
     def usage_for(self, request: dict) -> dict:
@@ -725,6 +817,8 @@ class _Handler(BaseHTTPRequestHandler):
         """The successful body for a valid request; RequestError otherwise."""
         if "model" not in request:
             raise RequestError("model: Field required")
+        if self.emu.strict_turns:
+            _check_turns(request.get("messages"))
         if path == "/v1/messages/count_tokens":
             return {"input_tokens": self.emu.count(request)}
         max_tokens = request.get("max_tokens")
