@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 class ExitCode(IntEnum):
     OK = 0
-    FAILED = 1  # a budget is broken or the regression gate tripped; or our reader went away
+    FAILED = 1  # a budget is broken or the gate tripped; init kept a file; or our reader went away
     BAD_INPUT = 2  # a usage error, or a file, model or directory that cannot be used
     INTERRUPTED = 130  # Ctrl-C: what a shell reports for SIGINT
 
