@@ -42,11 +42,13 @@ PR = 7
 # Which test runs each documented block: a new block in these files fails
 # test_every_documented_block_is_run until a test here runs it.
 YAML_BLOCKS = {
-    0: "recipe 1: test_artifact_baseline_recipe",
-    1: "re-run variant: test_rerun_base_recipe",
-    2: "recipe 2, workflow 1: test_fork_split_recipe",
-    3: "recipe 2, workflow 2: test_fork_split_recipe",
-    4: "GitLab: test_gitlab_recipe",
+    0: "the action: test_reusable_ci.py",
+    1: "the action, fork split workflow 1: test_reusable_ci.py",
+    2: "fork split workflow 2: test_reusable_ci.py",
+    3: "without the action: test_artifact_baseline_recipe",
+    4: "re-run variant: test_rerun_base_recipe",
+    5: "the GitLab component: test_reusable_ci.py",
+    6: "GitLab without the component: test_gitlab_recipe",
 }
 BASH_BLOCKS = {
     ("README.md", 0): "test_readme_setup_in_a_fresh_copy, test_ci_runs_the_readme_test_command",
@@ -216,12 +218,11 @@ def _push_run(repo: Repo, tmp: Path, store: Path, api: str, job: dict) -> dict:
     return _report(workspace)
 
 
-# -- recipe 1 and this repository's own workflow ---------------------------------------
-@pytest.mark.parametrize("source", ["docs/ci.md", ".github/workflows/token-budget.yml"])
-def test_artifact_baseline_recipe(source, repo, tmp_path, github):
+# -- the recipe without the action (this repository's own workflow runs the action:
+# test_reusable_ci.py) ------------------------------------------------------------------
+def test_artifact_baseline_recipe(repo, tmp_path, github):
     stub, api = github
-    text = fenced_blocks(CI_MD, "yaml")[0] if source == "docs/ci.md" else WORKFLOW
-    job = load_yaml(text)["jobs"]["budget"]
+    job = load_yaml(fenced_blocks(CI_MD, "yaml")[3])["jobs"]["budget"]
     store = tmp_path / "store"
     store.mkdir()
     base = _push_run(repo, tmp_path, store, api, job)
@@ -257,7 +258,7 @@ def test_artifact_baseline_recipe(source, repo, tmp_path, github):
 def test_artifact_recipe_without_a_base_report_says_so(ini_repo, tmp_path, github):
     repo = ini_repo
     _, api = github
-    job = load_yaml(WORKFLOW)["jobs"]["budget"]
+    job = load_yaml(fenced_blocks(CI_MD, "yaml")[3])["jobs"]["budget"]
     store = tmp_path / "store"
     store.mkdir()
     workspace = repo.checkout(tmp_path / "pr", repo.merge)
@@ -273,7 +274,7 @@ def test_artifact_recipe_without_a_base_report_says_so(ini_repo, tmp_path, githu
 # -- the re-run variant: the base commit replayed outside the project -----------------
 def test_rerun_base_recipe(repo, tmp_path, github):
     _, api = github
-    steps = load_yaml(fenced_blocks(CI_MD, "yaml")[1])
+    steps = load_yaml(fenced_blocks(CI_MD, "yaml")[4])
     workspace = repo.checkout(tmp_path / "pr", repo.merge)
     runner = _actions(
         workspace, tmp_path, tmp_path, api, "pull_request", event=_pull_request_event(repo)
@@ -284,62 +285,6 @@ def test_rerun_base_recipe(repo, tmp_path, github):
     _assert_compared(_report(workspace), json.loads(base_report.read_text()))
 
 
-# -- recipe 2: the fork-safe split -----------------------------------------------------
-def _fork_split_first_workflow() -> dict:
-    """Recipe 1 without its comment step, with the 'Remember' step before the upload."""
-    job = load_yaml(fenced_blocks(CI_MD, "yaml")[0])["jobs"]["budget"]
-    remember = load_yaml(fenced_blocks(CI_MD, "yaml")[2])
-    steps = [s for s in job["steps"] if s.get("name") != "Comment on the pull request"]
-    at = next(i for i, s in enumerate(steps) if s.get("name") == "Keep the report")
-    return dict(job, steps=steps[:at] + remember + steps[at:])
-
-
-@pytest.mark.parametrize("tampered", [False, True])
-def test_fork_split_recipe(tampered, ini_repo, tmp_path, github):
-    repo = ini_repo
-    stub, api = github
-    store = tmp_path / "store"
-    store.mkdir()
-    workspace = repo.checkout(tmp_path / "pr", repo.merge)
-    first = _actions(
-        workspace, tmp_path, store, api, "pull_request", event=_pull_request_event(repo)
-    )
-    first.run_id = "77"
-    first.run_job(_fork_split_first_workflow())
-    artifact = store / "77" / "token-budget-report"
-    assert (artifact / "pr-number").read_text() == f"{PR}\n"
-    if tampered:  # the pull request's code wrote another number into its artifact
-        (artifact / "pr-number").write_text("8\n")
-    store.joinpath("pulls.json").write_text(
-        json.dumps({"7": {"headRefOid": repo.head}, "8": {"headRefOid": "f" * 40}})
-    )
-
-    second = load_yaml(fenced_blocks(CI_MD, "yaml")[3])
-    assert second["on"]["workflow_run"]["workflows"] == ["token-budget"]
-    trusted = tmp_path / "trusted"
-    trusted.mkdir()
-    run = {
-        "event": "pull_request",
-        "conclusion": "success",
-        "id": "77",
-        "run_attempt": "1",
-        "head_sha": repo.head,
-        "html_url": f"https://github.com/{REPO}/actions/runs/77",
-    }
-    runner = _actions(trusted, tmp_path, store, api, "workflow_run", event={"workflow_run": run})
-    runner.run_id = "78"
-    outcomes = _outcomes(runner.run_job(second["jobs"]["comment"]))
-    if tampered:
-        assert outcomes["Check the pull request number"] == "failure"
-        assert outcomes["Comment"] == "skipped"
-        assert stub.pulls[(REPO, PR)] == [] and stub.pulls.get((REPO, 8), []) == []
-        return
-    assert outcomes["Comment"] == "success"
-    [comment] = stub.pulls[(REPO, PR)]
-    assert f"run=77.1 sha={repo.head}" in comment["body"]
-    assert f"[report.html]({run['html_url']}#artifacts)" in comment["body"]
-
-
 # -- GitLab ----------------------------------------------------------------------------
 def _gitlab_env(tmp: Path, **extra: str) -> dict[str, str]:
     tmpdir = tmp / "gitlab-tmp"  # where mktemp puts the base: outside the project
@@ -348,7 +293,7 @@ def _gitlab_env(tmp: Path, **extra: str) -> dict[str, str]:
 
 
 def test_gitlab_recipe(repo, tmp_path):
-    job = load_yaml(fenced_blocks(CI_MD, "yaml")[4])["token-budget"]
+    job = load_yaml(fenced_blocks(CI_MD, "yaml")[6])["token-budget"]
     workspace = repo.checkout(tmp_path / "mr", repo.merge)
     done = run_gitlab(
         job, workspace, _gitlab_env(tmp_path, CI_MERGE_REQUEST_DIFF_BASE_SHA=repo.base)
@@ -364,7 +309,7 @@ def test_gitlab_recipe(repo, tmp_path):
 
 def test_gitlab_recipe_on_the_default_branch(ini_repo, tmp_path):
     repo = ini_repo
-    job = load_yaml(fenced_blocks(CI_MD, "yaml")[4])["token-budget"]
+    job = load_yaml(fenced_blocks(CI_MD, "yaml")[6])["token-budget"]
     workspace = repo.checkout(tmp_path / "main", repo.base)
     done = run_gitlab(job, workspace, _gitlab_env(tmp_path))
     assert done.returncode == 0, done.stderr
@@ -392,7 +337,7 @@ class _Artifacts(BaseHTTPRequestHandler):
 def test_gitlab_recipe_with_the_artifact_download(ini_repo, tmp_path):
     """The documented alternative: the worktree entry replaced by the curl download."""
     repo = ini_repo
-    job = load_yaml(fenced_blocks(CI_MD, "yaml")[4])["token-budget"]
+    job = load_yaml(fenced_blocks(CI_MD, "yaml")[6])["token-budget"]
     [download] = fenced_blocks(CI_MD, "bash")
     at = next(i for i, entry in enumerate(job["script"]) if "git worktree" in entry)
     job["script"][at] = download

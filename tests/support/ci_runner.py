@@ -1,18 +1,29 @@
 """Run CI recipes from the docs as written: a small GitHub Actions and GitLab CI runner.
 
 Enough of both to run this project's documented workflows on a test project:
-`run:` steps through bash with the step's `env:`, `${{ ... }}` expressions and
-`if:` conditions, `$GITHUB_OUTPUT` into `steps.<id>.outputs`, the four actions
-the recipes use (checkout and setup-python are the prepared checkout and this
-interpreter; upload/download-artifact copy through a local artifact store), and
-GitLab `script:` entries run in one shell as GitLab does. `gh` is a stand-in
-(fake_gh.py) over the same store. Installs are the one kind of step not run:
-the plugin under test is already installed (the README's first command, run
-by its own test, proves that install).
+`run:` steps through bash with the step's `env:` and `working-directory:`,
+`${{ ... }}` expressions and `if:` conditions, `$GITHUB_OUTPUT` into
+`steps.<id>.outputs`, the four actions the recipes use (checkout and setup-python
+are the prepared checkout and this interpreter; upload/download-artifact copy
+through a local artifact store), and composite actions: `uses: ./` (the
+workspace's action.yml) or `uses: <owner>/pytest-tokenbudget@<ref>` (this
+checkout's), their steps run with `inputs.*`, their own `steps` and their
+declared outputs. `gh` is a stand-in (fake_gh.py) over the same store.
+
+GitLab: a pipeline file's `include:` (`local:` or `component:` of
+pytest-tokenbudget, resolved to this checkout's templates/) with `spec: inputs:`
+checked and `$[[ inputs.x ]]` interpolated, included jobs deep-merged under the
+file's own keys; a job's `before_script:` and `script:` entries run in one shell
+as GitLab does, its `variables:` in the environment.
+
+Installs are the one kind of step not run: the plugin under test is already
+installed (the README's first command, run by its own test, proves that install).
 """
 
 from __future__ import annotations
 
+import copy
+import itertools
 import json
 import os
 import re
@@ -24,8 +35,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from paths import REPO
 
 HERE = Path(__file__).parent
+# `uses:` of this repository's action from anywhere (the docs name it by owner and ref)
+_THIS_ACTION = re.compile(r"[\w.-]+/pytest-tokenbudget@[\w./-]+")
+_OUTPUT_FILES = itertools.count()
 _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _NAME = re.compile(r"(?<![\w.'])([A-Za-z_][\w-]*(?:\.[\w-]+)+)(?![\w(])")
 _INSTALL = re.compile(r"^\s*(python -m )?pip install ")
@@ -84,6 +99,12 @@ class StepResult:
     outcome: str  # success | failure | skipped | not-run (an install)
     stdout: str = ""
     stderr: str = ""
+    steps: list[StepResult] = field(default_factory=list)  # a composite action's own
+
+    def step(self, name: str) -> StepResult:
+        """One of a composite action's steps, by name."""
+        [found] = [s for s in self.steps if s.name == name]
+        return found
 
 
 @dataclass
@@ -148,14 +169,17 @@ class Actions:
         return result
 
     def _run(self, name: str, step: dict[str, Any]) -> StepResult:
-        output = self.workspace.parent / f"github-output-{len(self.results)}"
+        if "inputs" in self.context:  # a composite action's step names its shell
+            assert step.get("shell") == "bash", f"{name}: composite steps here are bash"
+        output = self.workspace.parent / f"github-output-{next(_OUTPUT_FILES)}"
         output.write_text("")
         env = dict(self.env, GITHUB_OUTPUT=str(output))
         env.update({k: self.substitute(str(v)) for k, v in step.get("env", {}).items()})
         script = self.substitute(step["run"])
+        cwd = self.workspace / self.substitute(str(step.get("working-directory", ".")))
         done = subprocess.run(
             ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-            cwd=self.workspace,
+            cwd=cwd,
             env=env,
             capture_output=True,
             text=True,
@@ -172,6 +196,8 @@ class Actions:
     def _uses(
         self, name: str, action: str, given: dict[str, Any], step_id: str | None = None
     ) -> StepResult:
+        if action == "./" or _THIS_ACTION.fullmatch(action):
+            return self._composite(name, action, given, step_id)
         inputs = {k: self.substitute(str(v)) for k, v in given.items()}
         kind = action.split("@")[0]
         if kind in ("actions/checkout", "actions/setup-python"):
@@ -199,6 +225,50 @@ class Actions:
             raise AssertionError(f"the runner does not know {action}")
         return StepResult(name, True, "success")
 
+    def _composite(
+        self, name: str, action: str, given: dict[str, Any], step_id: str | None
+    ) -> StepResult:
+        """A composite action: its inputs from `with:` or their defaults, its steps run in
+        a scope of their own (`inputs`, `steps`), its outputs back to the calling step."""
+        path = self.workspace / "action.yml" if action == "./" else REPO / "action.yml"
+        meta = load_yaml(path.read_text())
+        assert meta["runs"]["using"] == "composite", path
+        declared = meta.get("inputs", {})
+        unknown = set(given) - set(declared)
+        assert not unknown, f"{action} has no input {sorted(unknown)}"
+        inputs = {}
+        for key, spec in declared.items():
+            if key in given:
+                inputs[key] = self.substitute(str(given[key]))
+            else:
+                assert spec.get("required") != "true" or "default" in spec, f"{key} is required"
+                inputs[key] = self.substitute(str(spec.get("default", "")))
+        github = dict(self.context["github"], action_path=str(path.parent))
+        inner = Actions(
+            workspace=self.workspace,
+            store=self.store,
+            context=dict(self.context, github=github, inputs=inputs),
+            env=dict(self.env, GITHUB_ACTION_PATH=str(path.parent)),
+            run_id=self.run_id,
+            failed=self.failed,
+        )
+        for step in meta["runs"]["steps"]:
+            inner.step(step)
+        if step_id:
+            self.outputs[step_id] = {
+                key: str(inner.substitute(str(spec["value"])))
+                for key, spec in meta.get("outputs", {}).items()
+            }
+        failed = any(r.outcome == "failure" for r in inner.results)
+        return StepResult(
+            name,
+            True,
+            "failure" if failed else "success",
+            "".join(r.stdout for r in inner.results),
+            "".join(r.stderr for r in inner.results),
+            inner.results,
+        )
+
 
 def _translate(code: str) -> str:
     """GitHub's operators and context names as Python (strings are left out by the caller)."""
@@ -217,11 +287,104 @@ def gitlab_script(job: dict[str, Any]) -> str:
     return "set -eo pipefail\n" + "\n".join(job["script"]) + "\n"
 
 
+# -- GitLab includes: components and templates with `spec: inputs:` ----------------------
+_INTERPOLATION = re.compile(r"\$\[\[\s*inputs\.([\w-]+)\s*\]\]")
+# a component or a raw file of this repository, from wherever the docs say it is published
+_THIS_COMPONENT = re.compile(r"\$CI_SERVER_FQDN/[\w./-]+/pytest-tokenbudget/([\w-]+)@[\w./-]+")
+_THIS_REMOTE = re.compile(
+    r"https://raw\.githubusercontent\.com/[\w.-]+/pytest-tokenbudget/[\w.-]+/"
+    r"(templates/[\w-]+\.yml)"
+)
+
+
+def gitlab_pipeline(text: str, project: Path) -> dict[str, Any]:
+    """A .gitlab-ci.yml with its `include:`s resolved: each included file's jobs, its inputs
+    interpolated, deep-merged under the file's own keys (which win, as in GitLab)."""
+    config = load_yaml(text)
+    includes = config.pop("include", [])
+    merged: dict[str, Any] = {}
+    for include in [includes] if isinstance(includes, dict) else includes:
+        merged = _deep_merge(merged, _included(include, project))
+    return _deep_merge(merged, config)
+
+
+def _included(include: dict[str, Any], project: Path) -> dict[str, Any]:
+    if "component" in include:
+        match = _THIS_COMPONENT.fullmatch(include["component"])
+        assert match, f"the runner only knows this repository's components: {include}"
+        path = REPO / "templates" / f"{match.group(1)}.yml"
+    elif "remote" in include:
+        match = _THIS_REMOTE.fullmatch(include["remote"])
+        assert match, f"the runner only knows this repository's templates: {include}"
+        path = REPO / match.group(1)
+    else:
+        path = project / include["local"].lstrip("/")
+    documents = list(yaml.load_all(path.read_text(), Loader=yaml.BaseLoader))
+    if len(documents) == 1:  # no header: a plain template takes no inputs
+        assert not include.get("inputs"), f"{path} declares no inputs"
+        return documents[0]
+    header, body = documents
+    values = _checked_inputs(header["spec"].get("inputs", {}), include.get("inputs", {}), path)
+    return _interpolated(body, values)
+
+
+def _checked_inputs(declared: dict, given: dict, path: Path) -> dict[str, str]:
+    """What GitLab checks before it runs anything: known names, every required input
+    given, booleans and numbers as such, `options:` and `regex:`."""
+    unknown = set(given) - set(declared)
+    assert not unknown, f"{path} has no input {sorted(unknown)}"
+    values = {}
+    for name, spec in declared.items():
+        spec = spec or {}
+        assert name in given or "default" in spec, f"{path}: input {name} is required"
+        value = str(given.get(name, spec.get("default")))
+        kind = spec.get("type", "string")
+        if kind == "boolean":
+            assert value in ("true", "false"), f"{name}: not a boolean: {value!r}"
+        elif kind == "number":
+            float(value)
+        if "options" in spec:
+            assert value in spec["options"], f"{name}: {value!r} is not one of {spec['options']}"
+        if "regex" in spec:
+            assert re.search(spec["regex"], value), f"{name}: {value!r} does not match"
+        values[name] = value
+    return values
+
+
+def _interpolated(node: Any, values: dict[str, str]) -> Any:
+    """`$[[ inputs.x ]]` replaced in every string of the parsed file, keys included: an
+    input lands inside a value, it never adds YAML structure."""
+    if isinstance(node, dict):
+        return {_interpolated(k, values): _interpolated(v, values) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolated(item, values) for item in node]
+    text = _INTERPOLATION.sub(lambda m: values[m.group(1)], node)
+    assert "$[[" not in text, f"an interpolation the runner does not know: {node!r}"
+    return text
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _variable(value: Any) -> str:
+    """A job variable's value, short (`KEY: value`) or long (`KEY: {value: ..., expand: false}`)."""
+    return str(value["value"]) if isinstance(value, dict) else str(value)
+
+
 def run_gitlab(
     job: dict[str, Any], workspace: Path, env: dict[str, str]
 ) -> subprocess.CompletedProcess:
-    variables = {k: str(v) for k, v in job.get("variables", {}).items()}
-    entries = [entry for entry in job["script"] if not is_install(entry)]
+    variables = {k: _variable(v) for k, v in job.get("variables", {}).items()}
+    entries = [
+        entry for entry in [*job.get("before_script", []), *job["script"]] if not is_install(entry)
+    ]
     script = gitlab_script(dict(job, script=entries))
     return subprocess.run(
         ["bash", "--noprofile", "--norc", "-c", script],

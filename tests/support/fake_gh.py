@@ -1,7 +1,7 @@
 """A stand-in for the three `gh` commands the CI recipes use, over a local store.
 
 $FAKE_GH_STORE holds runs.json (the workflow runs `gh run list` sees), pulls.json
-(number -> headRefOid) and <run id>/<artifact name>/ folders. Every call is
+(number -> headRefOid and baseRefName) and <run id>/<artifact name>/ folders. Every call is
 appended to gh.log, so tests can see what a recipe asked for.
 """
 
@@ -55,12 +55,12 @@ def main(argv: list[str]) -> int:
         shutil.copytree(source, args.dir, dirs_exist_ok=True)
         return 0
     if (args.group, args.verb) == ("pr", "view"):
-        assert args.json == "headRefOid" and args.jq == ".headRefOid", argv
+        assert args.json in ("headRefOid", "baseRefName") and args.jq == "." + args.json, argv
         pulls = json.loads((store / "pulls.json").read_text())
         if args.target not in pulls:
             print(f"no pull requests found for {args.target}", file=sys.stderr)
             return 1
-        print(pulls[args.target]["headRefOid"])
+        print(pulls[args.target][args.json])
         return 0
     print(f"fake gh does not know {argv}", file=sys.stderr)
     return 2
