@@ -91,6 +91,7 @@ def _send(request: dict[str, Any]) -> None:
 def count_request(run: BudgetRun, request: dict[str, Any]) -> int:
     from pytest_tokenbudget.capture.counting import (
         count_key,
+        count_parts_sync,
         count_sync,
         counted_request,
         counter_client,
@@ -103,7 +104,11 @@ def count_request(run: BudgetRun, request: dict[str, Any]) -> int:
             "count it (free) with ANTHROPIC_API_KEY=... pytest --token-budget, or record it with "
             "--token-budget-record=once"
         )
-    return count_sync(counts, request, counter_client()).input_tokens
+    send = counter_client()
+    tokens = count_sync(counts, request, send).input_tokens
+    if run.can_count_online:  # its parts too, exactly (report.md: anatomy)
+        count_parts_sync(counts, request, send)
+    return tokens
 
 
 def _count_cache(run: BudgetRun) -> CountCache:
@@ -156,12 +161,13 @@ def precount(
         return
     done = 0
     total = len(pending)
-    from pytest_tokenbudget.capture.counting import count_sync, counter_client
+    from pytest_tokenbudget.capture.counting import count_parts_sync, count_sync, counter_client
 
     send = counter_client()
 
     def one(request: dict[str, Any]) -> None:
         count_sync(counts, request, send)
+        count_parts_sync(counts, request, send)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         for future in [pool.submit(one, r) for r in pending]:

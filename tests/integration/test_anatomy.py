@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pytest
 from emulator import ANATOMY_PARTS, tokens
 from project_files import APP, CONFIG, record, report_of
 
@@ -125,3 +126,55 @@ def test_counted_the_growth_is_exact_and_replays_offline(project, recording_env,
     project.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=4)
     assert len(emulator.served) == served
     assert report_of(project)["endpoints"]["chat"]["anatomy"] == anatomy
+
+
+def test_request_cases_are_split_exactly_by_their_counts(pytester, recording_env, monkeypatch):
+    """Budgets from yml alone: each request case is counted with its prefixes, so its
+    anatomy is exact, and stays so offline. Nothing was generated: no output parts."""
+    emulator = recording_env
+    emulator.strict_turns = True  # every prefix must be a request the API accepts
+    history = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_use", "id": "t1", "name": "weather", "input": {"q": "Oslo"}}
+            ],
+        },
+    ]
+    requests = [
+        {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 30,
+            "system": "Answer from the tool's result. " * (i + 1),
+            "tools": [{"name": "weather", "input_schema": {"type": "object"}}],
+            "messages": [
+                *history,
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": "Snow " * (3 + i)},
+                        {"type": "text", "text": "And tomorrow?"},
+                    ],
+                },
+            ],
+        }
+        for i in range(3)
+    ]
+    cases = [{"id": f"r{i}", "request": r} for i, r in enumerate(requests)]
+    config = {"endpoints": {"agent": {"max_tools_tokens": 500, "cases": cases}}}
+    pytester.makefile(".yml", token_budgets=json.dumps(config))
+
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+
+    assert all(s.status == 200 for s in emulator.served)
+    anatomy = report_of(pytester)["endpoints"]["agent"]["anatomy"]
+    assert anatomy["counted_calls"] == anatomy["calls"] == 3 and anatomy["output"] == {}
+    expected = mean_parts(emulator, requests)
+    assert {p: anatomy["input"][p]["mean"] for p in ANATOMY_PARTS} == pytest.approx(expected)
+    assert all(anatomy["input"][p]["mean"] > 0 for p in ("tools", "history", "tool_results"))
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    served = len(emulator.served)
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider").assert_outcomes(passed=3)
+    assert len(emulator.served) == served
+    assert report_of(pytester)["endpoints"]["agent"]["anatomy"] == anatomy
