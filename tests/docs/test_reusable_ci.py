@@ -21,6 +21,7 @@ from pathlib import Path
 
 import paths
 import pytest
+import yaml
 from ci_runner import (
     Actions,
     StepResult,
@@ -570,7 +571,7 @@ def test_the_gitlab_component_over_a_merge_requests_pipelines(main_push, tmp_pat
 
 def test_the_gitlab_component_on_a_fork_merge_request_with_a_rerun_baseline(main_push, tmp_path):
     project = main_push[0]
-    config = load_yaml(COMPONENT)
+    config = yaml.safe_load(COMPONENT)
     config["include"][0]["inputs"]["baseline"] = "rerun"
     text = json.dumps(config)  # JSON is YAML
     job = gitlab_pipeline(text, project.path)["token-budget"]
@@ -601,14 +602,20 @@ def test_the_components_inputs_are_checked_and_are_data(tmp_path):
     for form in (remote, local):
         text = COMPONENT.replace(COMPONENT.splitlines()[1].split("- ", 1)[1], form, 1)
         assert gitlab_pipeline(text, project) == component
-    for bad in ({"baseline": "main"}, {"max-regression": "ten"}, {"no-such-input": "1"}):
-        config = load_yaml(COMPONENT)
-        config["include"][0]["inputs"] = bad
-        with pytest.raises(AssertionError):
+    refused = {
+        "is not one of": {"baseline": "main"},
+        "is not a number": {"max-regression": "10"},  # quoted: GitLab refuses it too
+        "is not a boolean": {"note": "yes"},
+        "has no input": {"max_regression": 10},
+    }
+    for why, inputs in refused.items():
+        config = yaml.safe_load(COMPONENT)
+        config["include"][0]["inputs"] = inputs
+        with pytest.raises(AssertionError, match=why):
             gitlab_pipeline(json.dumps(config), project)
     assert "$[[" not in json.dumps(component["token-budget"]["script"])
     fake, log = _fake_python(tmp_path)
-    config = load_yaml(COMPONENT)
+    config = yaml.safe_load(COMPONENT)
     config["include"][0]["inputs"].update({"pytest-args": HOSTILE_ARGS, "python": str(fake)})
     job = gitlab_pipeline(json.dumps(config), project)["token-budget"]
     with GitLabStub() as stub:  # a pipeline of the default branch

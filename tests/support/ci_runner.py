@@ -302,10 +302,16 @@ def gitlab_pipeline(text: str, project: Path) -> dict[str, Any]:
     interpolated, deep-merged under the file's own keys (which win, as in GitLab)."""
     config = load_yaml(text)
     includes = config.pop("include", [])
+    typed = yaml.safe_load(text)["include"] if includes else []  # the inputs' YAML types
     merged: dict[str, Any] = {}
-    for include in [includes] if isinstance(includes, dict) else includes:
+    for include, given in zip(*(_listed(i) for i in (includes, typed)), strict=True):
+        include = dict(include, inputs=given.get("inputs", {}))
         merged = _deep_merge(merged, _included(include, project))
     return _deep_merge(merged, config)
+
+
+def _listed(includes: Any) -> list[Any]:
+    return [includes] if isinstance(includes, dict) else includes
 
 
 def _included(include: dict[str, Any], project: Path) -> dict[str, Any]:
@@ -328,21 +334,29 @@ def _included(include: dict[str, Any], project: Path) -> dict[str, Any]:
     return _interpolated(body, values)
 
 
+_INPUT_TYPES = {"string": (str,), "number": (int, float), "boolean": (bool,)}
+
+
 def _checked_inputs(declared: dict, given: dict, path: Path) -> dict[str, str]:
     """What GitLab checks before it runs anything: known names, every required input
-    given, booleans and numbers as such, `options:` and `regex:`."""
+    given, each of its type as YAML reads it (`10` is a number, `"10"` a string),
+    `options:` and `regex:`. The values as interpolated text."""
     unknown = set(given) - set(declared)
     assert not unknown, f"{path} has no input {sorted(unknown)}"
     values = {}
     for name, spec in declared.items():
         spec = spec or {}
         assert name in given or "default" in spec, f"{path}: input {name} is required"
-        value = str(given.get(name, spec.get("default")))
         kind = spec.get("type", "string")
-        if kind == "boolean":
-            assert value in ("true", "false"), f"{name}: not a boolean: {value!r}"
-        elif kind == "number":
-            float(value)
+        if name in given:
+            wanted = _INPUT_TYPES[kind]
+            ok = isinstance(given[name], wanted) and (kind == "boolean") == (
+                isinstance(given[name], bool)
+            )
+            assert ok, f"{name}: {given[name]!r} is not a {kind}"
+            value = json.dumps(given[name]) if kind != "string" else given[name]
+        else:
+            value = str(spec["default"])  # as the header wrote it: text already
         if "options" in spec:
             assert value in spec["options"], f"{name}: {value!r} is not one of {spec['options']}"
         if "regex" in spec:
