@@ -318,17 +318,28 @@ def test_gitlab_recipe_on_the_default_branch(ini_repo, tmp_path):
 
 
 class _Artifacts(BaseHTTPRequestHandler):
+    """GitLab's artifact API: a redirect to object storage on another host name."""
+
     report: bytes = b""
     seen: ClassVar[list] = []
+    API = "/api/v4/projects/5/jobs/artifacts/main/raw/.token-budget/report.json?job=token-budget"
 
     def do_GET(self):
-        self.seen.append((self.path, self.headers.get("JOB-TOKEN")))
-        ok = self.headers.get("JOB-TOKEN") == "job-token" and self.path == (
-            "/api/v4/projects/5/jobs/artifacts/main/raw/.token-budget/report.json?job=token-budget"
+        self.seen.append(
+            (self.headers.get("Host", "").split(":")[0], self.path, self.headers.get("JOB-TOKEN"))
         )
-        self.send_response(200 if ok else 404)
-        self.end_headers()
-        self.wfile.write(self.report if ok else b"{}")
+        if self.path == self.API and self.headers.get("JOB-TOKEN") == "job-token":
+            self.send_response(302)
+            port = self.server.server_address[1]
+            self.send_header("Location", f"http://localhost:{port}/storage/report.json")
+            self.end_headers()
+        elif self.path == "/storage/report.json":
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(self.report)
+        else:
+            self.send_response(404)
+            self.end_headers()
 
     def log_message(self, *args):
         pass
@@ -366,7 +377,11 @@ def test_gitlab_recipe_with_the_artifact_download(ini_repo, tmp_path):
         done = run_gitlab(job, workspace, env)
     finally:
         server.shutdown()
-    assert len(_Artifacts.seen) == 1, done.stderr
+    # the token went to the API host and was not sent on to the storage host
+    assert _Artifacts.seen == [
+        ("127.0.0.1", _Artifacts.API, "job-token"),
+        ("localhost", "/storage/report.json", None),
+    ], done.stderr
     _assert_compared(_report(workspace), json.loads(_Artifacts.report))
 
 
