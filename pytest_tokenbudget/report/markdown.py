@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.cache.finding import CHECKLIST_CODES
-from pytest_tokenbudget.measure.metrics import METRICS, label, show
+from pytest_tokenbudget.measure.anatomy import PART_METRICS
+from pytest_tokenbudget.measure.metrics import METRICS, PERCENTILE_LABELS, label, show
 from pytest_tokenbudget.measure.metrics import metric as facts
 from pytest_tokenbudget.plain_text import controls_shown, one_line
 from pytest_tokenbudget.report.diff_model import (
@@ -32,6 +33,7 @@ from pytest_tokenbudget.report.diff_model import (
 )
 from pytest_tokenbudget.report.model import PromptCacheFinding, Report
 from pytest_tokenbudget.report.table import cases_cell
+from pytest_tokenbudget.report.why import where_the_tokens_go, why_lines
 
 MARKER = "<!-- pytest-tokenbudget -->"
 # Markdown's punctuation, `&` (an entity such as &#64; would decode to a mention) and `$`
@@ -79,7 +81,7 @@ def render_markdown(report: Report) -> str:
     the comparison with it); everything from the run's one Report."""
     out = [MARKER, "## Token budget"]
     if report.diff is not None:
-        out += [_headline(report.diff), ""]
+        out += [_headline(report.diff), "", *_why_section(report.diff)]
     out += [_report_verdict(report), ""]
     out += _failures(report)
     if report.diff is not None:
@@ -106,6 +108,7 @@ def render_markdown(report: Report) -> str:
                 f"of {show(b.metric, b.limit)} "
                 f"(line {b.line})" + (f" — driven by {drivers}" if drivers else "")
             )
+    out += _anatomy_section(report)
     out += _reprice_section(report)
     out += cache_section(report.findings)
     notes = _report_notes(report)
@@ -122,6 +125,44 @@ def render_markdown(report: Report) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _anatomy_section(report: Report) -> list[str]:
+    """Where each endpoint's tokens go: its parts by mean tokens per call, largest first."""
+    lines = [
+        f"- **{escape(ep.name)}**: {_plain(where_the_tokens_go(ep.anatomy))}"
+        + (
+            f" (over {ep.anatomy.calls:,} of {ep.calls:,} calls)"
+            if ep.anatomy.calls < ep.calls
+            else ""
+        )
+        for ep in report.endpoints
+        if ep.anatomy is not None and ep.anatomy.calls
+    ]
+    if not lines:
+        return []
+    estimated = any(
+        not f.exact for ep in report.endpoints if ep.anatomy for f in ep.anatomy.input.values()
+    )
+    note = "Mean tokens per call by part, largest first" + (
+        "; \\~ estimated from the part's own text (count mode counts it)" if estimated else ""
+    )
+    return ["", "### Where the tokens go", "", *lines, "", f"<sub>{note}.</sub>"]
+
+
+def _plain(text: str) -> str:
+    """Text report/why.py wrote (figures, part and metric names): only a tilde (GitHub
+    strikes through between two) or a `<` (`<1%`) could become markup."""
+    return text.replace("~", "\\~").replace("<", "\\<")
+
+
+def _why_section(diff: Diff) -> list[str]:
+    """Why, first: one line per changed endpoint naming the parts that moved."""
+    lines, more = why_lines(diff)
+    out = [f"- **{escape(why.endpoint)}**: {_plain(why.text)}" for why in lines]
+    if more:
+        out.append(f"- … and {_plural(more, 'more endpoint')} changed: see the table")
+    return [*out, ""] if out else []
 
 
 def _reprice_section(report: Report) -> list[str]:
@@ -233,14 +274,25 @@ def _status_cell(endpoint: EndpointDiff, m: MetricDiff) -> str:
 
 
 def _shown(endpoint: EndpointDiff, m: MetricDiff) -> bool:
-    """Rows in the open table: anything that changed or needs attention."""
-    if m.status != "ok" or m.changed:
-        return True
+    """Rows in the open table: what needs attention, and the p95s and budgeted metrics that
+    moved. The other percentiles (their p95 speaks for them when it is shown), unbudgeted
+    figures (the dollars are in the headline and the why lines) and what did not move are
+    folded away."""
+    if m.status != OK:
+        return m.budget is not None or not _beside_its_p95(endpoint, m)
     if endpoint.change in (ADDED, REMOVED):
         return m.budget is not None or m.metric == "monthly_cost_usd"
     if endpoint.change == NOT_RUN:
         return m.metric == "monthly_cost_usd"
-    return False
+    return m.changed and (m.budget is not None or m.metric.endswith("_p95"))
+
+
+def _beside_its_p95(endpoint: EndpointDiff, m: MetricDiff) -> bool:
+    """An unbudgeted p50, p90, p99 or max whose side's p95 is in the open table."""
+    if not _percentile(m.metric) or m.metric.endswith("_p95"):
+        return False
+    p95 = m.metric.rsplit("_", 1)[0] + "_p95"
+    return any(x.metric == p95 and _shown(endpoint, x) for x in endpoint.metrics)
 
 
 def _table(rows: list[tuple[EndpointDiff, MetricDiff]]) -> list[str]:
@@ -320,10 +372,13 @@ def _driver(metric: str, d: CaseDelta) -> str:
 
 
 def _drivers_section(diff: Diff) -> list[str]:
-    """One line per endpoint and set of cases: p95, p99 and max usually share their drivers."""
+    """One line per endpoint and set of cases, for the rows of the open table: p95 and the
+    budgeted metrics usually share their drivers."""
     groups: dict[tuple[str, tuple[str, ...]], list[str]] = {}
     for endpoint, m in diff.rows():
-        if m.status == "ok":
+        if m.status == OK or not _shown(endpoint, m):  # a folded p99: its p95 says it
+            continue
+        if m.metric in PART_METRICS:  # a case's figures have no parts: the why line says it
             continue
         if m.drivers:
             cases = tuple(_driver(m.metric, d) for d in m.drivers)
@@ -357,7 +412,18 @@ def _gate_note(diff: Diff) -> str:
 def _folded_summary(folded: list[tuple[EndpointDiff, MetricDiff]]) -> str:
     if all(m.trend == "same" for _, m in folded):
         return _plural(len(folded), "unchanged metric")
-    return _plural(len(folded), "more metric") + " (unchanged or not measured on both sides)"
+    kinds = {
+        "other percentiles": any(m.changed and _percentile(m.metric) for _, m in folded),
+        "unbudgeted changes": any(m.changed and not _percentile(m.metric) for _, m in folded),
+        "unchanged": any(m.trend == "same" for _, m in folded),
+        "not measured on both sides": any(not m.changed and m.trend != "same" for _, m in folded),
+    }
+    listed = [kind for kind, present in kinds.items() if present]
+    return _plural(len(folded), "more metric") + f" ({', '.join(listed)})"
+
+
+def _percentile(metric: str) -> bool:
+    return metric.rsplit("_", 1)[-1] in PERCENTILE_LABELS
 
 
 CACHE_LEVEL = {"error": "❌", "warning": "⚠️", "note": "ℹ️"}
@@ -401,7 +467,7 @@ def render_diff_markdown(diff: Diff, findings: Sequence[PromptCacheFinding] = ()
         for e in diff.endpoints
         for text in (*e.problems, *e.warnings)
     ]
-    out = [MARKER, "## Token budget", _headline(diff), "", _verdict(diff), ""]
+    out = [MARKER, "## Token budget", _headline(diff), "", *_why_section(diff), _verdict(diff), ""]
     return cap_markdown("\n".join(out + _diff_body(diff, findings, notes)))
 
 
@@ -412,6 +478,8 @@ def _diff_body(diff: Diff, findings: Sequence[PromptCacheFinding], notes: list[s
     out = []
     if shown:
         out += _table(shown)
+    elif any(m.changed for _, m in folded):
+        out.append("No budgeted metric or p95 changed against the baseline (the rest below).")
     else:
         out.append("No metric changed against the baseline.")
     out += _drivers_section(diff)

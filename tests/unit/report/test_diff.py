@@ -312,12 +312,11 @@ def test_comment_headline_rows_and_folded_rest():
         "|  | cache-hit rate | ≥ 60.0% | 80.0% | 70.0% | -10.0 pp (-12.5%) | 🔺 regression |"
         in text
     )
-    assert (
-        "<details><summary>2 more metrics (unchanged or not measured on both sides)</summary>"
-        in text
-    )
+    summary = "4 more metrics (unbudgeted changes, unchanged, not measured on both sides)"
+    assert f"<details><summary>{summary}</summary>" in text
     folded = text.split("<details>")[1]
     assert "escalation rate" in folded and "chat** | input tokens p95" not in folded
+    assert "$ per request" in folded  # changed, but no budget: the why line has the dollars
     assert "e (new case): +300 input tokens" in text
     assert "b: +200 input tokens (900 → 1,100)" in text
 
