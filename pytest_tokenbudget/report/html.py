@@ -22,7 +22,8 @@ from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.cache.finding import CHECKLIST_CODES
 from pytest_tokenbudget.measure.metrics import label, show
 from pytest_tokenbudget.measure.metrics import metric as metric_facts
-from pytest_tokenbudget.report.html_charts import costs_figure, distribution_figure
+from pytest_tokenbudget.report.diff_model import CHANGED
+from pytest_tokenbudget.report.html_charts import anatomy_figure, costs_figure, distribution_figure
 from pytest_tokenbudget.report.model import (
     CacheFigures,
     CaseFigures,
@@ -33,6 +34,7 @@ from pytest_tokenbudget.report.model import (
 )
 from pytest_tokenbudget.report.reader import NOT_RUN
 from pytest_tokenbudget.report.table import cases_cell
+from pytest_tokenbudget.report.why import endpoint_why
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.report.diff_model import EndpointDiff
@@ -211,6 +213,10 @@ def _endpoint(
         out.append(
             f'<p class="headline" data-role="headline"><strong>{escape(ep.headline)}</strong></p>'
         )
+    if gate is not None and gate.change == CHANGED:
+        why = endpoint_why(gate)
+        if why:  # what moved against the baseline, first: the parts, then the dollars
+            out.append(f'<p class="why" data-role="why">Against the baseline: {escape(why)}</p>')
     if ep.all_problems:
         items = "".join(f"<li>{_text(p)}</li>" for p in ep.all_problems)
         out.append(f'<ul class="problems">{items}</ul>')
@@ -237,6 +243,7 @@ def _endpoint(
         ]
         out.append(f'<div class="charts">{"".join(charts)}</div>')
         out.append(costs_figure(ep))
+        out.append(anatomy_figure(ep, base))
         if ep.cache:
             out.append(_cache(ep.cache))
     cache = [f for f in findings if f.code not in CHECKLIST_CODES]

@@ -1,4 +1,5 @@
-"""report.html's charts: each endpoint's token distributions and costs by tier, as inline SVG.
+"""report.html's charts: each endpoint's token distributions, costs by tier and input tokens
+by part (base beside head), as inline SVG.
 
 Drawn from the typed report (the per-call token lists and per-tier costs travel in it as
 `Charts`; report.json leaves them out), with the baseline's p95 and the budgets marked.
@@ -9,14 +10,15 @@ script or style but its own.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from html import escape
 from typing import Any, NamedTuple
 
 from pytest_tokenbudget import formatting as fmt
 from pytest_tokenbudget.measure.metrics import number
-from pytest_tokenbudget.report.model import BudgetCheck, EndpointReport
+from pytest_tokenbudget.report.model import BudgetCheck, EndpointReport, PartFigures
+from pytest_tokenbudget.report.why import INPUT_NAMES, part_name
 
 # The pricing tiers (pricing.RATE_FIELDS), prompt first, in the order the bars stack them.
 TIER_LABELS = {
@@ -368,3 +370,147 @@ def cost_svg(
         )
     out.append("</svg>")
     return "".join(out)
+
+
+# -- where the tokens go: the prompt by part ------------------------------------------------
+ANATOMY_CHART_WIDTH = 760
+BASELINE, HEAD = "baseline", "this run"
+
+
+def anatomy_figure(ep: EndpointReport, base: EndpointReport | None) -> str:
+    """Input tokens per call by part, one stacked bar for this run and one for the baseline
+    above it (when it has an anatomy), on one axis; a legend, and a table with the figures."""
+    if ep.anatomy is None or not ep.anatomy.calls:
+        return ""
+    rows = [(HEAD, ep.anatomy.input)]
+    if base is not None and base.anatomy is not None and base.anatomy.calls:
+        rows.insert(0, (BASELINE, base.anatomy.input))
+    order = list(INPUT_NAMES)
+    order += [p for _, figures in rows for p in figures if p not in order]  # a newer report's
+    drawn = [p for p in order if any(_mean(f, p) > 0 for _, f in rows)]
+    legend = "".join(
+        f'<span><span class="swatch part-{escape(p)}"></span>{escape(part_name("input", p))}</span>'
+        for p in drawn
+    )
+    estimated = any(not f.exact for _, figures in rows for f in figures.values())
+    note = "Mean input tokens per call by part, in the order the prompt cache reads them" + (
+        "; ~ estimated from the part's own text (count mode counts it exactly)" if estimated else ""
+    )
+    if ep.anatomy.calls < ep.calls:
+        note += f"; over the {ep.anatomy.calls:,} of {ep.calls:,} calls split"
+    return (
+        "<h3>Where the input tokens go</h3>"
+        + anatomy_svg(ep.name, rows, drawn)
+        + f'<div class="legend">{legend}</div>'
+        + _anatomy_table(rows, order)
+        + f'<p class="note">{escape(note)}.</p>'
+    )
+
+
+def _mean(figures: Mapping[str, PartFigures], part: str) -> float:
+    found = figures.get(part)
+    return float(found.mean or 0) if found is not None else 0.0
+
+
+def anatomy_svg(
+    endpoint: str, rows: Sequence[tuple[str, Mapping[str, PartFigures]]], parts: Sequence[str]
+) -> str:
+    """One horizontal bar per row, its parts stacked from 0 in cache order; a part below 0
+    (`unattributed`, when the estimates overshoot) is in the table, not drawn."""
+    width, left, right = ANATOMY_CHART_WIDTH, 8, 16
+    row_h, bar_h, top = 38, 16, 6
+    height = top + row_h * len(rows) + 28
+    plot_w = width - left - right
+    totals = [sum(max(_mean(f, p), 0) for p in parts) for _, f in rows]
+    end, step = _axis(max([*totals, 1]))
+
+    def x(value: float) -> float:
+        return left + plot_w * value / end
+
+    label = f"{endpoint}: input tokens per call by part" + "".join(
+        f", {name} {fmt.tokens(round(total))}"
+        for (name, _), total in zip(rows, totals, strict=True)
+    )
+    out = [
+        (
+            f'<svg class="chart" role="img" viewBox="0 0 {width} {height}" data-chart="anatomy" '
+            f'data-endpoint="{escape(endpoint)}" aria-label="{escape(label)}">'
+        ),
+        f"<title>{escape(label)}</title>",
+    ]
+    base_y = top + row_h * len(rows)
+    for t in _ticks(end, step):
+        tx = _num(x(t))
+        out.append(f'<line class="gridline" x1="{tx}" x2="{tx}" y1="{top}" y2="{base_y}"/>')
+        out.append(
+            f'<text class="axis" x="{tx}" y="{base_y + 16}" text-anchor="middle">'
+            f"{fmt.tokens(t)}</text>"
+        )
+    for r, ((name, figures), total) in enumerate(zip(rows, totals, strict=True)):
+        y = top + r * row_h
+        out.append(
+            f'<text x="{left}" y="{y + 13}">{name} · {fmt.tokens(round(total))} tokens per call'
+            "</text>"
+        )
+        at = 0.0
+        for part in parts:
+            value = _mean(figures, part)
+            if value <= 0:
+                continue
+            f = figures[part]
+            share = f", {value / total:.1%} of the prompt" if total else ""
+            how = "" if f.exact else " (estimated)"
+            title = f"{name}, {part_name('input', part)}: {fmt.tokens(round(value))} tokens per call{how}{share}"
+            out.append(
+                f'<rect class="part-{escape(part)}" data-role="part" data-row="{name}" '
+                f'data-part="{escape(part)}" data-value="{escape(str(f.mean))}" '
+                f'x="{_num(x(at))}" y="{y + 17}" '
+                f'width="{_num(max(x(at + value) - x(at), 0.5))}" height="{bar_h}">'
+                f"<title>{escape(title)}</title></rect>"
+            )
+            at += value
+    out.append(
+        f'<text class="axis" x="{_num(left + plot_w / 2)}" y="{height - 2}" '
+        'text-anchor="middle">tokens per call</text>'
+    )
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _anatomy_table(
+    rows: Sequence[tuple[str, Mapping[str, PartFigures]]], order: Sequence[str]
+) -> str:
+    """The chart's figures, for screen readers and copying: each part with any tokens."""
+    names = [name for name, _ in rows]
+    head = "<th>part</th>" + "".join(f'<th class="num">{n}</th>' for n in names)
+    if len(rows) > 1:
+        head += '<th class="num">change</th>'
+    body = []
+    for part in order:
+        cells = [figures.get(part) for _, figures in rows]
+        if not any(c is not None and round(float(c.mean or 0)) != 0 for c in cells):
+            continue
+        shown = "".join(
+            f'<td class="num" data-row="{name}" data-part="{escape(part)}">{_part_cell(c)}</td>'
+            for name, c in zip(names, cells, strict=True)
+        )
+        if len(rows) > 1:
+            shown += f'<td class="num">{_part_change(cells[0], cells[1])}</td>'
+        body.append(
+            f'<tr><td><span class="swatch part-{escape(part)}"></span>'
+            f"{escape(part_name('input', part))}</td>{shown}</tr>"
+        )
+    return f'<table class="anatomy"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _part_cell(figures: PartFigures | None) -> str:
+    if figures is None or figures.mean is None:
+        return "—"
+    return ("" if figures.exact else "~") + fmt.tokens(round(float(figures.mean)))
+
+
+def _part_change(base: PartFigures | None, head: PartFigures | None) -> str:
+    if base is None or head is None or base.mean is None or head.mean is None:
+        return "—"
+    delta = round(float(head.mean) - float(base.mean))
+    return f"{delta:+,}" if delta else "0"

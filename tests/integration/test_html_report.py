@@ -547,6 +547,9 @@ PAGE_FACTS = """(() => {
       bars: [...svg.querySelectorAll("[data-role=bar], [data-role=tier]")].map(
         (b) => rgb(getComputedStyle(b).fill)),
       texts: [...svg.querySelectorAll("text")].map((t) => rgb(getComputedStyle(t).fill)),
+      parts: [...svg.querySelectorAll("[data-role=part]")].map((p) => ({
+        row: p.dataset.row, fill: rgb(getComputedStyle(p).fill), size: box(p),
+      })),
     })),
   };
 })()"""
@@ -574,6 +577,16 @@ def _check_page(facts: dict, report: dict, *, baseline: bool) -> None:
                 assert contrast(tuple(fill), background) >= 3, (name, chart, fill)
             for fill in c["texts"]:
                 assert contrast(tuple(fill), background) >= 4.5, (name, chart, fill)
+        if "anatomy" in ep:  # the prompt by part: this run's bar, the baseline's above it
+            c = charts[(name, "anatomy")]
+            assert c["size"][0] > 300 and c["parts"], (name, c["size"])
+            rows = {p["row"] for p in c["parts"]}
+            assert rows == ({"baseline", "this run"} if baseline else {"this run"})
+            for part in c["parts"]:
+                assert part["size"][0] > 0 and part["size"][1] > 10, (name, part)
+                assert contrast(tuple(part["fill"]), background) >= 3, (name, part)
+            for fill in c["texts"]:
+                assert contrast(tuple(fill), background) >= 4.5, (name, "anatomy", fill)
 
 
 def _column(browser: Browser, name: str, column: int) -> list[float]:
@@ -609,7 +622,8 @@ def test_the_example_report_in_a_browser(example_with_baseline, browser, tmp_pat
         browser.open((reports / "report.html").as_uri())
         assert browser.errors() == []
         facts = browser.evaluate(PAGE_FACTS)
-        assert len(facts["charts"]) == 3 * len(report["endpoints"])
+        split = sum("anatomy" in ep for ep in report["endpoints"].values())
+        assert split and len(facts["charts"]) == 3 * len(report["endpoints"]) + split
         _check_page(facts, report, baseline=True)
         full = tmp_path / f"report-{scheme}.png"
         full.write_bytes(browser.screenshot())
