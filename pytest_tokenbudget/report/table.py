@@ -15,6 +15,7 @@ from pytest_tokenbudget.plain_text import one_line, safe_line, safe_lines
 from pytest_tokenbudget.report.findings import terminal_lines
 from pytest_tokenbudget.report.model import CASES, PROBLEM, EndpointReport, Report, Reprice
 from pytest_tokenbudget.report.reader import FAIL, NOT_RUN
+from pytest_tokenbudget.report.why import why_lines
 
 COLUMNS = (
     ("endpoint", "<"),
@@ -64,10 +65,15 @@ def render_table(report: Report) -> list[str]:
 
 
 def render_findings(report: Report) -> list[str]:
-    """What failed, endpoint by endpoint and worst first (with the cases behind it), the
-    fixes said once for the run, then notes and warnings."""
+    """With a baseline, what moved and why first (report/why.py); then what failed,
+    endpoint by endpoint and worst first (with the cases behind it), the fixes said once
+    for the run, then notes and warnings."""
     lines: list[str] = []
     config = report.config
+    if report.diff is not None:  # why, first: the parts that moved against the baseline
+        found, more = why_lines(report.diff)
+        lines += [f"change {why.endpoint}: {why.text}" for why in found]
+        lines += [f"change: {more} more endpoints changed (report.md)"] if more else []
     for ep in report.endpoints:
         lines += _failure_lines(ep, config)
     for fix in report.fixes:

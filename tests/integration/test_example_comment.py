@@ -87,6 +87,7 @@ def test_the_comment_of_a_grown_system_prompt_says_why_first(
         "no:cacheprovider",
     )
     assert result.ret == 1  # the grown prompt breaks max_input_tokens_p95
+    result.stdout.fnmatch_lines(["change chat_reply: +1,440 input tokens per call*system prompt*"])
     comment = (pytester.path / ".token-budget" / "report.md").read_text(encoding="utf-8")
 
     # the figures, from the requests: main's in its cassettes, the PR's as the emulator got them

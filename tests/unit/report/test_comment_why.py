@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 
 import pytest
 from reports import BASE, budget, compared, report, to_html
@@ -15,6 +16,7 @@ from reports import BASE, budget, compared, report, to_html
 from pytest_tokenbudget.measure.metrics import METRICS
 from pytest_tokenbudget.report.json_io import report_from_json
 from pytest_tokenbudget.report.markdown import render_diff_markdown, render_markdown
+from pytest_tokenbudget.report.table import render_findings
 from pytest_tokenbudget.report.why import endpoint_why, why_lines
 
 INPUT = ("tools", "system", "history", "tool_results", "documents", "latest_turn", "unattributed")
@@ -171,13 +173,15 @@ def test_the_why_lines_come_right_after_the_headline():
         "- **chat\\_reply**: +1,440 input tokens per call (+44.5%), all in the system prompt; "
         "+$158/month"
     )
-    # report.md of a run with a baseline opens the same way
-    head_report = report_from_json(report(head, 258.0))
-    from dataclasses import replace
-
+    # report.md of a run with a baseline opens the same way, and so does the terminal's
     diff = compared(report(base, 100.0), report(head, 258.0), max_regression_pct=None)
-    md = render_markdown(replace(head_report, diff=diff)).splitlines()
-    assert md[2:5] == lines[2:5]
+    run = replace(report_from_json(report(head, 258.0)), diff=diff)
+    assert render_markdown(run).splitlines()[2:5] == lines[2:5]
+    assert render_findings(run)[0] == (
+        "change chat_reply: +1,440 input tokens per call (+44.5%), all in the system prompt; "
+        "+$158/month"
+    )
+    assert render_findings(replace(run, diff=None)) == []
 
 
 def test_user_text_in_the_line_is_escaped_and_a_tilde_strikes_nothing():
