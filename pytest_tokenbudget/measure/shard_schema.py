@@ -18,6 +18,7 @@ from typing import Any
 from pytest_tokenbudget.cache.finding import CODES
 from pytest_tokenbudget.errors import kind_of
 from pytest_tokenbudget.measure.accounting import RECORDING_KINDS
+from pytest_tokenbudget.measure.anatomy import INPUT, OUTPUT, UNATTRIBUTED
 from pytest_tokenbudget.plain_text import one_line
 
 SCHEMA = "pytest-tokenbudget/shard"
@@ -89,6 +90,11 @@ def _fail(where: Where, expected: str, value: Any) -> Invalid:
 def _count(value: Any, where: Where) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_NUMBER:
         raise _fail(where, "a whole number of 0 or more", value)
+
+
+def _signed(value: Any, where: Where) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_NUMBER:
+        raise _fail(where, "a whole number", value)
 
 
 def _text(value: Any, where: Where) -> None:
@@ -277,7 +283,7 @@ _CALL_SEEN = _tuple(  # checklist.CallSeen.to_wire
     _list(_text),  # tools called
     _list(_tuple(_text, _count)),  # tools sent: (name, characters)
     _count,  # prompt characters
-    _list(_text),  # message digests
+    _tuple(_count, _list(_text)),  # messages: how many shared with the call before, the rest
     _text,  # request digest
 )
 _DOCTOR = _object(
@@ -304,7 +310,9 @@ _ANATOMY = _tuple(  # anatomy.CallAnatomy
     _flag,  # batch
     _context,  # pricing context
     _tuple(_count, _count, _count, _count, _billed),  # billed: input, writes, reads, output
-    _list(_count),  # tokens by part
+    # tokens by part, INPUT's then OUTPUT's; `unattributed` (what estimates leave of the
+    # bill) may be negative
+    _tuple(*[_signed if part == UNATTRIBUTED else _count for part in (*INPUT, *OUTPUT)]),
     _count,  # which figures are exact (bits)
     _flag,  # split by counted prefixes
 )
@@ -318,7 +326,6 @@ _RUN = _object(  # BudgetRun.to_wire
         "reprice": _SAMPLES,
         "anatomy": _list(_ANATOMY),
     },
-    optional=("anatomy",),
 )
 _SHARD = _object(
     {

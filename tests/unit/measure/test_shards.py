@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from pytest_tokenbudget.config.budgets import load_config
 from pytest_tokenbudget.errors import ConfigError, ReportError, SecretError
 from pytest_tokenbudget.files.input_files import REPORT_MAX_BYTES
+from pytest_tokenbudget.measure.anatomy import INPUT, OUTPUT, CallAnatomy
 from pytest_tokenbudget.measure.run import BudgetRun, Options
 from pytest_tokenbudget.measure.samples import CaseRun, Row
 from pytest_tokenbudget.measure.shards import (
@@ -364,3 +365,33 @@ def test_the_shard_is_written_atomically_and_never_with_a_key(tmp_path):
     with pytest.raises(SecretError):
         write_shard(run, commit=None)
     assert not (tmp_path / "out" / "shard.json").exists()
+
+
+# -- the anatomy's figures: what the estimates leave of the bill may be negative ---------------
+def _with_anatomy(tmp_path: Path, unattributed: int) -> Path:
+    run = fed_run(budget_file(tmp_path), [0, 2])
+    tokens = [0] * (len(INPUT) + len(OUTPUT))
+    tokens[INPUT.index("system")] = 700
+    tokens[len(INPUT) - 1] = unattributed  # input's `unattributed`
+    billed = (7, 0, 0, 0, 10)
+    test_id = "test_notes.py::test[c0]"
+    call = CallAnatomy("notes", "c0", test_id, "claude-haiku-4-5", False, "", billed, (), 0, False)
+    run.anatomy.append(call._replace(tokens=tuple(tokens)))
+    run.options.report_dir = tmp_path / "with-anatomy"
+    return write_shard(run, commit="abc")
+
+
+def test_an_anatomy_whose_estimates_overshoot_the_bill_is_a_valid_shard(tmp_path):
+    path = _with_anatomy(tmp_path, unattributed=5)
+    doc = json.loads(path.read_text())
+    doc["run"]["anatomy"][0][7][len(INPUT) - 1] = -3
+    path.write_text(json.dumps(doc))
+    assert read_shard(path).run["anatomy"][0][7][len(INPUT) - 1] == -3
+
+
+def test_an_anatomy_with_a_part_missing_is_refused_by_its_place(tmp_path):
+    path = _with_anatomy(tmp_path, unattributed=5)
+    doc = json.loads(path.read_text())
+    doc["run"]["anatomy"][0][7].pop()
+    expected = f"run.anatomy[0][7]: must be a list of {len(INPUT) + len(OUTPUT)} items"
+    assert refusal(tmp_path, doc).startswith(expected)
