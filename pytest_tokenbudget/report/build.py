@@ -46,7 +46,7 @@ from pytest_tokenbudget.report.reader import NOT_RUN, PASS
 
 
 def report_of(run: BudgetRun) -> Report:
-    """The run's measurement, judged against its budgets; plugin/finish.py adds the
+    """The run's measurement, judged against its budgets; finish/conclusion.py adds the
     regression gate and the budget update before anything is rendered."""
     evaluation = evaluate(run)
     prices = price_source.describe()

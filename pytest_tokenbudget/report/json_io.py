@@ -1,6 +1,6 @@
 """report.json: the one `Report` written as JSON, and a report.json read back as one.
 
-`report_json` is the one place report.json's document is made (plugin/finish.py calls
+`report_json` is the one place report.json's document is made (finish/conclusion.py calls
 it once, after every verdict is in, and `write_report` writes it with report.md and
 report.html). `report_from_json` reads a report.json that report/reader.py has checked
 (a baseline, a fork's artifact) as the typed report, for the comparison and the renderers.
