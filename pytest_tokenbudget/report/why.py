@@ -10,6 +10,7 @@ each renderer (report.md, report.html, the terminal) escapes it for its sink.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -51,9 +52,16 @@ MAX_METRICS = 3
 MAX_LINES = 10  # endpoints named; the rest are in the table
 
 
+# A part a newer version names reads by its key; any other key a report.json holds (it is
+# hostile input) as "another part", so the line never carries text that could be markup.
+_PART_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
+
+
 def part_name(side: str, part: str) -> str:
     names = INPUT_NAMES if side == "input" else OUTPUT_NAMES
-    return names.get(part, part.replace("_", " "))
+    if part in names:
+        return names[part]
+    return part.replace("_", " ") if _PART_KEY.fullmatch(part) else "another part"
 
 
 @dataclass(frozen=True)
@@ -134,7 +142,8 @@ def _in(side: str, part: str) -> str:
 
 def _the(side: str, part: str) -> str:
     name = part_name(side, part)
-    return name if part == "unattributed" or side == "output" else f"the {name}"
+    known = side == "input" and part in INPUT_NAMES and part != "unattributed"
+    return f"the {name}" if known else name
 
 
 def _figure(p: PartDiff) -> str:

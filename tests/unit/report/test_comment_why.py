@@ -196,6 +196,21 @@ def test_user_text_in_the_line_is_escaped_and_a_tilde_strikes_nothing():
     assert "<del>" not in html and "<s>" not in html and "<b>" not in html
 
 
+def test_a_part_name_from_a_report_never_becomes_markup():
+    """report.json is hostile input: a part key that is no identifier reads as another part."""
+    evil = "[x](https://evil.example)@team~~<img>"
+    base, head = anatomy(system=1000), anatomy(system=1000)
+    base["input"][evil] = dict(base["input"]["system"], mean=0)
+    head["input"][evil] = dict(head["input"]["system"], mean=500)
+    head["input"]["newer_part"] = dict(head["input"]["system"], mean=100)
+    base["input"]["newer_part"] = dict(base["input"]["system"], mean=0)
+    text = comment({"chat": endpoint(100.0, base)}, {"chat": endpoint(160.0, head)})
+    assert text.splitlines()[4] == (
+        "- **chat**: +600 input tokens per call (+60.0%), mostly another part (+500), "
+        "newer part +100; +$60.00/month"
+    )
+
+
 def test_more_changed_endpoints_than_lines():
     base = {f"ep{i:02}": endpoint(100.0, anatomy(system=1000)) for i in range(12)}
     head = {f"ep{i:02}": endpoint(101.0, anatomy(system=1001)) for i in range(12)}
