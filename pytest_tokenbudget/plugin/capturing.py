@@ -69,8 +69,14 @@ class Capturing:
     def pytest_runtest_makereport(
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-        report = yield
         state = item.stash.get(CAPTURE_KEY, None)
+        failure = None
+        if state is not None and call.when == "call":
+            state.close()
+            if state.misses or state.errors:
+                failure = _capture_failure(item, state)
+                _report_only(item, call, failure)
+        report = yield
         if state is None:
             if report.when == "setup" and report.failed:
                 _setup_failed(self.run, item)
@@ -78,11 +84,9 @@ class Capturing:
         if report.when == "setup" and not report.passed:
             _finish(self.run, item, state, "skipped" if report.skipped else "failed")
         elif report.when == "call":
-            state.close()
-            if (state.misses or state.errors) and not report.failed:
+            if failure is not None:
                 report.outcome = "failed"
-            if state.misses or state.errors:
-                report.longrepr = _capture_failure(item, state)
+                report.longrepr = failure
             _finish(self.run, item, state, report.outcome)
         return report
 
@@ -115,6 +119,19 @@ def _finish(run: BudgetRun, item: pytest.Item, state: CaseCapture, outcome: str)
     del item.stash[CAPTURE_KEY]
     if state.closed:
         state.capture = None
+
+
+def _report_only(item: pytest.Item, call: pytest.CallInfo[None], failure: str) -> None:
+    """The report of a case whose recording failed is `failure` alone, so pytest need not
+    format the test's own exception: a traceback through the SDK and httpx, every file of
+    it parsed, took about half a second per failing case, and was then thrown away. Under
+    --pdb the debugger still gets the test's own exception."""
+    if call.excinfo is None or item.config.getoption("usepdb", False):
+        return
+    try:
+        pytest.fail(failure, pytrace=False)
+    except pytest.fail.Exception:
+        call.excinfo = pytest.ExceptionInfo.from_current()
 
 
 def _capture_failure(item: pytest.Item, state: CaseCapture) -> str:
