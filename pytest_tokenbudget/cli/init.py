@@ -222,7 +222,9 @@ def _gitignore_addition(project: Path) -> str | None:
     )
     if any(line.strip() in IGNORED for line in text.splitlines()):
         return None
-    return ("" if text.endswith("\n") or not text else "\n") + f"{REPORTS}\n"
+    # A CRLF file keeps one line ending (a lone LF line would show as a mixed-endings diff).
+    eol = "\r\n" if "\r\n" in text else "\n"
+    return ("" if text.endswith("\n") or not text else eol) + f"{REPORTS}{eol}"
 
 
 def _check_writable(project: Path, name: str) -> None:
@@ -262,7 +264,7 @@ def _append(project: Path, text: str, written: list[str]) -> bool:
     path = project / GITIGNORE
     existed = _exists(path)
     try:
-        with open(path, "a", encoding="utf-8") as f:
+        with open(path, "a", encoding="utf-8", newline="") as f:  # the ending as chosen
             f.write(text)
     except OSError as err:
         raise _write_error(project, GITIGNORE, err, written) from None
