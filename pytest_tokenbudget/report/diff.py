@@ -364,8 +364,8 @@ def _growth(metric: str, base: Value, head: Value) -> float | None:
 
 def _case_field(metric: str) -> str:
     """Which per-case quantity a metric moves with (cache misses show up as cost)."""
-    if metric.startswith("input_tokens"):
-        return "input_tokens"
+    if metric.startswith(("input_tokens", "system_tokens", "tools_tokens")):
+        return "input_tokens"  # a part of the prompt grows a case's input
     if metric.startswith("output_tokens"):
         return "output_tokens"
     return "cost_usd"

@@ -123,6 +123,19 @@ def test_broken_budget_wins_and_drivers_are_the_top_three_cases_by_growth():
     ]
 
 
+def test_a_prompt_part_is_driven_by_the_cases_whose_input_grew():
+    base, head = copy.deepcopy(BASE), copy.deepcopy(HEAD)
+    base["endpoints"]["chat"]["metrics"]["system_tokens_p95"] = 500
+    head["endpoints"]["chat"]["metrics"]["system_tokens_p95"] = 620
+    m = metric(compared(base, head, max_regression_pct=10), "chat", "system_tokens_p95")
+    # input per case: e new (300), b 900 -> 1,100, d 700 -> 760 (not their cost)
+    assert [(d.case_id, d.field, d.delta) for d in m.drivers] == [
+        ("e", "input_tokens", 300),
+        ("b", "input_tokens", 200),
+        ("d", "input_tokens", 60),
+    ]
+
+
 def test_escalation_from_zero_is_a_regression_driven_by_the_newly_escalated_case():
     base = copy.deepcopy(BASE)
     head = copy.deepcopy(HEAD)
