@@ -152,6 +152,10 @@ def run(args: argparse.Namespace) -> ExitCode:
             Planned(CASES, CASES_TEXT),
             Planned(TEST, TEST_TEXT),
         ]
+    from pytest_tokenbudget.providers.scrub import refuse_if_secret
+
+    for item in planned:  # a file meant to be committed: a key read from a cassette stops init
+        refuse_if_secret(item.text, path=_shown(project, item.name))
     ignore = _gitignore_addition(project)
     kept = [p.name for p in planned if _exists(project / p.name)]
     # Cases and a test for the endpoint of a new token_budgets.yml only.
