@@ -147,10 +147,12 @@ def run(args: argparse.Namespace) -> ExitCode:
         planned = [Planned(CONFIG, config_text)]
     else:
         endpoints = []
+        # token_budgets.yml last: interrupted before it, init run again writes the rest (an
+        # existing token_budgets.yml gets no cases file, which it names)
         planned = [
-            Planned(CONFIG, CONFIG_TEXT),
             Planned(CASES, CASES_TEXT),
             Planned(TEST, TEST_TEXT),
+            Planned(CONFIG, CONFIG_TEXT),
         ]
     from pytest_tokenbudget.providers.scrub import refuse_if_secret
 

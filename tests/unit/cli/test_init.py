@@ -190,7 +190,7 @@ def test_an_unwritable_project_is_one_message(tmp_path, capsys):
         message = bad(capsys)
     finally:
         (tmp_path / "read-only").chmod(0o755)
-    assert f"cannot write {folder / 'token_budgets.yml'}: " in message
+    assert f"cannot write {folder / 'budget_cases' / 'chat_reply.yml'}: " in message
     assert not (folder / "token_budgets.yml").exists()
 
 

@@ -1,6 +1,10 @@
-"""`tokenbudget init` on odd input: a CRLF .gitignore keeps its line endings; a key read from a\ncassette is never written into token_budgets.yml."""
+"""`tokenbudget init` on odd input: a CRLF .gitignore keeps its line endings; a key read from a
+cassette is never written into token_budgets.yml; an interrupted init run again completes the
+project."""
 
 from __future__ import annotations
+
+import os
 
 import paths
 import pytest
@@ -38,3 +42,21 @@ def test_a_key_in_a_cassette_is_never_written_into_token_budgets_yml(tmp_path, c
     assert "token_budgets.yml" in err and "refusing to write" in err
     assert key not in err and "Traceback" not in err
     assert list(project.iterdir()) == []  # nothing written, .gitignore included
+
+
+def test_init_interrupted_then_run_again_leaves_a_project_check_accepts(tmp_path, monkeypatch):
+    # Ctrl-C after the first file: each file is whole, and the set is completed by a rerun
+    real_link, links = os.link, []
+
+    def link_then_interrupt(src, dst):
+        if links:
+            raise KeyboardInterrupt
+        links.append(dst)
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link_then_interrupt)
+    assert main(["init", str(tmp_path)]) != 0
+    monkeypatch.setattr(os, "link", real_link)
+    assert len(links) == 1
+    main(["init", str(tmp_path)])
+    assert main(["check", "--config", str(tmp_path / "token_budgets.yml")]) == 0
