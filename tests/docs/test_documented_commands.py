@@ -1,6 +1,7 @@
 """Every CI recipe and command block of the README, docs/ and .github/workflows, run
 as written there (extracted from the files, never retyped) on a copy of the bundled
-example, with and without a pytest ini file, with baselines outside the project.
+example, some on a project with a pytest ini file and the others on one without, with
+baselines outside the project.
 """
 
 from __future__ import annotations
@@ -123,15 +124,20 @@ class Repo:
         return where
 
 
-@pytest.fixture(params=["ini", "no-ini"])
-def repo(request, tmp_path):
-    """The same recipe on a project with a pytest ini file and on one without."""
-    return Repo(tmp_path / "shop", ini=request.param == "ini")
-
-
+# Each recipe runs once, on one of the two project shapes (every run of one is ~4 s of CPU
+# per pytest it starts): with an ini file, pytest's rootdir and options come from it;
+# without, from a rootdir conftest.py. A baseline passed outside the project moved the
+# rootdir on either (the '=' form avoids it). Both shapes run a GitHub and a GitLab recipe:
+# ini: re-run, pull request loop, GitLab's default branch and artifact download, inline
+# commands; no ini: artifact baseline, GitLab merge request, the docs' command blocks.
 @pytest.fixture
 def ini_repo(tmp_path):
     return Repo(tmp_path / "shop", ini=True)
+
+
+@pytest.fixture
+def no_ini_repo(tmp_path):
+    return Repo(tmp_path / "shop", ini=False)
 
 
 @pytest.fixture
@@ -220,7 +226,8 @@ def _push_run(repo: Repo, tmp: Path, store: Path, api: str, job: dict) -> dict:
 
 # -- the recipe without the action (this repository's own workflow runs the action:
 # test_reusable_ci.py) ------------------------------------------------------------------
-def test_artifact_baseline_recipe(repo, tmp_path, github):
+def test_artifact_baseline_recipe(no_ini_repo, tmp_path, github):
+    repo = no_ini_repo
     stub, api = github
     job = load_yaml(fenced_blocks(CI_MD, "yaml")[3])["jobs"]["budget"]
     store = tmp_path / "store"
@@ -272,7 +279,8 @@ def test_artifact_recipe_without_a_base_report_says_so(ini_repo, tmp_path, githu
 
 
 # -- the re-run variant: the base commit replayed outside the project -----------------
-def test_rerun_base_recipe(repo, tmp_path, github):
+def test_rerun_base_recipe(ini_repo, tmp_path, github):
+    repo = ini_repo
     _, api = github
     steps = load_yaml(fenced_blocks(CI_MD, "yaml")[4])
     workspace = repo.checkout(tmp_path / "pr", repo.merge)
@@ -292,7 +300,8 @@ def _gitlab_env(tmp: Path, **extra: str) -> dict[str, str]:
     return ci_env(tmp, TMPDIR=str(tmpdir), GITLAB_CI="true", **extra)
 
 
-def test_gitlab_recipe(repo, tmp_path):
+def test_gitlab_recipe(no_ini_repo, tmp_path):
+    repo = no_ini_repo
     job = load_yaml(fenced_blocks(CI_MD, "yaml")[6])["token-budget"]
     workspace = repo.checkout(tmp_path / "mr", repo.merge)
     done = run_gitlab(
@@ -386,8 +395,9 @@ def test_gitlab_recipe_with_the_artifact_download(ini_repo, tmp_path):
 
 
 # -- README ----------------------------------------------------------------------------
-def test_readme_pull_request_loop(repo, tmp_path, github):
+def test_readme_pull_request_loop(ini_repo, tmp_path, github):
     """Step 8: the baseline at base/report.json, then the sticky comment."""
+    repo = ini_repo
     stub, api = github
     [block] = [b for b in fenced_blocks(README, "bash") if "tokenbudget comment" in b]
     base_run = repo.checkout(tmp_path / "base", repo.base)
