@@ -9,6 +9,7 @@ format escapes what it prints for its reader and for the CI log it lands in.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import TYPE_CHECKING
 
@@ -28,8 +29,8 @@ def _percent(text: str) -> float:
         value = float(text.rstrip("%"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError("a percentage of growth must be 0 or more")
+    if not value >= 0 or math.isinf(value):  # nan or inf would make a gate that never trips
+        raise argparse.ArgumentTypeError("a percentage of growth must be a number, 0 or more")
     return value
 
 

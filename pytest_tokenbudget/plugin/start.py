@@ -8,6 +8,7 @@ asked to judge.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +33,10 @@ def start_run(config: pytest.Config) -> tuple[BudgetRun, dict[str, Any] | None]:
     options = _options(config)
     budget_config = _load_config(config, options.config_path)
     baseline = _load_baseline(config)
-    if (config.getoption("token_budget_max_regression") or 0) < 0:
+    gate = config.getoption("token_budget_max_regression") or 0
+    if not gate >= 0 or math.isinf(gate):  # nan or inf would make a gate that never trips
         raise pytest.UsageError(
-            "pytest-tokenbudget: --token-budget-max-regression must be 0 or more"
+            "pytest-tokenbudget: --token-budget-max-regression must be a number, 0 or more"
         )
     if options.cassettes is None:
         options.cassettes = budget_config.path.parent / "cassettes"
