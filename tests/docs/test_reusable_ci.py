@@ -474,6 +474,23 @@ def test_the_actions_inputs_are_data_never_shell(tmp_path):
         assert "${{" not in step.get("run", ""), step["name"]
 
 
+def test_unbalanced_quotes_in_pytest_args_are_one_error_line_and_no_run(tmp_path):
+    fake, log = _fake_python(tmp_path)
+    workspace = tmp_path / "work"
+    workspace.mkdir()
+    (tmp_path / "runner-temp").mkdir()
+    step = {"uses": "someone/pytest-tokenbudget@v1", "id": "tb"}
+    step["with"] = {"pytest-args": "-k 'chat", "python": str(fake)}
+    github = {"event_name": "push", "repository": REPO, "token": TOKEN, "event": {}}
+    env = ci_env(tmp_path, RUNNER_TEMP=str(tmp_path / "runner-temp"))
+    runner = Actions(workspace=workspace, store=tmp_path, context={"github": github}, env=env)
+    [result] = runner.run_job({"steps": [step]})
+    assert result.outcome == "failure"
+    assert "::error title=Token budget::pytest-args: No closing quotation" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not log.exists() or not log.read_text().strip()  # pytest never started
+
+
 # -- GitLab CI ---------------------------------------------------------------------------
 def _gitlab_env(tmp: Path, workspace: Path, stub: GitLabStub, pipeline: str, **extra: str):
     tmpdir = tmp / f"tmp-{pipeline}"  # where mktemp puts the baseline: outside the project
