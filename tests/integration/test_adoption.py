@@ -294,9 +294,7 @@ def test_two_tests_over_the_same_cases_are_an_error_naming_both(pytester, ci_env
         ["*tests test_a.py::test_a[[]short[]] and test_b.py::test_b[[]short[]] are both case*"]
     )
     assert "Traceback" not in result.stdout.str()
-    under_xdist = pytester.runpytest_subprocess(
-        "--token-budget", "-p", "no:cacheprovider", "-n", "2"
-    )
+    under_xdist = pytester.runpytest("--token-budget", "-p", "no:cacheprovider", "-n", "2")
     under_xdist.assert_outcomes(errors=8)  # not an INTERNALERROR of a worker
     assert "INTERNALERROR" not in under_xdist.stdout.str() + under_xdist.stderr.str()
 

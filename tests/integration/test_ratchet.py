@@ -355,7 +355,7 @@ def test_a_budget_from_defaults_is_written_into_each_endpoint(pytester):
 
 def test_under_xdist_the_controller_writes_the_file_once(pytester):
     example(pytester, *LOOSE)
-    result = pytester.runpytest_subprocess(*UPDATE, "-n", "2", "-k", "triage")
+    result = pytester.runpytest(*UPDATE, "-n", "2", "-k", "triage")  # workers: processes
     assert result.ret == 0
     found = {k: v for k, v in budgets_in(config_text(pytester)).items() if k[0] == "triage"}
     assert found == expected_config(report_of(pytester))

@@ -178,5 +178,5 @@ def test_workers_report_the_same_reprice_as_a_serial_run(project, recording_env)
     record(project).assert_outcomes(passed=4)
     project.runpytest(*REPRICE).assert_outcomes(passed=4)
     serial = report_of(project)["endpoints"]["chat"]["reprice"]
-    project.runpytest_subprocess(*REPRICE, "-n", "2").assert_outcomes(passed=4)
+    project.runpytest(*REPRICE, "-n", "2").assert_outcomes(passed=4)  # workers: processes
     assert report_of(project)["endpoints"]["chat"]["reprice"] == serial

@@ -261,7 +261,7 @@ def test_a_parallel_run_names_the_same_cases(marked_module, recording_env, monke
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
     serial = _report(pytester)["endpoints"]["chat"]
-    pytester.runpytest_subprocess("--token-budget", "-p", "no:cacheprovider", "-n", "2")
+    pytester.runpytest("--token-budget", "-p", "no:cacheprovider", "-n", "2")  # workers: processes
     parallel = _report(pytester)["endpoints"]["chat"]
     assert parallel["no_call_cases"] == serial["no_call_cases"]
     assert parallel["metrics"] == serial["metrics"]
