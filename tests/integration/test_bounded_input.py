@@ -25,6 +25,7 @@ import pytest
 from project_files import PLAIN_APP
 
 from pytest_tokenbudget.capture.counting import CACHE_SCHEMA, count_key
+from pytest_tokenbudget.files.input_files import CASSETTE_MAX_BYTES
 
 GiB = 1024**3
 MiB = 1024**2
@@ -32,7 +33,14 @@ MiB = 1024**2
 # -- running as users run it, bounded -------------------------------------------------------
 
 
-def run_bounded(args: list[str], cwd: Path, *, memory: int = GiB, seconds: float = 60):
+def run_bounded(
+    args: list[str],
+    cwd: Path,
+    *,
+    memory: int = GiB,
+    seconds: float = 60,
+    env: dict[str, str] | None = None,
+):
     """(completed process, seconds taken) of a command run with its address space capped
     at `memory`: what took 3 GB before a bound now fails the test with a MemoryError."""
 
@@ -47,6 +55,7 @@ def run_bounded(args: list[str], cwd: Path, *, memory: int = GiB, seconds: float
             capture_output=True,
             text=True,
             timeout=seconds,
+            env=env,
             preexec_fn=limit,
             check=False,
         )
@@ -59,10 +68,12 @@ def tokenbudget(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str]
     return run_bounded([sys.executable, "-m", "pytest_tokenbudget.cli", *args], cwd)
 
 
-def pytest_run(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+def pytest_run(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], float]:
     """pytest --token-budget in the project, replaying (no key), in its own process."""
     command = [sys.executable, "-m", "pytest", "--token-budget", "-p", "no:cacheprovider", *args]
-    return run_bounded(command, project, memory=2 * GiB, seconds=120)
+    return run_bounded(command, project, memory=2 * GiB, seconds=120, env=env)
 
 
 def pytest_in_process(project: pytest.Pytester) -> subprocess.CompletedProcess[str]:
@@ -419,49 +430,6 @@ def test_a_well_formed_cassette_replays(replayed):
     assert report(replayed)["endpoints"]["chat"]["calls"] == 1
 
 
-def test_a_billion_laughs_cassette_fails_its_case_within_seconds(replayed):
-    short(replayed).write_text(cassette("*a8", before="bomb:\n" + laughs("  ")))
-    done, took = pytest_run(replayed.path)
-    text = one_message(done)
-    assert done.returncode == 1 and took < 60
-    assert f"{short(replayed)}:7: YAML aliases (*name) expand to more than 1,000,000" in text
-    assert "not in the recording" not in text
-
-
-def test_a_billion_laughs_in_a_response_header_fails_its_case(replayed):
-    headers = "content-type: [application/json], x-lol: *a8"
-    short(replayed).write_text(cassette(headers=headers, before="bomb:\n" + laughs("  ")))
-    done, _ = pytest_run(replayed.path)
-    assert "expand to more than 1,000,000 values" in one_message(done)
-
-
-def test_a_cassette_nested_past_pythons_recursion_is_one_message(replayed):
-    short(replayed).write_text(cassette("{string: '', deep: " + "[" * 900 + "]" * 900 + "}"))
-    done, _ = pytest_run(replayed.path)
-    text = one_message(done)
-    assert done.returncode == 1
-    assert f"{short(replayed)}: corrupt cassette (nested too deeply to read)" in text
-
-
-def test_a_fifo_as_a_cassette_is_named_not_taken_for_a_missing_one(replayed):
-    os.mkfifo(short(replayed))
-    done, _ = pytest_run(replayed.path)
-    text = one_message(done)
-    assert done.returncode == 1
-    assert f"{short(replayed)}: cannot read cassette: not a regular file" in text
-    assert "not in the recording" not in text
-
-
-def test_a_cassette_past_its_size_limit_is_refused_before_it_is_read(replayed):
-    from pytest_tokenbudget.files.input_files import CASSETTE_MAX_BYTES
-
-    with open(short(replayed), "wb") as f:
-        f.truncate(CASSETTE_MAX_BYTES + 1)
-    done, _ = pytest_run(replayed.path)
-    assert f"{short(replayed)}: cassette is too large to read" in one_message(done)
-
-
-# -- 3. decompression -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bomb() -> bytes:
     """1.4 MB of gzip that decodes to 1.4 GB of zeros: 22 members of 64 MiB each (one
@@ -473,25 +441,124 @@ def binary(data: bytes) -> str:
     return "{string: !!binary " + base64.b64encode(data).decode() + "}"
 
 
-def test_a_gzip_bomb_with_its_content_encoding_is_refused_as_the_cassette_loads(replayed, bomb):
-    headers = "content-type: [application/json], content-encoding: [gzip]"
-    short(replayed).write_text(cassette(binary(bomb), headers=headers))
-    done, took = pytest_run(replayed.path)
-    text = one_message(done)
-    assert done.returncode == 1 and took < 60
-    assert (
-        f"{short(replayed)}:2: interaction 0: the recorded response is malformed: the "
-        "compressed body decodes to more than 256 MiB"
-    ) in text
+# The heavy cassettes: each the recording of one case of one project, replayed in one
+# pytest process under the bound (one run, not seven: each costs ~4 s of CPU in imports).
+# Every case is failed by its own cassette, named in its own section of the output.
+def _write_hostile(folder: Path, bomb: bytes) -> None:
+    laughs_before = "bomb:\n" + laughs("  ")
+    gzip_headers = "content-type: [application/json], content-encoding: [gzip]"
+    cassettes = {
+        "laughs": cassette("*a8", before=laughs_before),
+        "header-laughs": cassette(
+            headers="content-type: [application/json], x-lol: *a8", before=laughs_before
+        ),
+        "nested": cassette("{string: '', deep: " + "[" * 900 + "]" * 900 + "}"),
+        "gzip-encoded": cassette(binary(bomb), headers=gzip_headers),
+        "gzip-plain": cassette(binary(bomb)),
+    }
+    for case, text in cassettes.items():
+        (folder / f"{case}.yaml").write_text(text)
+    os.mkfifo(folder / "fifo.yaml")
+    with open(folder / "oversized.yaml", "wb") as f:
+        f.truncate(CASSETTE_MAX_BYTES + 1)
 
 
-def test_a_gzip_bomb_without_its_header_fails_its_case_naming_the_interaction(replayed, bomb):
-    short(replayed).write_text(cassette(binary(bomb)))
-    done, took = pytest_run(replayed.path)
+HOSTILE = ("laughs", "header-laughs", "nested", "fifo", "oversized", "gzip-encoded", "gzip-plain")
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory, bomb) -> tuple[Path, subprocess.CompletedProcess[str], float]:
+    """(cassettes folder, the bounded run, seconds taken) of a project whose cases each
+    replay one hostile cassette (HOSTILE) and fail on it."""
+    project = tmp_path_factory.mktemp("hostile")
+    (project / "token_budgets.yml").write_text(CONFIG)
+    (project / "cases.yml").write_text(
+        "".join(f"- id: {case}\n  question: {QUESTION}\n" for case in HOSTILE)
+    )
+    # the SDK's default retries: a response it cannot take is retried, and the retry is a miss
+    (project / "app.py").write_text(PLAIN_APP.replace("max_retries=0", "max_retries=2"))
+    (project / "test_budget.py").write_text(TEST)
+    folder = project / "cassettes" / "chat"
+    folder.mkdir(parents=True)
+    _write_hostile(folder, bomb)
+    done, took = pytest_run(project, env=replaying())
     one_message(done)
+    return folder, done, took
+
+
+def replaying() -> dict[str, str]:
+    """This environment without an API key: the run replays."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+
+
+def case_output(done: subprocess.CompletedProcess[str], case: str) -> str:
+    """The case's failure section of pytest's output."""
+    _, header, rest = done.stdout.partition(f" test_chat[{case}] _")
+    assert header, done.stdout[-3000:]
+    return rest.split("\n____", 1)[0].split("\n====", 1)[0]
+
+
+def hostile_problems(folder: Path, case: str) -> str:
+    chat = json.loads((folder.parents[1] / ".token-budget" / "report.json").read_text())
+    problems = chat["endpoints"]["chat"]["problems"]
+    unmeasured = chat["endpoints"]["chat"].get("unmeasured_cases", [])
+    lines = [line for line in problems if f"{case}.yaml" in line]
+    return "\n".join(lines + [u["message"] for u in unmeasured if u["case"] == case])
+
+
+def test_the_hostile_cassettes_run_fails_each_case_within_seconds(hostile):
+    _, done, took = hostile
     assert done.returncode == 1 and took < 60
-    problems = case_problems(replayed)
-    assert f"{short(replayed)}:2: interaction 0: the recorded response is malformed" in problems
+    last = done.stdout.strip().splitlines()[-1]  # failed at setup (an error) or in the test
+    assert "passed" not in last and all(case_output(done, case) for case in HOSTILE), last
+
+
+def test_a_billion_laughs_cassette_fails_its_case_within_seconds(hostile):
+    folder, done, _ = hostile
+    text = case_output(done, "laughs")
+    path = folder / "laughs.yaml"
+    assert f"{path}:7: YAML aliases (*name) expand to more than 1,000,000" in text
+    assert "not in the recording" not in text
+
+
+def test_a_billion_laughs_in_a_response_header_fails_its_case(hostile):
+    _, done, _ = hostile
+    assert "expand to more than 1,000,000 values" in case_output(done, "header-laughs")
+
+
+def test_a_cassette_nested_past_pythons_recursion_is_one_message(hostile):
+    folder, done, _ = hostile
+    text = case_output(done, "nested")
+    assert f"{folder / 'nested.yaml'}: corrupt cassette (nested too deeply to read)" in text
+
+
+def test_a_fifo_as_a_cassette_is_named_not_taken_for_a_missing_one(hostile):
+    folder, done, _ = hostile
+    text = case_output(done, "fifo")
+    assert f"{folder / 'fifo.yaml'}: cannot read cassette: not a regular file" in text
+    assert "not in the recording" not in text
+
+
+def test_a_cassette_past_its_size_limit_is_refused_before_it_is_read(hostile):
+    folder, done, _ = hostile
+    text = case_output(done, "oversized")
+    assert f"{folder / 'oversized.yaml'}: cassette is too large to read" in text
+
+
+# -- 3. decompression -----------------------------------------------------------------------
+def test_a_gzip_bomb_with_its_content_encoding_is_refused_as_the_cassette_loads(hostile):
+    folder, done, _ = hostile
+    assert (
+        f"{folder / 'gzip-encoded.yaml'}:2: interaction 0: the recorded response is malformed: "
+        "the compressed body decodes to more than 256 MiB"
+    ) in case_output(done, "gzip-encoded")
+
+
+def test_a_gzip_bomb_without_its_header_fails_its_case_naming_the_interaction(hostile):
+    folder, _, _ = hostile
+    problems = hostile_problems(folder, "gzip-plain")
+    path = folder / "gzip-plain.yaml"
+    assert f"{path}:2: interaction 0: the recorded response is malformed" in problems
     assert "decodes to more than 256 MiB" in problems
 
 
