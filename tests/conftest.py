@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import ssl
 
 # pytester's in-process runs drop modules first imported inside them; PyYAML's C
 # extension cannot be imported twice, so keep the heavy modules loaded out here.
@@ -28,6 +29,29 @@ for _module in pkgutil.walk_packages(pytest_tokenbudget.__path__, "pytest_tokenb
     if not _module.name.endswith(".__main__"):
         importlib.import_module(_module.name)
 anthropic.Anthropic(api_key="unused", base_url="http://127.0.0.1:9").close()
+
+
+def _one_default_ssl_context() -> None:
+    """Every SDK client the in-process runs' apps build (the test projects and the example
+    build one per call) loaded the CA bundle into a new SSL context, ~50 ms of CPU each and
+    a third of those runs' CPU. No test here opens a TLS connection in this process, so the
+    clients share one default context (where the SDK's transport, httpx2, builds it)."""
+    try:
+        import httpcore2
+    except ImportError:  # older SDKs: httpx, as before
+        return
+    build = httpcore2.default_ssl_context
+    built: dict[bool, ssl.SSLContext] = {}
+
+    def shared(*, _trust_env: bool = True) -> ssl.SSLContext:
+        if _trust_env not in built:
+            built[_trust_env] = build(_trust_env=_trust_env)
+        return built[_trust_env]
+
+    httpcore2.default_ssl_context = shared
+
+
+_one_default_ssl_context()
 
 pytest_plugins = ["pytester"]
 
