@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from paths import CASSETTES, REPO, TESTS
+from paths import CASSETTES, DATA, REPO, TESTS
 
 ALLOW = "hygiene: allow"
 
@@ -260,3 +260,14 @@ def test_every_vendored_cassette_is_listed_in_the_readme_with_its_commit():
     assert not no_commit, f"listed without a full 40-hex commit: {no_commit}"
     rows = {m.group(1) for line in readme if (m := re.match(r"\| ([^|\s]+\.ya?ml) \|", line))}
     assert rows <= set(files), f"listed but not here: {sorted(rows - set(files))}"
+
+
+def test_test_modules_have_unique_basenames():
+    """The suite's folders are not packages: pytest imports each test module by its basename,
+    so two files of one name in different folders fail collection ('import file mismatch')
+    depending on which an xdist worker imports first."""
+    seen: dict[str, list[str]] = {}
+    for path in sorted(TESTS.rglob("test_*.py")):
+        if DATA not in path.parents:
+            seen.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
