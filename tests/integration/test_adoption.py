@@ -181,7 +181,7 @@ def test_an_option_at_its_default_value_turns_the_plugin_on_from_anywhere(
         (suite.path / "args.txt").write_text(option + "\n")
         args.append("@args.txt")
 
-    suite.runpytest_subprocess(*args)
+    suite.runpytest(*args)
 
     assert (suite.path / ".token-budget" / "report.json").is_file()
 
