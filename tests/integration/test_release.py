@@ -17,6 +17,8 @@ import tarfile
 import zipfile
 from pathlib import Path
 
+import pytest
+import wheelhouse
 import yaml
 from packaging.requirements import Requirement
 from paths import REPO
@@ -30,6 +32,23 @@ else:  # pytest itself needs tomli before 3.11
     import tomli as tomllib
 
 RELEASE = REPO / ".github" / "workflows" / "release.yml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_wheels(tmp_path_factory):
+    """pip, wherever these tests start it (build's isolated environments, the new venv,
+    pre-commit's hook environment), installs from this venv's own distributions repacked as
+    wheels (tests/support/wheelhouse.py), with no index and no byte-compiling: the same
+    requirements resolved, without downloading them (~20 s of CPU less). PIP_COMPILE=0, as
+    pip reads PIP_NO_COMPILE=1 as --compile."""
+    folder = tmp_path_factory.mktemp("wheels")
+    wheelhouse.build(REPO, "pytest-tokenbudget", set(), folder)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PIP_NO_INDEX", "1")
+        env.setenv("PIP_FIND_LINKS", str(folder))
+        env.setenv("PIP_COMPILE", "0")
+        yield
+
 
 GOOD_CONFIG = """\
 endpoints:
@@ -63,13 +82,7 @@ def hook_repository(where: Path) -> str:
 
 
 def pre_commit(project: Path, *args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    # PIP_NO_COMPILE: the hook environment imports a few modules, pip compiled them all
-    env = {
-        **os.environ,
-        "PRE_COMMIT_HOME": str(home),
-        "PRE_COMMIT_COLOR": "never",
-        "PIP_NO_COMPILE": "1",
-    }
+    env = {**os.environ, "PRE_COMMIT_HOME": str(home), "PRE_COMMIT_COLOR": "never"}
     return subprocess.run(
         [sys.executable, "-m", "pre_commit", "run", *args],
         cwd=project,
