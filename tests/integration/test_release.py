@@ -3,7 +3,7 @@ venv, and the pre-commit hook from this repository, run as pre-commit runs it.
 
 The two end-to-end tests run in fresh environments of their own (a new venv, pre-commit's):
 a separate process is the behaviour under test. They cost tens of seconds of CPU each (pip
-installs every dependency; its download cache is reused), so there are two.
+installs every dependency, from a folder of this venv's packages), so there are two.
 """
 
 from __future__ import annotations
