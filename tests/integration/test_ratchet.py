@@ -355,7 +355,9 @@ def test_a_budget_from_defaults_is_written_into_each_endpoint(pytester):
 
 def test_under_xdist_the_controller_writes_the_file_once(pytester):
     example(pytester, *LOOSE)
-    result = pytester.runpytest(*UPDATE, "-n", "2", "-k", "triage")  # workers: processes
+    # a subprocess: with the oldest pytest-xdist, workers of an in-process controller do not
+    # get the project on sys.path (No module named 'support_bot')
+    result = pytester.runpytest_subprocess(*UPDATE, "-n", "2", "-k", "triage")
     assert result.ret == 0
     found = {k: v for k, v in budgets_in(config_text(pytester)).items() if k[0] == "triage"}
     assert found == expected_config(report_of(pytester))
