@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from project_files import record
 
@@ -9,17 +11,21 @@ from pytest_tokenbudget.cache.doctor import Doctor
 
 
 def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatch):
+    """The whole report.json, with a reprice section too (priced again on another model
+    from what the workers measured)."""
     record(project).assert_outcomes(passed=4)
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     report = project.path / ".token-budget" / "report.json"
+    run = ("--token-budget", "--token-budget-reprice", "claude-haiku-4-5", "-p", "no:cacheprovider")
 
-    serial = project.runpytest("--token-budget", "-p", "no:cacheprovider")  # in process
+    serial = project.runpytest(*run)  # in process
     serial.assert_outcomes(passed=4)
     serial_text = report.read_text()
+    assert json.loads(serial_text)["endpoints"]["chat"]["reprice"]["cost_per_request_usd"] > 0
     report.unlink()
 
     # the controller in process too: its workers are processes of their own all the same
-    parallel = project.runpytest("--token-budget", "-p", "no:cacheprovider", "-n", "2")
+    parallel = project.runpytest(*run, "-n", "2")
     parallel.assert_outcomes(passed=4)
     assert report.read_text() == serial_text
     # the table and the gate come from the controller only: printed once
