@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import pkgutil
+import re
 import shutil
 import ssl
 import sys
@@ -14,6 +15,7 @@ from pathlib import Path
 # pytester's in-process runs drop modules first imported inside them; PyYAML's C
 # extension cannot be imported twice, so keep the heavy modules loaded out here.
 import anthropic
+import certifi
 import genai_prices.data  # noqa: F401
 import hypothesis  # noqa: F401
 import pytest
@@ -132,6 +134,22 @@ def _seed(cache: Path) -> None:
             pass
         except OSError:  # another file system
             shutil.copyfile(cached, target)
+
+
+@pytest.fixture(scope="session")
+def one_ca_bundle(tmp_path_factory) -> Path:
+    """A CA bundle of one certificate, for the SSL_CERT_FILE of pytest processes that open
+    no TLS connection (replays, the loopback emulator): each SDK client the example builds,
+    one per call, loaded the whole bundle, ~50 ms of CPU each. Never for a process that may
+    reach the package index."""
+    bundle = tmp_path_factory.getbasetemp() / "one-ca.pem"
+    if not bundle.exists():
+        text = Path(certifi.where()).read_text()
+        bundle.write_text(re.findall(_PEM, text)[0])
+    return bundle
+
+
+_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----\n", re.DOTALL)
 
 
 @pytest.fixture

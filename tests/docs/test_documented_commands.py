@@ -17,7 +17,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
-import certifi
 import paths
 import pytest
 import wheelhouse
@@ -127,22 +126,12 @@ class Repo:
 
 
 @pytest.fixture(autouse=True)
-def _one_ca_certificate(request, monkeypatch, tmp_path_factory):
+def _one_ca_certificate(request, monkeypatch, one_ca_bundle):
     """The commands run here make no TLS connection (the emulator, the GitHub and GitLab
-    stubs and fake gh are plain HTTP on loopback), yet each SDK client the example builds,
-    one per call, loaded the whole CA bundle: ~50 ms of CPU each, a tenth of these tests.
-    They get a bundle of one certificate; the fresh copy's install, which may reach the
-    package index, keeps the real one."""
-    if request.function is test_readme_setup_in_a_fresh_copy:
-        return
-    bundle = tmp_path_factory.getbasetemp() / "one-ca.pem"
-    if not bundle.exists():
-        [first] = re.findall(_PEM, Path(certifi.where()).read_text())[:1]
-        bundle.write_text(first)
-    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))
-
-
-_PEM = re.compile(r"-----BEGIN CERTIFICATE-----\n.*?-----END CERTIFICATE-----\n", re.DOTALL)
+    stubs and fake gh are plain HTTP on loopback): a CA bundle of one certificate (conftest's
+    one_ca_bundle), but for the fresh copy's install, which may reach the package index."""
+    if request.function is not test_readme_setup_in_a_fresh_copy:
+        monkeypatch.setenv("SSL_CERT_FILE", str(one_ca_bundle))
 
 
 # Each recipe runs once, on one of the two project shapes (every run of one is ~4 s of CPU

@@ -268,8 +268,8 @@ def test_analyze_names_the_cassette(tmp_path, capsys, kind, usage, encoding):
 
 # -- baselines from a fork: `tokenbudget diff` ------------------------------------------
 @pytest.fixture(scope="module")
-def example_report(tmp_path_factory) -> str:
-    """report.json of the bundled example, as CI makes it."""
+def example_report(tmp_path_factory, one_ca_bundle) -> str:
+    """report.json of the bundled example, as CI makes it (no TLS: one CA certificate)."""
     out = tmp_path_factory.mktemp("example")
     done = subprocess.run(
         [
@@ -284,6 +284,7 @@ def example_report(tmp_path_factory) -> str:
         ],
         check=False,
         cwd=ROOT,
+        env={**os.environ, "SSL_CERT_FILE": str(one_ca_bundle)},
         capture_output=True,
         text=True,
     )

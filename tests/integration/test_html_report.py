@@ -43,9 +43,10 @@ BROWSER_REQUIRED = bool(os.environ.get("TOKENBUDGET_BROWSER_REQUIRED") or os.env
 
 
 # -- the example, run the way a team runs it ----------------------------------------------
-def run_example(directory: Path, *args: str) -> dict:
+def run_example(directory: Path, *args: str, ca: Path) -> dict:
     """Copy the bundled example to ``directory``, run `pytest --token-budget` there in a
-    fresh process, and return its report.json."""
+    fresh process (a CA bundle of one certificate: it opens no TLS connection), and return
+    its report.json."""
     copy_example(directory)
     (directory / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
     env = {
@@ -53,6 +54,7 @@ def run_example(directory: Path, *args: str) -> dict:
         for k, v in os.environ.items()
         if not k.startswith(("ANTHROPIC_", "GITHUB_", "PYTEST_"))
     }
+    env["SSL_CERT_FILE"] = str(ca)
     done = subprocess.run(
         [
             sys.executable,
@@ -78,15 +80,15 @@ def run_example(directory: Path, *args: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def example(tmp_path_factory) -> Path:
+def example(tmp_path_factory, one_ca_bundle) -> Path:
     """The example's report directory after a plain run."""
     directory = tmp_path_factory.mktemp("example")
-    run_example(directory)
+    run_example(directory, ca=one_ca_bundle)
     return directory / ".token-budget"
 
 
 @pytest.fixture(scope="module")
-def example_with_baseline(example, tmp_path_factory) -> tuple[Path, dict]:
+def example_with_baseline(example, tmp_path_factory, one_ca_bundle) -> tuple[Path, dict]:
     """A run against a baseline whose p95s differ from the head's, so its lines show."""
     base = json.loads((example / "report.json").read_text())
     for ep in base["endpoints"].values():
@@ -95,7 +97,7 @@ def example_with_baseline(example, tmp_path_factory) -> tuple[Path, dict]:
     base_path = example.parent.parent / "base.json"  # outside the project, as in CI
     base_path.write_text(json.dumps(base))
     directory = tmp_path_factory.mktemp("with-baseline")
-    run_example(directory, f"--token-budget-baseline={base_path}")
+    run_example(directory, f"--token-budget-baseline={base_path}", ca=one_ca_bundle)
     return directory / ".token-budget", base
 
 
