@@ -454,19 +454,16 @@ def test_ci_runs_the_readme_test_command(pytestconfig):
     assert any(line.startswith("slow:") for line in pytestconfig.getini("markers"))
 
 
-def _local_pip(env: dict[str, str], folder: Path, venv: Path) -> dict[str, str]:
+def _local_pip(env: dict[str, str], folder: Path) -> dict[str, str]:
     """The shell's pip set to install this venv's own distributions, repacked as wheels
     (tests/support/wheelhouse.py), with no index and no byte-compiling: ~40 s of CPU less
-    than resolving and downloading ~65 projects; and their bytecode for `venv` in the shared
-    cache, hash-checked. Only when the shell's python3 is this one's version, as the wheels'
-    binary tags need; otherwise pip uses the index."""
+    than resolving and downloading ~65 projects. Only when the shell's python3 is this
+    one's version, as the wheels' binary tags need; otherwise pip uses the index."""
     python3 = ["python3", "-c", "import sys; print(sys.version_info[:2])"]
     theirs = subprocess.run(python3, env=env, capture_output=True, text=True, check=False)
     if theirs.stdout.strip() != str(sys.version_info[:2]):
         return {}
     wheelhouse.build(ROOT, "pytest-tokenbudget", {"test"}, folder)
-    python = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    wheelhouse.seed_bytecode(venv / "lib" / python / "site-packages")
     return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), "PIP_COMPILE": "0"}
 
 
@@ -493,7 +490,7 @@ def test_readme_setup_in_a_fresh_copy(tmp_path):
     env = ci_env(tmp_path)
     env["PATH"] = env["PATH"].split(os.pathsep, 2)[-1]  # a plain shell: not this test's venv
     env["COLUMNS"] = "80"  # the width the README's output was taken at
-    local = _local_pip(env, tmp_path / "wheels", copy / ".venv")
+    local = _local_pip(env, tmp_path / "wheels")
     env.update(local)
     done = subprocess.run(
         ["bash", "-c", shell_commands(setup)[0]],

@@ -14,13 +14,10 @@ import base64
 import csv
 import hashlib
 import importlib.metadata as metadata
-import importlib.util
 import io
-import os
 import re
 import subprocess
 import sys
-import sysconfig
 import zipfile
 from pathlib import Path
 
@@ -136,31 +133,3 @@ def _installed(req: Requirement) -> bool:
         return req.specifier.contains(metadata.version(req.name), prereleases=True)
     except metadata.PackageNotFoundError:
         return False
-
-
-def seed_bytecode(site_packages: Path) -> int:
-    """Bytecode, in the suite's shared cache (PYTHONPYCACHEPREFIX), for the modules this
-    process has loaded from its venv, as they will be installed in another venv's
-    `site_packages` from the repacked wheels: a new venv's first pytest compiled ~4,500
-    modules again (~11 s of CPU). The bytecode is hash-checked (PEP 552): Python uses it
-    only for a source whose contents it still matches, whatever the file's time. Returns
-    how many were written (none without a shared cache)."""
-    cache = os.environ.get("PYTHONPYCACHEPREFIX")
-    ours = Path(sysconfig.get_paths()["purelib"])
-    written = 0
-    for module in list(sys.modules.values()):
-        source, cached = getattr(module, "__file__", None), getattr(module, "__cached__", None)
-        if not (cache and source and cached and source.endswith(".py")):
-            continue
-        path = Path(source)
-        if not path.is_relative_to(ours) or not os.path.exists(cached):
-            continue
-        folder = Path(cache, *(site_packages / path.relative_to(ours)).parent.parts[1:])
-        target = folder / os.path.basename(cached)
-        code = Path(cached).read_bytes()[16:]  # after the header: magic, flags, 8 bytes
-        digest = importlib.util.source_hash(path.read_bytes())
-        folder.mkdir(parents=True, exist_ok=True)
-        flags = (0b11).to_bytes(4, "little")  # hash-based, checked
-        target.write_bytes(importlib.util.MAGIC_NUMBER + flags + digest + code)
-        written += 1
-    return written
