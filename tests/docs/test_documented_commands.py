@@ -96,7 +96,7 @@ class Repo:
     def __init__(self, path: Path, ini: bool) -> None:
         self.path = path
         path.mkdir()
-        copy_example(path)
+        copy_example(path, light_sdk=True)
         # fewer cases than the example: each documented command here runs pytest on it
         chat = path / "cases" / "chat_reply.yml"
         chat.write_text("\n- ".join(chat.read_text().split("\n- ")[:8]) + "\n")
@@ -590,7 +590,7 @@ def test_docs_command_blocks(tmp_path, emulator):
     ]
     workspace = tmp_path / "work"  # the whole example: its budgets have enough samples to tighten
     workspace.mkdir()
-    copy_example(workspace)
+    copy_example(workspace, light_sdk=True)
     (workspace / "conftest.py").write_text("")  # the app on sys.path, as in Repo
     _git(workspace, "init", "-q")
     _git(workspace, "add", "-A")

@@ -97,7 +97,7 @@ class Project:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.mkdir()
-        copy_example(path)
+        copy_example(path, light_sdk=True)
         shutil.copy(paths.REPO / "action.yml", path / "action.yml")  # for `uses: ./`
         (path / "conftest.py").write_text(PROBE)
         chat = path / "cases" / "chat_reply.yml"

@@ -47,7 +47,7 @@ def run_example(directory: Path, *args: str, ca: Path) -> dict:
     """Copy the bundled example to ``directory``, run `pytest --token-budget` there in a
     fresh process (a CA bundle of one certificate: it opens no TLS connection), and return
     its report.json."""
-    copy_example(directory)
+    copy_example(directory, light_sdk=True)
     (directory / "pytest.ini").write_text("[pytest]\npythonpath = .\n")
     env = {
         k: v
