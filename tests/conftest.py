@@ -12,28 +12,38 @@ import ssl
 import sys
 from pathlib import Path
 
-# pytester's in-process runs drop modules first imported inside them; PyYAML's C
-# extension cannot be imported twice, so keep the heavy modules loaded out here.
-import anthropic
 import certifi
-import genai_prices.data  # noqa: F401
-import hypothesis  # noqa: F401
 import pytest
-import vcr  # noqa: F401
-import yaml  # noqa: F401
 from emulator import Emulator
 from paths import TESTS
 from project_files import APP, CASES, CONFIG, TEST
 
-import pytest_tokenbudget
 
-# The same for what a run loads lazily, which each in-process run imported again (and
-# re-rewrote the asserts of): the plugin's own modules, hypothesis (its pytest plugin
-# imports it), genai-prices' data and the SDK's HTTP transport, a second of CPU per run.
-for _module in pkgutil.walk_packages(pytest_tokenbudget.__path__, "pytest_tokenbudget."):
-    if not _module.name.endswith(".__main__"):
-        importlib.import_module(_module.name)
-anthropic.Anthropic(api_key="unused", base_url="http://127.0.0.1:9").close()
+def _preload() -> None:
+    """pytester's in-process runs drop modules first imported inside them; PyYAML's C
+    extension cannot be imported twice, so the heavy modules are loaded out here, before
+    any test. The same for what a run loads lazily, which each in-process run imported again
+    (and re-rewrote the asserts of): the plugin's own modules, hypothesis (its pytest plugin
+    imports it), genai-prices' data and the SDK's HTTP transport, a second of CPU per run."""
+    import anthropic
+    import genai_prices.data  # noqa: F401
+    import hypothesis  # noqa: F401
+    import vcr  # noqa: F401
+    import yaml  # noqa: F401
+
+    import pytest_tokenbudget
+
+    for module in pkgutil.walk_packages(pytest_tokenbudget.__path__, "pytest_tokenbudget."):
+        if not module.name.endswith(".__main__"):
+            importlib.import_module(module.name)
+    anthropic.Anthropic(api_key="unused", base_url="http://127.0.0.1:9").close()
+    _one_default_ssl_context()
+
+
+def pytest_configure(config):
+    """Preload in each process that runs tests; xdist's controller runs none (~6 s of CPU)."""
+    if hasattr(config, "workerinput") or config.getoption("dist", "no") == "no":
+        _preload()
 
 
 def _one_default_ssl_context() -> None:
@@ -55,8 +65,6 @@ def _one_default_ssl_context() -> None:
 
     httpcore2.default_ssl_context = shared
 
-
-_one_default_ssl_context()
 
 pytest_plugins = ["pytester"]
 
