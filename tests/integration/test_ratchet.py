@@ -16,7 +16,7 @@ import pytest
 import ruamel.yaml  # noqa: F401  (loaded out here: pytester's in-process runs drop modules)
 import yaml
 from paths import REPO
-from project_files import copy_example
+from project_files import copy_example, use_light_sdk
 
 from pytest_tokenbudget import cli
 from pytest_tokenbudget.config.budgets import BUDGET_KEYS
@@ -355,6 +355,7 @@ def test_a_budget_from_defaults_is_written_into_each_endpoint(pytester):
 
 def test_under_xdist_the_controller_writes_the_file_once(pytester):
     example(pytester, *LOOSE)
+    use_light_sdk(pytester.path / "support_bot.py")  # three processes import no SDK
     # a subprocess: with the oldest pytest-xdist, workers of an in-process controller do not
     # get the project on sys.path (No module named 'support_bot')
     result = pytester.runpytest_subprocess(*UPDATE, "-n", "2", "-k", "triage")

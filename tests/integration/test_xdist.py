@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from project_files import record
+from project_files import record, use_light_sdk
 
 from pytest_tokenbudget.cache.doctor import Doctor
 
@@ -13,6 +13,7 @@ from pytest_tokenbudget.cache.doctor import Doctor
 def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatch):
     """The whole report.json, with a reprice section too (priced again on another model
     from what the workers measured)."""
+    use_light_sdk(project.path / "app.py")  # the workers import no SDK: ~5 s of CPU less
     record(project).assert_outcomes(passed=4)
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     report = project.path / ".token-budget" / "report.json"

@@ -22,9 +22,10 @@ import httpx
 
 
 class Anthropic:
-    """`anthropic.Anthropic()`: the base URL and key from the environment, as the SDK reads them."""
+    """`anthropic.Anthropic()`: the base URL and key from the environment, as the SDK reads
+    them. Its options (max_retries, ...) are taken and left unused: one request each."""
 
-    def __init__(self) -> None:
+    def __init__(self, **options: Any) -> None:
         self.messages = _Messages()
 
 

@@ -17,6 +17,7 @@ import jsonschema
 import pytest
 import yaml
 from paths import DOCS
+from project_files import use_light_sdk
 
 from pytest_tokenbudget.config.budgets import load_config, schema_path
 from pytest_tokenbudget.errors import ConfigError
@@ -255,6 +256,7 @@ def test_a_parallel_run_names_the_same_cases(marked_module, recording_env, monke
     """Under xdist the cases without calls come from the workers' case runs."""
     pytest.importorskip("xdist")
     pytester = marked_module
+    use_light_sdk(pytester.path / "app.py")  # the workers import no SDK: ~5 s of CPU less
     pytester.runpytest(
         "--token-budget", "--token-budget-record=once", "-p", "no:cacheprovider"
     ).assert_outcomes(passed=ALL_CASES)
