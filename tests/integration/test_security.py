@@ -7,7 +7,7 @@ import yaml
 from conftest import FAKE_KEY
 from hypothesis import given
 from hypothesis import strategies as st
-from project_files import record, report_of
+from project_files import record, report_of, use_light_sdk
 
 HEADER_STYLES = {
     # SDK 2.x: ANTHROPIC_API_KEY sent as Authorization: Bearer
@@ -107,6 +107,7 @@ def test_corrupt_cassette_is_named_without_traceback(project, recording_env, mon
 
 
 def test_interrupted_recording_keeps_earlier_cassettes_whole(project, recording_env):
+    use_light_sdk(project.path / "app.py")  # a pytest process without the SDK's import
     project.makepyfile(
         conftest="""
         def pytest_runtest_call(item):

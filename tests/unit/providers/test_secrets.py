@@ -15,6 +15,7 @@ import pytest
 import yaml
 from emulator import Emulator, event_stream_frame
 from paths import DATA
+from project_files import use_light_sdk
 from vcr.request import Request
 from vcr.serializers import yamlserializer
 
@@ -579,6 +580,7 @@ def test_ctrl_c_during_record_all_keeps_the_previous_cassette(pytester, recordin
         "    cases: [{id: one}, {id: two}]\n",
     )
     pytester.makepyfile(test_app=INTERRUPTED_APP)
+    use_light_sdk(pytester.path / "test_app.py")  # two pytest processes without the SDK's import
     args = ("--token-budget", "-p", "no:cacheprovider")
     pytester.runpytest(*args, "--token-budget-record=once", "-k", "one").assert_outcomes(
         passed=1, deselected=1
