@@ -16,7 +16,7 @@ import paths
 import pytest
 import vcr
 from emulator import Emulator
-from project_files import APP, CASES, CONFIG, record
+from project_files import APP, CASES, CONFIG, record, use_light_sdk
 
 from pytest_tokenbudget.plugin.handle import foreign_recorder
 
@@ -470,6 +470,7 @@ SUBPROCESS = (
 
 
 def test_replay_with_no_vcrpy_in_use_does_not_import_it(project, recording_env, monkeypatch):
+    use_light_sdk(project.path / "app.py")  # a pytest process without the SDK's import
     project.makepyfile(modules_probe=MODULES_PROBE)
     record(project).assert_outcomes(passed=4)
     monkeypatch.delenv("ANTHROPIC_API_KEY")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import pytest
+import yaml
 from project_files import record, use_light_sdk
 
 from pytest_tokenbudget.cache.doctor import Doctor
@@ -12,22 +12,30 @@ from pytest_tokenbudget.cache.doctor import Doctor
 
 def test_parallel_report_is_the_serial_report(project, recording_env, monkeypatch):
     """The whole report.json, with a reprice section too (priced again on another model
-    from what the workers measured)."""
-    use_light_sdk(project.path / "app.py")  # the workers import no SDK: ~5 s of CPU less
-    record(project).assert_outcomes(passed=4)
+    from what the workers measured), and cache findings from request cases whose prompts
+    differ in length and in a timestamp (token estimates, compared values, cases)."""
+    use_light_sdk(project.path / "app.py")  # the app's calls import no SDK in the workers
+    config = project.path / "token_budgets.yml"
+    budgets = yaml.safe_load(config.read_text())
+    budgets["endpoints"]["faq"] = {"max_input_tokens_p95": 100000, "cases": FAQ_CASES}
+    config.write_text(yaml.safe_dump(budgets, sort_keys=False))
+    record(project).assert_outcomes(passed=10)
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     report = project.path / ".token-budget" / "report.json"
     run = ("--token-budget", "--token-budget-reprice", "claude-haiku-4-5", "-p", "no:cacheprovider")
 
     serial = project.runpytest(*run)  # in process
-    serial.assert_outcomes(passed=4)
+    serial.assert_outcomes(passed=10)
     serial_text = report.read_text()
-    assert json.loads(serial_text)["endpoints"]["chat"]["reprice"]["cost_per_request_usd"] > 0
+    serial_report = json.loads(serial_text)
+    assert serial_report["endpoints"]["chat"]["reprice"]["cost_per_request_usd"] > 0
+    codes = {f["code"] for f in serial_report["findings"] if f["endpoint"] == "faq"}
+    assert codes >= {"prefix-below-minimum", "volatile-prefix"}
     report.unlink()
 
     # the controller in process too: its workers are processes of their own all the same
     parallel = project.runpytest(*run, "-n", "2")
-    parallel.assert_outcomes(passed=4)
+    parallel.assert_outcomes(passed=10)
     assert report.read_text() == serial_text
     # the table and the gate come from the controller only: printed once
     assert parallel.stdout.str().count("token budget ====") == 1
@@ -68,6 +76,24 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
 
 # -- prompt-cache findings: the same whatever order the workers finish in ------------------
 POLICY = "Answer questions about our refund policy. Refunds take 14 days to arrive. " * 20
+FAQ_CASES = [
+    {
+        "id": f"q{i}",
+        "request": {
+            "model": "claude-sonnet-4-6",
+            "max_tokens": 30,
+            "system": [
+                {
+                    "type": "text",
+                    "text": f"Now 2026-12-02T10:0{i % 3}:00Z. {POLICY}",
+                    "cache_control": {"type": "ephemeral"},
+                }
+            ],
+            "messages": [{"role": "user", "content": "Why? " * (1 + 40 * i)}],
+        },
+    }
+    for i in range(6)
+]
 
 
 def doctor_calls() -> list[tuple[str, str, str, dict, int]]:
@@ -143,42 +169,3 @@ def test_cache_findings_do_not_depend_on_which_worker_finishes_first():
     assert "'2026-12-02T10:00:00Z' in case q0, '2026-12-02T10:01:00Z' now" in volatile.message
     [never] = [f for f in serial if f.code == "breakpoint-never-read"]
     assert never.cases == tuple(f"n{i}" for i in range(6))
-
-
-def test_parallel_cache_findings_are_the_serial_ones(pytester, recording_env):
-    """End to end: request cases whose prompts differ in length and in a timestamp give
-    the same findings (token estimates, compared values, cases) under -n 2 as serially."""
-    import json
-
-    import yaml
-
-    cases = [
-        {
-            "id": f"q{i}",
-            "request": {
-                "model": "claude-sonnet-4-6",
-                "max_tokens": 30,
-                "system": [
-                    {
-                        "type": "text",
-                        "text": f"Now 2026-12-02T10:0{i % 3}:00Z. {POLICY}",
-                        "cache_control": {"type": "ephemeral"},
-                    }
-                ],
-                "messages": [{"role": "user", "content": "Why? " * (1 + 40 * i)}],
-            },
-        }
-        for i in range(6)
-    ]
-    config = {"endpoints": {"faq": {"max_input_tokens_p95": 100000, "cases": cases}}}
-    pytester.makefile(".yml", token_budgets=yaml.safe_dump(config, sort_keys=False))
-    report = pytester.path / ".token-budget" / "report.json"
-
-    def findings(result: pytest.RunResult) -> list[dict]:
-        result.assert_outcomes(passed=6)
-        return json.loads(report.read_text())["findings"]
-
-    serial = findings(pytester.runpytest("--token-budget", "-p", "no:cacheprovider"))  # in process
-    assert {f["code"] for f in serial} >= {"prefix-below-minimum", "volatile-prefix"}
-    parallel = pytester.runpytest("--token-budget", "-p", "no:cacheprovider", "-n", "2")
-    assert findings(parallel) == serial
