@@ -23,7 +23,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from project_files import CASES, CONFIG, ROOT
+from project_files import CASES, CONFIG, copy_example
 
 from pytest_tokenbudget.cli import main
 
@@ -269,8 +269,12 @@ def test_analyze_names_the_cassette(tmp_path, capsys, kind, usage, encoding):
 # -- baselines from a fork: `tokenbudget diff` ------------------------------------------
 @pytest.fixture(scope="module")
 def example_report(tmp_path_factory, one_ca_bundle) -> str:
-    """report.json of the bundled example, as CI makes it (no TLS: one CA certificate)."""
+    """report.json of the bundled example, as CI makes it (no TLS: one CA certificate; the
+    SDK stand-in: the report is what matters here, not the client)."""
     out = tmp_path_factory.mktemp("example")
+    project = tmp_path_factory.mktemp("project")
+    copy_example(project, light_sdk=True)
+    (project / "conftest.py").write_text("")  # the app on sys.path, the rootdir
     done = subprocess.run(
         [
             sys.executable,
@@ -283,7 +287,7 @@ def example_report(tmp_path_factory, one_ca_bundle) -> str:
             f"--token-budget-report={out}",
         ],
         check=False,
-        cwd=ROOT,
+        cwd=project,
         env={**os.environ, "SSL_CERT_FILE": str(one_ca_bundle)},
         capture_output=True,
         text=True,
