@@ -145,6 +145,19 @@ def _seed(cache: Path) -> None:
 
 
 @pytest.fixture(scope="session")
+def wheelhouse_dir(tmp_path_factory) -> Path:
+    """This venv's distributions for `pip install -e '.[test]'` repacked as wheels, once per
+    session (tests/support/wheelhouse.py): the README's fresh copy and the release tests
+    install from it (each build is ~3 s of CPU)."""
+    import wheelhouse
+
+    folder = tmp_path_factory.getbasetemp() / "wheelhouse"
+    if not folder.exists():
+        wheelhouse.build(TESTS.parent, "pytest-tokenbudget", {"test"}, folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def one_ca_bundle(tmp_path_factory) -> Path:
     """A CA bundle of one certificate, for the SSL_CERT_FILE of pytest processes that open
     no TLS connection (replays, the loopback emulator): each SDK client the example builds,

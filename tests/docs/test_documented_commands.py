@@ -19,7 +19,6 @@ from typing import ClassVar
 
 import paths
 import pytest
-import wheelhouse
 from ci_runner import (
     Actions,
     ci_env,
@@ -454,7 +453,7 @@ def test_ci_runs_the_readme_test_command(pytestconfig):
     assert any(line.startswith("slow:") for line in pytestconfig.getini("markers"))
 
 
-def _local_pip(env: dict[str, str], folder: Path) -> dict[str, str]:
+def _local_pip(env: dict[str, str], request: pytest.FixtureRequest) -> dict[str, str]:
     """The shell's pip set to install this venv's own distributions, repacked as wheels
     (tests/support/wheelhouse.py), with no index and no byte-compiling: ~40 s of CPU less
     than resolving and downloading ~65 projects. Only when the shell's python3 is this
@@ -463,14 +462,14 @@ def _local_pip(env: dict[str, str], folder: Path) -> dict[str, str]:
     theirs = subprocess.run(python3, env=env, capture_output=True, text=True, check=False)
     if theirs.stdout.strip() != str(sys.version_info[:2]):
         return {}
-    wheelhouse.build(ROOT, "pytest-tokenbudget", {"test"}, folder)
+    folder = request.getfixturevalue("wheelhouse_dir")  # conftest: built once a session
     return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), "PIP_COMPILE": "0"}
 
 
 LOCAL_PIP = "\n(pip installed this venv's packages: reinstall it if pyproject.toml asks for more)"
 
 
-def test_readme_setup_in_a_fresh_copy(tmp_path):
+def test_readme_setup_in_a_fresh_copy(tmp_path, request):
     """Command 1 on a copy of the repository alone in a folder (its pip installing from
     this venv's packages); then the Development block's re-record: what the emulator
     answers today is what the committed cassettes replay."""
@@ -490,7 +489,7 @@ def test_readme_setup_in_a_fresh_copy(tmp_path):
     env = ci_env(tmp_path)
     env["PATH"] = env["PATH"].split(os.pathsep, 2)[-1]  # a plain shell: not this test's venv
     env["COLUMNS"] = "80"  # the width the README's output was taken at
-    local = _local_pip(env, tmp_path / "wheels")
+    local = _local_pip(env, request)
     env.update(local)
     done = subprocess.run(
         ["bash", "-c", shell_commands(setup)[0]],

@@ -18,7 +18,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-import wheelhouse
 import yaml
 from packaging.requirements import Requirement
 from paths import REPO
@@ -35,17 +34,15 @@ RELEASE = REPO / ".github" / "workflows" / "release.yml"
 
 
 @pytest.fixture(scope="module", autouse=True)
-def local_wheels(tmp_path_factory):
+def local_wheels(wheelhouse_dir):
     """pip, wherever these tests start it (build's isolated environments, the new venv,
     pre-commit's hook environment), installs from this venv's own distributions repacked as
     wheels (tests/support/wheelhouse.py), with no index and no byte-compiling: the same
     requirements resolved, without downloading them (~20 s of CPU less). PIP_COMPILE=0, as
     pip reads PIP_NO_COMPILE=1 as --compile."""
-    folder = tmp_path_factory.mktemp("wheels")
-    wheelhouse.build(REPO, "pytest-tokenbudget", set(), folder)
     with pytest.MonkeyPatch.context() as env:
         env.setenv("PIP_NO_INDEX", "1")
-        env.setenv("PIP_FIND_LINKS", str(folder))
+        env.setenv("PIP_FIND_LINKS", str(wheelhouse_dir))
         env.setenv("PIP_COMPILE", "0")
         yield
 
