@@ -32,6 +32,8 @@ from ci_runner import (
 from github_stub import TOKEN, GitHubStub
 from project_files import copy_example
 
+from pytest_tokenbudget import cli
+
 ROOT = paths.REPO
 README = (ROOT / "README.md").read_text()
 CI_MD = (ROOT / "docs" / "ci.md").read_text()
@@ -539,8 +541,9 @@ _INLINE = re.compile(r"`((?:pytest |tokenbudget |ANTHROPIC_API_KEY=)[^`]*)`")
 _SYNOPSIS = re.compile(r"[\[{]|\b(BASE|HEAD|DIR|PATH)\b")  # the command table's placeholders
 
 
-def test_readme_inline_commands(ini_repo, tmp_path, emulator):
-    """Each command the README quotes inline, run as written (synopses: their options exist)."""
+def test_readme_inline_commands(ini_repo, tmp_path, emulator, capsys):
+    """Each command the README quotes inline, run as written (synopses: their options exist,
+    in the --help of the command, the subcommands' from the CLI in this process)."""
     commands = sorted(set(_INLINE.findall(README.replace("\n", " "))))
     synopses = [c for c in commands if _SYNOPSIS.search(c)]
     runnable = [c for c in commands if c not in synopses]
@@ -561,17 +564,23 @@ def test_readme_inline_commands(ini_repo, tmp_path, emulator):
     assert {s.path for s in emulator.served} <= {"/v1/messages/count_tokens"}
     for synopsis in synopses:
         words = synopsis.split()
-        done = subprocess.run(
-            [*words[:2], "--help"],
-            cwd=workspace,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, synopsis
+        if words[0] == "tokenbudget":
+            capsys.readouterr()
+            assert cli.main([words[1], "--help"]) == 0, synopsis
+            shown = capsys.readouterr().out
+        else:
+            done = subprocess.run(
+                [*words[:2], "--help"],
+                cwd=workspace,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert done.returncode == 0, synopsis
+            shown = done.stdout
         for option in re.findall(r"--[a-z-]+", synopsis):
-            assert option in done.stdout, (synopsis, option)
+            assert option in shown, (synopsis, option)
 
 
 def test_docs_command_blocks(tmp_path, emulator):
