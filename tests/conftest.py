@@ -42,7 +42,8 @@ def _preload() -> None:
 
 def pytest_configure(config):
     """Preload in each process that runs tests; xdist's controller runs none (~6 s of CPU)."""
-    if hasattr(config, "workerinput") or config.getoption("dist", "no") == "no":
+    starts_workers = config.getoption("numprocesses", None) or config.getoption("tx", None)
+    if hasattr(config, "workerinput") or not starts_workers:
         _preload()
 
 
@@ -152,8 +153,10 @@ def wheelhouse_dir(tmp_path_factory) -> Path:
     import wheelhouse
 
     folder = tmp_path_factory.getbasetemp() / "wheelhouse"
-    if not folder.exists():
-        wheelhouse.build(TESTS.parent, "pytest-tokenbudget", {"test"}, folder)
+    if not folder.exists():  # built aside and renamed: a build that failed is not reused
+        partial = tmp_path_factory.mktemp("wheelhouse-partial")
+        wheelhouse.build(TESTS.parent, "pytest-tokenbudget", {"test"}, partial)
+        partial.rename(folder)
     return folder
 
 

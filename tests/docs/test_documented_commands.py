@@ -513,6 +513,7 @@ def test_readme_setup_in_a_fresh_copy(tmp_path, request):
 
     [development] = [b for b in fenced_blocks(README, "bash") if "record_with_emulator" in b]
     venv = dict(env, PATH=f"{copy / '.venv' / 'bin'}{os.pathsep}{env['PATH']}")
+    (copy / ".token-budget" / "report.json").unlink()  # the recording run writes its own
     done = subprocess.run(
         ["bash", "-c", shell_commands(development)[1]],
         cwd=copy,

@@ -12,6 +12,7 @@ SDK's requests is tested: tests/integration/test_light_sdk.py.
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
 import json
 import os
 from collections.abc import Iterator
@@ -31,7 +32,7 @@ class Anthropic:
 
 class _Messages:
     def create(self, **params: Any) -> SimpleNamespace:
-        message = _post(params).json()
+        message = _post(_ordered(params)).json()
         blocks = [SimpleNamespace(**block) for block in message["content"]]
         return SimpleNamespace(**{**message, "content": blocks})
 
@@ -45,7 +46,7 @@ class _Stream:
     def __init__(self, params: dict[str, Any]) -> None:
         self._events = [
             json.loads(line[len("data: ") :])
-            for line in _post({**params, "stream": True}).text.splitlines()
+            for line in _post({**_ordered(params), "stream": True}).text.splitlines()
             if line.startswith("data: ")
         ]
 
@@ -67,13 +68,31 @@ class _Stream:
         return SimpleNamespace(stop_reason=stop[-1] if stop else None)
 
 
+def _ordered(params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters in the order the SDK writes them: by name (a stream's flag last)."""
+    return {name: params[name] for name in sorted(params)}
+
+
 def _post(body: dict[str, Any]) -> httpx.Response:
     base = os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
-    headers = {
-        "x-api-key": os.environ.get("ANTHROPIC_API_KEY", ""),
-        "anthropic-version": "2023-06-01",
-    }
+    headers = {**_credentials(), "anthropic-version": "2023-06-01"}
+    headers["content-type"] = "application/json"
+    content = json.dumps(body, separators=(",", ":")).encode()  # the SDK's bytes, compact
     with httpx.Client(timeout=60) as client:
-        response = client.post(f"{base.rstrip('/')}/v1/messages", json=body, headers=headers)
+        response = client.post(f"{base.rstrip('/')}/v1/messages", content=content, headers=headers)
     response.raise_for_status()
     return response
+
+
+def _credentials() -> dict[str, str]:
+    """The SDK's credential header (x-api-key before 2.x, a bearer token since); like the
+    SDK, no request at all without a key or token, so a run relies on the plugin's
+    placeholder credentials as it does with the SDK."""
+    key = os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")
+    if not key:
+        raise TypeError(
+            "Could not resolve authentication method. Expected either api_key or auth_token"
+        )
+    if int(metadata.version("anthropic").split(".")[0]) >= 2:
+        return {"Authorization": f"Bearer {key}"}
+    return {"x-api-key": key}
