@@ -19,6 +19,7 @@ from typing import ClassVar
 
 import paths
 import pytest
+import wheelhouse
 from ci_runner import (
     Actions,
     ci_env,
@@ -464,8 +465,7 @@ def _local_pip(env: dict[str, str], request: pytest.FixtureRequest) -> dict[str,
     theirs = subprocess.run(python3, env=env, capture_output=True, text=True, check=False)
     if theirs.stdout.strip() != str(sys.version_info[:2]):
         return {}
-    folder = request.getfixturevalue("wheelhouse_dir")  # conftest: built once a session
-    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), "PIP_COMPILE": "0"}
+    return wheelhouse.pip_env(request.getfixturevalue("wheelhouse_dir"))  # once a session
 
 
 LOCAL_PIP = "\n(pip installed this venv's packages: reinstall it if pyproject.toml asks for more)"

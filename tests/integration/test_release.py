@@ -18,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import wheelhouse
 import yaml
 from packaging.requirements import Requirement
 from paths import REPO
@@ -38,12 +39,10 @@ def local_wheels(wheelhouse_dir):
     """pip, wherever these tests start it (build's isolated environments, the new venv,
     pre-commit's hook environment), installs from this venv's own distributions repacked as
     wheels (tests/support/wheelhouse.py), with no index and no byte-compiling: the same
-    requirements resolved, without downloading them (~20 s of CPU less). PIP_COMPILE=0, as
-    pip reads PIP_NO_COMPILE=1 as --compile."""
+    requirements resolved, without downloading them (~20 s of CPU less)."""
     with pytest.MonkeyPatch.context() as env:
-        env.setenv("PIP_NO_INDEX", "1")
-        env.setenv("PIP_FIND_LINKS", str(wheelhouse_dir))
-        env.setenv("PIP_COMPILE", "0")
+        for name, value in wheelhouse.pip_env(wheelhouse_dir).items():
+            env.setenv(name, value)
         yield
 
 

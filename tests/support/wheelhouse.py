@@ -133,3 +133,9 @@ def _installed(req: Requirement) -> bool:
         return req.specifier.contains(metadata.version(req.name), prereleases=True)
     except metadata.PackageNotFoundError:
         return False
+
+
+def pip_env(folder: Path) -> dict[str, str]:
+    """The environment that makes pip install from `folder` alone: no index, and no
+    byte-compiling (PIP_COMPILE=0: pip reads PIP_NO_COMPILE=1 as --compile)."""
+    return {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(folder), "PIP_COMPILE": "0"}
