@@ -21,6 +21,9 @@ from typing import Any
 
 import httpx
 
+# The installed SDK's credential header: a bearer token from 2.x on, x-api-key before.
+_BEARER = int(metadata.version("anthropic").split(".")[0]) >= 2
+
 
 class Anthropic:
     """`anthropic.Anthropic()`: the base URL and key from the environment, as the SDK reads
@@ -93,6 +96,4 @@ def _credentials() -> dict[str, str]:
         raise TypeError(
             "Could not resolve authentication method. Expected either api_key or auth_token"
         )
-    if int(metadata.version("anthropic").split(".")[0]) >= 2:
-        return {"Authorization": f"Bearer {key}"}
-    return {"x-api-key": key}
+    return {"Authorization": f"Bearer {key}"} if _BEARER else {"x-api-key": key}
