@@ -131,7 +131,7 @@ class Repo:
 def _one_ca_certificate(request, monkeypatch, one_ca_bundle):
     """The commands run here make no TLS connection (the emulator, the GitHub and GitLab
     stubs and fake gh are plain HTTP on loopback): a CA bundle of one certificate (conftest's
-    one_ca_bundle), but for the fresh copy's install, which may reach the package index."""
+    one_ca_bundle), but for the fresh copy's install where it may reach the package index."""
     if request.function is not test_readme_setup_in_a_fresh_copy:
         monkeypatch.setenv("SSL_CERT_FILE", str(one_ca_bundle))
 
@@ -493,6 +493,8 @@ def test_readme_setup_in_a_fresh_copy(tmp_path, request):
     env["COLUMNS"] = "80"  # the width the README's output was taken at
     local = _local_pip(env, request)
     env.update(local)
+    if local:  # pip installs from a folder: no process here makes a TLS connection
+        env["SSL_CERT_FILE"] = str(request.getfixturevalue("one_ca_bundle"))
     done = subprocess.run(
         ["bash", "-c", shell_commands(setup)[0]],
         cwd=copy,

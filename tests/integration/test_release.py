@@ -178,7 +178,7 @@ def distributions(tmp_path: Path) -> tuple[Path, Path]:
     return sdist, wheel
 
 
-def test_the_wheel_installs_in_a_new_venv_and_runs_the_example(tmp_path):
+def test_the_wheel_installs_in_a_new_venv_and_runs_the_example(tmp_path, one_ca_bundle):
     sdist, wheel = distributions(tmp_path)
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
@@ -218,6 +218,7 @@ def test_the_wheel_installs_in_a_new_venv_and_runs_the_example(tmp_path):
         if not k.startswith(("ANTHROPIC_", "PYTEST_", "PYTHONPATH", "VIRTUAL_ENV"))
     }
     env["PATH"] = os.pathsep.join([str(venv / "bin"), env["PATH"]])
+    env["SSL_CERT_FILE"] = str(one_ca_bundle)  # no TLS: the example replays
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
