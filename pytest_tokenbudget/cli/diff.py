@@ -9,14 +9,13 @@ format escapes what it prints for its reader and for the CI log it lands in.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from typing import TYPE_CHECKING
 
 from pytest_tokenbudget.cli.command import ExitCode
 from pytest_tokenbudget.errors import TokenBudgetError
 from pytest_tokenbudget.plain_text import one_line, safe_json
-from pytest_tokenbudget.report.diff import compare, diff_json
+from pytest_tokenbudget.report.diff import compare, diff_json, is_gate
 from pytest_tokenbudget.report.json_io import report_from_json
 from pytest_tokenbudget.report.reader import load_report
 
@@ -24,12 +23,13 @@ if TYPE_CHECKING:
     from pytest_tokenbudget.cli.command import Subparsers
 
 
-def _percent(text: str) -> float:
+def percent(text: str) -> float:
+    """argparse's type for a percentage of growth (`--max-regression`, `--warn`)."""
     try:
         value = float(text.rstrip("%"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
-    if not value >= 0 or math.isinf(value):  # nan or inf would make a gate that never trips
+    if not is_gate(value):
         raise argparse.ArgumentTypeError("a percentage of growth must be a number, 0 or more")
     return value
 
@@ -54,14 +54,14 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-regression",
-        type=_percent,
+        type=percent,
         default=None,
         metavar="PCT",
         help="fail when a metric grows more than PCT%% over the baseline, even within budget",
     )
     parser.add_argument(
         "--warn",
-        type=_percent,
+        type=percent,
         default=None,
         metavar="PCT",
         help="warn when a metric grows more than PCT%% (default: half of --max-regression)",

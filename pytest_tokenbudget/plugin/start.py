@@ -8,7 +8,6 @@ asked to judge.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,13 +27,14 @@ def start_run(config: pytest.Config) -> tuple[BudgetRun, dict[str, Any] | None]:
     """The run, and the baseline report it is compared with; a UsageError for bad input."""
     from pytest_tokenbudget.capture.counting import CACHE_FILE, CountCache
     from pytest_tokenbudget.measure.run import BudgetRun
+    from pytest_tokenbudget.report.diff import is_gate
 
     _check_shard(config)
     options = _options(config)
     budget_config = _load_config(config, options.config_path)
     baseline = _load_baseline(config)
     gate = config.getoption("token_budget_max_regression") or 0
-    if not gate >= 0 or math.isinf(gate):  # nan or inf would make a gate that never trips
+    if not is_gate(gate):
         raise pytest.UsageError(
             "pytest-tokenbudget: --token-budget-max-regression must be a number, 0 or more"
         )
