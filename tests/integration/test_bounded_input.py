@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import base64
 import gzip
+import io
 import json
 import os
 import resource
 import subprocess
 import sys
 import time
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,21 @@ def run_bounded(
 
 def tokenbudget(*args: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], float]:
     return run_bounded([sys.executable, "-m", "pytest_tokenbudget.cli", *args], cwd)
+
+
+def check_in_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`tokenbudget check` in this process, for a file too small to take much memory or time
+    (as pytest_in_process below): the same exit code and output, without its imports."""
+    from pytest_tokenbudget.cli import main
+
+    out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main(["check", *args])
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["check", *args], code, out.getvalue(), err.getvalue())
 
 
 def pytest_run(
@@ -231,7 +248,7 @@ def test_nesting_past_the_depth_limit_is_one_message(tmp_path, config, cases, wh
 def test_a_value_python_cannot_build_is_one_message_at_its_line(tmp_path, config, cases, expected):
     (tmp_path / "token_budgets.yml").write_text(config)
     (tmp_path / "cases.yml").write_text(cases)
-    done, _ = tokenbudget("check", cwd=tmp_path)
+    done = check_in_process(tmp_path)
     assert done.returncode == 2
     assert expected in one_message(done)
 
@@ -275,7 +292,7 @@ def test_a_number_outside_a_sane_range_is_an_error_at_its_line(tmp_path, line, k
     (tmp_path / "token_budgets.yml").write_text(
         f"endpoints:\n  chat:\n    target_model: claude-sonnet-4-6\n    {line}\n"
     )
-    done, _ = tokenbudget("check", cwd=tmp_path)
+    done = check_in_process(tmp_path)
     assert done.returncode == 2
     text = one_message(done)
     assert f"token_budgets.yml:4: {key}: " in text and why in text
@@ -287,7 +304,7 @@ def test_prices_and_cache_minimums_are_bounded_too(tmp_path):
         "cache_minimums:\n  my-model: 1" + "0" * 30 + "\n"
         "endpoints:\n  chat: {target_model: my-model, max_input_tokens_p95: 10}\n"
     )
-    done, _ = tokenbudget("check", cwd=tmp_path)
+    done = check_in_process(tmp_path)
     text = one_message(done)
     assert done.returncode == 2
     assert "token_budgets.yml:2: input: .inf is out of range" in text
@@ -308,7 +325,7 @@ def test_an_endpoint_name_that_cannot_name_a_folder_is_an_error(tmp_path, name, 
     (tmp_path / "token_budgets.yml").write_text(
         f"endpoints:\n  {name}:\n    max_input_tokens_p95: 10\n"
     )
-    done, _ = tokenbudget("check", cwd=tmp_path)
+    done = check_in_process(tmp_path)
     text = one_message(done)
     assert done.returncode == 2
     assert f"token_budgets.yml:2: {key}: endpoint name " in text and why in text
@@ -342,9 +359,7 @@ def test_pytest_refuses_what_check_refuses_with_the_same_message(pytester, ci_en
     pytester.makepyfile(
         test_x='import pytest\n\n@pytest.mark.token_budget("chat")\ndef test_x():\n    pass\n'
     )
-    checked, _ = tokenbudget(
-        "check", "--config", str(pytester.path / "token_budgets.yml"), cwd=pytester.path
-    )
+    checked = check_in_process(pytester.path, "--config", str(pytester.path / "token_budgets.yml"))
     assert checked.returncode == 2
     message = checked.stderr.removeprefix("tokenbudget check: ").strip()
     result = pytester.runpytest("--token-budget", "-p", "no:cacheprovider")
