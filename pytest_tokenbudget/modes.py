@@ -33,6 +33,24 @@ def parse_margin(text: str) -> float:
     return value
 
 
+MAX_GATE_PCT = 1_000_000  # as a budget file's max_regression_pct (config_schema.json)
+
+
+def parse_gate(text: str) -> float:
+    """A regression gate, --token-budget-max-regression's and the commands' ("10" or "10%"):
+    a percentage from 0 to MAX_GATE_PCT, as the budget file's. nan, inf or a larger number
+    would make a gate that never trips."""
+    try:
+        pct = float(text.removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 <= pct <= MAX_GATE_PCT:  # nan fails both
+        raise argparse.ArgumentTypeError(
+            f"a percentage of growth must be a number from 0 to {MAX_GATE_PCT:,}, got {text!r}"
+        )
+    return pct + 0.0  # -0 is 0
+
+
 # Set on pytest's option namespace when any --token-budget-* option is parsed, from the
 # command line, addopts, PYTEST_ADDOPTS or an @file alike: even at its default value.
 GIVEN = "token_budget_option_given"

@@ -14,24 +14,14 @@ from typing import TYPE_CHECKING
 
 from pytest_tokenbudget.cli.command import ExitCode
 from pytest_tokenbudget.errors import TokenBudgetError
+from pytest_tokenbudget.modes import parse_gate
 from pytest_tokenbudget.plain_text import one_line, safe_json
-from pytest_tokenbudget.report.diff import compare, diff_json, is_gate
+from pytest_tokenbudget.report.diff import compare, diff_json
 from pytest_tokenbudget.report.json_io import report_from_json
 from pytest_tokenbudget.report.reader import load_report
 
 if TYPE_CHECKING:
     from pytest_tokenbudget.cli.command import Subparsers
-
-
-def percent(text: str) -> float:
-    """argparse's type for a percentage of growth (`--max-regression`, `--warn`)."""
-    try:
-        value = float(text.rstrip("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
-    if not is_gate(value):
-        raise argparse.ArgumentTypeError("a percentage of growth must be a number, 0 or more")
-    return value
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -54,14 +44,14 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-regression",
-        type=percent,
+        type=parse_gate,
         default=None,
         metavar="PCT",
         help="fail when a metric grows more than PCT%% over the baseline, even within budget",
     )
     parser.add_argument(
         "--warn",
-        type=percent,
+        type=parse_gate,
         default=None,
         metavar="PCT",
         help="warn when a metric grows more than PCT%% (default: half of --max-regression)",

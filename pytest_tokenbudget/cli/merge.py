@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_tokenbudget.cli.command import ExitCode
-from pytest_tokenbudget.cli.diff import percent
 from pytest_tokenbudget.errors import ReportError, TokenBudgetError
+from pytest_tokenbudget.modes import parse_gate
 from pytest_tokenbudget.plain_text import one_line
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--max-regression",
-        type=percent,
+        type=parse_gate,
         default=None,
         metavar="PCT",
         help="fail when a metric grows more than PCT%% over the baseline, even within budget",

@@ -10,7 +10,14 @@ from typing import Any
 
 import pytest
 
-from pytest_tokenbudget.modes import GIVEN, RECORD_MODES, given, parse_margin, parse_mode
+from pytest_tokenbudget.modes import (
+    GIVEN,
+    RECORD_MODES,
+    given,
+    parse_gate,
+    parse_margin,
+    parse_mode,
+)
 
 # Every --token-budget-* option and its default: any other value turns the plugin on.
 OPTION_DEFAULTS: dict[str, Any] = {
@@ -86,7 +93,7 @@ def add_options(parser: pytest.Parser) -> None:
         group,
         "--token-budget-max-regression",
         metavar="PCT",
-        type=float,
+        type=parse_gate,
         help="fail when a metric grows more than PCT%% over the baseline, even within budget",
     )
     _add(

@@ -11,7 +11,6 @@ its own kind (min or max), as the report states it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,12 +52,6 @@ from pytest_tokenbudget.report.reader import NOT_RUN as HEAD_NOT_RUN
 
 
 # -- comparing -------------------------------------------------------------------------
-def is_gate(pct: float) -> bool:
-    """Whether `pct` can be a max-regression gate: a number, 0 or more. nan or inf would
-    make a gate that never trips."""
-    return pct >= 0 and not math.isinf(pct)
-
-
 def compare(
     base: Report,
     head: Report,

@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 import time
+import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
@@ -77,12 +78,16 @@ def check_in_process(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
     out, err, before = io.StringIO(), io.StringIO(), os.getcwd()
     os.chdir(cwd)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
+    try:  # a warning is printed to stderr, as the command's own process would print it
+        with redirect_stdout(out), redirect_stderr(err), warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
             code = main(["check", *args])
     finally:
         os.chdir(before)
-    return subprocess.CompletedProcess(["check", *args], code, out.getvalue(), err.getvalue())
+    shown = "".join(warnings.formatwarning(x.message, x.category, x.filename, x.lineno) for x in w)
+    return subprocess.CompletedProcess(
+        ["check", *args], code, out.getvalue(), err.getvalue() + shown
+    )
 
 
 def pytest_run(
