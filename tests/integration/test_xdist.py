@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import yaml
-from project_files import record, use_light_sdk
+from project_files import POLICY, faq_request, record, use_light_sdk
 
 from pytest_tokenbudget.cache.doctor import Doctor
 
@@ -75,25 +75,7 @@ def test_workers_ship_samples_as_plain_data(tmp_path):
 
 
 # -- prompt-cache findings: the same whatever order the workers finish in ------------------
-POLICY = "Answer questions about our refund policy. Refunds take 14 days to arrive. " * 20
-FAQ_CASES = [
-    {
-        "id": f"q{i}",
-        "request": {
-            "model": "claude-sonnet-4-6",
-            "max_tokens": 30,
-            "system": [
-                {
-                    "type": "text",
-                    "text": f"Now 2026-12-02T10:0{i % 3}:00Z. {POLICY}",
-                    "cache_control": {"type": "ephemeral"},
-                }
-            ],
-            "messages": [{"role": "user", "content": "Why? " * (1 + 40 * i)}],
-        },
-    }
-    for i in range(6)
-]
+FAQ_CASES = [{"id": f"q{i}", "request": faq_request(i, 1 + 40 * i)} for i in range(6)]
 
 
 def doctor_calls() -> list[tuple[str, str, str, dict, int]]:
@@ -103,15 +85,7 @@ def doctor_calls() -> list[tuple[str, str, str, dict, int]]:
     varying question (never read)."""
     calls = []
     for i in range(6):
-        stamp = f"Now 2026-12-02T10:0{i % 3}:00Z. "  # three variants of the prefix
-        system = [{"type": "text", "text": stamp + POLICY, "cache_control": {"type": "ephemeral"}}]
-        question = {"role": "user", "content": "Why? " * (i + 1)}
-        faq = {
-            "model": "claude-sonnet-4-6",
-            "max_tokens": 30,
-            "system": system,
-            "messages": [question],
-        }
+        faq = faq_request(i, i + 1)
         notes = {
             "model": "claude-sonnet-4-6",
             "max_tokens": 30,

@@ -6,8 +6,27 @@ import json
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 from paths import EXAMPLE, REPO
+
+# A cached system prompt too short for any model to cache, behind a timestamp that takes
+# one of three values: what the prompt-cache findings name (below the minimum, volatile).
+POLICY = "Answer questions about our refund policy. Refunds take 14 days to arrive. " * 20
+
+
+def faq_request(i: int, question_words: int) -> dict[str, Any]:
+    """Case i's request: the policy after timestamp i % 3, then `question_words` words."""
+    stamp = f"Now 2026-12-02T10:0{i % 3}:00Z. "
+    return {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 30,
+        "system": [
+            {"type": "text", "text": stamp + POLICY, "cache_control": {"type": "ephemeral"}}
+        ],
+        "messages": [{"role": "user", "content": "Why? " * question_words}],
+    }
+
 
 CONFIG = """\
 endpoints:

@@ -16,6 +16,7 @@ from typing import Any, get_args
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from project_files import faq_request
 
 from pytest_tokenbudget.config.budgets import load_config
 from pytest_tokenbudget.errors import ConfigError, ReportError, SecretError
@@ -48,7 +49,6 @@ endpoints:
     max_output_tokens_p95: 100
 """
 CASES = "- id: q0\n- id: q1\n"
-POLICY = "Answer questions about our refund policy. Refunds take 14 days to arrive. " * 20
 PRICE_SOURCE = source.describe()["source"]
 
 
@@ -82,18 +82,7 @@ def fed_run(path: Path, tests: range | list[int]) -> BudgetRun:
             calls.append(Call("anthropic", "messages", "claude-opus-4-7", Usage(2000, 300)))
         run.add_calls(calls, endpoint=endpoint, case_id=case_id, test_id=test_id)
         run.add_case_run(CaseRun(endpoint, case_id, test_id, "passed", recorders=("mock",)))
-        request = {
-            "model": "claude-sonnet-4-6",
-            "max_tokens": 30,
-            "system": [
-                {
-                    "type": "text",
-                    "text": f"Now 2026-12-02T10:0{i % 3}:00Z. {POLICY}",
-                    "cache_control": {"type": "ephemeral"},
-                }
-            ],
-            "messages": [{"role": "user", "content": "Why? " * (i + 1)}],
-        }
+        request = faq_request(i, i + 1)
         run.diagnose_request(endpoint, case_id, request, 1000 + 40 * i, test_id)
         rows: list[Row] = [
             ("claude-haiku-4-5", 90 * i, 10, 0, 0, 0, "anthropic", False, True, False, "", 0, "")
