@@ -24,7 +24,7 @@ the time went.
       from its cassette with libyaml); cassetter (with --cassetter)
   (c) the N2 replay with pytest-xdist -n 2 vs serial
   (d) in-process aggregation of 1,000,000 samples (10,000 cases, 3 models):
-      BudgetRun.results() + report.build_report (and, apart, BudgetRun.add_calls)
+      evaluate(BudgetRun) + report.build_report (and, apart, BudgetRun.add_calls)
   (e) one agent case making 200 sequential calls and one making 400, replayed with
       --token-budget and by the floor
 
@@ -247,12 +247,14 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
     import gc
 
     from pytest_tokenbudget.config.budgets import load_config
+    from pytest_tokenbudget.measure.evaluation import evaluate
     from pytest_tokenbudget.measure.run import BudgetRun, Options
     from pytest_tokenbudget.measure.samples import CaseRun
     from pytest_tokenbudget.pricing.prices import table_date
     from pytest_tokenbudget.providers.usage import Call, Usage
+    from pytest_tokenbudget.report.build import build_report
+    from pytest_tokenbudget.report.json_io import report_json
     from pytest_tokenbudget.report.markdown import render_markdown
-    from pytest_tokenbudget.report.model import build_report
 
     tmp = Path(tempfile.mkdtemp(prefix="tokenbudget-agg-"))
     (tmp / "token_budgets.yml").write_text(AGG_CONFIG)
@@ -293,26 +295,29 @@ def aggregate(samples: int, cases: int, repeats: int, wire_samples: int) -> dict
         for _ in range(repeats):
             c0 = time.process_time()
             t0 = time.perf_counter()
-            results = run.results()
+            evaluation = evaluate(run)  # the statistics and verdicts of every endpoint
             t1 = time.perf_counter()
             report = build_report(
-                results, config_path="token_budgets.yml", price_table_date=table_date()
+                evaluation.results,
+                config_path="token_budgets.yml",
+                price_table_date=table_date(),
+                findings=evaluation.findings,
             )
             t2 = time.perf_counter()
             cpu = time.process_time() - c0
             markdown = render_markdown(report)
-            text = json.dumps(report, indent=2)
+            text = json.dumps(report_json(report), indent=2)
             t3 = time.perf_counter()
             runs.append(
                 {
-                    "results_s": t1 - t0,
+                    "evaluate_s": t1 - t0,
                     "build_report_s": t2 - t1,
                     "total_s": t2 - t0,
                     "total_cpu_s": cpu,
                     "markdown_and_json_s": t3 - t2,
                 }
             )
-            del results, report, markdown, text
+            del evaluation, report, markdown, text
             gc.collect()
         return runs
 
@@ -493,12 +498,12 @@ def markdown(res: dict) -> str:
     if "d" in res:
         d = res["d"]
         row(
-            f"(d) aggregate {d['samples']:,} samples ({d['cases']:,} cases): results() + build_report",
+            f"(d) aggregate {d['samples']:,} samples ({d['cases']:,} cases): evaluate() + build_report",
             f"{d['total_s']:.2f} s",
             "< 1 s",
             d["total_s"] < 1.0,
             f"cpu {d['total_cpu_s']:.2f} s; samples in test order; "
-            f"results() {d['results_s']:.2f} s + build_report "
+            f"evaluate() {d['evaluate_s']:.2f} s + build_report "
             f"{d['build_report_s']:.2f} s; markdown + json.dumps {d['markdown_and_json_s']:.2f} s "
             f"(not in target); tests in random order: {d['shuffled']['total_s']:.2f} s; "
             f"add_calls during the tests {d['add_calls_s']:.2f} s "
@@ -806,7 +811,7 @@ def main(argv: list[str] | None = None) -> int:
     if "d" in only:
         log(f"(d) aggregation of {samples:,} samples")
         res["d"] = run_aggregate(samples, 10_000, repeats, 100_000 if not args.quick else 20_000)
-        log(f"  results()+build_report best {res['d']['total_s']:.2f} s")
+        log(f"  evaluate()+build_report best {res['d']['total_s']:.2f} s")
 
     res["timings"] = {name: t.as_dict() for name, t in timings.items()}
     res["loadavg_end"] = list(os.getloadavg())
