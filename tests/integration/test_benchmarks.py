@@ -42,35 +42,15 @@ def test_a_generated_project_replays_with_the_plugin_and_with_the_floor(tmp_path
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["cases"] == 3
 
-    plugin = _run(
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "--token-budget",
-        "-p",
-        "no:recording",
-        "test_bench.py",
-        cwd=project,
-    )
+    def pytest(*args: str) -> subprocess.CompletedProcess[str]:
+        return _run("-m", "pytest", "-p", "no:cacheprovider", "-q", *args, cwd=project)
+
+    plugin = pytest("--token-budget", "-p", "no:recording", "test_bench.py")
     assert plugin.returncode == 0, plugin.stdout + plugin.stderr
     report = json.loads((project / ".token-budget" / "report.json").read_text())
     assert report["endpoints"]["bench"]["calls"] == 3
     assert report["status"] == "pass"
 
-    floor = _run(
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "-q",
-        "-p",
-        "no:tokenbudget",
-        "-p",
-        "no:recording",
-        "test_bench_floor.py",
-        cwd=project,
-    )
+    floor = pytest("-p", "no:tokenbudget", "-p", "no:recording", "test_bench_floor.py")
     assert floor.returncode == 0, floor.stdout + floor.stderr
     assert "3 passed" in floor.stdout
