@@ -10,7 +10,7 @@ same cassettes (``cassettes/bench/<case_id>.yaml``):
     pytest -p no:tokenbudget test_bench_vcr.py                # pytest-recording alone
                                                               # (match_on: method, path, query, body)
     pytest -p no:tokenbudget -p no:recording test_bench_floor.py   # the floor: the SDK over an
-                                                              # in-memory httpx2.MockTransport
+                                                              # in-memory MockTransport
     PYTHONPATH=CASSETTER_DIR pytest -p no:tokenbudget -p no:recording test_bench_cassetter.py
                                                               # cassetter (pip install --target)
 
@@ -156,15 +156,18 @@ def test_bench_vcr(case):
 """
 
 TEST_FLOOR = """\
-# The floor: the same test, the real SDK over an in-memory httpx2.MockTransport serving each
+# The floor: the same test, the real SDK over an in-memory MockTransport serving each
 # case's recorded response (its cassette read with libyaml, no matching, no recorder at all).
 # Run with -p no:tokenbudget -p no:recording.
+import importlib
 from pathlib import Path
 
 import anthropic
-import httpx2
 import pytest
 import yaml
+
+# The HTTP library the installed SDK builds on: httpx2 from anthropic 2.x, httpx before.
+httpx = importlib.import_module(anthropic.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
 
 import app
 from cases_io import load_cases
@@ -179,7 +182,7 @@ def _serve(request):
     response = _queue.pop(0)["response"]
     body = response["body"]["string"]
     headers = [(k, v) for k, values in response["headers"].items() for v in values]
-    return httpx2.Response(
+    return httpx.Response(
         response["status"]["code"],
         headers=headers,
         content=body.encode("utf-8") if isinstance(body, str) else body,
@@ -187,7 +190,7 @@ def _serve(request):
 
 
 app._SHARED = anthropic.Anthropic(
-    http_client=anthropic.DefaultHttpxClient(transport=httpx2.MockTransport(_serve))
+    http_client=anthropic.DefaultHttpxClient(transport=httpx.MockTransport(_serve))
 )
 
 

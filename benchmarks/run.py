@@ -20,8 +20,8 @@ the time went.
   (a) an unused install: 2,000 trivial tests, plugin loaded vs -p no:tokenbudget
   (b) replay of N1 and N2 one-call cases, on the same cassettes: --token-budget;
       pytest-recording alone (match_on method, path, query, body); the floor (the real SDK
-      over an in-memory httpx2.MockTransport serving each case's recorded response, read
-      from its cassette with libyaml); cassetter (with --cassetter)
+      over an in-memory MockTransport of its HTTP library, serving each case's recorded
+      response, read from its cassette with libyaml); cassetter (with --cassetter)
   (c) the N2 replay with pytest-xdist -n 2 vs serial
   (d) in-process aggregation of 1,000,000 samples (10,000 cases, 3 models):
       evaluate(BudgetRun) + report.build_report (and, apart, BudgetRun.add_calls)
