@@ -39,32 +39,30 @@ ORDER = [
 NOT_LAYERS = {"__init__", "__main__", "__version__"}
 
 
-def _absolute(node: ast.ImportFrom, me: tuple[str, ...]) -> list[str]:
-    """The dotted names an import-from brings in; a relative one resolved against `me`."""
-    base = list(me[: len(me) - node.level]) if node.level else []
-    module = base + (node.module.split(".") if node.module else [])
-    if node.module or not node.level:
-        return (
-            [".".join(module)] if len(module) > 1 else [f"{module[0]}.{a.name}" for a in node.names]
-        )
-    return [".".join([*module, a.name]) for a in node.names]
+def _from_names(node: ast.ImportFrom, me: tuple[str, ...]) -> list[str]:
+    """What an import-from names, dotted; a relative one resolved against `me`, the dotted
+    name of the importing module. `from pytest_tokenbudget import cli` names each import."""
+    base = me[: len(me) - node.level] if node.level else ()
+    module = [*base, *(node.module.split(".") if node.module else ())]
+    if len(module) > 1:
+        return [".".join(module)]
+    return [".".join([*module, alias.name]) for alias in node.names]
 
 
-def _imported_layers(tree: ast.Module, me: tuple[str, ...] = ("",)) -> list[tuple[int, str]]:
+def _imported_layers(tree: ast.Module, me: tuple[str, ...]) -> list[tuple[int, str]]:
     """Every layer a module names in an import: absolute, relative (`me` is the module's dotted
     name), or a literal string given to importlib.import_module or __import__."""
     found: list[tuple[int, str]] = []
     for node in ast.walk(tree):
         dotted: list[str] = []
         if isinstance(node, ast.ImportFrom):
-            dotted = _absolute(node, me)
+            dotted = _from_names(node, me)
         elif isinstance(node, ast.Import):
             dotted = [a.name for a in node.names]
         elif isinstance(node, ast.Call) and node.args:
-            name = node.func.attr if isinstance(node.func, ast.Attribute) else ""
-            name = node.func.id if isinstance(node.func, ast.Name) else name
+            called = getattr(node.func, "attr", getattr(node.func, "id", ""))
             first = node.args[0]
-            if name in {"import_module", "__import__"} and isinstance(first, ast.Constant):
+            if called in {"import_module", "__import__"} and isinstance(first, ast.Constant):
                 dotted = [str(first.value)]
         found += [
             (node.lineno, parts[1])
@@ -142,7 +140,7 @@ MAX_LINES = 600
 
 
 def _faces() -> list[Path]:
-    return sorted(p for p in PACKAGE.glob("*/__init__.py"))
+    return sorted(PACKAGE.glob("*/__init__.py"))
 
 
 def test_every_package_face_says_what_flows_in_and_out_and_imports_nothing() -> None:
